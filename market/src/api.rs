@@ -1,0 +1,198 @@
+//! The axum router: thin handlers that parse, authenticate and call into
+//! [`crate::bids`], [`crate::claims`], [`crate::results`] and [`crate::views`].
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tally_protocol::wire::*;
+use tally_protocol::{AssignmentId, BidId, Sha256Hex, TaskId};
+
+use crate::auth::{require_operator, Signed};
+use crate::error::{MarketError, Result};
+use crate::{bids, claims, ledger, now_ms, results, views, Market};
+
+type S = State<Arc<Market>>;
+
+/// Every route of the v1 API.
+pub fn router(m: Arc<Market>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/models", post(upload_model))
+        .route("/v1/models/{hash}", get(download_model))
+        .route("/v1/offers", post(post_offer))
+        .route("/v1/bids", post(post_bid))
+        .route("/v1/bids/{id}", get(get_bid))
+        .route("/v1/claims", post(claim))
+        .route("/v1/inputs/{hash}", get(get_input))
+        .route("/v1/assignments/{id}/heartbeat", post(heartbeat))
+        .route("/v1/assignments/{id}/result", post(submit_result))
+        .route("/v1/assignments/{id}/failure", post(report_failure))
+        .route("/v1/tasks/{id}/evidence", get(evidence))
+        .route("/v1/settlements", get(settlements))
+        .route("/v1/market", get(market))
+        .route("/v1/accounts/me", get(account_me))
+        .route("/v1/admin/credits", post(admin_credit))
+        .fallback(|| async { MarketError::NotFound("no such endpoint; see the v1 API table".into()) })
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(Arc::clone(&m), count_requests))
+        .with_state(m)
+}
+
+async fn count_requests(State(m): S, req: Request, next: Next) -> Response {
+    m.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    next.run(req).await
+}
+
+fn id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T> {
+    raw.parse()
+        .map_err(|_| MarketError::bad("bad_id", format!("{what} must be an integer id, got {raw:?}")))
+}
+
+fn hash(raw: &str) -> Result<Sha256Hex> {
+    Sha256Hex::parse(raw).map_err(|e| MarketError::bad("bad_hash", e.to_string()))
+}
+
+async fn metrics(State(m): S) -> Result<Response> {
+    let text = views::metrics(&m).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+async fn upload_model(State(m): S, s: Signed) -> Result<Json<ModelUploaded>> {
+    if s.body.is_empty() {
+        return Err(MarketError::bad("empty_model", "the model is the raw ONNX bytes of the body"));
+    }
+    let h = Sha256Hex::of(&s.body);
+    let mut tx = m.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO models (hash, bytes, size, uploaded_by, created_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (hash) DO NOTHING",
+    )
+    .bind(h.as_str())
+    .bind(s.body.as_ref())
+    .bind(s.body.len() as i64)
+    .bind(s.account().as_str())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(ModelUploaded {
+        model: h,
+        size: s.body.len() as u64,
+    }))
+}
+
+async fn download_model(State(m): S, Path(raw): Path<String>) -> Result<Response> {
+    let h = hash(&raw)?;
+    let row = sqlx::query("SELECT bytes FROM models WHERE hash = $1")
+        .bind(h.as_str())
+        .fetch_optional(m.db.pool())
+        .await?
+        .ok_or_else(|| MarketError::NotFound(format!("no model {h}")))?;
+    let bytes: Vec<u8> = sqlx::Row::try_get(&row, "bytes")?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+async fn post_offer(State(m): S, s: Signed) -> Result<Json<Offer>> {
+    Ok(Json(claims::post_offer(&m, s.account(), s.json()?).await?))
+}
+
+async fn post_bid(State(m): S, s: Signed) -> Result<(StatusCode, Json<BidCreated>)> {
+    let created = bids::create_bid(&m, s.account(), s.json()?).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn get_bid(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Json<BidStatus>> {
+    Ok(Json(views::bid_status(&m, s.account(), id::<BidId>(&raw, "bid")?).await?))
+}
+
+async fn claim(State(m): S, s: Signed) -> Result<Json<Claimed>> {
+    Ok(Json(claims::claim(&m, s.account(), s.json()?).await?))
+}
+
+/// Input bytes go to the client who sent them and to workers assigned to them.
+async fn get_input(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Response> {
+    let h = hash(&raw)?;
+    let who = s.account().as_str();
+    let allowed = sqlx::query(
+        "SELECT 1 AS one FROM tasks t JOIN bids b ON b.id = t.bid_id
+         WHERE t.input = $1 AND (b.client = $2 OR EXISTS
+           (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker = $2 AND a.status = 'leased'))
+         LIMIT 1",
+    )
+    .bind(h.as_str())
+    .bind(who)
+    .fetch_optional(m.db.pool())
+    .await?
+    .is_some();
+    if !allowed {
+        return Err(MarketError::Forbidden(format!(
+            "input {h} is readable only by its client and the workers assigned to it"
+        )));
+    }
+    let row = sqlx::query("SELECT bytes FROM inputs WHERE hash = $1")
+        .bind(h.as_str())
+        .fetch_one(m.db.pool())
+        .await?;
+    let bytes: Vec<u8> = sqlx::Row::try_get(&row, "bytes")?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+async fn heartbeat(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Json<Lease>> {
+    Ok(Json(results::heartbeat(&m, s.account(), id::<AssignmentId>(&raw, "assignment")?).await?))
+}
+
+async fn submit_result(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Json<AssignmentOutcome>> {
+    let a = id::<AssignmentId>(&raw, "assignment")?;
+    let req: ResultRequest = s.json()?;
+    Ok(Json(results::submit_result(&m, &s.headers, a, &s.body, &req).await?))
+}
+
+async fn report_failure(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Json<AssignmentOutcome>> {
+    let a = id::<AssignmentId>(&raw, "assignment")?;
+    let req: FailureRequest = s.json()?;
+    Ok(Json(results::report_failure(&m, s.account(), a, &req.reason).await?))
+}
+
+async fn evidence(State(m): S, Path(raw): Path<String>) -> Result<Json<Evidence>> {
+    Ok(Json(views::evidence(&m, id::<TaskId>(&raw, "task")?).await?))
+}
+
+async fn settlements(State(m): S, Query(q): Query<HashMap<String, String>>) -> Result<Json<SettlementPage>> {
+    let after = match q.get("after") {
+        Some(v) => id::<u64>(v, "after")?,
+        None => 0,
+    };
+    let limit = match q.get("limit") {
+        Some(v) => id::<u32>(v, "limit")?.clamp(1, 1000),
+        None => 1000,
+    };
+    Ok(Json(views::settlements(&m, after, limit).await?))
+}
+
+async fn market(State(m): S) -> Result<Json<MarketStats>> {
+    Ok(Json(views::market_stats(&m).await?))
+}
+
+async fn account_me(State(m): S, s: Signed) -> Result<Json<AccountView>> {
+    Ok(Json(views::account_view(&m, s.account()).await?))
+}
+
+async fn admin_credit(State(m): S, s: Signed) -> Result<Json<AccountView>> {
+    require_operator(&m, &s)?;
+    let req: CreditRequest = s.json()?;
+    if req.amount.0 <= 0 {
+        return Err(MarketError::bad("bad_amount", "amount must be a positive number of stroops"));
+    }
+    let mut tx = m.db.begin().await?;
+    ledger::credit(&mut tx, &req.account, req.amount).await?;
+    tx.commit().await?;
+    Ok(Json(views::account_view(&m, &req.account).await?))
+}

@@ -1,0 +1,243 @@
+//! Taking a bid: validate everything first, then write the bid, its inputs,
+//! its tasks and its reservation in one transaction — or nothing at all.
+
+use std::io::Cursor;
+
+use base64::Engine as _;
+use sqlx::Row;
+use tally_protocol::vote::VoteParams;
+use tally_protocol::wire::{BidCreated, BidRequest};
+use tally_protocol::{AccountId, BidId, Sha256Hex, Stroops, TaskId};
+
+use crate::error::{MarketError, Result};
+use crate::ledger::{self, Book, Cause, Leg};
+use crate::{now_ms, Market};
+
+/// A decoded, checked input image.
+struct Input {
+    hash: Sha256Hex,
+    bytes: Vec<u8>,
+    width: u32,
+    height: u32,
+}
+
+/// Check a bid's numbers; returns its voting parameters and replica ceiling.
+fn validate(m: &Market, req: &BidRequest) -> Result<(VoteParams, u32, Stroops)> {
+    let lim = &m.config.limits;
+    if req.price.0 <= 0 {
+        return Err(MarketError::bad("bad_price", "price must be a positive number of stroops"));
+    }
+    if req.replicas == 0 || req.replicas > lim.max_replicas {
+        return Err(MarketError::bad(
+            "bad_replicas",
+            format!("replicas must be between 1 and {}", lim.max_replicas),
+        ));
+    }
+    if req.quorum == 0 || req.quorum > req.replicas {
+        return Err(MarketError::bad(
+            "bad_quorum",
+            format!("quorum must be between 1 and replicas ({})", req.replicas),
+        ));
+    }
+    let max_replicas = req.max_replicas.unwrap_or((req.replicas + 2).min(lim.max_replicas));
+    if max_replicas < req.replicas || max_replicas > lim.max_replicas {
+        return Err(MarketError::bad(
+            "bad_max_replicas",
+            format!("max_replicas must be between replicas ({}) and {}", req.replicas, lim.max_replicas),
+        ));
+    }
+    if req.inputs.is_empty() || req.inputs.len() > lim.max_inputs {
+        return Err(MarketError::bad(
+            "bad_inputs",
+            format!("a bid carries 1 to {} inputs", lim.max_inputs),
+        ));
+    }
+    if req.deadline_secs == 0 || req.deadline_secs > 7 * 24 * 3600 {
+        return Err(MarketError::bad("bad_deadline", "deadline_secs must be between 1 and 604800"));
+    }
+    let d = VoteParams::default();
+    let unit = |v: Option<f64>, default: f64, name: &'static str| -> Result<f64> {
+        let v = v.unwrap_or(default);
+        if v.is_finite() && v > 0.0 && v <= 1.0 {
+            Ok(v)
+        } else {
+            Err(MarketError::bad("bad_vote_params", format!("{name} must be in (0, 1]")))
+        }
+    };
+    let params = VoteParams {
+        quorum: req.quorum,
+        iou: unit(req.iou, d.iou, "iou")?,
+        min_score: unit(req.min_score, d.min_score, "min_score")?,
+        agree: unit(req.agree, d.agree, "agree")?,
+        margin: d.margin,
+    };
+    let reserve = req
+        .price
+        .checked_mul(i64::from(max_replicas))
+        .and_then(|s| s.checked_mul(req.inputs.len() as i64))
+        .ok_or_else(|| MarketError::bad("amount_overflow", "price x max_replicas x inputs overflows"))?;
+    Ok((params, max_replicas, reserve))
+}
+
+/// Decode and check one base64 image (runs on a blocking thread).
+fn decode_input(m_limits: &crate::Limits, index: usize, b64: &str) -> Result<Input> {
+    let max_b64 = m_limits.max_image_bytes / 3 * 4 + 4;
+    if b64.len() > max_b64 {
+        return Err(MarketError::TooLarge(format!(
+            "input {index} is larger than {} bytes",
+            m_limits.max_image_bytes
+        )));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| MarketError::bad("bad_base64", format!("input {index} is not valid base64: {e}")))?;
+    let undecodable = |e: image::ImageError| {
+        MarketError::unprocessable("undecodable_image", format!("input {index} is not a decodable image: {e}"))
+    };
+    let reader = image::ImageReader::new(Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| MarketError::unprocessable("undecodable_image", format!("input {index}: {e}")))?;
+    if reader.format().is_none() {
+        return Err(MarketError::unprocessable(
+            "undecodable_image",
+            format!("input {index} is not a JPEG, PNG, WebP or BMP image"),
+        ));
+    }
+    let (w, h) = reader.into_dimensions().map_err(undecodable)?;
+    if u64::from(w) * u64::from(h) > m_limits.max_image_pixels || w == 0 || h == 0 {
+        return Err(MarketError::TooLarge(format!(
+            "input {index} is {w}x{h}; images may have at most {} pixels",
+            m_limits.max_image_pixels
+        )));
+    }
+    // Decode the whole image: a truncated file fails here, not on a worker.
+    image::ImageReader::new(Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| MarketError::unprocessable("undecodable_image", format!("input {index}: {e}")))?
+        .decode()
+        .map_err(undecodable)?;
+    Ok(Input {
+        hash: Sha256Hex::of(&bytes),
+        bytes,
+        width: w,
+        height: h,
+    })
+}
+
+/// Take a bid for `client`.
+pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Result<BidCreated> {
+    let (params, max_replicas, reserve) = validate(m, &req)?;
+    let model_known = sqlx::query("SELECT 1 AS one FROM models WHERE hash = $1")
+        .bind(req.model.as_str())
+        .fetch_optional(m.db.pool())
+        .await?
+        .is_some();
+    if !model_known {
+        return Err(MarketError::NotFound(format!(
+            "unknown model {}: upload it first (POST /v1/models)",
+            req.model
+        )));
+    }
+    let mut inputs = Vec::with_capacity(req.inputs.len());
+    for (i, b64) in req.inputs.iter().enumerate() {
+        // Inputs already stored were checked when they arrived.
+        let limits = m.config.limits.clone();
+        let b64 = b64.clone();
+        let input = tokio::task::spawn_blocking(move || decode_input(&limits, i, &b64))
+            .await
+            .map_err(|e| MarketError::Corrupt(format!("decoder panicked: {e}")))??;
+        inputs.push(input);
+    }
+
+    let now = now_ms();
+    let deadline = now.saturating_add((req.deadline_secs as i64).saturating_mul(1000));
+    let params_json = serde_json::to_string(&params).expect("params serialize");
+    let mut tx = m.db.begin().await?;
+    let bid = BidId(
+        sqlx::query(
+            "INSERT INTO bids (client, model, price, replicas, quorum, max_replicas, params, fee_bps, reserved, status, deadline_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11) RETURNING id",
+        )
+        .bind(client.as_str())
+        .bind(req.model.as_str())
+        .bind(req.price.0)
+        .bind(i64::from(req.replicas))
+        .bind(i64::from(req.quorum))
+        .bind(i64::from(max_replicas))
+        .bind(params_json)
+        .bind(i64::from(m.config.fee_bps))
+        .bind(reserve.0)
+        .bind(deadline)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get::<i64, _>("id")?,
+    );
+    let mut tasks = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        sqlx::query(
+            "INSERT INTO inputs (hash, bytes, width, height, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (hash) DO NOTHING",
+        )
+        .bind(input.hash.as_str())
+        .bind(&input.bytes)
+        .bind(i64::from(input.width))
+        .bind(i64::from(input.height))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO tasks (bid_id, input, model, price, status, wanted, max_replicas, created_at)
+             VALUES ($1, $2, $3, $4, 'open', $5, $6, $7) RETURNING id",
+        )
+        .bind(bid.0)
+        .bind(input.hash.as_str())
+        .bind(req.model.as_str())
+        .bind(req.price.0)
+        .bind(i64::from(req.replicas))
+        .bind(i64::from(max_replicas))
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("id")?;
+        tasks.push(TaskId(id));
+    }
+    let reserved = ledger::post(
+        &mut tx,
+        "reserve",
+        Cause {
+            bid: Some(bid),
+            ..Cause::default()
+        },
+        &[
+            Leg {
+                book: Book::Available,
+                owner: client.as_str(),
+                amount: -reserve.0,
+            },
+            Leg {
+                book: Book::Reserved,
+                owner: client.as_str(),
+                amount: reserve.0,
+            },
+        ],
+    )
+    .await;
+    if let Err(MarketError::InsufficientFunds(_)) = reserved {
+        let available = ledger::balance(&mut **tx, Book::Available, client.as_str()).await?;
+        return Err(MarketError::InsufficientFunds(format!(
+            "this bid reserves {} stroops (price x max_replicas x inputs) but the available balance is {} stroops",
+            reserve.0,
+            available.0 + reserve.0
+        )));
+    }
+    reserved?;
+    tx.commit().await?;
+    m.metrics.bids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    m.wake().await;
+    Ok(BidCreated {
+        bid,
+        tasks,
+        reserved: reserve,
+    })
+}

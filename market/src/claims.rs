@@ -1,0 +1,227 @@
+//! Matching: a claim takes the best-priced open tasks first (price desc,
+//! then age) among those the worker's offer covers, that still need a
+//! replica, and that this worker has not touched.
+//!
+//! Exclusivity does not rest on the read: each slot is taken by a
+//! conditional `UPDATE ... WHERE taken < wanted`, and `UNIQUE (task_id,
+//! worker)` forbids a second replica of one task to one worker, so it holds
+//! under any interleaving and across several market processes.
+
+use std::time::Duration;
+
+use sqlx::Row;
+use tally_protocol::wire::{Assignment, ClaimRequest, Claimed, Offer, OfferRequest};
+use tally_protocol::{AccountId, AssignmentId, Sha256Hex, Stroops, TaskId};
+
+use crate::db::{int, parse, text};
+use crate::error::{MarketError, Result};
+use crate::{now_ms, to_time, Market};
+
+/// The longest a claim may wait for work.
+pub const MAX_WAIT_MS: u64 = 60_000;
+/// The most assignments one claim may take.
+pub const MAX_TASKS: u32 = 64;
+
+/// Store (or replace) a worker's offer.
+pub async fn post_offer(m: &Market, worker: &AccountId, req: OfferRequest) -> Result<Offer> {
+    if req.models.is_empty() || req.models.len() > 64 {
+        return Err(MarketError::bad("bad_offer", "an offer names 1 to 64 models"));
+    }
+    if req.min_price.0 < 0 {
+        return Err(MarketError::bad("bad_price", "min_price must not be negative"));
+    }
+    if req.capacity == 0 || req.capacity > 1024 {
+        return Err(MarketError::bad("bad_capacity", "capacity must be between 1 and 1024"));
+    }
+    let now = now_ms();
+    let models = serde_json::to_string(&req.models).expect("hashes serialize");
+    let mut tx = m.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO offers (worker, models, min_price, capacity, updated_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (worker) DO UPDATE SET models = excluded.models, min_price = excluded.min_price,
+         capacity = excluded.capacity, updated_at = excluded.updated_at",
+    )
+    .bind(worker.as_str())
+    .bind(models)
+    .bind(req.min_price.0)
+    .bind(i64::from(req.capacity))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO workers (account, last_seen) VALUES ($1, $2)
+         ON CONFLICT (account) DO UPDATE SET last_seen = excluded.last_seen",
+    )
+    .bind(worker.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    tx.commit().await?;
+    m.wake().await;
+    Ok(Offer {
+        worker: worker.clone(),
+        models: req.models,
+        min_price: req.min_price,
+        capacity: req.capacity,
+        updated_at: to_time(now),
+    })
+}
+
+struct StoredOffer {
+    models: Vec<Sha256Hex>,
+    min_price: i64,
+    capacity: i64,
+}
+
+async fn load_offer(m: &Market, worker: &AccountId) -> Result<Option<StoredOffer>> {
+    let row = sqlx::query("SELECT models, min_price, capacity FROM offers WHERE worker = $1")
+        .bind(worker.as_str())
+        .fetch_optional(m.db.pool())
+        .await?;
+    row.map(|r| {
+        Ok(StoredOffer {
+            models: crate::db::json(&text(&r, "models")?, "offer models")?,
+            min_price: int(&r, "min_price")?,
+            capacity: int(&r, "capacity")?,
+        })
+    })
+    .transpose()
+}
+
+/// Long-poll for up to `max_tasks` assignments, waiting at most `wait_ms`.
+pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<Claimed> {
+    if req.max_tasks == 0 || req.max_tasks > MAX_TASKS {
+        return Err(MarketError::bad("bad_claim", format!("max_tasks must be between 1 and {MAX_TASKS}")));
+    }
+    if req.wait_ms > MAX_WAIT_MS {
+        return Err(MarketError::bad("bad_claim", format!("wait_ms must be at most {MAX_WAIT_MS}")));
+    }
+    let offer = load_offer(m, worker).await?.ok_or_else(|| {
+        MarketError::conflict("no_offer", "post an offer (POST /v1/offers) before claiming")
+    })?;
+    touch_worker(m, worker).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms);
+    let mut wake = m.subscribe();
+    let mut shutdown = m.shutdown_signal();
+    loop {
+        wake.borrow_and_update();
+        let held = leased_count(m, worker).await?;
+        let room = (offer.capacity - held).clamp(0, i64::from(req.max_tasks));
+        if room == 0 {
+            return Ok(Claimed { assignments: vec![] });
+        }
+        let got = try_claim(m, worker, &offer, room).await?;
+        if !got.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
+            return Ok(Claimed { assignments: got });
+        }
+        tokio::select! {
+            r = wake.changed() => if r.is_err() { return Ok(Claimed { assignments: vec![] }) },
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn leased_count(m: &Market, worker: &AccountId) -> Result<i64> {
+    let r = sqlx::query("SELECT COUNT(*) AS n FROM assignments WHERE worker = $1 AND status = 'leased'")
+        .bind(worker.as_str())
+        .fetch_one(m.db.pool())
+        .await?;
+    int(&r, "n")
+}
+
+/// Mark the worker as seen (at most every few seconds, to spare writes).
+async fn touch_worker(m: &Market, worker: &AccountId) -> Result<()> {
+    let now = now_ms();
+    let r = sqlx::query("SELECT last_seen FROM workers WHERE account = $1")
+        .bind(worker.as_str())
+        .fetch_optional(m.db.pool())
+        .await?;
+    if let Some(r) = r {
+        if now - int(&r, "last_seen")? < 5_000 {
+            return Ok(());
+        }
+    }
+    let mut tx = m.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO workers (account, last_seen) VALUES ($1, $2)
+         ON CONFLICT (account) DO UPDATE SET last_seen = excluded.last_seen",
+    )
+    .bind(worker.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    tx.commit().await
+}
+
+/// One matching pass: take up to `n` slots now, or none.
+async fn try_claim(m: &Market, worker: &AccountId, offer: &StoredOffer, n: i64) -> Result<Vec<Assignment>> {
+    if offer.models.is_empty() {
+        return Ok(vec![]);
+    }
+    let placeholders: Vec<String> = (0..offer.models.len()).map(|i| format!("${}", i + 4)).collect();
+    let sql = format!(
+        "SELECT t.id, t.model, t.input, t.price FROM tasks t
+         WHERE t.status IN ('open', 'running') AND t.taken < t.wanted AND t.price >= $1
+           AND t.model IN ({})
+           AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker = $2)
+         ORDER BY t.price DESC, t.id ASC LIMIT $3{}",
+        placeholders.join(", "),
+        m.db.dialect().claim_lock_clause()
+    );
+    let mut tx = m.db.begin().await?;
+    let mut q = sqlx::query(&sql).bind(offer.min_price).bind(worker.as_str()).bind(n);
+    for model in &offer.models {
+        q = q.bind(model.as_str());
+    }
+    let candidates = q.fetch_all(&mut **tx).await?;
+    if candidates.is_empty() {
+        return Ok(vec![]);
+    }
+    let now = now_ms();
+    let expires = now + m.config.lease.as_millis() as i64;
+    let mut out = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        let task = int(&c, "id")?;
+        let inserted = sqlx::query(
+            "INSERT INTO assignments (task_id, worker, status, lease_expires_at, created_at)
+             VALUES ($1, $2, 'leased', $3, $4) ON CONFLICT (task_id, worker) DO NOTHING RETURNING id",
+        )
+        .bind(task)
+        .bind(worker.as_str())
+        .bind(expires)
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = inserted else { continue };
+        let assignment: i64 = row.try_get("id")?;
+        let took = sqlx::query(
+            "UPDATE tasks SET taken = taken + 1, status = 'running'
+             WHERE id = $1 AND taken < wanted AND status IN ('open', 'running')",
+        )
+        .bind(task)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if took == 0 {
+            sqlx::query("DELETE FROM assignments WHERE id = $1")
+                .bind(assignment)
+                .execute(&mut **tx)
+                .await?;
+            continue;
+        }
+        out.push(Assignment {
+            assignment: AssignmentId(assignment),
+            task: TaskId(task),
+            model: parse(&text(&c, "model")?, "model hash")?,
+            input: parse(&text(&c, "input")?, "input hash")?,
+            price: Stroops(int(&c, "price")?),
+            lease_expires_at: to_time(expires),
+        });
+    }
+    tx.commit().await?;
+    m.metrics
+        .claims
+        .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    Ok(out)
+}

@@ -1,0 +1,223 @@
+//! The double-entry ledger: every movement of money is a posting whose
+//! entries sum to zero, kept next to a running balance per (book, owner).
+//!
+//! Books: `external` (money from outside; negative by the amount deposited),
+//! `available` (a client's spendable balance), `reserved` (held for open
+//! bids), `earned` (a worker's unpaid earnings), `fees` (the operator's),
+//! `paid` (sent out in settlement transactions).
+
+use sqlx::{Any, Row, Transaction};
+use tally_protocol::{AccountId, AssignmentId, BidId, Stroops, TaskId};
+
+use crate::db::{int, text};
+use crate::error::{MarketError, Result};
+use crate::now_ms;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Book {
+    External,
+    Available,
+    Reserved,
+    Earned,
+    Fees,
+    Paid,
+}
+
+impl Book {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Book::External => "external",
+            Book::Available => "available",
+            Book::Reserved => "reserved",
+            Book::Earned => "earned",
+            Book::Fees => "fees",
+            Book::Paid => "paid",
+        }
+    }
+    /// Every book but `external` must never go negative.
+    pub fn may_go_negative(self) -> bool {
+        self == Book::External
+    }
+}
+
+/// What a posting refers to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cause {
+    pub bid: Option<BidId>,
+    pub task: Option<TaskId>,
+    pub assignment: Option<AssignmentId>,
+    pub settlement: Option<u64>,
+}
+
+/// One leg of a posting.
+pub struct Leg<'a> {
+    pub book: Book,
+    pub owner: &'a str,
+    pub amount: i64,
+}
+
+/// Post `legs` (summing to zero) as one posting of `kind`.
+///
+/// Fails with [`MarketError::InsufficientFunds`] when a book that may not go
+/// negative would; the caller's transaction then rolls back.
+pub async fn post(tx: &mut Transaction<'static, Any>, kind: &str, cause: Cause, legs: &[Leg<'_>]) -> Result<()> {
+    let sum: i128 = legs.iter().map(|l| i128::from(l.amount)).sum();
+    if sum != 0 {
+        return Err(MarketError::Corrupt(format!("posting {kind} does not balance: {sum}")));
+    }
+    let now = now_ms();
+    let posting: i64 = sqlx::query("INSERT INTO postings (kind, created_at) VALUES ($1, $2) RETURNING id")
+        .bind(kind)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("id")?;
+    for leg in legs {
+        if leg.amount == 0 {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO ledger_entries (posting, kind, book, owner, amount, bid_id, task_id, assignment_id, settlement, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(posting)
+        .bind(kind)
+        .bind(leg.book.as_str())
+        .bind(leg.owner)
+        .bind(leg.amount)
+        .bind(cause.bid.map(|b| b.0))
+        .bind(cause.task.map(|t| t.0))
+        .bind(cause.assignment.map(|a| a.0))
+        .bind(cause.settlement.map(|s| s as i64))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        let balance: i64 = sqlx::query(
+            "INSERT INTO balances (book, owner, amount) VALUES ($1, $2, $3)
+             ON CONFLICT (book, owner) DO UPDATE SET amount = balances.amount + excluded.amount
+             RETURNING amount",
+        )
+        .bind(leg.book.as_str())
+        .bind(leg.owner)
+        .bind(leg.amount)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("amount")?;
+        if balance < 0 && !leg.book.may_go_negative() {
+            return Err(MarketError::InsufficientFunds(format!(
+                "{} balance of {} would go negative by {} stroops",
+                leg.book.as_str(),
+                leg.owner,
+                -balance
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The balance of one book of one owner.
+pub async fn balance<'e, E>(exec: E, book: Book, owner: &str) -> Result<Stroops>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let row = sqlx::query("SELECT amount FROM balances WHERE book = $1 AND owner = $2")
+        .bind(book.as_str())
+        .bind(owner)
+        .fetch_optional(exec)
+        .await?;
+    Ok(Stroops(match row {
+        Some(r) => int(&r, "amount")?,
+        None => 0,
+    }))
+}
+
+/// Credit a client's available balance from outside (the admin endpoint).
+pub async fn credit(tx: &mut Transaction<'static, Any>, account: &AccountId, amount: Stroops) -> Result<()> {
+    post(
+        tx,
+        "deposit",
+        Cause::default(),
+        &[
+            Leg {
+                book: Book::External,
+                owner: account.as_str(),
+                amount: -amount.0,
+            },
+            Leg {
+                book: Book::Available,
+                owner: account.as_str(),
+                amount: amount.0,
+            },
+        ],
+    )
+    .await
+}
+
+/// A breach of the ledger's invariants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Breach(pub String);
+
+/// Check the ledger: every posting sums to zero, all entries sum to zero,
+/// every running balance equals the sum of its entries, no book that may not
+/// go negative is negative, and every bid's reservation covers what it spent.
+pub async fn check_invariants(pool: &sqlx::AnyPool) -> Result<Vec<Breach>> {
+    let mut breaches = Vec::new();
+    let rows = sqlx::query(
+        "SELECT posting, CAST(SUM(amount) AS BIGINT) AS total FROM ledger_entries GROUP BY posting HAVING SUM(amount) <> 0",
+    )
+    .fetch_all(pool)
+    .await?;
+    for r in rows {
+        breaches.push(Breach(format!("posting {} sums to {}", int(&r, "posting")?, int(&r, "total")?)));
+    }
+    let rows = sqlx::query(
+        "SELECT b.book, b.owner, b.amount, CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS total
+         FROM balances b LEFT JOIN ledger_entries e ON e.book = b.book AND e.owner = b.owner
+         GROUP BY b.book, b.owner, b.amount",
+    )
+    .fetch_all(pool)
+    .await?;
+    for r in rows {
+        let (book, owner, amount, total) = (text(&r, "book")?, text(&r, "owner")?, int(&r, "amount")?, int(&r, "total")?);
+        if amount != total {
+            breaches.push(Breach(format!("{book} of {owner}: balance {amount} but entries sum to {total}")));
+        }
+        if amount < 0 && book != Book::External.as_str() {
+            breaches.push(Breach(format!("{book} of {owner} is negative: {amount}")));
+        }
+    }
+    let rows = sqlx::query("SELECT id, reserved, spent, status FROM bids WHERE spent > reserved OR spent < 0")
+        .fetch_all(pool)
+        .await?;
+    for r in rows {
+        breaches.push(Breach(format!(
+            "bid {} spent {} of a {} reservation",
+            int(&r, "id")?,
+            int(&r, "spent")?,
+            int(&r, "reserved")?
+        )));
+    }
+    let total: i64 = sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries")
+        .fetch_one(pool)
+        .await?
+        .try_get("total")?;
+    if total != 0 {
+        breaches.push(Breach(format!("all entries sum to {total}")));
+    }
+    // A closed bid holds nothing in reserve; an open one holds reserved - spent.
+    let rows = sqlx::query(
+        "SELECT b.id, b.reserved, b.spent, b.status, CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS held
+         FROM bids b LEFT JOIN ledger_entries e ON e.bid_id = b.id AND e.book = 'reserved'
+         GROUP BY b.id, b.reserved, b.spent, b.status",
+    )
+    .fetch_all(pool)
+    .await?;
+    for r in rows {
+        let (id, reserved, spent, held) = (int(&r, "id")?, int(&r, "reserved")?, int(&r, "spent")?, int(&r, "held")?);
+        let want = if text(&r, "status")? == "done" { 0 } else { reserved - spent };
+        if held != want {
+            breaches.push(Breach(format!("bid {id} holds {held} in reserve, expected {want}")));
+        }
+    }
+    Ok(breaches)
+}

@@ -1,0 +1,42 @@
+//! The Tally market: clients bid, workers claim, the vote decides, the
+//! ledger pays, settlement batches go out on Stellar.
+//!
+//! - [`config`]: what `tally serve` is told: database, operator key, fees, limits.
+//! - [`db`]: the sqlx pool, migrations, and the SQLite/PostgreSQL [`db::Dialect`]s.
+//! - [`error`]: the one error type and its HTTP mapping.
+//! - [`lifecycle`]: task and assignment states and their one transition check.
+//! - [`ledger`]: double-entry postings, balances, and the invariant check.
+//! - [`bids`]: validating a bid, storing its inputs, reserving its money.
+//! - [`claims`]: matching workers to tasks; exclusive, long-polled, woken by new work.
+//! - [`results`]: leases, results, failures, the vote, payment, expiry.
+//! - [`views`]: read models: bid status, evidence, accounts, market stats, metrics.
+//! - [`auth`]: the signed-request extractor and replay protection.
+//! - [`api`]: the axum router.
+//! - [`server`]: start-up, background jobs, graceful shutdown.
+
+pub mod api;
+pub mod auth;
+pub mod bids;
+pub mod claims;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod ledger;
+pub mod lifecycle;
+pub mod results;
+pub mod server;
+pub mod views;
+
+pub use config::{Config, Limits};
+pub use error::{MarketError, Result};
+pub use server::{serve, Market};
+
+/// Unix time in milliseconds, UTC.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Milliseconds since the epoch to an RFC 3339 UTC time.
+pub fn to_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}

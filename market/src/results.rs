@@ -1,0 +1,573 @@
+//! Leases, results, failures, the vote, payment and expiry: everything that
+//! moves a task or an assignment forward, each in one transaction.
+
+use std::sync::atomic::Ordering;
+
+use sqlx::{Any, Row, Transaction};
+use tally_protocol::signing::SignedHeaders;
+use tally_protocol::vote::{self, Ballot, Verdict, VoteParams};
+use tally_protocol::wire::{AssignmentOutcome, Lease, ResultRequest, TaskState};
+use tally_protocol::{AccountId, AssignmentId, BidId, Stroops, TaskId};
+
+use crate::db::{int, json, parse, text};
+use crate::error::{MarketError, Result};
+use crate::ledger::{self, Book, Cause, Leg};
+use crate::lifecycle::{assignment_transition, parse_task_state, task_transition, AssignmentState};
+use crate::{now_ms, to_time, Market};
+
+/// The verdict as stored: the public one plus which results formed it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StoredVerdict {
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// The results the consensus was voted from; later ones were judged against it.
+    pub voted: Vec<AssignmentId>,
+}
+
+struct AssignmentRow {
+    task: TaskId,
+    worker: AccountId,
+    state: AssignmentState,
+}
+
+async fn load_assignment(tx: &mut Transaction<'static, Any>, id: AssignmentId) -> Result<AssignmentRow> {
+    let r = sqlx::query("SELECT task_id, worker, status FROM assignments WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| MarketError::NotFound(format!("no assignment {id}")))?;
+    Ok(AssignmentRow {
+        task: TaskId(int(&r, "task_id")?),
+        worker: parse(&text(&r, "worker")?, "worker")?,
+        state: AssignmentState::parse(&text(&r, "status")?)?,
+    })
+}
+
+/// Load an assignment the caller holds under a live lease.
+async fn load_leased(tx: &mut Transaction<'static, Any>, id: AssignmentId, worker: &AccountId) -> Result<AssignmentRow> {
+    let a = load_assignment(tx, id).await?;
+    if &a.worker != worker {
+        return Err(MarketError::Forbidden(format!("assignment {id} belongs to another worker")));
+    }
+    match a.state {
+        AssignmentState::Leased => Ok(a),
+        AssignmentState::Expired => Err(MarketError::conflict("lease_expired", format!("the lease on assignment {id} expired"))),
+        AssignmentState::Cancelled => Err(MarketError::conflict("cancelled", format!("assignment {id} was cancelled: its bid's deadline passed"))),
+        other => Err(MarketError::conflict(
+            "already_finished",
+            format!("assignment {id} is already {}", other.as_str()),
+        )),
+    }
+}
+
+async fn set_assignment(tx: &mut Transaction<'static, Any>, id: AssignmentId, from: AssignmentState, to: AssignmentState) -> Result<()> {
+    assignment_transition(from, to)?;
+    let n = sqlx::query("UPDATE assignments SET status = $1, finished_at = COALESCE(finished_at, $2) WHERE id = $3 AND status = $4")
+        .bind(to.as_str())
+        .bind(now_ms())
+        .bind(id.0)
+        .bind(from.as_str())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(MarketError::conflict("state_changed", format!("assignment {id} changed state meanwhile")))
+    }
+}
+
+/// Extend a lease.
+pub async fn heartbeat(m: &Market, worker: &AccountId, id: AssignmentId) -> Result<Lease> {
+    let mut tx = m.db.begin().await?;
+    load_leased(&mut tx, id, worker).await?;
+    let expires = now_ms() + m.config.lease.as_millis() as i64;
+    sqlx::query("UPDATE assignments SET lease_expires_at = $1 WHERE id = $2 AND status = 'leased'")
+        .bind(expires)
+        .bind(id.0)
+        .execute(&mut **tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Lease {
+        assignment: id,
+        lease_expires_at: to_time(expires),
+    })
+}
+
+/// Check a result body before anything is written.
+pub fn validate_result(m: &Market, req: &ResultRequest) -> Result<()> {
+    if req.detections.len() > m.config.limits.max_detections {
+        return Err(MarketError::bad(
+            "bad_result",
+            format!("at most {} detections per result", m.config.limits.max_detections),
+        ));
+    }
+    for (i, d) in req.detections.iter().enumerate() {
+        if !d.is_well_formed() || !(0.0..=1.0).contains(&d.score) || d.class_id >= 100_000 || d.label.len() > 64 {
+            return Err(MarketError::bad(
+                "bad_result",
+                format!("detection {i} is malformed: scores lie in [0, 1] and boxes are [x1, y1, x2, y2] with x1 <= x2, y1 <= y2"),
+            ));
+        }
+    }
+    if !req.elapsed_ms.is_finite() || req.elapsed_ms < 0.0 {
+        return Err(MarketError::bad("bad_result", "elapsed_ms must be a non-negative number"));
+    }
+    Ok(())
+}
+
+/// Store a signed result and let the vote run.
+pub async fn submit_result(
+    m: &Market,
+    signed: &SignedHeaders,
+    id: AssignmentId,
+    body: &[u8],
+    req: &ResultRequest,
+) -> Result<AssignmentOutcome> {
+    validate_result(m, req)?;
+    let mut tx = m.db.begin().await?;
+    let a = load_leased(&mut tx, id, &signed.account).await?;
+    sqlx::query(
+        "UPDATE assignments SET status = 'submitted', body = $1, signed_at = $2, nonce = $3, signature = $4,
+         elapsed_ms = $5, finished_at = $6 WHERE id = $7 AND status = 'leased'",
+    )
+    .bind(body)
+    .bind(signed.timestamp_ms)
+    .bind(&signed.nonce)
+    .bind(&signed.signature)
+    .bind(req.elapsed_ms)
+    .bind(now_ms())
+    .bind(id.0)
+    .execute(&mut **tx)
+    .await?;
+    m.metrics.results.fetch_add(1, Ordering::Relaxed);
+    let outcome = decide(m, &mut tx, a.task).await?;
+    let status = assignment_status(&mut tx, id).await?;
+    tx.commit().await?;
+    if outcome.wake {
+        m.wake().await;
+    }
+    Ok(AssignmentOutcome {
+        assignment: id,
+        task: a.task,
+        status: status.as_str().to_string(),
+        task_status: outcome.task_state,
+    })
+}
+
+async fn assignment_status(tx: &mut Transaction<'static, Any>, id: AssignmentId) -> Result<AssignmentState> {
+    let r = sqlx::query("SELECT status FROM assignments WHERE id = $1").bind(id.0).fetch_one(&mut **tx).await?;
+    AssignmentState::parse(&text(&r, "status")?)
+}
+
+/// A worker could not run its assignment: the slot goes back to the pool.
+pub async fn report_failure(m: &Market, worker: &AccountId, id: AssignmentId, reason: &str) -> Result<AssignmentOutcome> {
+    if reason.trim().is_empty() || reason.len() > 1000 {
+        return Err(MarketError::bad("bad_failure", "reason must be 1 to 1000 characters"));
+    }
+    let mut tx = m.db.begin().await?;
+    let a = load_leased(&mut tx, id, worker).await?;
+    set_assignment(&mut tx, id, AssignmentState::Leased, AssignmentState::Failed).await?;
+    sqlx::query("UPDATE assignments SET reason = $1 WHERE id = $2").bind(reason).bind(id.0).execute(&mut **tx).await?;
+    release_slot(&mut tx, a.task).await?;
+    // An input no worker can run must not circulate for ever.
+    let task = load_task(&mut tx, a.task).await?;
+    let failures: i64 = sqlx::query("SELECT COUNT(*) AS n FROM assignments WHERE task_id = $1 AND status = 'failed'")
+        .bind(a.task.0)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("n")?;
+    let mut task_state = task.state;
+    if !task.state.is_final() && failures >= task.max_replicas {
+        fail_task(m, &mut tx, &task).await?;
+        task_state = TaskState::Failed;
+    } else if !task.state.is_final() {
+        decide(m, &mut tx, a.task).await?;
+    }
+    tx.commit().await?;
+    m.metrics.failures.fetch_add(1, Ordering::Relaxed);
+    m.wake().await;
+    Ok(AssignmentOutcome {
+        assignment: id,
+        task: a.task,
+        status: AssignmentState::Failed.as_str().to_string(),
+        task_status: task_state,
+    })
+}
+
+async fn release_slot(tx: &mut Transaction<'static, Any>, task: TaskId) -> Result<()> {
+    sqlx::query(
+        "UPDATE tasks SET taken = taken - 1,
+         status = CASE WHEN status = 'running' AND taken - 1 = 0 THEN 'open' ELSE status END
+         WHERE id = $1",
+    )
+    .bind(task.0)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub struct TaskRow {
+    pub id: TaskId,
+    pub bid: BidId,
+    pub client: AccountId,
+    pub state: TaskState,
+    pub price: Stroops,
+    pub fee_bps: u32,
+    pub wanted: i64,
+    pub max_replicas: i64,
+    pub params: VoteParams,
+    pub verdict: Option<StoredVerdict>,
+}
+
+pub async fn load_task(tx: &mut Transaction<'static, Any>, id: TaskId) -> Result<TaskRow> {
+    let r = sqlx::query(
+        "SELECT t.id, t.bid_id, t.status, t.price, t.wanted, t.max_replicas, t.verdict, b.params, b.fee_bps, b.client
+         FROM tasks t JOIN bids b ON b.id = t.bid_id WHERE t.id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| MarketError::NotFound(format!("no task {id}")))?;
+    let verdict: Option<String> = r.try_get("verdict")?;
+    Ok(TaskRow {
+        id,
+        bid: BidId(int(&r, "bid_id")?),
+        client: parse(&text(&r, "client")?, "client")?,
+        state: parse_task_state(&text(&r, "status")?)?,
+        price: Stroops(int(&r, "price")?),
+        fee_bps: int(&r, "fee_bps")? as u32,
+        wanted: int(&r, "wanted")?,
+        max_replicas: int(&r, "max_replicas")?,
+        params: json(&text(&r, "params")?, "bid params")?,
+        verdict: verdict.map(|v| json(&v, "verdict")).transpose()?,
+    })
+}
+
+/// What a decision did.
+pub struct Decision {
+    pub task_state: TaskState,
+    /// Whether claimers should look again (a replica was added).
+    pub wake: bool,
+}
+
+/// Run the vote on a task if it can be decided, and act on the outcome.
+pub async fn decide(m: &Market, tx: &mut Transaction<'static, Any>, task_id: TaskId) -> Result<Decision> {
+    let task = load_task(tx, task_id).await?;
+    let rows = sqlx::query("SELECT id, worker, status, body FROM assignments WHERE task_id = $1 ORDER BY id")
+        .bind(task_id.0)
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut submitted = Vec::new();
+    let mut outstanding = 0;
+    for r in &rows {
+        let state = AssignmentState::parse(&text(r, "status")?)?;
+        match state {
+            AssignmentState::Leased => outstanding += 1,
+            AssignmentState::Submitted => {
+                let body: Vec<u8> = r.try_get("body")?;
+                let req: ResultRequest = serde_json::from_slice(&body)
+                    .map_err(|e| MarketError::Corrupt(format!("stored result body: {e}")))?;
+                submitted.push((AssignmentId(int(r, "id")?), parse::<AccountId>(&text(r, "worker")?, "worker")?, req));
+            }
+            _ => {}
+        }
+    }
+    let unchanged = Decision {
+        task_state: task.state,
+        wake: false,
+    };
+    if task.state == TaskState::Verified {
+        // Late results are judged against the consensus.
+        let mut stored = task.verdict.clone().ok_or_else(|| MarketError::Corrupt(format!("verified task {task_id} has no verdict")))?;
+        for (id, worker, req) in &submitted {
+            let agrees = vote::agrees(&task.params, &stored.verdict.consensus, &req.detections);
+            judge(m, tx, &task, *id, worker, agrees).await?;
+            if agrees {
+                stored.verdict.agree.push(*id);
+                stored.verdict.agree.sort();
+            } else {
+                stored.verdict.disagree.push(*id);
+                stored.verdict.disagree.sort();
+            }
+        }
+        if !submitted.is_empty() {
+            save_verdict(tx, task_id, &stored).await?;
+        }
+        close_bid_if_done(m, tx, task.bid).await?;
+        return Ok(unchanged);
+    }
+    if task.state == TaskState::Failed {
+        for (id, ..) in &submitted {
+            set_assignment(tx, *id, AssignmentState::Submitted, AssignmentState::Rejected).await?;
+        }
+        close_bid_if_done(m, tx, task.bid).await?;
+        return Ok(unchanged);
+    }
+    if (submitted.len() as u64) < u64::from(task.params.quorum) {
+        return Ok(unchanged);
+    }
+    let ballots: Vec<Ballot> = submitted
+        .iter()
+        .map(|(id, _, req)| Ballot {
+            assignment: *id,
+            detections: req.detections.clone(),
+        })
+        .collect();
+    let verdict = vote::vote(&task.params, &ballots);
+    if verdict.is_verified(&task.params) {
+        task_transition(task.state, TaskState::Verified)?;
+        let stored = StoredVerdict {
+            voted: ballots.iter().map(|b| b.assignment).collect(),
+            verdict,
+        };
+        sqlx::query("UPDATE tasks SET status = 'verified', finished_at = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(task_id.0)
+            .execute(&mut **tx)
+            .await?;
+        save_verdict(tx, task_id, &stored).await?;
+        for (id, worker, _) in &submitted {
+            judge(m, tx, &task, *id, worker, stored.verdict.agree.contains(id)).await?;
+        }
+        m.metrics.verified.fetch_add(1, Ordering::Relaxed);
+        close_bid_if_done(m, tx, task.bid).await?;
+        return Ok(Decision {
+            task_state: TaskState::Verified,
+            wake: false,
+        });
+    }
+    if outstanding > 0 {
+        return Ok(unchanged);
+    }
+    if task.wanted < task.max_replicas {
+        sqlx::query("UPDATE tasks SET wanted = wanted + 1 WHERE id = $1")
+            .bind(task_id.0)
+            .execute(&mut **tx)
+            .await?;
+        return Ok(Decision {
+            task_state: task.state,
+            wake: true,
+        });
+    }
+    fail_task(m, tx, &task).await?;
+    Ok(Decision {
+        task_state: TaskState::Failed,
+        wake: false,
+    })
+}
+
+async fn save_verdict(tx: &mut Transaction<'static, Any>, task: TaskId, v: &StoredVerdict) -> Result<()> {
+    sqlx::query("UPDATE tasks SET verdict = $1 WHERE id = $2")
+        .bind(serde_json::to_string(v).expect("verdict serializes"))
+        .bind(task.0)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Record one result's verdict, pay it if it agreed, and count it in the
+/// worker's reputation.
+async fn judge(m: &Market, tx: &mut Transaction<'static, Any>, task: &TaskRow, id: AssignmentId, worker: &AccountId, agreed: bool) -> Result<()> {
+    let from = assignment_status(tx, id).await?;
+    let to = if agreed { AssignmentState::Agreed } else { AssignmentState::Disagreed };
+    set_assignment(tx, id, from, to).await?;
+    let column = if agreed { "agreed" } else { "disagreed" };
+    sqlx::query(&format!("UPDATE workers SET {column} = {column} + 1 WHERE account = $1"))
+        .bind(worker.as_str())
+        .execute(&mut **tx)
+        .await?;
+    if agreed {
+        pay(m, tx, task, id, worker).await?;
+    }
+    Ok(())
+}
+
+/// Pay one agreeing result: the price leaves the bid's reservation, the fee
+/// goes to the operator, the rest to the worker's unpaid earnings.
+async fn pay(m: &Market, tx: &mut Transaction<'static, Any>, task: &TaskRow, id: AssignmentId, worker: &AccountId) -> Result<()> {
+    let fee = task
+        .price
+        .fee_bps(task.fee_bps)
+        .ok_or_else(|| MarketError::Corrupt("fee overflows".into()))?;
+    let spent = sqlx::query("UPDATE bids SET spent = spent + $1 WHERE id = $2 AND spent + $1 <= reserved")
+        .bind(task.price.0)
+        .bind(task.bid.0)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if spent != 1 {
+        return Err(MarketError::Corrupt(format!("bid {} cannot cover assignment {id}", task.bid)));
+    }
+    let operator = m.config.operator.account().clone();
+    ledger::post(
+        tx,
+        "earn",
+        Cause {
+            bid: Some(task.bid),
+            task: Some(task.id),
+            assignment: Some(id),
+            settlement: None,
+        },
+        &[
+            Leg {
+                book: Book::Reserved,
+                owner: task.client.as_str(),
+                amount: -task.price.0,
+            },
+            Leg {
+                book: Book::Earned,
+                owner: worker.as_str(),
+                amount: task.price.0 - fee.0,
+            },
+            Leg {
+                book: Book::Fees,
+                owner: operator.as_str(),
+                amount: fee.0,
+            },
+        ],
+    )
+    .await?;
+    m.metrics.paid_results.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The task ends without a verdict: nothing is paid, outstanding leases are cancelled.
+async fn fail_task(m: &Market, tx: &mut Transaction<'static, Any>, task: &TaskRow) -> Result<()> {
+    task_transition(task.state, TaskState::Failed)?;
+    sqlx::query("UPDATE tasks SET status = 'failed', finished_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(task.id.0)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE assignments SET status = 'rejected', finished_at = $1 WHERE task_id = $2 AND status = 'submitted'")
+        .bind(now_ms())
+        .bind(task.id.0)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE assignments SET status = 'cancelled', finished_at = $1 WHERE task_id = $2 AND status = 'leased'")
+        .bind(now_ms())
+        .bind(task.id.0)
+        .execute(&mut **tx)
+        .await?;
+    m.metrics.failed.fetch_add(1, Ordering::Relaxed);
+    close_bid_if_done(m, tx, task.bid).await
+}
+
+/// When every task of a bid is final and no replica is still out, close the
+/// bid and refund what its reservation did not spend.
+pub async fn close_bid_if_done(_m: &Market, tx: &mut Transaction<'static, Any>, bid: BidId) -> Result<()> {
+    let r = sqlx::query(
+        "SELECT b.client, b.reserved, b.spent, b.status,
+           (SELECT COUNT(*) FROM tasks t WHERE t.bid_id = b.id AND t.status NOT IN ('verified', 'failed')) AS pending,
+           (SELECT COUNT(*) FROM assignments a JOIN tasks t ON t.id = a.task_id WHERE t.bid_id = b.id AND a.status IN ('leased', 'submitted')) AS out
+         FROM bids b WHERE b.id = $1",
+    )
+    .bind(bid.0)
+    .fetch_one(&mut **tx)
+    .await?;
+    if text(&r, "status")? != "open" || int(&r, "pending")? > 0 || int(&r, "out")? > 0 {
+        return Ok(());
+    }
+    let closed = sqlx::query("UPDATE bids SET status = 'done', closed_at = $1 WHERE id = $2 AND status = 'open'")
+        .bind(now_ms())
+        .bind(bid.0)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if closed != 1 {
+        return Ok(());
+    }
+    let client = text(&r, "client")?;
+    let refund = int(&r, "reserved")? - int(&r, "spent")?;
+    ledger::post(
+        tx,
+        "refund",
+        Cause {
+            bid: Some(bid),
+            ..Cause::default()
+        },
+        &[
+            Leg {
+                book: Book::Reserved,
+                owner: &client,
+                amount: -refund,
+            },
+            Leg {
+                book: Book::Available,
+                owner: &client,
+                amount: refund,
+            },
+        ],
+    )
+    .await
+}
+
+/// Expire leases past their time: each returns its slot, and its worker's
+/// reputation counts a timeout. Returns how many expired.
+pub async fn expire_leases(m: &Market) -> Result<usize> {
+    let now = now_ms();
+    let rows = sqlx::query("SELECT id FROM assignments WHERE status = 'leased' AND lease_expires_at < $1 ORDER BY id LIMIT 500")
+        .bind(now)
+        .fetch_all(m.db.pool())
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut n = 0;
+    let mut tx = m.db.begin().await?;
+    for r in rows {
+        let id = AssignmentId(int(&r, "id")?);
+        let a = load_assignment(&mut tx, id).await?;
+        // Re-check under the transaction: a heartbeat or result may have won.
+        let still = sqlx::query("UPDATE assignments SET status = 'expired', finished_at = $1 WHERE id = $2 AND status = 'leased' AND lease_expires_at < $1")
+            .bind(now)
+            .bind(id.0)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if still == 0 {
+            continue;
+        }
+        n += 1;
+        release_slot(&mut tx, a.task).await?;
+        sqlx::query("UPDATE workers SET timed_out = timed_out + 1 WHERE account = $1")
+            .bind(a.worker.as_str())
+            .execute(&mut **tx)
+            .await?;
+        decide(m, &mut tx, a.task).await?;
+    }
+    tx.commit().await?;
+    m.metrics.expired.fetch_add(n as u64, Ordering::Relaxed);
+    if n > 0 {
+        m.wake().await;
+    }
+    Ok(n)
+}
+
+/// Fail the unfinished tasks of bids past their deadline. Returns how many.
+pub async fn expire_deadlines(m: &Market) -> Result<usize> {
+    let now = now_ms();
+    let rows = sqlx::query(
+        "SELECT t.id FROM tasks t JOIN bids b ON b.id = t.bid_id
+         WHERE b.status = 'open' AND b.deadline_at < $1 AND t.status IN ('open', 'running') LIMIT 500",
+    )
+    .bind(now)
+    .fetch_all(m.db.pool())
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = m.db.begin().await?;
+    let mut n = 0;
+    for r in rows {
+        let task = load_task(&mut tx, TaskId(int(&r, "id")?)).await?;
+        if task.state.is_final() {
+            continue;
+        }
+        fail_task(m, &mut tx, &task).await?;
+        n += 1;
+    }
+    tx.commit().await?;
+    Ok(n)
+}

@@ -1,0 +1,265 @@
+//! Read models: bid status, evidence, an account's view of the ledger,
+//! market statistics, settlement records and Prometheus metrics.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use base64::Engine as _;
+use sqlx::Row;
+use tally_protocol::wire::*;
+use tally_protocol::{AccountId, AssignmentId, BidId, Sha256Hex, Stroops, TaskId};
+
+use crate::db::{int, json, parse, text};
+use crate::error::{MarketError, Result};
+use crate::ledger::{self, Book};
+use crate::lifecycle::parse_task_state;
+use crate::results::StoredVerdict;
+use crate::{now_ms, to_time, Market};
+
+/// `GET /v1/bids/{id}`: only the client who placed it may read it.
+pub async fn bid_status(m: &Market, caller: &AccountId, id: BidId) -> Result<BidStatus> {
+    let pool = m.db.pool();
+    let b = sqlx::query("SELECT client, model, price, reserved, spent, status, created_at FROM bids WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| MarketError::NotFound(format!("no bid {id}")))?;
+    let client: AccountId = parse(&text(&b, "client")?, "client")?;
+    if &client != caller {
+        return Err(MarketError::Forbidden(format!("bid {id} belongs to another client")));
+    }
+    let rows = sqlx::query(
+        "SELECT t.id, t.status, t.input, t.verdict,
+           (SELECT COUNT(*) FROM assignments a WHERE a.task_id = t.id AND a.body IS NOT NULL) AS results
+         FROM tasks t WHERE t.bid_id = $1 ORDER BY t.id",
+    )
+    .bind(id.0)
+    .fetch_all(pool)
+    .await?;
+    let mut tasks = Vec::with_capacity(rows.len());
+    for r in rows {
+        let verdict: Option<String> = r.try_get("verdict")?;
+        let status = parse_task_state(&text(&r, "status")?)?;
+        let consensus = match (status, verdict) {
+            (TaskState::Verified, Some(v)) => Some(json::<StoredVerdict>(&v, "verdict")?.verdict.consensus),
+            _ => None,
+        };
+        tasks.push(TaskStatus {
+            task: TaskId(int(&r, "id")?),
+            status,
+            input: parse(&text(&r, "input")?, "input")?,
+            results: int(&r, "results")? as u32,
+            consensus,
+        });
+    }
+    Ok(BidStatus {
+        bid: id,
+        status: if text(&b, "status")? == "done" { BidState::Done } else { BidState::Open },
+        client,
+        model: parse(&text(&b, "model")?, "model")?,
+        price: Stroops(int(&b, "price")?),
+        reserved: Stroops(int(&b, "reserved")?),
+        spent: Stroops(int(&b, "spent")?),
+        created_at: to_time(int(&b, "created_at")?),
+        tasks,
+    })
+}
+
+/// `GET /v1/tasks/{id}/evidence`: every signed result, the parameters and the verdict.
+pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
+    let pool = m.db.pool();
+    let t = sqlx::query(
+        "SELECT t.bid_id, t.status, t.model, t.input, t.price, t.verdict, b.params, b.fee_bps
+         FROM tasks t JOIN bids b ON b.id = t.bid_id WHERE t.id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| MarketError::NotFound(format!("no task {id}")))?;
+    let rows = sqlx::query(
+        "SELECT id, worker, body, signed_at, nonce, signature FROM assignments
+         WHERE task_id = $1 AND body IS NOT NULL ORDER BY id",
+    )
+    .bind(id.0)
+    .fetch_all(pool)
+    .await?;
+    let mut results = Vec::with_capacity(rows.len());
+    for r in rows {
+        let body: Vec<u8> = r.try_get("body")?;
+        results.push(SignedResult {
+            assignment: AssignmentId(int(&r, "id")?),
+            worker: parse(&text(&r, "worker")?, "worker")?,
+            body: base64::engine::general_purpose::STANDARD.encode(body),
+            timestamp: int(&r, "signed_at")?,
+            nonce: text(&r, "nonce")?,
+            signature: text(&r, "signature")?,
+        });
+    }
+    let verdict: Option<String> = t.try_get("verdict")?;
+    let stored = verdict.map(|v| json::<StoredVerdict>(&v, "verdict")).transpose()?;
+    Ok(Evidence {
+        task: id,
+        bid: BidId(int(&t, "bid_id")?),
+        status: parse_task_state(&text(&t, "status")?)?,
+        model: parse::<Sha256Hex>(&text(&t, "model")?, "model")?,
+        input: parse::<Sha256Hex>(&text(&t, "input")?, "input")?,
+        price: Stroops(int(&t, "price")?),
+        fee_bps: int(&t, "fee_bps")? as u32,
+        params: json(&text(&t, "params")?, "params")?,
+        results,
+        voted: stored.as_ref().map(|s| s.voted.clone()).unwrap_or_default(),
+        verdict: stored.map(|s| s.verdict),
+    })
+}
+
+/// `GET /v1/accounts/me`.
+pub async fn account_view(m: &Market, account: &AccountId) -> Result<AccountView> {
+    let pool = m.db.pool();
+    let owner = account.as_str();
+    let fees: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS fees FROM ledger_entries e
+         JOIN assignments a ON a.id = e.assignment_id WHERE e.book = 'fees' AND a.worker = $1",
+    )
+    .bind(owner)
+    .fetch_one(pool)
+    .await?
+    .try_get("fees")?;
+    let rep = sqlx::query("SELECT agreed, disagreed, timed_out FROM workers WHERE account = $1")
+        .bind(owner)
+        .fetch_optional(pool)
+        .await?;
+    let reputation = match rep {
+        Some(r) => Reputation {
+            agreed: int(&r, "agreed")? as u64,
+            disagreed: int(&r, "disagreed")? as u64,
+            timed_out: int(&r, "timed_out")? as u64,
+        },
+        None => Reputation::default(),
+    };
+    Ok(AccountView {
+        account: account.clone(),
+        balance: ledger::balance(pool, Book::Available, owner).await?,
+        reserved: ledger::balance(pool, Book::Reserved, owner).await?,
+        earned_unpaid: ledger::balance(pool, Book::Earned, owner).await?,
+        paid_total: ledger::balance(pool, Book::Paid, owner).await?,
+        fees_paid: Stroops(fees),
+        reputation,
+    })
+}
+
+/// `GET /v1/market`.
+pub async fn market_stats(m: &Market) -> Result<MarketStats> {
+    let pool = m.db.pool();
+    let mut by_state = [0u64; 4];
+    for r in sqlx::query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status").fetch_all(pool).await? {
+        let i = match parse_task_state(&text(&r, "status")?)? {
+            TaskState::Open => 0,
+            TaskState::Running => 1,
+            TaskState::Verified => 2,
+            TaskState::Failed => 3,
+        };
+        by_state[i] = int(&r, "n")? as u64;
+    }
+    let levels = sqlx::query(
+        "SELECT price, COUNT(*) AS n FROM tasks WHERE status IN ('open', 'running') AND taken < wanted
+         GROUP BY price ORDER BY price DESC LIMIT 20",
+    )
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(PriceLevel {
+            price: Stroops(int(r, "price")?),
+            tasks: int(r, "n")? as u64,
+        })
+    })
+    .collect::<Result<Vec<_>>>()?;
+    let online = sqlx::query("SELECT COUNT(*) AS n FROM workers WHERE last_seen > $1")
+        .bind(now_ms() - 60_000)
+        .fetch_one(pool)
+        .await?;
+    let clearing = sqlx::query("SELECT price FROM tasks WHERE status = 'verified' ORDER BY finished_at DESC, id DESC LIMIT 20")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| Ok(Stroops(int(r, "price")?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(MarketStats {
+        open_tasks: by_state[0],
+        running_tasks: by_state[1],
+        verified_tasks: by_state[2],
+        failed_tasks: by_state[3],
+        price_levels: levels,
+        workers_online: int(&online, "n")? as u64,
+        recent_clearing_prices: clearing,
+        fee_bps: m.config.fee_bps,
+        asset: m.config.asset.clone(),
+        network: m.config.network.clone(),
+        operator: m.config.operator.account().clone(),
+    })
+}
+
+/// `GET /v1/settlements?after=seq`: records in order, at most `limit`.
+pub async fn settlements(m: &Market, after: u64, limit: u32) -> Result<SettlementPage> {
+    let rows = sqlx::query(
+        "SELECT seq, prev_hash, hash, network, source, asset, payouts, envelope_xdr, tx_hash, status, created_at
+         FROM settlements WHERE seq > $1 ORDER BY seq LIMIT $2",
+    )
+    .bind(after as i64)
+    .bind(i64::from(limit))
+    .fetch_all(m.db.pool())
+    .await?;
+    let mut records = Vec::with_capacity(rows.len());
+    for r in rows {
+        records.push(SettlementRecord {
+            seq: int(&r, "seq")? as u64,
+            prev_hash: text(&r, "prev_hash")?,
+            hash: text(&r, "hash")?,
+            network: text(&r, "network")?,
+            source: parse(&text(&r, "source")?, "source")?,
+            asset: text(&r, "asset")?,
+            payouts: json(&text(&r, "payouts")?, "payouts")?,
+            envelope_xdr: text(&r, "envelope_xdr")?,
+            tx_hash: text(&r, "tx_hash")?,
+            status: text(&r, "status")?,
+            created_at: Some(to_time(int(&r, "created_at")?)),
+        });
+    }
+    Ok(SettlementPage { records })
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn metrics(m: &Market) -> Result<String> {
+    let stats = market_stats(m).await?;
+    let c = &m.metrics;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, v: u64| {
+        let _ = writeln!(out, "# HELP tally_{name} {help}\n# TYPE tally_{name} counter\ntally_{name} {v}");
+    };
+    counter("requests_total", "HTTP requests served.", c.requests.load(Ordering::Relaxed));
+    counter("bids_total", "Bids accepted.", c.bids.load(Ordering::Relaxed));
+    counter("claims_total", "Assignments handed out.", c.claims.load(Ordering::Relaxed));
+    counter("results_total", "Results received.", c.results.load(Ordering::Relaxed));
+    counter("failures_total", "Failures reported by workers.", c.failures.load(Ordering::Relaxed));
+    counter("tasks_verified_total", "Tasks verified by the vote.", c.verified.load(Ordering::Relaxed));
+    counter("tasks_failed_total", "Tasks failed without a verdict.", c.failed.load(Ordering::Relaxed));
+    counter("leases_expired_total", "Leases that ran out.", c.expired.load(Ordering::Relaxed));
+    counter("paid_results_total", "Agreeing results paid.", c.paid_results.load(Ordering::Relaxed));
+    counter("settlements_total", "Settlement records written.", c.settlements.load(Ordering::Relaxed));
+    counter("replays_total", "Replayed requests refused.", c.replays.load(Ordering::Relaxed));
+    let _ = writeln!(out, "# HELP tally_tasks Tasks by state.\n# TYPE tally_tasks gauge");
+    for (state, n) in [
+        ("open", stats.open_tasks),
+        ("running", stats.running_tasks),
+        ("verified", stats.verified_tasks),
+        ("failed", stats.failed_tasks),
+    ] {
+        let _ = writeln!(out, "tally_tasks{{state=\"{state}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tally_workers_online Workers seen in the last minute.\n# TYPE tally_workers_online gauge\ntally_workers_online {}",
+        stats.workers_online
+    );
+    Ok(out)
+}

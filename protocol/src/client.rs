@@ -1,0 +1,295 @@
+//! A typed async HTTP client for the v1 API, used by the CLI, the worker,
+//! the auditor and the tests. Signs every request when it holds a key.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::ids::{AssignmentId, BidId, Sha256Hex, TaskId};
+use crate::signing::{self, Signer};
+use crate::wire::*;
+use crate::{AccountId, Error, Stroops};
+
+/// A connection to one market.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+    signer: Option<Signer>,
+}
+
+impl Client {
+    /// A client for the market at `base` (`http://host:port`), signing with `signer`.
+    pub fn new(base: &str, signer: Option<Signer>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("the HTTP client builds");
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+            signer,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn signer(&self) -> Option<&Signer> {
+        self.signer.as_ref()
+    }
+
+    /// The same market, another key.
+    pub fn with_signer(&self, signer: Signer) -> Self {
+        Client {
+            base: self.base.clone(),
+            http: self.http.clone(),
+            signer: Some(signer),
+        }
+    }
+
+    /// Send `body` to `path` (which may carry a query), signed if we hold a key.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, Error> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{}", self.base, path))
+            .header(reqwest::header::CONTENT_TYPE, content_type);
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        if let Some(s) = &self.signer {
+            let h = s.sign(method.as_str(), path, &body);
+            req = req
+                .header(signing::HEADER_ACCOUNT, h.account.as_str())
+                .header(signing::HEADER_TIMESTAMP, h.timestamp_ms.to_string())
+                .header(signing::HEADER_NONCE, h.nonce)
+                .header(signing::HEADER_SIGNATURE, h.signature);
+        }
+        let resp = req.body(body).send().await?;
+        check(resp).await
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, Error> {
+        let bytes = match body {
+            Some(b) => serde_json::to_vec(b)?,
+            None => Vec::new(),
+        };
+        let resp = self
+            .send_raw(method, path, bytes, "application/json", None)
+            .await?;
+        Ok(resp.json().await?)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        self.json(Method::GET, path, None::<&()>).await
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, Error> {
+        self.json(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn healthz(&self) -> Result<(), Error> {
+        self.send_raw(
+            Method::GET,
+            "/healthz",
+            Vec::new(),
+            "text/plain",
+            Some(Duration::from_secs(5)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn upload_model(&self, bytes: Vec<u8>) -> Result<ModelUploaded, Error> {
+        let resp = self
+            .send_raw(
+                Method::POST,
+                "/v1/models",
+                bytes,
+                "application/octet-stream",
+                None,
+            )
+            .await?;
+        Ok(resp.json().await?)
+    }
+
+    pub async fn model(&self, hash: &Sha256Hex) -> Result<Vec<u8>, Error> {
+        let resp = self
+            .send_raw(
+                Method::GET,
+                &format!("/v1/models/{hash}"),
+                Vec::new(),
+                "application/json",
+                None,
+            )
+            .await?;
+        Ok(resp.bytes().await?.to_vec())
+    }
+
+    pub async fn post_offer(&self, offer: &OfferRequest) -> Result<Offer, Error> {
+        self.post("/v1/offers", offer).await
+    }
+
+    pub async fn post_bid(&self, bid: &BidRequest) -> Result<BidCreated, Error> {
+        self.post("/v1/bids", bid).await
+    }
+
+    /// Build and post a bid for raw image bytes.
+    pub async fn bid_images(
+        &self,
+        template: BidRequest,
+        images: &[Vec<u8>],
+    ) -> Result<BidCreated, Error> {
+        let inputs = images
+            .iter()
+            .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+            .collect();
+        self.post_bid(&BidRequest { inputs, ..template }).await
+    }
+
+    pub async fn bid(&self, id: BidId) -> Result<BidStatus, Error> {
+        self.get(&format!("/v1/bids/{id}")).await
+    }
+
+    /// Long-poll for work; the HTTP timeout allows for the wait.
+    pub async fn claim(&self, max_tasks: u32, wait_ms: u64) -> Result<Claimed, Error> {
+        let body = serde_json::to_vec(&ClaimRequest { max_tasks, wait_ms })?;
+        let resp = self
+            .send_raw(
+                Method::POST,
+                "/v1/claims",
+                body,
+                "application/json",
+                Some(Duration::from_millis(wait_ms) + Duration::from_secs(30)),
+            )
+            .await?;
+        Ok(resp.json().await?)
+    }
+
+    pub async fn input(&self, hash: &Sha256Hex) -> Result<Vec<u8>, Error> {
+        let resp = self
+            .send_raw(
+                Method::GET,
+                &format!("/v1/inputs/{hash}"),
+                Vec::new(),
+                "application/json",
+                None,
+            )
+            .await?;
+        Ok(resp.bytes().await?.to_vec())
+    }
+
+    pub async fn heartbeat(&self, id: AssignmentId) -> Result<Lease, Error> {
+        self.post(
+            &format!("/v1/assignments/{id}/heartbeat"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    pub async fn submit_result(
+        &self,
+        id: AssignmentId,
+        result: &ResultRequest,
+    ) -> Result<AssignmentOutcome, Error> {
+        self.post(&format!("/v1/assignments/{id}/result"), result)
+            .await
+    }
+
+    pub async fn report_failure(
+        &self,
+        id: AssignmentId,
+        reason: &str,
+    ) -> Result<AssignmentOutcome, Error> {
+        self.post(
+            &format!("/v1/assignments/{id}/failure"),
+            &FailureRequest {
+                reason: reason.to_string(),
+            },
+        )
+        .await
+    }
+
+    pub async fn evidence(&self, task: TaskId) -> Result<Evidence, Error> {
+        self.get(&format!("/v1/tasks/{task}/evidence")).await
+    }
+
+    pub async fn settlements(&self, after: u64) -> Result<SettlementPage, Error> {
+        self.get(&format!("/v1/settlements?after={after}")).await
+    }
+
+    pub async fn market(&self) -> Result<MarketStats, Error> {
+        self.get("/v1/market").await
+    }
+
+    pub async fn account_me(&self) -> Result<AccountView, Error> {
+        self.get("/v1/accounts/me").await
+    }
+
+    pub async fn credit(&self, account: &AccountId, amount: Stroops) -> Result<AccountView, Error> {
+        self.post(
+            "/v1/admin/credits",
+            &CreditRequest {
+                account: account.clone(),
+                amount,
+            },
+        )
+        .await
+    }
+}
+
+/// Turn a non-2xx answer into [`Error::Api`] with the market's code and message.
+async fn check(resp: reqwest::Response) -> Result<reqwest::Response, Error> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(b) => (b.error.code, b.error.message),
+        Err(_) => (
+            status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_lowercase()
+                .replace(' ', "_"),
+            text.chars().take(200).collect(),
+        ),
+    };
+    Err(Error::Api {
+        status: status.as_u16(),
+        code,
+        message,
+    })
+}
+
+impl Error {
+    /// The HTTP status when the market refused the request.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Error::Api { status, .. } => StatusCode::from_u16(*status).ok(),
+            _ => None,
+        }
+    }
+}

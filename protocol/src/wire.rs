@@ -1,0 +1,312 @@
+//! The JSON bodies of every endpoint of the v1 API (DESIGN "HTTP API").
+//!
+//! Requests deny unknown fields: a client that misspells a field hears about
+//! it instead of silently getting a default.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AccountId, AssignmentId, BidId, Sha256Hex, Stroops, TaskId};
+use crate::vote::{Verdict, VoteParams};
+use crate::Detection;
+
+/// `{"error": {"code", "message"}}`, the body of every 4xx and 5xx.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// `POST /v1/models` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelUploaded {
+    pub model: Sha256Hex,
+    pub size: u64,
+}
+
+/// `POST /v1/offers`: what a worker runs and for how little.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfferRequest {
+    pub models: Vec<Sha256Hex>,
+    pub min_price: Stroops,
+    pub capacity: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Offer {
+    pub worker: AccountId,
+    pub models: Vec<Sha256Hex>,
+    pub min_price: Stroops,
+    pub capacity: u32,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn default_replicas() -> u32 {
+    3
+}
+fn default_quorum() -> u32 {
+    2
+}
+fn default_deadline() -> u64 {
+    3600
+}
+
+/// `POST /v1/bids`: one price for every input; each input becomes a task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BidRequest {
+    pub model: Sha256Hex,
+    /// Paid per agreeing result, fee included.
+    pub price: Stroops,
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    #[serde(default = "default_quorum")]
+    pub quorum: u32,
+    /// Replicas allowed in all when the first ones do not reach a quorum;
+    /// defaults to `replicas + 2`.
+    #[serde(default)]
+    pub max_replicas: Option<u32>,
+    #[serde(default = "default_deadline")]
+    pub deadline_secs: u64,
+    /// Base64 images (JPEG, PNG, WebP, BMP).
+    pub inputs: Vec<String>,
+    /// Voting overrides; defaults from [`VoteParams::default`].
+    #[serde(default)]
+    pub iou: Option<f64>,
+    #[serde(default)]
+    pub min_score: Option<f64>,
+    #[serde(default)]
+    pub agree: Option<f64>,
+}
+
+/// `POST /v1/bids` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BidCreated {
+    pub bid: BidId,
+    pub tasks: Vec<TaskId>,
+    pub reserved: Stroops,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BidState {
+    Open,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Open,
+    Running,
+    Verified,
+    Failed,
+}
+
+impl TaskState {
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskState::Verified | TaskState::Failed)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Open => "open",
+            TaskState::Running => "running",
+            TaskState::Verified => "verified",
+            TaskState::Failed => "failed",
+        }
+    }
+}
+
+/// `GET /v1/bids/{id}` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BidStatus {
+    pub bid: BidId,
+    pub status: BidState,
+    pub client: AccountId,
+    pub model: Sha256Hex,
+    pub price: Stroops,
+    pub reserved: Stroops,
+    pub spent: Stroops,
+    pub created_at: DateTime<Utc>,
+    pub tasks: Vec<TaskStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskStatus {
+    pub task: TaskId,
+    pub status: TaskState,
+    pub input: Sha256Hex,
+    pub results: u32,
+    pub consensus: Option<Vec<Detection>>,
+}
+
+/// `POST /v1/claims`: long-poll for up to `max_tasks` assignments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    pub max_tasks: u32,
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claimed {
+    pub assignments: Vec<Assignment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub assignment: AssignmentId,
+    pub task: TaskId,
+    pub model: Sha256Hex,
+    pub input: Sha256Hex,
+    pub price: Stroops,
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// `POST /v1/assignments/{id}/heartbeat` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lease {
+    pub assignment: AssignmentId,
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// `POST /v1/assignments/{id}/result`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultRequest {
+    pub detections: Vec<Detection>,
+    pub elapsed_ms: f64,
+}
+
+/// `POST /v1/assignments/{id}/failure`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureRequest {
+    pub reason: String,
+}
+
+/// Answer to a result or a failure: where the assignment and its task stand.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssignmentOutcome {
+    pub assignment: AssignmentId,
+    pub task: TaskId,
+    /// `submitted`, `agreed`, `disagreed`, `failed`.
+    pub status: String,
+    pub task_status: TaskState,
+}
+
+/// `GET /v1/tasks/{id}/evidence`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Evidence {
+    pub task: TaskId,
+    pub bid: BidId,
+    pub status: TaskState,
+    pub model: Sha256Hex,
+    pub input: Sha256Hex,
+    pub price: Stroops,
+    pub fee_bps: u32,
+    pub params: VoteParams,
+    pub results: Vec<SignedResult>,
+    /// The results the consensus was voted from; results that came later
+    /// were judged against that consensus alone.
+    #[serde(default)]
+    pub voted: Vec<AssignmentId>,
+    pub verdict: Option<Verdict>,
+}
+
+/// A result exactly as its worker signed it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedResult {
+    pub assignment: AssignmentId,
+    pub worker: AccountId,
+    /// The request body as sent, base64.
+    pub body: String,
+    pub timestamp: i64,
+    pub nonce: String,
+    pub signature: String,
+}
+
+/// `GET /v1/settlements?after=seq`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SettlementPage {
+    pub records: Vec<SettlementRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettlementRecord {
+    pub seq: u64,
+    pub prev_hash: String,
+    pub hash: String,
+    pub network: String,
+    pub source: AccountId,
+    pub asset: String,
+    pub payouts: Vec<Payout>,
+    pub envelope_xdr: String,
+    pub tx_hash: String,
+    pub status: String,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payout {
+    pub account: AccountId,
+    pub amount: Stroops,
+    pub assignments: Vec<AssignmentId>,
+}
+
+/// `GET /v1/market`: what an operator or a worker owner looks at first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MarketStats {
+    pub open_tasks: u64,
+    pub running_tasks: u64,
+    pub verified_tasks: u64,
+    pub failed_tasks: u64,
+    pub price_levels: Vec<PriceLevel>,
+    pub workers_online: u64,
+    pub recent_clearing_prices: Vec<Stroops>,
+    pub fee_bps: u32,
+    pub asset: String,
+    pub network: String,
+    pub operator: AccountId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PriceLevel {
+    pub price: Stroops,
+    pub tasks: u64,
+}
+
+/// `POST /v1/admin/credits` (operator only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditRequest {
+    pub account: AccountId,
+    pub amount: Stroops,
+}
+
+/// `GET /v1/accounts/me`: the caller's view of the ledger, in stroops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub account: AccountId,
+    pub balance: Stroops,
+    pub reserved: Stroops,
+    pub earned_unpaid: Stroops,
+    pub paid_total: Stroops,
+    pub fees_paid: Stroops,
+    pub reputation: Reputation,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reputation {
+    pub agreed: u64,
+    pub disagreed: u64,
+    pub timed_out: u64,
+}

@@ -1,0 +1,244 @@
+//! Test helpers: spawn a market on port 0 with a fresh database (SQLite
+//! always, PostgreSQL when `TALLY_TEST_POSTGRES_URL` is set), typed clients
+//! for its parties, and the ledger invariant check run after each scenario.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tally_market::{Config, Market};
+use tally_protocol::wire::{BidRequest, OfferRequest, ResultRequest};
+use tally_protocol::{Client, Detection, Sha256Hex, Signer, Stroops};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Run a scenario on SQLite and on PostgreSQL: `both!(name)` makes
+/// `name::sqlite` and `name::postgres` tests out of `async fn name(Backend)`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::common::postgres_url().is_some() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            }
+        }
+    };
+}
+
+/// The PostgreSQL server to test against; in CI its absence is a failure.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("TALLY_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            if std::env::var_os("CI").is_some() {
+                panic!("CI must run the PostgreSQL tests: set TALLY_TEST_POSTGRES_URL");
+            }
+            eprintln!("skipping the PostgreSQL variant: TALLY_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+/// A fresh, empty database URL for one test.
+pub async fn fresh_db(backend: Backend, dir: &tempfile::TempDir) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("market.db").display()),
+        Backend::Postgres => {
+            let base = postgres_url().expect("postgres url");
+            let name = format!("tally_test_{}", hex::encode(Signer::generate().seed())[..16].to_string());
+            let admin = sqlx::PgPool::connect(&base).await.expect("connect to PostgreSQL");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&admin)
+                .await
+                .expect("create test database");
+            admin.close().await;
+            let mut url = url::Url::parse(&base).expect("postgres url parses");
+            url.set_path(&name);
+            url.to_string()
+        }
+    }
+}
+
+/// A market running on a random port.
+pub struct TestMarket {
+    pub url: String,
+    pub operator: Signer,
+    pub market: Arc<Market>,
+    pub db_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Options {
+    pub lease: Duration,
+    pub fee_bps: u32,
+    pub tweak: fn(&mut Config),
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            lease: Duration::from_secs(30),
+            fee_bps: 250,
+            tweak: |_| {},
+        }
+    }
+}
+
+pub async fn spawn_market(backend: Backend) -> TestMarket {
+    spawn_market_with(backend, Options::default()).await
+}
+
+pub async fn spawn_market_with(backend: Backend, opts: Options) -> TestMarket {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_url = fresh_db(backend, &dir).await;
+    let operator = Signer::generate();
+    let mut config = Config::new(&db_url, operator.clone());
+    config.lease = opts.lease;
+    config.fee_bps = opts.fee_bps;
+    config.sweep_every = Duration::from_millis(50);
+    (opts.tweak)(&mut config);
+    let market = Market::open(config).await.expect("market opens");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let m = Arc::clone(&market);
+    let task = tokio::spawn(async move {
+        tally_market::serve(listener, m, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("market serves");
+    });
+    TestMarket {
+        url,
+        operator,
+        market,
+        db_url,
+        stop: Some(tx),
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+impl TestMarket {
+    pub fn client(&self, signer: &Signer) -> Client {
+        Client::new(&self.url, Some(signer.clone()))
+    }
+
+    pub fn anonymous(&self) -> Client {
+        Client::new(&self.url, None)
+    }
+
+    /// A client account credited with `amount`.
+    pub async fn funded_client(&self, amount: i64) -> Client {
+        let signer = Signer::generate();
+        self.client(&self.operator)
+            .credit(signer.account(), Stroops(amount))
+            .await
+            .expect("credit");
+        self.client(&signer)
+    }
+
+    /// A worker that has offered `model`.
+    pub async fn worker(&self, model: &Sha256Hex) -> Client {
+        let c = self.client(&Signer::generate());
+        c.post_offer(&OfferRequest {
+            models: vec![model.clone()],
+            min_price: Stroops(0),
+            capacity: 8,
+        })
+        .await
+        .expect("offer");
+        c
+    }
+
+    /// Assert the ledger's invariants, then stop the market.
+    pub async fn finish(mut self) {
+        let breaches = tally_market::ledger::check_invariants(self.market.db.pool())
+            .await
+            .expect("invariant check runs");
+        assert!(breaches.is_empty(), "ledger invariants broken: {breaches:?}");
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        self.market.db.close().await;
+    }
+}
+
+/// A small real image (PNG), distinct per `seed`.
+pub fn png(seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(32, 24, |x, y| image::Rgb([x as u8 * 8, y as u8 * 10, seed]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("encode png");
+    out.into_inner()
+}
+
+/// A bid for `images` at `price` with default replicas.
+pub fn bid_request(model: &Sha256Hex, price: i64) -> BidRequest {
+    BidRequest {
+        model: model.clone(),
+        price: Stroops(price),
+        replicas: 3,
+        quorum: 2,
+        max_replicas: Some(5),
+        deadline_secs: 600,
+        inputs: vec![],
+        iou: None,
+        min_score: None,
+        agree: None,
+    }
+}
+
+pub fn det(class_id: u32, score: f64, bbox: [f64; 4]) -> Detection {
+    Detection {
+        class_id,
+        label: tally_protocol::labels::label(class_id).to_string(),
+        score,
+        bbox,
+    }
+}
+
+/// The honest answer every test worker agrees on.
+pub fn honest() -> ResultRequest {
+    ResultRequest {
+        detections: vec![det(16, 0.83, [133.0, 207.0, 324.0, 542.0]), det(2, 0.81, [466.0, 78.0, 691.0, 171.0])],
+        elapsed_ms: 12.0,
+    }
+}
+
+/// The honest answer with float noise, as another backend would give it.
+pub fn honest_noisy() -> ResultRequest {
+    ResultRequest {
+        detections: vec![det(16, 0.825, [133.4, 206.6, 324.3, 542.2]), det(2, 0.812, [466.2, 78.4, 690.8, 171.3])],
+        elapsed_ms: 110.0,
+    }
+}
+
+/// A wrong answer.
+pub fn wrong() -> ResultRequest {
+    ResultRequest {
+        detections: vec![det(0, 0.9, [10.0, 10.0, 50.0, 90.0])],
+        elapsed_ms: 1.0,
+    }
+}
+
+/// Upload a fake model (the market never runs it).
+pub async fn model(client: &Client) -> Sha256Hex {
+    client.upload_model(b"onnx-model-bytes-for-tests".to_vec()).await.expect("upload").model
+}

@@ -1,0 +1,28 @@
+//! tally-worker: the node agent that sells this computer's spare cycles.
+//!
+//! This half of the crate turns an image into detections, the way every
+//! honest worker must so that the market's vote can compare them:
+//!
+//! - [`backend`]: which engine runs the model, ONNX Runtime (found and loaded
+//!   at run time) or tract (pure Rust), both through the `ort` API; one per process.
+//! - [`yolox`]: YOLOX pre-processing (Pillow-exact letterbox) and
+//!   post-processing (grid decode, threshold, class-wise NMS).
+//! - [`detector`]: a loaded model, `Send + Sync`: image bytes in, detections out.
+//! - [`draw`]: boxes and labels drawn on the image, for people to check.
+//! - [`bench`]: end-to-end and model-only latency, as `tally bench inference` reports it.
+//! - [`error`]: the crate's one error type.
+//!
+//! The worker never links the server stack: its only Tally dependency is
+//! `tally-protocol`.
+
+pub mod backend;
+pub mod bench;
+pub mod detector;
+pub mod draw;
+pub mod error;
+pub mod yolox;
+
+pub use backend::{Backend, BackendChoice};
+pub use bench::{bench_inference, InferenceBench};
+pub use detector::{DetectOutput, Detector, DetectorOptions};
+pub use error::Error;
