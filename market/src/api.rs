@@ -40,9 +40,14 @@ pub fn router(m: Arc<Market>) -> Router {
         .route("/v1/market", get(market))
         .route("/v1/accounts/me", get(account_me))
         .route("/v1/admin/credits", post(admin_credit))
-        .fallback(|| async { MarketError::NotFound("no such endpoint; see the v1 API table".into()) })
+        .fallback(|| async {
+            MarketError::NotFound("no such endpoint; see the v1 API table".into())
+        })
         .layer(DefaultBodyLimit::disable())
-        .layer(middleware::from_fn_with_state(Arc::clone(&m), count_requests))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&m),
+            count_requests,
+        ))
         .with_state(m)
 }
 
@@ -52,8 +57,12 @@ async fn count_requests(State(m): S, req: Request, next: Next) -> Response {
 }
 
 fn id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T> {
-    raw.parse()
-        .map_err(|_| MarketError::bad("bad_id", format!("{what} must be an integer id, got {raw:?}")))
+    raw.parse().map_err(|_| {
+        MarketError::bad(
+            "bad_id",
+            format!("{what} must be an integer id, got {raw:?}"),
+        )
+    })
 }
 
 fn hash(raw: &str) -> Result<Sha256Hex> {
@@ -67,7 +76,10 @@ async fn metrics(State(m): S) -> Result<Response> {
 
 async fn upload_model(State(m): S, s: Signed) -> Result<Json<ModelUploaded>> {
     if s.body.is_empty() {
-        return Err(MarketError::bad("empty_model", "the model is the raw ONNX bytes of the body"));
+        return Err(MarketError::bad(
+            "empty_model",
+            "the model is the raw ONNX bytes of the body",
+        ));
     }
     let h = Sha256Hex::of(&s.body);
     let mut tx = m.db.begin().await?;
@@ -110,7 +122,9 @@ async fn post_bid(State(m): S, s: Signed) -> Result<(StatusCode, Json<BidCreated
 }
 
 async fn get_bid(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Json<BidStatus>> {
-    Ok(Json(views::bid_status(&m, s.account(), id::<BidId>(&raw, "bid")?).await?))
+    Ok(Json(
+        views::bid_status(&m, s.account(), id::<BidId>(&raw, "bid")?).await?,
+    ))
 }
 
 async fn claim(State(m): S, s: Signed) -> Result<Json<Claimed>> {
@@ -146,26 +160,45 @@ async fn get_input(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Re
 }
 
 async fn heartbeat(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Json<Lease>> {
-    Ok(Json(results::heartbeat(&m, s.account(), id::<AssignmentId>(&raw, "assignment")?).await?))
+    Ok(Json(
+        results::heartbeat(&m, s.account(), id::<AssignmentId>(&raw, "assignment")?).await?,
+    ))
 }
 
-async fn submit_result(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Json<AssignmentOutcome>> {
+async fn submit_result(
+    State(m): S,
+    Path(raw): Path<String>,
+    s: Signed,
+) -> Result<Json<AssignmentOutcome>> {
     let a = id::<AssignmentId>(&raw, "assignment")?;
     let req: ResultRequest = s.json()?;
-    Ok(Json(results::submit_result(&m, &s.headers, a, &s.body, &req).await?))
+    Ok(Json(
+        results::submit_result(&m, &s.headers, a, &s.body, &req).await?,
+    ))
 }
 
-async fn report_failure(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Json<AssignmentOutcome>> {
+async fn report_failure(
+    State(m): S,
+    Path(raw): Path<String>,
+    s: Signed,
+) -> Result<Json<AssignmentOutcome>> {
     let a = id::<AssignmentId>(&raw, "assignment")?;
     let req: FailureRequest = s.json()?;
-    Ok(Json(results::report_failure(&m, s.account(), a, &req.reason).await?))
+    Ok(Json(
+        results::report_failure(&m, s.account(), a, &req.reason).await?,
+    ))
 }
 
 async fn evidence(State(m): S, Path(raw): Path<String>) -> Result<Json<Evidence>> {
-    Ok(Json(views::evidence(&m, id::<TaskId>(&raw, "task")?).await?))
+    Ok(Json(
+        views::evidence(&m, id::<TaskId>(&raw, "task")?).await?,
+    ))
 }
 
-async fn settlements(State(m): S, Query(q): Query<HashMap<String, String>>) -> Result<Json<SettlementPage>> {
+async fn settlements(
+    State(m): S,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<SettlementPage>> {
     let after = match q.get("after") {
         Some(v) => id::<u64>(v, "after")?,
         None => 0,
@@ -189,7 +222,10 @@ async fn admin_credit(State(m): S, s: Signed) -> Result<Json<AccountView>> {
     require_operator(&m, &s)?;
     let req: CreditRequest = s.json()?;
     if req.amount.0 <= 0 {
-        return Err(MarketError::bad("bad_amount", "amount must be a positive number of stroops"));
+        return Err(MarketError::bad(
+            "bad_amount",
+            "amount must be a positive number of stroops",
+        ));
     }
     let mut tx = m.db.begin().await?;
     ledger::credit(&mut tx, &req.account, req.amount).await?;

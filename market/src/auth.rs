@@ -33,7 +33,8 @@ impl Signed {
 
 /// Parse a JSON body with a message that names the problem.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| MarketError::bad("bad_json", format!("invalid request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| MarketError::bad("bad_json", format!("invalid request body: {e}")))
 }
 
 /// The body limit of a path.
@@ -51,7 +52,12 @@ impl FromRequest<Arc<Market>> for Signed {
 
     async fn from_request(req: Request, m: &Arc<Market>) -> Result<Self> {
         let method = req.method().as_str().to_string();
-        let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string();
         let h = req.headers();
         let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
         let headers = SignedHeaders::parse(
@@ -64,7 +70,9 @@ impl FromRequest<Arc<Market>> for Signed {
         let limit = limit_for(m, req.uri().path());
         let body = axum::body::to_bytes(req.into_body(), limit)
             .await
-            .map_err(|_| MarketError::TooLarge(format!("request body larger than {limit} bytes")))?;
+            .map_err(|_| {
+                MarketError::TooLarge(format!("request body larger than {limit} bytes"))
+            })?;
         headers
             .verify(&method, &pq, &body)
             .map_err(|e| MarketError::Unauthorized(format!("signature rejected: {e}")))?;
@@ -83,19 +91,24 @@ impl FromRequest<Arc<Market>> for Signed {
 /// Record a nonce; a nonce seen before from the same account is a replay.
 async fn remember_nonce(m: &Market, h: &SignedHeaders) -> Result<()> {
     let mut tx = m.db.begin().await?;
-    let fresh = sqlx::query("INSERT INTO nonces (account, nonce, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(h.account.as_str())
-        .bind(h.nonce.to_ascii_lowercase())
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    let fresh = sqlx::query(
+        "INSERT INTO nonces (account, nonce, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(h.account.as_str())
+    .bind(h.nonce.to_ascii_lowercase())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
     tx.commit().await?;
     if fresh == 1 {
         Ok(())
     } else {
         m.metrics.replays.fetch_add(1, Ordering::Relaxed);
-        Err(MarketError::conflict("replayed_request", "this nonce was already used: a replayed request is never applied twice"))
+        Err(MarketError::conflict(
+            "replayed_request",
+            "this nonce was already used: a replayed request is never applied twice",
+        ))
     }
 }
 
@@ -115,6 +128,8 @@ pub fn require_operator(m: &Market, s: &Signed) -> Result<()> {
     if s.account() == m.config.operator.account() {
         Ok(())
     } else {
-        Err(MarketError::Forbidden("only the operator's key may do this".into()))
+        Err(MarketError::Forbidden(
+            "only the operator's key may do this".into(),
+        ))
     }
 }

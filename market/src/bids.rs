@@ -25,7 +25,10 @@ struct Input {
 fn validate(m: &Market, req: &BidRequest) -> Result<(VoteParams, u32, Stroops)> {
     let lim = &m.config.limits;
     if req.price.0 <= 0 {
-        return Err(MarketError::bad("bad_price", "price must be a positive number of stroops"));
+        return Err(MarketError::bad(
+            "bad_price",
+            "price must be a positive number of stroops",
+        ));
     }
     if req.replicas == 0 || req.replicas > lim.max_replicas {
         return Err(MarketError::bad(
@@ -39,11 +42,16 @@ fn validate(m: &Market, req: &BidRequest) -> Result<(VoteParams, u32, Stroops)> 
             format!("quorum must be between 1 and replicas ({})", req.replicas),
         ));
     }
-    let max_replicas = req.max_replicas.unwrap_or((req.replicas + 2).min(lim.max_replicas));
+    let max_replicas = req
+        .max_replicas
+        .unwrap_or((req.replicas + 2).min(lim.max_replicas));
     if max_replicas < req.replicas || max_replicas > lim.max_replicas {
         return Err(MarketError::bad(
             "bad_max_replicas",
-            format!("max_replicas must be between replicas ({}) and {}", req.replicas, lim.max_replicas),
+            format!(
+                "max_replicas must be between replicas ({}) and {}",
+                req.replicas, lim.max_replicas
+            ),
         ));
     }
     if req.inputs.is_empty() || req.inputs.len() > lim.max_inputs {
@@ -53,7 +61,10 @@ fn validate(m: &Market, req: &BidRequest) -> Result<(VoteParams, u32, Stroops)> 
         ));
     }
     if req.deadline_secs == 0 || req.deadline_secs > 7 * 24 * 3600 {
-        return Err(MarketError::bad("bad_deadline", "deadline_secs must be between 1 and 604800"));
+        return Err(MarketError::bad(
+            "bad_deadline",
+            "deadline_secs must be between 1 and 604800",
+        ));
     }
     let d = VoteParams::default();
     let unit = |v: Option<f64>, default: f64, name: &'static str| -> Result<f64> {
@@ -61,7 +72,10 @@ fn validate(m: &Market, req: &BidRequest) -> Result<(VoteParams, u32, Stroops)> 
         if v.is_finite() && v > 0.0 && v <= 1.0 {
             Ok(v)
         } else {
-            Err(MarketError::bad("bad_vote_params", format!("{name} must be in (0, 1]")))
+            Err(MarketError::bad(
+                "bad_vote_params",
+                format!("{name} must be in (0, 1]"),
+            ))
         }
     };
     let params = VoteParams {
@@ -75,7 +89,9 @@ fn validate(m: &Market, req: &BidRequest) -> Result<(VoteParams, u32, Stroops)> 
         .price
         .checked_mul(i64::from(max_replicas))
         .and_then(|s| s.checked_mul(req.inputs.len() as i64))
-        .ok_or_else(|| MarketError::bad("amount_overflow", "price x max_replicas x inputs overflows"))?;
+        .ok_or_else(|| {
+            MarketError::bad("amount_overflow", "price x max_replicas x inputs overflows")
+        })?;
     Ok((params, max_replicas, reserve))
 }
 
@@ -90,13 +106,23 @@ fn decode_input(m_limits: &crate::Limits, index: usize, b64: &str) -> Result<Inp
     }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
-        .map_err(|e| MarketError::bad("bad_base64", format!("input {index} is not valid base64: {e}")))?;
+        .map_err(|e| {
+            MarketError::bad(
+                "bad_base64",
+                format!("input {index} is not valid base64: {e}"),
+            )
+        })?;
     let undecodable = |e: image::ImageError| {
-        MarketError::unprocessable("undecodable_image", format!("input {index} is not a decodable image: {e}"))
+        MarketError::unprocessable(
+            "undecodable_image",
+            format!("input {index} is not a decodable image: {e}"),
+        )
     };
     let reader = image::ImageReader::new(Cursor::new(&bytes))
         .with_guessed_format()
-        .map_err(|e| MarketError::unprocessable("undecodable_image", format!("input {index}: {e}")))?;
+        .map_err(|e| {
+            MarketError::unprocessable("undecodable_image", format!("input {index}: {e}"))
+        })?;
     if reader.format().is_none() {
         return Err(MarketError::unprocessable(
             "undecodable_image",
@@ -113,7 +139,9 @@ fn decode_input(m_limits: &crate::Limits, index: usize, b64: &str) -> Result<Inp
     // Decode the whole image: a truncated file fails here, not on a worker.
     image::ImageReader::new(Cursor::new(&bytes))
         .with_guessed_format()
-        .map_err(|e| MarketError::unprocessable("undecodable_image", format!("input {index}: {e}")))?
+        .map_err(|e| {
+            MarketError::unprocessable("undecodable_image", format!("input {index}: {e}"))
+        })?
         .decode()
         .map_err(undecodable)?;
     Ok(Input {
@@ -233,7 +261,9 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
     }
     reserved?;
     tx.commit().await?;
-    m.metrics.bids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    m.metrics
+        .bids
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     m.wake().await;
     Ok(BidCreated {
         bid,

@@ -25,13 +25,22 @@ pub const MAX_TASKS: u32 = 64;
 /// Store (or replace) a worker's offer.
 pub async fn post_offer(m: &Market, worker: &AccountId, req: OfferRequest) -> Result<Offer> {
     if req.models.is_empty() || req.models.len() > 64 {
-        return Err(MarketError::bad("bad_offer", "an offer names 1 to 64 models"));
+        return Err(MarketError::bad(
+            "bad_offer",
+            "an offer names 1 to 64 models",
+        ));
     }
     if req.min_price.0 < 0 {
-        return Err(MarketError::bad("bad_price", "min_price must not be negative"));
+        return Err(MarketError::bad(
+            "bad_price",
+            "min_price must not be negative",
+        ));
     }
     if req.capacity == 0 || req.capacity > 1024 {
-        return Err(MarketError::bad("bad_capacity", "capacity must be between 1 and 1024"));
+        return Err(MarketError::bad(
+            "bad_capacity",
+            "capacity must be between 1 and 1024",
+        ));
     }
     let now = now_ms();
     let models = serde_json::to_string(&req.models).expect("hashes serialize");
@@ -91,13 +100,22 @@ async fn load_offer(m: &Market, worker: &AccountId) -> Result<Option<StoredOffer
 /// Long-poll for up to `max_tasks` assignments, waiting at most `wait_ms`.
 pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<Claimed> {
     if req.max_tasks == 0 || req.max_tasks > MAX_TASKS {
-        return Err(MarketError::bad("bad_claim", format!("max_tasks must be between 1 and {MAX_TASKS}")));
+        return Err(MarketError::bad(
+            "bad_claim",
+            format!("max_tasks must be between 1 and {MAX_TASKS}"),
+        ));
     }
     if req.wait_ms > MAX_WAIT_MS {
-        return Err(MarketError::bad("bad_claim", format!("wait_ms must be at most {MAX_WAIT_MS}")));
+        return Err(MarketError::bad(
+            "bad_claim",
+            format!("wait_ms must be at most {MAX_WAIT_MS}"),
+        ));
     }
     let offer = load_offer(m, worker).await?.ok_or_else(|| {
-        MarketError::conflict("no_offer", "post an offer (POST /v1/offers) before claiming")
+        MarketError::conflict(
+            "no_offer",
+            "post an offer (POST /v1/offers) before claiming",
+        )
     })?;
     touch_worker(m, worker).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms);
@@ -108,12 +126,15 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
         let held = leased_count(m, worker).await?;
         let room = (offer.capacity - held).clamp(0, i64::from(req.max_tasks));
         if room == 0 {
-            return Ok(Claimed { assignments: vec![] });
+            return Ok(Claimed {
+                assignments: vec![],
+            });
         }
         let got = try_claim(m, worker, &offer, room).await?;
         if !got.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
             return Ok(Claimed { assignments: got });
         }
+        let _waiting = WaitingGuard::new(m);
         tokio::select! {
             r = wake.changed() => if r.is_err() { return Ok(Claimed { assignments: vec![] }) },
             _ = tokio::time::sleep_until(deadline) => {}
@@ -122,11 +143,34 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
     }
 }
 
+/// Counts a claim as waiting while it lives.
+struct WaitingGuard<'a>(&'a Market);
+
+impl<'a> WaitingGuard<'a> {
+    fn new(m: &'a Market) -> Self {
+        m.metrics
+            .waiting_claims
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        WaitingGuard(m)
+    }
+}
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0
+            .metrics
+            .waiting_claims
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 async fn leased_count(m: &Market, worker: &AccountId) -> Result<i64> {
-    let r = sqlx::query("SELECT COUNT(*) AS n FROM assignments WHERE worker = $1 AND status = 'leased'")
-        .bind(worker.as_str())
-        .fetch_one(m.db.pool())
-        .await?;
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS n FROM assignments WHERE worker = $1 AND status = 'leased'",
+    )
+    .bind(worker.as_str())
+    .fetch_one(m.db.pool())
+    .await?;
     int(&r, "n")
 }
 
@@ -154,35 +198,82 @@ async fn touch_worker(m: &Market, worker: &AccountId) -> Result<()> {
     tx.commit().await
 }
 
-/// One matching pass: take up to `n` slots now, or none.
-async fn try_claim(m: &Market, worker: &AccountId, offer: &StoredOffer, n: i64) -> Result<Vec<Assignment>> {
-    if offer.models.is_empty() {
-        return Ok(vec![]);
+/// Take up to `n` slots now. A pass that loses races to concurrent claims
+/// (another process took the slot between our read and our update) looks
+/// again, so a claim never comes back empty while a slot it may take is free.
+async fn try_claim(
+    m: &Market,
+    worker: &AccountId,
+    offer: &StoredOffer,
+    n: i64,
+) -> Result<Vec<Assignment>> {
+    let mut out = Vec::new();
+    for _ in 0..8 {
+        let (mut got, lost) = claim_pass(m, worker, offer, n - out.len() as i64).await?;
+        out.append(&mut got);
+        if lost == 0 || out.len() as i64 >= n {
+            break;
+        }
     }
-    let placeholders: Vec<String> = (0..offer.models.len()).map(|i| format!("${}", i + 4)).collect();
+    m.metrics
+        .claims
+        .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    Ok(out)
+}
+
+/// One matching pass: the slots taken, and how many candidates were lost to
+/// concurrent claims.
+async fn claim_pass(
+    m: &Market,
+    worker: &AccountId,
+    offer: &StoredOffer,
+    n: i64,
+) -> Result<(Vec<Assignment>, usize)> {
+    if offer.models.is_empty() {
+        return Ok((vec![], 0));
+    }
+    let placeholders: Vec<String> = (0..offer.models.len())
+        .map(|i| format!("${}", i + 4))
+        .collect();
     let sql = format!(
         "SELECT t.id, t.model, t.input, t.price FROM tasks t
          WHERE t.status IN ('open', 'running') AND t.taken < t.wanted AND t.price >= $1
            AND t.model IN ({})
            AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker = $2)
-         ORDER BY t.price DESC, t.id ASC LIMIT $3{}",
+         ORDER BY t.price DESC, t.id ASC LIMIT $3",
         placeholders.join(", "),
-        m.db.dialect().claim_lock_clause()
     );
     let mut tx = m.db.begin().await?;
-    let mut q = sqlx::query(&sql).bind(offer.min_price).bind(worker.as_str()).bind(n);
+    let mut q = sqlx::query(&sql)
+        .bind(offer.min_price)
+        .bind(worker.as_str())
+        .bind(n);
     for model in &offer.models {
         q = q.bind(model.as_str());
     }
     let candidates = q.fetch_all(&mut **tx).await?;
     if candidates.is_empty() {
-        return Ok(vec![]);
+        return Ok((vec![], 0));
     }
     let now = now_ms();
     let expires = now + m.config.lease.as_millis() as i64;
     let mut out = Vec::with_capacity(candidates.len());
+    let mut lost = 0;
     for c in candidates {
         let task = int(&c, "id")?;
+        // Take the slot first: the row lock it takes orders concurrent claims.
+        let took = sqlx::query(
+            "UPDATE tasks SET taken = taken + 1, status = 'running'
+             WHERE id = $1 AND taken < wanted AND status IN ('open', 'running')",
+        )
+        .bind(task)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if took == 0 {
+            lost += 1;
+            continue;
+        }
         let inserted = sqlx::query(
             "INSERT INTO assignments (task_id, worker, status, lease_expires_at, created_at)
              VALUES ($1, $2, 'leased', $3, $4) ON CONFLICT (task_id, worker) DO NOTHING RETURNING id",
@@ -193,23 +284,16 @@ async fn try_claim(m: &Market, worker: &AccountId, offer: &StoredOffer, n: i64) 
         .bind(now)
         .fetch_optional(&mut **tx)
         .await?;
-        let Some(row) = inserted else { continue };
-        let assignment: i64 = row.try_get("id")?;
-        let took = sqlx::query(
-            "UPDATE tasks SET taken = taken + 1, status = 'running'
-             WHERE id = $1 AND taken < wanted AND status IN ('open', 'running')",
-        )
-        .bind(task)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        if took == 0 {
-            sqlx::query("DELETE FROM assignments WHERE id = $1")
-                .bind(assignment)
+        let Some(row) = inserted else {
+            // The same worker took this task through a concurrent claim.
+            sqlx::query("UPDATE tasks SET taken = taken - 1 WHERE id = $1")
+                .bind(task)
                 .execute(&mut **tx)
                 .await?;
+            lost += 1;
             continue;
-        }
+        };
+        let assignment: i64 = row.try_get("id")?;
         out.push(Assignment {
             assignment: AssignmentId(assignment),
             task: TaskId(task),
@@ -220,8 +304,5 @@ async fn try_claim(m: &Market, worker: &AccountId, offer: &StoredOffer, n: i64) 
         });
     }
     tx.commit().await?;
-    m.metrics
-        .claims
-        .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    Ok(out)
+    Ok((out, lost))
 }

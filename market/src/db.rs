@@ -5,8 +5,9 @@
 //! `RETURNING`, `ON CONFLICT`, BIGINT everywhere, `CAST(SUM(..) AS BIGINT)`)
 //! and run through sqlx's `Any` driver; each dialect adds what only it can
 //! do: SQLite serialises writers in-process (one file, one writer, WAL
-//! readers); PostgreSQL locks claimed rows with `FOR UPDATE SKIP LOCKED` and
-//! wakes the other `tally serve` processes with `LISTEN/NOTIFY`.
+//! readers); PostgreSQL lets writers run concurrently (claims stay exclusive
+//! through conditional updates, see [`crate::claims`]) and wakes the other
+//! `tally serve` processes with `LISTEN/NOTIFY`.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -24,8 +25,6 @@ pub trait Dialect: Send + Sync + 'static {
     fn connection_setup(&self) -> &'static [&'static str];
     /// Whether writers must take the in-process write lock.
     fn serialize_writes(&self) -> bool;
-    /// The suffix that locks the rows a claim is about to take.
-    fn claim_lock_clause(&self) -> &'static str;
     /// The embedded migrations of this dialect.
     fn migrator(&self) -> sqlx::migrate::Migrator;
     /// The statement that tells other market processes that work arrived.
@@ -50,9 +49,6 @@ impl Dialect for Sqlite {
     fn serialize_writes(&self) -> bool {
         true
     }
-    fn claim_lock_clause(&self) -> &'static str {
-        ""
-    }
     fn migrator(&self) -> sqlx::migrate::Migrator {
         sqlx::migrate!("../migrations/sqlite")
     }
@@ -70,9 +66,6 @@ impl Dialect for Postgres {
     }
     fn serialize_writes(&self) -> bool {
         false
-    }
-    fn claim_lock_clause(&self) -> &'static str {
-        " FOR UPDATE OF t SKIP LOCKED"
     }
     fn migrator(&self) -> sqlx::migrate::Migrator {
         sqlx::migrate!("../migrations/postgres")

@@ -64,7 +64,9 @@ impl MarketError {
         match self {
             MarketError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             MarketError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            MarketError::InsufficientFunds(_) => (StatusCode::PAYMENT_REQUIRED, "insufficient_funds"),
+            MarketError::InsufficientFunds(_) => {
+                (StatusCode::PAYMENT_REQUIRED, "insufficient_funds")
+            }
             MarketError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             MarketError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             MarketError::Conflict { code, .. } => (StatusCode::CONFLICT, code),

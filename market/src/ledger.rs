@@ -60,18 +60,26 @@ pub struct Leg<'a> {
 ///
 /// Fails with [`MarketError::InsufficientFunds`] when a book that may not go
 /// negative would; the caller's transaction then rolls back.
-pub async fn post(tx: &mut Transaction<'static, Any>, kind: &str, cause: Cause, legs: &[Leg<'_>]) -> Result<()> {
+pub async fn post(
+    tx: &mut Transaction<'static, Any>,
+    kind: &str,
+    cause: Cause,
+    legs: &[Leg<'_>],
+) -> Result<()> {
     let sum: i128 = legs.iter().map(|l| i128::from(l.amount)).sum();
     if sum != 0 {
-        return Err(MarketError::Corrupt(format!("posting {kind} does not balance: {sum}")));
+        return Err(MarketError::Corrupt(format!(
+            "posting {kind} does not balance: {sum}"
+        )));
     }
     let now = now_ms();
-    let posting: i64 = sqlx::query("INSERT INTO postings (kind, created_at) VALUES ($1, $2) RETURNING id")
-        .bind(kind)
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("id")?;
+    let posting: i64 =
+        sqlx::query("INSERT INTO postings (kind, created_at) VALUES ($1, $2) RETURNING id")
+            .bind(kind)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("id")?;
     for leg in legs {
         if leg.amount == 0 {
             continue;
@@ -132,7 +140,11 @@ where
 }
 
 /// Credit a client's available balance from outside (the admin endpoint).
-pub async fn credit(tx: &mut Transaction<'static, Any>, account: &AccountId, amount: Stroops) -> Result<()> {
+pub async fn credit(
+    tx: &mut Transaction<'static, Any>,
+    account: &AccountId,
+    amount: Stroops,
+) -> Result<()> {
     post(
         tx,
         "deposit",
@@ -168,7 +180,11 @@ pub async fn check_invariants(pool: &sqlx::AnyPool) -> Result<Vec<Breach>> {
     .fetch_all(pool)
     .await?;
     for r in rows {
-        breaches.push(Breach(format!("posting {} sums to {}", int(&r, "posting")?, int(&r, "total")?)));
+        breaches.push(Breach(format!(
+            "posting {} sums to {}",
+            int(&r, "posting")?,
+            int(&r, "total")?
+        )));
     }
     let rows = sqlx::query(
         "SELECT b.book, b.owner, b.amount, CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS total
@@ -178,17 +194,26 @@ pub async fn check_invariants(pool: &sqlx::AnyPool) -> Result<Vec<Breach>> {
     .fetch_all(pool)
     .await?;
     for r in rows {
-        let (book, owner, amount, total) = (text(&r, "book")?, text(&r, "owner")?, int(&r, "amount")?, int(&r, "total")?);
+        let (book, owner, amount, total) = (
+            text(&r, "book")?,
+            text(&r, "owner")?,
+            int(&r, "amount")?,
+            int(&r, "total")?,
+        );
         if amount != total {
-            breaches.push(Breach(format!("{book} of {owner}: balance {amount} but entries sum to {total}")));
+            breaches.push(Breach(format!(
+                "{book} of {owner}: balance {amount} but entries sum to {total}"
+            )));
         }
         if amount < 0 && book != Book::External.as_str() {
             breaches.push(Breach(format!("{book} of {owner} is negative: {amount}")));
         }
     }
-    let rows = sqlx::query("SELECT id, reserved, spent, status FROM bids WHERE spent > reserved OR spent < 0")
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT id, reserved, spent, status FROM bids WHERE spent > reserved OR spent < 0",
+    )
+    .fetch_all(pool)
+    .await?;
     for r in rows {
         breaches.push(Breach(format!(
             "bid {} spent {} of a {} reservation",
@@ -197,10 +222,11 @@ pub async fn check_invariants(pool: &sqlx::AnyPool) -> Result<Vec<Breach>> {
             int(&r, "reserved")?
         )));
     }
-    let total: i64 = sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries")
-        .fetch_one(pool)
-        .await?
-        .try_get("total")?;
+    let total: i64 =
+        sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries")
+            .fetch_one(pool)
+            .await?
+            .try_get("total")?;
     if total != 0 {
         breaches.push(Breach(format!("all entries sum to {total}")));
     }
@@ -213,10 +239,21 @@ pub async fn check_invariants(pool: &sqlx::AnyPool) -> Result<Vec<Breach>> {
     .fetch_all(pool)
     .await?;
     for r in rows {
-        let (id, reserved, spent, held) = (int(&r, "id")?, int(&r, "reserved")?, int(&r, "spent")?, int(&r, "held")?);
-        let want = if text(&r, "status")? == "done" { 0 } else { reserved - spent };
+        let (id, reserved, spent, held) = (
+            int(&r, "id")?,
+            int(&r, "reserved")?,
+            int(&r, "spent")?,
+            int(&r, "held")?,
+        );
+        let want = if text(&r, "status")? == "done" {
+            0
+        } else {
+            reserved - spent
+        };
         if held != want {
-            breaches.push(Breach(format!("bid {id} holds {held} in reserve, expected {want}")));
+            breaches.push(Breach(format!(
+                "bid {id} holds {held} in reserve, expected {want}"
+            )));
         }
     }
     Ok(breaches)

@@ -17,7 +17,9 @@ pub fn task_transition(from: TaskState, to: TaskState) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(MarketError::Corrupt(format!("task may not move from {from:?} to {to:?}")))
+        Err(MarketError::Corrupt(format!(
+            "task may not move from {from:?} to {to:?}"
+        )))
     }
 }
 
@@ -73,7 +75,10 @@ impl AssignmentState {
 
     /// Does it still hold one of the task's replica slots?
     pub fn holds_slot(self) -> bool {
-        !matches!(self, AssignmentState::Failed | AssignmentState::Expired | AssignmentState::Cancelled)
+        !matches!(
+            self,
+            AssignmentState::Failed | AssignmentState::Expired | AssignmentState::Cancelled
+        )
     }
 }
 
@@ -90,7 +95,9 @@ pub fn assignment_transition(from: AssignmentState, to: AssignmentState) -> Resu
     if ok {
         Ok(())
     } else {
-        Err(MarketError::Corrupt(format!("assignment may not move from {from:?} to {to:?}")))
+        Err(MarketError::Corrupt(format!(
+            "assignment may not move from {from:?} to {to:?}"
+        )))
     }
 }
 
@@ -109,9 +116,15 @@ mod tests {
     use super::*;
     use AssignmentState::*;
 
-    const TASKS: [TaskState; 4] = [TaskState::Open, TaskState::Running, TaskState::Verified, TaskState::Failed];
-    const ASSIGNMENTS: [AssignmentState; 8] =
-        [Leased, Submitted, Agreed, Disagreed, Rejected, Failed, Expired, Cancelled];
+    const TASKS: [TaskState; 4] = [
+        TaskState::Open,
+        TaskState::Running,
+        TaskState::Verified,
+        TaskState::Failed,
+    ];
+    const ASSIGNMENTS: [AssignmentState; 8] = [
+        Leased, Submitted, Agreed, Disagreed, Rejected, Failed, Expired, Cancelled,
+    ];
 
     #[test]
     fn every_task_move_is_allowed_or_forbidden_as_designed() {
@@ -125,7 +138,11 @@ mod tests {
         ];
         for from in TASKS {
             for to in TASKS {
-                assert_eq!(task_transition(from, to).is_ok(), allowed.contains(&(from, to)), "{from:?} -> {to:?}");
+                assert_eq!(
+                    task_transition(from, to).is_ok(),
+                    allowed.contains(&(from, to)),
+                    "{from:?} -> {to:?}"
+                );
             }
         }
     }

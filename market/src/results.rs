@@ -30,7 +30,10 @@ struct AssignmentRow {
     state: AssignmentState,
 }
 
-async fn load_assignment(tx: &mut Transaction<'static, Any>, id: AssignmentId) -> Result<AssignmentRow> {
+async fn load_assignment(
+    tx: &mut Transaction<'static, Any>,
+    id: AssignmentId,
+) -> Result<AssignmentRow> {
     let r = sqlx::query("SELECT task_id, worker, status FROM assignments WHERE id = $1")
         .bind(id.0)
         .fetch_optional(&mut **tx)
@@ -44,15 +47,27 @@ async fn load_assignment(tx: &mut Transaction<'static, Any>, id: AssignmentId) -
 }
 
 /// Load an assignment the caller holds under a live lease.
-async fn load_leased(tx: &mut Transaction<'static, Any>, id: AssignmentId, worker: &AccountId) -> Result<AssignmentRow> {
+async fn load_leased(
+    tx: &mut Transaction<'static, Any>,
+    id: AssignmentId,
+    worker: &AccountId,
+) -> Result<AssignmentRow> {
     let a = load_assignment(tx, id).await?;
     if &a.worker != worker {
-        return Err(MarketError::Forbidden(format!("assignment {id} belongs to another worker")));
+        return Err(MarketError::Forbidden(format!(
+            "assignment {id} belongs to another worker"
+        )));
     }
     match a.state {
         AssignmentState::Leased => Ok(a),
-        AssignmentState::Expired => Err(MarketError::conflict("lease_expired", format!("the lease on assignment {id} expired"))),
-        AssignmentState::Cancelled => Err(MarketError::conflict("cancelled", format!("assignment {id} was cancelled: its bid's deadline passed"))),
+        AssignmentState::Expired => Err(MarketError::conflict(
+            "lease_expired",
+            format!("the lease on assignment {id} expired"),
+        )),
+        AssignmentState::Cancelled => Err(MarketError::conflict(
+            "cancelled",
+            format!("assignment {id} was cancelled: its bid's deadline passed"),
+        )),
         other => Err(MarketError::conflict(
             "already_finished",
             format!("assignment {id} is already {}", other.as_str()),
@@ -60,7 +75,12 @@ async fn load_leased(tx: &mut Transaction<'static, Any>, id: AssignmentId, worke
     }
 }
 
-async fn set_assignment(tx: &mut Transaction<'static, Any>, id: AssignmentId, from: AssignmentState, to: AssignmentState) -> Result<()> {
+async fn set_assignment(
+    tx: &mut Transaction<'static, Any>,
+    id: AssignmentId,
+    from: AssignmentState,
+    to: AssignmentState,
+) -> Result<()> {
     assignment_transition(from, to)?;
     let n = sqlx::query("UPDATE assignments SET status = $1, finished_at = COALESCE(finished_at, $2) WHERE id = $3 AND status = $4")
         .bind(to.as_str())
@@ -73,7 +93,10 @@ async fn set_assignment(tx: &mut Transaction<'static, Any>, id: AssignmentId, fr
     if n == 1 {
         Ok(())
     } else {
-        Err(MarketError::conflict("state_changed", format!("assignment {id} changed state meanwhile")))
+        Err(MarketError::conflict(
+            "state_changed",
+            format!("assignment {id} changed state meanwhile"),
+        ))
     }
 }
 
@@ -99,11 +122,18 @@ pub fn validate_result(m: &Market, req: &ResultRequest) -> Result<()> {
     if req.detections.len() > m.config.limits.max_detections {
         return Err(MarketError::bad(
             "bad_result",
-            format!("at most {} detections per result", m.config.limits.max_detections),
+            format!(
+                "at most {} detections per result",
+                m.config.limits.max_detections
+            ),
         ));
     }
     for (i, d) in req.detections.iter().enumerate() {
-        if !d.is_well_formed() || !(0.0..=1.0).contains(&d.score) || d.class_id >= 100_000 || d.label.len() > 64 {
+        if !d.is_well_formed()
+            || !(0.0..=1.0).contains(&d.score)
+            || d.class_id >= 100_000
+            || d.label.len() > 64
+        {
             return Err(MarketError::bad(
                 "bad_result",
                 format!("detection {i} is malformed: scores lie in [0, 1] and boxes are [x1, y1, x2, y2] with x1 <= x2, y1 <= y2"),
@@ -111,7 +141,10 @@ pub fn validate_result(m: &Market, req: &ResultRequest) -> Result<()> {
         }
     }
     if !req.elapsed_ms.is_finite() || req.elapsed_ms < 0.0 {
-        return Err(MarketError::bad("bad_result", "elapsed_ms must be a non-negative number"));
+        return Err(MarketError::bad(
+            "bad_result",
+            "elapsed_ms must be a non-negative number",
+        ));
     }
     Ok(())
 }
@@ -155,28 +188,54 @@ pub async fn submit_result(
     })
 }
 
-async fn assignment_status(tx: &mut Transaction<'static, Any>, id: AssignmentId) -> Result<AssignmentState> {
-    let r = sqlx::query("SELECT status FROM assignments WHERE id = $1").bind(id.0).fetch_one(&mut **tx).await?;
+async fn assignment_status(
+    tx: &mut Transaction<'static, Any>,
+    id: AssignmentId,
+) -> Result<AssignmentState> {
+    let r = sqlx::query("SELECT status FROM assignments WHERE id = $1")
+        .bind(id.0)
+        .fetch_one(&mut **tx)
+        .await?;
     AssignmentState::parse(&text(&r, "status")?)
 }
 
 /// A worker could not run its assignment: the slot goes back to the pool.
-pub async fn report_failure(m: &Market, worker: &AccountId, id: AssignmentId, reason: &str) -> Result<AssignmentOutcome> {
+pub async fn report_failure(
+    m: &Market,
+    worker: &AccountId,
+    id: AssignmentId,
+    reason: &str,
+) -> Result<AssignmentOutcome> {
     if reason.trim().is_empty() || reason.len() > 1000 {
-        return Err(MarketError::bad("bad_failure", "reason must be 1 to 1000 characters"));
+        return Err(MarketError::bad(
+            "bad_failure",
+            "reason must be 1 to 1000 characters",
+        ));
     }
     let mut tx = m.db.begin().await?;
     let a = load_leased(&mut tx, id, worker).await?;
-    set_assignment(&mut tx, id, AssignmentState::Leased, AssignmentState::Failed).await?;
-    sqlx::query("UPDATE assignments SET reason = $1 WHERE id = $2").bind(reason).bind(id.0).execute(&mut **tx).await?;
+    set_assignment(
+        &mut tx,
+        id,
+        AssignmentState::Leased,
+        AssignmentState::Failed,
+    )
+    .await?;
+    sqlx::query("UPDATE assignments SET reason = $1 WHERE id = $2")
+        .bind(reason)
+        .bind(id.0)
+        .execute(&mut **tx)
+        .await?;
     release_slot(&mut tx, a.task).await?;
     // An input no worker can run must not circulate for ever.
     let task = load_task(&mut tx, a.task).await?;
-    let failures: i64 = sqlx::query("SELECT COUNT(*) AS n FROM assignments WHERE task_id = $1 AND status = 'failed'")
-        .bind(a.task.0)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("n")?;
+    let failures: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM assignments WHERE task_id = $1 AND status = 'failed'",
+    )
+    .bind(a.task.0)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("n")?;
     let mut task_state = task.state;
     if !task.state.is_final() && failures >= task.max_replicas {
         fail_task(m, &mut tx, &task).await?;
@@ -252,12 +311,18 @@ pub struct Decision {
 }
 
 /// Run the vote on a task if it can be decided, and act on the outcome.
-pub async fn decide(m: &Market, tx: &mut Transaction<'static, Any>, task_id: TaskId) -> Result<Decision> {
+pub async fn decide(
+    m: &Market,
+    tx: &mut Transaction<'static, Any>,
+    task_id: TaskId,
+) -> Result<Decision> {
     let task = load_task(tx, task_id).await?;
-    let rows = sqlx::query("SELECT id, worker, status, body FROM assignments WHERE task_id = $1 ORDER BY id")
-        .bind(task_id.0)
-        .fetch_all(&mut **tx)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT id, worker, status, body FROM assignments WHERE task_id = $1 ORDER BY id",
+    )
+    .bind(task_id.0)
+    .fetch_all(&mut **tx)
+    .await?;
     let mut submitted = Vec::new();
     let mut outstanding = 0;
     for r in &rows {
@@ -268,7 +333,11 @@ pub async fn decide(m: &Market, tx: &mut Transaction<'static, Any>, task_id: Tas
                 let body: Vec<u8> = r.try_get("body")?;
                 let req: ResultRequest = serde_json::from_slice(&body)
                     .map_err(|e| MarketError::Corrupt(format!("stored result body: {e}")))?;
-                submitted.push((AssignmentId(int(r, "id")?), parse::<AccountId>(&text(r, "worker")?, "worker")?, req));
+                submitted.push((
+                    AssignmentId(int(r, "id")?),
+                    parse::<AccountId>(&text(r, "worker")?, "worker")?,
+                    req,
+                ));
             }
             _ => {}
         }
@@ -279,7 +348,9 @@ pub async fn decide(m: &Market, tx: &mut Transaction<'static, Any>, task_id: Tas
     };
     if task.state == TaskState::Verified {
         // Late results are judged against the consensus.
-        let mut stored = task.verdict.clone().ok_or_else(|| MarketError::Corrupt(format!("verified task {task_id} has no verdict")))?;
+        let mut stored = task.verdict.clone().ok_or_else(|| {
+            MarketError::Corrupt(format!("verified task {task_id} has no verdict"))
+        })?;
         for (id, worker, req) in &submitted {
             let agrees = vote::agrees(&task.params, &stored.verdict.consensus, &req.detections);
             judge(m, tx, &task, *id, worker, agrees).await?;
@@ -299,7 +370,13 @@ pub async fn decide(m: &Market, tx: &mut Transaction<'static, Any>, task_id: Tas
     }
     if task.state == TaskState::Failed {
         for (id, ..) in &submitted {
-            set_assignment(tx, *id, AssignmentState::Submitted, AssignmentState::Rejected).await?;
+            set_assignment(
+                tx,
+                *id,
+                AssignmentState::Submitted,
+                AssignmentState::Rejected,
+            )
+            .await?;
         }
         close_bid_if_done(m, tx, task.bid).await?;
         return Ok(unchanged);
@@ -357,7 +434,11 @@ pub async fn decide(m: &Market, tx: &mut Transaction<'static, Any>, task_id: Tas
     })
 }
 
-async fn save_verdict(tx: &mut Transaction<'static, Any>, task: TaskId, v: &StoredVerdict) -> Result<()> {
+async fn save_verdict(
+    tx: &mut Transaction<'static, Any>,
+    task: TaskId,
+    v: &StoredVerdict,
+) -> Result<()> {
     sqlx::query("UPDATE tasks SET verdict = $1 WHERE id = $2")
         .bind(serde_json::to_string(v).expect("verdict serializes"))
         .bind(task.0)
@@ -368,15 +449,28 @@ async fn save_verdict(tx: &mut Transaction<'static, Any>, task: TaskId, v: &Stor
 
 /// Record one result's verdict, pay it if it agreed, and count it in the
 /// worker's reputation.
-async fn judge(m: &Market, tx: &mut Transaction<'static, Any>, task: &TaskRow, id: AssignmentId, worker: &AccountId, agreed: bool) -> Result<()> {
+async fn judge(
+    m: &Market,
+    tx: &mut Transaction<'static, Any>,
+    task: &TaskRow,
+    id: AssignmentId,
+    worker: &AccountId,
+    agreed: bool,
+) -> Result<()> {
     let from = assignment_status(tx, id).await?;
-    let to = if agreed { AssignmentState::Agreed } else { AssignmentState::Disagreed };
+    let to = if agreed {
+        AssignmentState::Agreed
+    } else {
+        AssignmentState::Disagreed
+    };
     set_assignment(tx, id, from, to).await?;
     let column = if agreed { "agreed" } else { "disagreed" };
-    sqlx::query(&format!("UPDATE workers SET {column} = {column} + 1 WHERE account = $1"))
-        .bind(worker.as_str())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(&format!(
+        "UPDATE workers SET {column} = {column} + 1 WHERE account = $1"
+    ))
+    .bind(worker.as_str())
+    .execute(&mut **tx)
+    .await?;
     if agreed {
         pay(m, tx, task, id, worker).await?;
     }
@@ -385,19 +479,29 @@ async fn judge(m: &Market, tx: &mut Transaction<'static, Any>, task: &TaskRow, i
 
 /// Pay one agreeing result: the price leaves the bid's reservation, the fee
 /// goes to the operator, the rest to the worker's unpaid earnings.
-async fn pay(m: &Market, tx: &mut Transaction<'static, Any>, task: &TaskRow, id: AssignmentId, worker: &AccountId) -> Result<()> {
+async fn pay(
+    m: &Market,
+    tx: &mut Transaction<'static, Any>,
+    task: &TaskRow,
+    id: AssignmentId,
+    worker: &AccountId,
+) -> Result<()> {
     let fee = task
         .price
         .fee_bps(task.fee_bps)
         .ok_or_else(|| MarketError::Corrupt("fee overflows".into()))?;
-    let spent = sqlx::query("UPDATE bids SET spent = spent + $1 WHERE id = $2 AND spent + $1 <= reserved")
-        .bind(task.price.0)
-        .bind(task.bid.0)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    let spent =
+        sqlx::query("UPDATE bids SET spent = spent + $1 WHERE id = $2 AND spent + $1 <= reserved")
+            .bind(task.price.0)
+            .bind(task.bid.0)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
     if spent != 1 {
-        return Err(MarketError::Corrupt(format!("bid {} cannot cover assignment {id}", task.bid)));
+        return Err(MarketError::Corrupt(format!(
+            "bid {} cannot cover assignment {id}",
+            task.bid
+        )));
     }
     let operator = m.config.operator.account().clone();
     ledger::post(
@@ -456,7 +560,11 @@ async fn fail_task(m: &Market, tx: &mut Transaction<'static, Any>, task: &TaskRo
 
 /// When every task of a bid is final and no replica is still out, close the
 /// bid and refund what its reservation did not spend.
-pub async fn close_bid_if_done(_m: &Market, tx: &mut Transaction<'static, Any>, bid: BidId) -> Result<()> {
+pub async fn close_bid_if_done(
+    _m: &Market,
+    tx: &mut Transaction<'static, Any>,
+    bid: BidId,
+) -> Result<()> {
     let r = sqlx::query(
         "SELECT b.client, b.reserved, b.spent, b.status,
            (SELECT COUNT(*) FROM tasks t WHERE t.bid_id = b.id AND t.status NOT IN ('verified', 'failed')) AS pending,
@@ -469,12 +577,14 @@ pub async fn close_bid_if_done(_m: &Market, tx: &mut Transaction<'static, Any>, 
     if text(&r, "status")? != "open" || int(&r, "pending")? > 0 || int(&r, "out")? > 0 {
         return Ok(());
     }
-    let closed = sqlx::query("UPDATE bids SET status = 'done', closed_at = $1 WHERE id = $2 AND status = 'open'")
-        .bind(now_ms())
-        .bind(bid.0)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    let closed = sqlx::query(
+        "UPDATE bids SET status = 'done', closed_at = $1 WHERE id = $2 AND status = 'open'",
+    )
+    .bind(now_ms())
+    .bind(bid.0)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
     if closed != 1 {
         return Ok(());
     }

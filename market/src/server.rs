@@ -29,6 +29,8 @@ pub struct Metrics {
     pub paid_results: AtomicU64,
     pub settlements: AtomicU64,
     pub replays: AtomicU64,
+    /// Claims waiting for work right now.
+    pub waiting_claims: std::sync::atomic::AtomicI64,
 }
 
 /// The running market: database, configuration, wake-ups and counters.
@@ -141,7 +143,11 @@ async fn relay_notifications(m: Arc<Market>) {
 }
 
 /// Serve the market on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, market: Arc<Market>, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    market: Arc<Market>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     market.spawn_jobs();
     let app = crate::api::router(Arc::clone(&market));
     let m = Arc::clone(&market);

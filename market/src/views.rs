@@ -19,14 +19,18 @@ use crate::{now_ms, to_time, Market};
 /// `GET /v1/bids/{id}`: only the client who placed it may read it.
 pub async fn bid_status(m: &Market, caller: &AccountId, id: BidId) -> Result<BidStatus> {
     let pool = m.db.pool();
-    let b = sqlx::query("SELECT client, model, price, reserved, spent, status, created_at FROM bids WHERE id = $1")
-        .bind(id.0)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| MarketError::NotFound(format!("no bid {id}")))?;
+    let b = sqlx::query(
+        "SELECT client, model, price, reserved, spent, status, created_at FROM bids WHERE id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| MarketError::NotFound(format!("no bid {id}")))?;
     let client: AccountId = parse(&text(&b, "client")?, "client")?;
     if &client != caller {
-        return Err(MarketError::Forbidden(format!("bid {id} belongs to another client")));
+        return Err(MarketError::Forbidden(format!(
+            "bid {id} belongs to another client"
+        )));
     }
     let rows = sqlx::query(
         "SELECT t.id, t.status, t.input, t.verdict,
@@ -41,7 +45,9 @@ pub async fn bid_status(m: &Market, caller: &AccountId, id: BidId) -> Result<Bid
         let verdict: Option<String> = r.try_get("verdict")?;
         let status = parse_task_state(&text(&r, "status")?)?;
         let consensus = match (status, verdict) {
-            (TaskState::Verified, Some(v)) => Some(json::<StoredVerdict>(&v, "verdict")?.verdict.consensus),
+            (TaskState::Verified, Some(v)) => {
+                Some(json::<StoredVerdict>(&v, "verdict")?.verdict.consensus)
+            }
             _ => None,
         };
         tasks.push(TaskStatus {
@@ -54,7 +60,11 @@ pub async fn bid_status(m: &Market, caller: &AccountId, id: BidId) -> Result<Bid
     }
     Ok(BidStatus {
         bid: id,
-        status: if text(&b, "status")? == "done" { BidState::Done } else { BidState::Open },
+        status: if text(&b, "status")? == "done" {
+            BidState::Done
+        } else {
+            BidState::Open
+        },
         client,
         model: parse(&text(&b, "model")?, "model")?,
         price: Stroops(int(&b, "price")?),
@@ -96,7 +106,9 @@ pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
         });
     }
     let verdict: Option<String> = t.try_get("verdict")?;
-    let stored = verdict.map(|v| json::<StoredVerdict>(&v, "verdict")).transpose()?;
+    let stored = verdict
+        .map(|v| json::<StoredVerdict>(&v, "verdict"))
+        .transpose()?;
     Ok(Evidence {
         task: id,
         bid: BidId(int(&t, "bid_id")?),
@@ -151,7 +163,10 @@ pub async fn account_view(m: &Market, account: &AccountId) -> Result<AccountView
 pub async fn market_stats(m: &Market) -> Result<MarketStats> {
     let pool = m.db.pool();
     let mut by_state = [0u64; 4];
-    for r in sqlx::query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status").fetch_all(pool).await? {
+    for r in sqlx::query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
+        .fetch_all(pool)
+        .await?
+    {
         let i = match parse_task_state(&text(&r, "status")?)? {
             TaskState::Open => 0,
             TaskState::Running => 1,
@@ -234,20 +249,70 @@ pub async fn metrics(m: &Market) -> Result<String> {
     let c = &m.metrics;
     let mut out = String::new();
     let mut counter = |name: &str, help: &str, v: u64| {
-        let _ = writeln!(out, "# HELP tally_{name} {help}\n# TYPE tally_{name} counter\ntally_{name} {v}");
+        let _ = writeln!(
+            out,
+            "# HELP tally_{name} {help}\n# TYPE tally_{name} counter\ntally_{name} {v}"
+        );
     };
-    counter("requests_total", "HTTP requests served.", c.requests.load(Ordering::Relaxed));
-    counter("bids_total", "Bids accepted.", c.bids.load(Ordering::Relaxed));
-    counter("claims_total", "Assignments handed out.", c.claims.load(Ordering::Relaxed));
-    counter("results_total", "Results received.", c.results.load(Ordering::Relaxed));
-    counter("failures_total", "Failures reported by workers.", c.failures.load(Ordering::Relaxed));
-    counter("tasks_verified_total", "Tasks verified by the vote.", c.verified.load(Ordering::Relaxed));
-    counter("tasks_failed_total", "Tasks failed without a verdict.", c.failed.load(Ordering::Relaxed));
-    counter("leases_expired_total", "Leases that ran out.", c.expired.load(Ordering::Relaxed));
-    counter("paid_results_total", "Agreeing results paid.", c.paid_results.load(Ordering::Relaxed));
-    counter("settlements_total", "Settlement records written.", c.settlements.load(Ordering::Relaxed));
-    counter("replays_total", "Replayed requests refused.", c.replays.load(Ordering::Relaxed));
-    let _ = writeln!(out, "# HELP tally_tasks Tasks by state.\n# TYPE tally_tasks gauge");
+    counter(
+        "requests_total",
+        "HTTP requests served.",
+        c.requests.load(Ordering::Relaxed),
+    );
+    counter(
+        "bids_total",
+        "Bids accepted.",
+        c.bids.load(Ordering::Relaxed),
+    );
+    counter(
+        "claims_total",
+        "Assignments handed out.",
+        c.claims.load(Ordering::Relaxed),
+    );
+    counter(
+        "results_total",
+        "Results received.",
+        c.results.load(Ordering::Relaxed),
+    );
+    counter(
+        "failures_total",
+        "Failures reported by workers.",
+        c.failures.load(Ordering::Relaxed),
+    );
+    counter(
+        "tasks_verified_total",
+        "Tasks verified by the vote.",
+        c.verified.load(Ordering::Relaxed),
+    );
+    counter(
+        "tasks_failed_total",
+        "Tasks failed without a verdict.",
+        c.failed.load(Ordering::Relaxed),
+    );
+    counter(
+        "leases_expired_total",
+        "Leases that ran out.",
+        c.expired.load(Ordering::Relaxed),
+    );
+    counter(
+        "paid_results_total",
+        "Agreeing results paid.",
+        c.paid_results.load(Ordering::Relaxed),
+    );
+    counter(
+        "settlements_total",
+        "Settlement records written.",
+        c.settlements.load(Ordering::Relaxed),
+    );
+    counter(
+        "replays_total",
+        "Replayed requests refused.",
+        c.replays.load(Ordering::Relaxed),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tally_tasks Tasks by state.\n# TYPE tally_tasks gauge"
+    );
     for (state, n) in [
         ("open", stats.open_tasks),
         ("running", stats.running_tasks),
@@ -260,6 +325,11 @@ pub async fn metrics(m: &Market) -> Result<String> {
         out,
         "# HELP tally_workers_online Workers seen in the last minute.\n# TYPE tally_workers_online gauge\ntally_workers_online {}",
         stats.workers_online
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tally_claims_waiting Claims long-polling for work.\n# TYPE tally_claims_waiting gauge\ntally_claims_waiting {}",
+        c.waiting_claims.load(Ordering::Relaxed)
     );
     Ok(out)
 }

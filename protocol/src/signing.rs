@@ -159,7 +159,10 @@ impl Signer {
 
     /// The `S...` strkey, for writing a key file. Never log it.
     pub fn secret(&self) -> String {
-        format!("{}", stellar_strkey::ed25519::PrivateKey(self.key.to_bytes()).as_unredacted())
+        format!(
+            "{}",
+            stellar_strkey::ed25519::PrivateKey(self.key.to_bytes()).as_unredacted()
+        )
     }
 
     pub fn seed(&self) -> [u8; 32] {

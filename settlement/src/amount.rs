@@ -102,10 +102,7 @@ mod tests {
         assert_eq!(Stroops(12_345_678).to_units_string(), "1.2345678");
         assert_eq!(Stroops(1).to_units_string(), "0.0000001");
         assert_eq!(Stroops(-10_000_000).to_units_string(), "-1.0000000");
-        assert_eq!(
-            Stroops(i64::MIN).to_units_string(),
-            "-922337203685.4775808"
-        );
+        assert_eq!(Stroops(i64::MIN).to_units_string(), "-922337203685.4775808");
         assert_eq!(serde_json::to_string(&Stroops(42)).unwrap(), "42");
         assert_eq!(serde_json::from_str::<Stroops>("42").unwrap(), Stroops(42));
     }

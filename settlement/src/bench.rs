@@ -44,7 +44,9 @@ pub fn bench_build_sign_threads(ops_per_tx: usize, txs: usize, threads: usize) -
     let threads = threads.clamp(1, txs.max(1));
     let source = Keypair::from_seed(&Sha256::digest(b"bench-source").into());
     let workers: Vec<PublicKey> = (0..ops)
-        .map(|i| Keypair::from_seed(&Sha256::digest(format!("bench-worker-{i}")).into()).public_key())
+        .map(|i| {
+            Keypair::from_seed(&Sha256::digest(format!("bench-worker-{i}")).into()).public_key()
+        })
         .collect();
     let source_key = source.public_key();
     let signer = TxSigner::new(source, &Network::testnet());

@@ -66,7 +66,7 @@ impl DecodedPayment {
     /// The base fee per operation, when the fee divides evenly.
     pub fn base_fee(&self) -> Option<u32> {
         let ops = self.payments.len() as u32;
-        (ops > 0 && self.fee % ops == 0).then(|| self.fee / ops)
+        (ops > 0 && self.fee.is_multiple_of(ops)).then(|| self.fee / ops)
     }
 
     /// A batch that rebuilds this transaction, when the fee is base fee x ops.
@@ -91,8 +91,7 @@ impl DecodedPayment {
 
 /// Decode a base64 `TransactionEnvelope` holding a Tally payment batch.
 pub fn decode_envelope(envelope_xdr: &str) -> Result<DecodedPayment> {
-    let envelope =
-        xdr::TransactionEnvelope::from_xdr_base64(envelope_xdr.trim(), decode_limits())?;
+    let envelope = xdr::TransactionEnvelope::from_xdr_base64(envelope_xdr.trim(), decode_limits())?;
     let xdr::TransactionEnvelope::Tx(v1) = envelope else {
         return Err(Error::Unsupported("not a v1 transaction envelope"));
     };
@@ -153,7 +152,11 @@ pub fn decode_envelope(envelope_xdr: &str) -> Result<DecodedPayment> {
 
 /// Whether `envelope_xdr` decodes and carries `expected_signer`'s valid
 /// signature of its transaction hash on `network`.
-pub fn verify_signature(envelope_xdr: &str, network: &Network, expected_signer: &PublicKey) -> bool {
+pub fn verify_signature(
+    envelope_xdr: &str,
+    network: &Network,
+    expected_signer: &PublicKey,
+) -> bool {
     decode_envelope(envelope_xdr).is_ok_and(|d| d.is_signed_by(network, expected_signer))
 }
 
@@ -201,7 +204,11 @@ mod tests {
         let network = Network::testnet();
         let (kp, _, envelope) = signed(&network);
         assert!(verify_signature(&envelope, &network, &kp.public_key()));
-        assert!(!verify_signature(&envelope, &Network::public(), &kp.public_key()));
+        assert!(!verify_signature(
+            &envelope,
+            &Network::public(),
+            &kp.public_key()
+        ));
         let stranger = Keypair::from_seed(&[8; 32]).public_key();
         assert!(!verify_signature(&envelope, &network, &stranger));
         assert!(!verify_signature("AAAA", &network, &kp.public_key()));
@@ -211,8 +218,7 @@ mod tests {
     fn a_tampered_envelope_fails_verification() {
         let network = Network::testnet();
         let (kp, _, envelope) = signed(&network);
-        let mut env =
-            xdr::TransactionEnvelope::from_xdr_base64(&envelope, Limits::none()).unwrap();
+        let mut env = xdr::TransactionEnvelope::from_xdr_base64(&envelope, Limits::none()).unwrap();
         if let xdr::TransactionEnvelope::Tx(v1) = &mut env {
             let mut ops = v1.tx.operations.to_vec();
             if let xdr::OperationBody::Payment(p) = &mut ops[0].body {
@@ -229,8 +235,7 @@ mod tests {
     fn foreign_envelopes_are_unsupported() {
         let network = Network::testnet();
         let (_, _, envelope) = signed(&network);
-        let mut env =
-            xdr::TransactionEnvelope::from_xdr_base64(&envelope, Limits::none()).unwrap();
+        let mut env = xdr::TransactionEnvelope::from_xdr_base64(&envelope, Limits::none()).unwrap();
         if let xdr::TransactionEnvelope::Tx(v1) = &mut env {
             v1.tx.memo = xdr::Memo::Id(5);
         }

@@ -43,7 +43,9 @@ impl Network {
         }
         if passphrase.chars().any(char::is_control) {
             // Records put the passphrase on a line of their canonical encoding.
-            return Err(Error::Network("the passphrase contains a control character"));
+            return Err(Error::Network(
+                "the passphrase contains a control character",
+            ));
         }
         Ok(match passphrase {
             Self::TESTNET_PASSPHRASE => Self::testnet(),

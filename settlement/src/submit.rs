@@ -143,9 +143,9 @@ impl Submitter {
             }
             Endpoint::Rpc(_) => {
                 let key = xdr::LedgerKey::Account(xdr::LedgerKeyAccount {
-                    account_id: xdr::AccountId(xdr::PublicKey::PublicKeyTypeEd25519(
-                        xdr::Uint256(*account.as_bytes()),
-                    )),
+                    account_id: xdr::AccountId(xdr::PublicKey::PublicKeyTypeEd25519(xdr::Uint256(
+                        *account.as_bytes(),
+                    ))),
                 });
                 let params = json!({ "keys": [key.to_xdr_base64(xdr::Limits::none())?] });
                 let result = self

@@ -79,7 +79,12 @@ fn keys_from_the_vectors_match_stellar_sdk() {
     for v in vectors() {
         let seed: [u8; 32] = hex::decode(&v.source_seed_hex).unwrap().try_into().unwrap();
         let kp = Keypair::from_seed(&seed);
-        assert_eq!(kp, Keypair::from_secret(&v.source_secret).unwrap(), "{}", v.name);
+        assert_eq!(
+            kp,
+            Keypair::from_secret(&v.source_secret).unwrap(),
+            "{}",
+            v.name
+        );
         assert_eq!(kp.public_key().to_string(), v.source, "{}", v.name);
         assert_eq!(kp.secret_strkey(), v.source_secret, "{}", v.name);
     }
@@ -139,13 +144,21 @@ fn stellar_sdk_signatures_verify_for_their_network_only() {
     for v in vectors() {
         let source = PublicKey::parse(&v.source).unwrap();
         let network = v.network();
-        assert!(verify_signature(&v.envelope_xdr, &network, &source), "{}", v.name);
+        assert!(
+            verify_signature(&v.envelope_xdr, &network, &source),
+            "{}",
+            v.name
+        );
         let other = if network == Network::testnet() {
             Network::public()
         } else {
             Network::testnet()
         };
-        assert!(!verify_signature(&v.envelope_xdr, &other, &source), "{}", v.name);
+        assert!(
+            !verify_signature(&v.envelope_xdr, &other, &source),
+            "{}",
+            v.name
+        );
     }
 }
 
@@ -171,5 +184,8 @@ fn the_vectors_cover_what_they_claim() {
             .iter()
             .any(|a| matches!(a, Asset::Credit { code, .. } if code.is_alphanum4() == four))
     };
-    assert!(credit(true) && credit(false), "alphanum4 and alphanum12 both covered");
+    assert!(
+        credit(true) && credit(false),
+        "alphanum4 and alphanum12 both covered"
+    );
 }

@@ -56,8 +56,13 @@ pub async fn fresh_db(backend: Backend, dir: &tempfile::TempDir) -> String {
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("market.db").display()),
         Backend::Postgres => {
             let base = postgres_url().expect("postgres url");
-            let name = format!("tally_test_{}", hex::encode(Signer::generate().seed())[..16].to_string());
-            let admin = sqlx::PgPool::connect(&base).await.expect("connect to PostgreSQL");
+            let name = format!(
+                "tally_test_{}",
+                hex::encode(Signer::generate().seed())[..16].to_string()
+            );
+            let admin = sqlx::PgPool::connect(&base)
+                .await
+                .expect("connect to PostgreSQL");
             sqlx::query(&format!("CREATE DATABASE {name}"))
                 .execute(&admin)
                 .await
@@ -97,6 +102,14 @@ impl Default for Options {
     }
 }
 
+/// A second market process on the same database as `first`.
+pub async fn spawn_second_market(first: &TestMarket) -> TestMarket {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(&first.db_url, first.operator.clone());
+    config.sweep_every = Duration::from_millis(50);
+    start(config, first.db_url.clone(), first.operator.clone(), dir).await
+}
+
 pub async fn spawn_market(backend: Backend) -> TestMarket {
     spawn_market_with(backend, Options::default()).await
 }
@@ -110,8 +123,19 @@ pub async fn spawn_market_with(backend: Backend, opts: Options) -> TestMarket {
     config.fee_bps = opts.fee_bps;
     config.sweep_every = Duration::from_millis(50);
     (opts.tweak)(&mut config);
+    start(config, db_url, operator, dir).await
+}
+
+async fn start(
+    config: Config,
+    db_url: String,
+    operator: Signer,
+    dir: tempfile::TempDir,
+) -> TestMarket {
     let market = Market::open(config).await.expect("market opens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let m = Arc::clone(&market);
@@ -170,7 +194,10 @@ impl TestMarket {
         let breaches = tally_market::ledger::check_invariants(self.market.db.pool())
             .await
             .expect("invariant check runs");
-        assert!(breaches.is_empty(), "ledger invariants broken: {breaches:?}");
+        assert!(
+            breaches.is_empty(),
+            "ledger invariants broken: {breaches:?}"
+        );
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -183,9 +210,11 @@ impl TestMarket {
 
 /// A small real image (PNG), distinct per `seed`.
 pub fn png(seed: u8) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(32, 24, |x, y| image::Rgb([x as u8 * 8, y as u8 * 10, seed]));
+    let img =
+        image::RgbImage::from_fn(32, 24, |x, y| image::Rgb([x as u8 * 8, y as u8 * 10, seed]));
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("encode png");
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode png");
     out.into_inner()
 }
 
@@ -217,7 +246,10 @@ pub fn det(class_id: u32, score: f64, bbox: [f64; 4]) -> Detection {
 /// The honest answer every test worker agrees on.
 pub fn honest() -> ResultRequest {
     ResultRequest {
-        detections: vec![det(16, 0.83, [133.0, 207.0, 324.0, 542.0]), det(2, 0.81, [466.0, 78.0, 691.0, 171.0])],
+        detections: vec![
+            det(16, 0.83, [133.0, 207.0, 324.0, 542.0]),
+            det(2, 0.81, [466.0, 78.0, 691.0, 171.0]),
+        ],
         elapsed_ms: 12.0,
     }
 }
@@ -225,7 +257,10 @@ pub fn honest() -> ResultRequest {
 /// The honest answer with float noise, as another backend would give it.
 pub fn honest_noisy() -> ResultRequest {
     ResultRequest {
-        detections: vec![det(16, 0.825, [133.4, 206.6, 324.3, 542.2]), det(2, 0.812, [466.2, 78.4, 690.8, 171.3])],
+        detections: vec![
+            det(16, 0.825, [133.4, 206.6, 324.3, 542.2]),
+            det(2, 0.812, [466.2, 78.4, 690.8, 171.3]),
+        ],
         elapsed_ms: 110.0,
     }
 }
@@ -240,5 +275,22 @@ pub fn wrong() -> ResultRequest {
 
 /// Upload a fake model (the market never runs it).
 pub async fn model(client: &Client) -> Sha256Hex {
-    client.upload_model(b"onnx-model-bytes-for-tests".to_vec()).await.expect("upload").model
+    client
+        .upload_model(b"onnx-model-bytes-for-tests".to_vec())
+        .await
+        .expect("upload")
+        .model
+}
+
+/// Other canned answers.
+pub struct ResultBody;
+
+impl ResultBody {
+    /// A third, different answer (a cat where others saw a dog).
+    pub fn other() -> ResultRequest {
+        ResultRequest {
+            detections: vec![det(15, 0.7, [300.0, 300.0, 400.0, 420.0])],
+            elapsed_ms: 3.0,
+        }
+    }
 }

@@ -33,7 +33,10 @@ fn main() {
             _ => paths.push(PathBuf::from(arg)),
         }
     }
-    assert!(paths.len() >= 2, "usage: detect_bench [options] MODEL IMAGE...");
+    assert!(
+        paths.len() >= 2,
+        "usage: detect_bench [options] MODEL IMAGE..."
+    );
     let model = std::fs::read(paths.remove(0)).unwrap();
     let detector = Detector::with_options(&model, &options).unwrap();
     println!(

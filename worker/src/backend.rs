@@ -125,12 +125,12 @@ pub(crate) fn activate(choice: BackendChoice) -> Result<(Backend, Environment), 
         };
     }
     let chosen = match choice {
-        BackendChoice::OnnxRuntime => init_onnxruntime().map_err(|reason| {
-            Error::BackendUnavailable {
+        BackendChoice::OnnxRuntime => {
+            init_onnxruntime().map_err(|reason| Error::BackendUnavailable {
                 backend: Backend::OnnxRuntime,
                 reason,
-            }
-        })?,
+            })?
+        }
         BackendChoice::Tract => init_tract()?,
         BackendChoice::Auto => match init_onnxruntime() {
             Ok(ort) => ort,
@@ -273,7 +273,11 @@ fn site_packages_dirs() -> Vec<PathBuf> {
     if let Some(home) = &home {
         roots.push(home.join(".local/lib"));
         if let Ok(versions) = std::fs::read_dir(home.join(".pyenv/versions")) {
-            roots.extend(versions.filter_map(|v| v.ok()).map(|v| v.path().join("lib")));
+            roots.extend(
+                versions
+                    .filter_map(|v| v.ok())
+                    .map(|v| v.path().join("lib")),
+            );
         }
     }
     let mut dirs = vec![PathBuf::from("/usr/lib/python3/dist-packages")];
@@ -324,7 +328,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let prefix = std::env::consts::DLL_PREFIX;
         let suffix = std::env::consts::DLL_SUFFIX;
-        let lib = dir.path().join(format!("{prefix}onnxruntime{suffix}.1.31.1"));
+        let lib = dir
+            .path()
+            .join(format!("{prefix}onnxruntime{suffix}.1.31.1"));
         std::fs::write(&lib, b"").unwrap();
         let providers = format!("{prefix}onnxruntime_providers_shared{suffix}");
         std::fs::write(dir.path().join(providers), b"").unwrap();

@@ -78,7 +78,11 @@ pub struct Detector {
 
 impl Detector {
     /// Loads the model file at `path` with one session.
-    pub fn load(path: impl AsRef<Path>, backend: BackendChoice, threads: usize) -> Result<Self, Error> {
+    pub fn load(
+        path: impl AsRef<Path>,
+        backend: BackendChoice,
+        threads: usize,
+    ) -> Result<Self, Error> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
@@ -273,7 +277,10 @@ fn jpeg_is_complete(b: &[u8]) -> bool {
             0x01 | 0xD0..=0xD8 => continue, // standalone markers
             _ => {}
         }
-        let Some(len) = b.get(i..i + 2).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else {
+        let Some(len) = b
+            .get(i..i + 2)
+            .map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)
+        else {
             return false;
         };
         i += len;

@@ -31,7 +31,11 @@ pub fn draw_detections(image: &mut RgbImage, detections: &[Detection]) {
         let tag_w = text_width(&text, scale) + 2 * pad;
         let tag_h = GLYPH_H * scale + 2 * pad;
         // Above the box when there is room, else just inside its top edge.
-        let tag_y = if y1 - tag_h >= 0 { y1 - tag_h } else { y1.max(0) };
+        let tag_y = if y1 - tag_h >= 0 {
+            y1 - tag_h
+        } else {
+            y1.max(0)
+        };
         let tag_x = x1.clamp(0, (image.width() as i64 - tag_w).max(0));
         fill(image, tag_x, tag_y, tag_x + tag_w, tag_y + tag_h, colour);
         let ink = if luminance(colour) > 140.0 {
@@ -44,7 +48,11 @@ pub fn draw_detections(image: &mut RgbImage, detections: &[Detection]) {
 }
 
 /// Decodes `image_bytes`, draws `detections` on it and saves it as PNG at `out`.
-pub fn save_annotated(image_bytes: &[u8], detections: &[Detection], out: &Path) -> Result<(), Error> {
+pub fn save_annotated(
+    image_bytes: &[u8],
+    detections: &[Detection],
+    out: &Path,
+) -> Result<(), Error> {
     let mut image = decode_image(image_bytes)?;
     draw_detections(&mut image, detections);
     image
@@ -198,8 +206,15 @@ mod tests {
         assert_eq!(*img.get_pixel(100, 130), Rgb([10, 10, 10]));
         assert_eq!(*img.get_pixel(150, 130), colour);
         // The tag sits above the box, filled, with text in it.
-        let tag: Vec<_> = (50..100).flat_map(|x| (64..80).map(move |y| (x, y))).collect();
-        assert!(tag.iter().filter(|&&(x, y)| *img.get_pixel(x, y) == colour).count() > 300);
+        let tag: Vec<_> = (50..100)
+            .flat_map(|x| (64..80).map(move |y| (x, y)))
+            .collect();
+        assert!(
+            tag.iter()
+                .filter(|&&(x, y)| *img.get_pixel(x, y) == colour)
+                .count()
+                > 300
+        );
         assert!(tag.iter().any(|&(x, y)| *img.get_pixel(x, y) != colour));
     }
 

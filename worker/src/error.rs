@@ -29,7 +29,9 @@ pub enum Error {
 
     /// `ort` holds one backend per process (a global API table, set once):
     /// this process already runs `active`, so `requested` cannot be loaded.
-    #[error("this process already uses the {active} backend; {requested} needs a process of its own")]
+    #[error(
+        "this process already uses the {active} backend; {requested} needs a process of its own"
+    )]
     BackendConflict { requested: Backend, active: Backend },
 
     /// Reading a model or writing a picture failed.

@@ -64,8 +64,16 @@ pub fn letterbox_into(rgb: &[u8], lb: &Letterbox, out: &mut [f32]) {
     let (w, h) = (lb.width as usize, lb.height as usize);
     let (ow, oh) = lb.resized;
     let s = lb.size;
-    assert_eq!(rgb.len(), 3 * w * h, "rgb buffer does not match the image size");
-    assert_eq!(out.len(), lb.input_len(), "output buffer does not match the input size");
+    assert_eq!(
+        rgb.len(),
+        3 * w * h,
+        "rgb buffer does not match the image size"
+    );
+    assert_eq!(
+        out.len(),
+        lb.input_len(),
+        "output buffer does not match the input size"
+    );
 
     let horiz = Coeffs::new(w, ow);
     let vert = Coeffs::new(h, oh);
@@ -103,8 +111,10 @@ pub fn letterbox_into(rgb: &[u8], lb: &Letterbox, out: &mut [f32]) {
         let taps = &vert.k[y * vert.ksize..y * vert.ksize + n];
         let src_rows = tmp[(start - first) * ow * 3..].chunks_exact(ow * 3);
         for (row, &k) in src_rows.zip(taps) {
+            // Cannot overflow (255 * 2^22 at most); wrapping keeps the loop
+            // vectorised under the release profile's overflow checks.
             for (a, &p) in acc.iter_mut().zip(row) {
-                *a += p as i32 * k;
+                *a = a.wrapping_add((p as i32).wrapping_mul(k));
             }
         }
         for (((px, b), g), r) in acc
@@ -181,9 +191,9 @@ fn horizontal(src: &[u8], dst: &mut [u8], c: &Coeffs) {
     {
         let (mut r, mut g, mut b) = (HALF, HALF, HALF);
         for (px, &k) in src[start * 3..(start + n) * 3].chunks_exact(3).zip(taps) {
-            r += px[0] as i32 * k;
-            g += px[1] as i32 * k;
-            b += px[2] as i32 * k;
+            r = r.wrapping_add((px[0] as i32).wrapping_mul(k));
+            g = g.wrapping_add((px[1] as i32).wrapping_mul(k));
+            b = b.wrapping_add((px[2] as i32).wrapping_mul(k));
         }
         out[0] = clip8(r);
         out[1] = clip8(g);
@@ -345,7 +355,12 @@ mod tests {
             .iter()
             .zip(c.k.chunks_exact(c.ksize))
             .map(|(&(s, n), k)| {
-                let acc: i32 = HALF + row[s..s + n].iter().zip(k).map(|(&p, &k)| p as i32 * k).sum::<i32>();
+                let acc: i32 = HALF
+                    + row[s..s + n]
+                        .iter()
+                        .zip(k)
+                        .map(|(&p, &k)| p as i32 * k)
+                        .sum::<i32>();
                 clip8(acc)
             })
             .collect();

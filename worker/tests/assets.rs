@@ -184,11 +184,14 @@ fn tract_matches_expected_detections() {
 
 #[test]
 fn onnxruntime_reports_undecodable_images_as_image_errors() {
-    in_own_process("onnxruntime_reports_undecodable_images_as_image_errors", || {
-        if onnxruntime_present() {
-            check_broken_images(BackendChoice::OnnxRuntime);
-        }
-    });
+    in_own_process(
+        "onnxruntime_reports_undecodable_images_as_image_errors",
+        || {
+            if onnxruntime_present() {
+                check_broken_images(BackendChoice::OnnxRuntime);
+            }
+        },
+    );
 }
 
 #[test]
@@ -202,8 +205,12 @@ fn tract_reports_undecodable_images_as_image_errors() {
 fn auto_prefers_onnxruntime_when_it_is_found() {
     in_own_process("auto_prefers_onnxruntime_when_it_is_found", || {
         let Some(assets) = assets() else { return };
-        let detector =
-            Detector::load(assets.join("models/yolox_nano.onnx"), BackendChoice::Auto, 1).unwrap();
+        let detector = Detector::load(
+            assets.join("models/yolox_nano.onnx"),
+            BackendChoice::Auto,
+            1,
+        )
+        .unwrap();
         let want = if onnxruntime_present() {
             Backend::OnnxRuntime
         } else {
@@ -266,12 +273,16 @@ fn parallel_detections_from_spawn_blocking_agree() {
 
 #[test]
 fn a_model_that_is_not_onnx_is_a_model_error() {
-    in_own_process("a_model_that_is_not_onnx_is_a_model_error", || {
-        match Detector::from_bytes(b"not an onnx model", BackendChoice::Tract, 1) {
+    in_own_process(
+        "a_model_that_is_not_onnx_is_a_model_error",
+        || match Detector::from_bytes(b"not an onnx model", BackendChoice::Tract, 1) {
             Err(Error::Model { .. }) => {}
-            other => panic!("expected Error::Model, got {:?}", other.map(|d| d.backend())),
-        }
-    });
+            other => panic!(
+                "expected Error::Model, got {:?}",
+                other.map(|d| d.backend())
+            ),
+        },
+    );
 }
 
 #[test]

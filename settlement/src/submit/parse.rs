@@ -38,7 +38,12 @@ fn ledger(v: &Value) -> Option<u32> {
 
 /// The Horizon problem `type` suffix (`transaction_failed`, `timeout`, ...).
 fn problem_type(v: &Value) -> &str {
-    v["type"].as_str().unwrap_or("").rsplit('/').next().unwrap_or("")
+    v["type"]
+        .as_str()
+        .unwrap_or("")
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
 }
 
 /// `POST /transactions` (synchronous submission).
@@ -76,7 +81,11 @@ fn horizon_failed(ep: &'static str, result_xdr: &Value, extras: &Value) -> Resul
     if let Some(tx_code) = codes["transaction"].as_str() {
         let op_codes = codes["operations"]
             .as_array()
-            .map(|ops| ops.iter().filter_map(|c| c.as_str().map(String::from)).collect())
+            .map(|ops| {
+                ops.iter()
+                    .filter_map(|c| c.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         return Ok(Outcome::Failed {
             tx_code: tx_code.into(),
@@ -245,5 +254,4 @@ fn snake(camel: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "parse_tests.rs"]
 mod tests;

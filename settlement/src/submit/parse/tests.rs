@@ -6,7 +6,11 @@ use super::*;
 
 macro_rules! fixture {
     ($name:literal) => {
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/", $name))
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/",
+            $name
+        ))
     };
 }
 
@@ -64,7 +68,11 @@ fn horizon_timeouts_and_missing_transactions() {
         Outcome::NotFound
     );
     assert!(horizon_submit(500, "<html>oops</html>").is_err());
-    assert!(horizon_submit(429, r#"{"type": "https://stellar.org/horizon-errors/rate_limit_exceeded"}"#).is_err());
+    assert!(horizon_submit(
+        429,
+        r#"{"type": "https://stellar.org/horizon-errors/rate_limit_exceeded"}"#
+    )
+    .is_err());
 }
 
 #[test]
@@ -137,10 +145,17 @@ fn rpc_ledger_entries_give_the_account_sequence() {
 
 #[test]
 fn rpc_errors_are_errors() {
-    let err = rpc_result("sendTransaction", 200, fixture!("rpc_error_invalid_params.json"))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("-32602") && err.contains("invalid parameters"), "{err}");
+    let err = rpc_result(
+        "sendTransaction",
+        200,
+        fixture!("rpc_error_invalid_params.json"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("-32602") && err.contains("invalid parameters"),
+        "{err}"
+    );
     assert!(rpc_send(&serde_json::json!({ "status": "WEIRD" })).is_err());
 }
 

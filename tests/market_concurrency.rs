@@ -1,0 +1,129 @@
+//! Claims are exclusive under concurrency: 50 workers claiming at once never
+//! get a slot twice, and no worker holds two replicas of one task.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use common::*;
+use tally_protocol::Stroops;
+
+async fn metrics(market: &TestMarket) -> String {
+    reqwest::get(format!("{}/metrics", market.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn fifty_workers_claiming_at_once_never_share_a_slot(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let client = market.funded_client(100_000_000).await;
+    let model = model(&client).await;
+    // 20 tasks x 3 replicas = 60 slots for 50 workers asking for 4 each.
+    let images: Vec<Vec<u8>> = (0..20).map(|i| png(100 + i)).collect();
+    let created = client
+        .bid_images(bid_request(&model, 500), &images)
+        .await
+        .unwrap();
+    let mut workers = Vec::new();
+    for _ in 0..50 {
+        workers.push(market.worker(&model).await);
+    }
+    let claims = futures::future::join_all(workers.iter().map(|w| async move {
+        let got = w.claim(4, 0).await.expect("claim");
+        (w.signer().unwrap().account().clone(), got.assignments)
+    }))
+    .await;
+    let mut slots = HashSet::new();
+    let mut per_task: HashMap<_, Vec<_>> = HashMap::new();
+    for (worker, assignments) in &claims {
+        for a in assignments {
+            assert!(
+                slots.insert(a.assignment),
+                "assignment {} handed out twice",
+                a.assignment
+            );
+            per_task.entry(a.task).or_default().push(worker.clone());
+        }
+    }
+    assert_eq!(slots.len(), 60, "every slot is handed out exactly once");
+    for (task, holders) in &per_task {
+        assert_eq!(holders.len(), 3, "task {task} has exactly its replicas out");
+        let distinct: HashSet<_> = holders.iter().collect();
+        assert_eq!(distinct.len(), 3, "task {task} went twice to one worker");
+    }
+    assert_eq!(per_task.len(), created.tasks.len());
+    // Nothing is left to claim.
+    assert!(market
+        .worker(&model)
+        .await
+        .claim(4, 0)
+        .await
+        .unwrap()
+        .assignments
+        .is_empty());
+    market.finish().await;
+}
+both!(fifty_workers_claiming_at_once_never_share_a_slot);
+
+/// A waiting claim is woken by a new bid; it does not wait out its timeout.
+async fn a_waiting_claim_is_woken_by_new_work(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let w = market.worker(&model).await;
+    let waiting = tokio::spawn(async move { w.claim(1, 60_000).await });
+    // Post the bid once the market reports the claim waiting.
+    while !metrics(&market).await.contains("tally_claims_waiting 1") {
+        tokio::task::yield_now().await;
+    }
+    let started = std::time::Instant::now();
+    client
+        .bid_images(bid_request(&model, 10), &[png(9)])
+        .await
+        .unwrap();
+    let got = waiting.await.unwrap().unwrap();
+    assert_eq!(got.assignments.len(), 1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "woken by the bid, not by the timeout"
+    );
+    market.finish().await;
+}
+both!(a_waiting_claim_is_woken_by_new_work);
+
+/// Several market processes on one PostgreSQL database still hand out each
+/// slot once (here: two markets in one test process, each with its own pool).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_markets_on_one_postgres_database_never_share_a_slot() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let first = spawn_market(Backend::Postgres).await;
+    let second = spawn_second_market(&first).await;
+    let client = first.funded_client(100_000_000).await;
+    let model = model(&client).await;
+    let images: Vec<Vec<u8>> = (0..10).map(|i| png(200 + i)).collect();
+    client
+        .bid_images(bid_request(&model, 500), &images)
+        .await
+        .unwrap();
+    let mut workers = Vec::new();
+    for i in 0..20 {
+        let m = if i % 2 == 0 { &first } else { &second };
+        workers.push(m.worker(&model).await);
+    }
+    let claims = futures::future::join_all(workers.iter().map(|w| w.claim(4, 0))).await;
+    let mut slots = HashSet::new();
+    for c in claims {
+        for a in c.unwrap().assignments {
+            assert!(slots.insert(a.assignment));
+        }
+    }
+    assert_eq!(slots.len(), 30);
+    let _ = Stroops(0);
+    second.finish().await;
+    first.finish().await;
+}

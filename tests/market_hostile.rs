@@ -1,0 +1,458 @@
+//! Every hostile or malformed request is refused with a 4xx and a JSON
+//! error, writes nothing, and leaves the market serving.
+
+mod common;
+
+use base64::Engine as _;
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tally_protocol::signing::{self, Signer};
+use tally_protocol::Stroops;
+
+/// Send `body` signed by `signer` (or a tampered variant), return status and JSON.
+async fn raw(
+    market: &TestMarket,
+    signer: &Signer,
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+    tamper: Tamper,
+) -> (u16, Value) {
+    let ts = match tamper {
+        Tamper::Stale => signing::now_ms() - 120_000,
+        _ => signing::now_ms(),
+    };
+    let nonce = match &tamper {
+        Tamper::Nonce(n) => n.clone(),
+        _ => signing::fresh_nonce(),
+    };
+    let mut h = signer.sign_at(method.as_str(), path, &body, ts, &nonce);
+    if let Tamper::BadSignature = tamper {
+        h.signature = Signer::generate().sign_bytes(b"something else");
+    }
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}{}", market.url, path))
+        .header("content-type", "application/json")
+        .body(body);
+    if !matches!(tamper, Tamper::Unsigned) {
+        req = req
+            .header(signing::HEADER_ACCOUNT, h.account.as_str())
+            .header(signing::HEADER_TIMESTAMP, h.timestamp_ms.to_string())
+            .header(signing::HEADER_NONCE, &h.nonce)
+            .header(signing::HEADER_SIGNATURE, &h.signature);
+    }
+    let resp = req.send().await.expect("market answers");
+    let status = resp.status().as_u16();
+    let json: Value = resp.json().await.unwrap_or(Value::Null);
+    (status, json)
+}
+
+#[derive(Clone)]
+enum Tamper {
+    None,
+    Stale,
+    BadSignature,
+    Unsigned,
+    Nonce(String),
+}
+
+fn assert_refused(got: (u16, Value), status: u16, code: &str) {
+    assert_eq!(got.0, status, "expected {status} {code}, got {:?}", got);
+    assert_eq!(got.1["error"]["code"], code, "{:?}", got.1);
+    assert!(got.1["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+}
+
+async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend) {
+    let market = spawn_market_with(
+        backend,
+        Options {
+            tweak: |c| {
+                c.limits.max_bid_bytes = 2 << 20;
+                c.limits.max_image_bytes = 1 << 20;
+                c.limits.max_model_bytes = 1 << 20;
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let signer = Signer::generate();
+    market
+        .client(&market.operator)
+        .credit(signer.account(), Stroops(1_000_000))
+        .await
+        .unwrap();
+    let client = market.client(&signer);
+    let model = model(&client).await;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let good = || json!({"model": model, "price": 100, "inputs": [b64(&png(1))]});
+    let post_bid = |body: Value| {
+        let m = &market;
+        let s = &signer;
+        async move {
+            raw(
+                m,
+                s,
+                Method::POST,
+                "/v1/bids",
+                serde_json::to_vec(&body).unwrap(),
+                Tamper::None,
+            )
+            .await
+        }
+    };
+
+    // Malformed bids.
+    let mut unknown = good();
+    unknown["colour"] = json!("blue");
+    assert_refused(post_bid(unknown).await, 400, "bad_json");
+    assert_refused(
+        post_bid(json!({"model": model, "price": 100, "inputs": ["%%%not base64"]})).await,
+        400,
+        "bad_base64",
+    );
+    assert_refused(
+        post_bid(json!({"model": model, "price": 100, "inputs": [b64(b"GIF89a but not really an image")]})).await,
+        422,
+        "undecodable_image",
+    );
+    let png = png(1);
+    let truncated = &png[..png.len() / 2];
+    assert_refused(
+        post_bid(json!({"model": model, "price": 100, "inputs": [b64(truncated)]})).await,
+        422,
+        "undecodable_image",
+    );
+    assert_refused(
+        post_bid(json!({"model": model, "price": -5, "inputs": [b64(&png)]})).await,
+        400,
+        "bad_price",
+    );
+    assert_refused(
+        post_bid(
+            json!({"model": model, "price": 9_000_000_000_000_000_000i64, "inputs": [b64(&png)]}),
+        )
+        .await,
+        400,
+        "amount_overflow",
+    );
+    assert_refused(
+        post_bid(json!({"model": model, "price": "100", "inputs": [b64(&png)]})).await,
+        400,
+        "bad_json",
+    );
+    assert_refused(
+        post_bid(json!({"model": model, "price": 100, "replicas": 2, "quorum": 3, "inputs": [b64(&png)]})).await,
+        400,
+        "bad_quorum",
+    );
+    let unknown_model = "ab".repeat(32);
+    assert_refused(
+        post_bid(json!({"model": unknown_model, "price": 100, "inputs": [b64(&png)]})).await,
+        404,
+        "not_found",
+    );
+    assert_refused(
+        post_bid(json!({"model": model, "price": 100, "inputs": []})).await,
+        400,
+        "bad_inputs",
+    );
+    assert_refused(
+        post_bid(json!({"model": model, "price": 1_000_000, "inputs": [b64(&png)]})).await,
+        402,
+        "insufficient_funds",
+    );
+    // Size limits: one image over its limit, a body over the bid limit, a model over its limit.
+    let big = vec![b'A'; (1 << 20) * 4 / 3 + 100];
+    let big_image = format!(
+        "{{\"model\":\"{model}\",\"price\":100,\"inputs\":[\"{}\"]}}",
+        String::from_utf8(big).unwrap()
+    );
+    assert_refused(
+        raw(
+            &market,
+            &signer,
+            Method::POST,
+            "/v1/bids",
+            big_image.into_bytes(),
+            Tamper::None,
+        )
+        .await,
+        413,
+        "too_large",
+    );
+    assert_refused(
+        raw(
+            &market,
+            &signer,
+            Method::POST,
+            "/v1/bids",
+            vec![b' '; 3 << 20],
+            Tamper::None,
+        )
+        .await,
+        413,
+        "too_large",
+    );
+    assert_refused(
+        raw(
+            &market,
+            &signer,
+            Method::POST,
+            "/v1/models",
+            vec![0u8; 2 << 20],
+            Tamper::None,
+        )
+        .await,
+        413,
+        "too_large",
+    );
+
+    // Authentication: unsigned, bad signature, stale, replayed.
+    let body = serde_json::to_vec(&good()).unwrap();
+    assert_refused(
+        raw(
+            &market,
+            &signer,
+            Method::POST,
+            "/v1/bids",
+            body.clone(),
+            Tamper::Unsigned,
+        )
+        .await,
+        401,
+        "unauthorized",
+    );
+    assert_refused(
+        raw(
+            &market,
+            &signer,
+            Method::POST,
+            "/v1/bids",
+            body.clone(),
+            Tamper::BadSignature,
+        )
+        .await,
+        401,
+        "unauthorized",
+    );
+    assert_refused(
+        raw(
+            &market,
+            &signer,
+            Method::POST,
+            "/v1/bids",
+            body.clone(),
+            Tamper::Stale,
+        )
+        .await,
+        401,
+        "unauthorized",
+    );
+    assert_refused(
+        raw(
+            &market,
+            &signer,
+            Method::POST,
+            "/v1/bids",
+            body.clone(),
+            Tamper::Nonce("xyz".into()),
+        )
+        .await,
+        401,
+        "unauthorized",
+    );
+    // Only the operator credits accounts.
+    let credit = serde_json::to_vec(&json!({"account": signer.account(), "amount": 5})).unwrap();
+    assert_refused(
+        raw(
+            &market,
+            &signer,
+            Method::POST,
+            "/v1/admin/credits",
+            credit,
+            Tamper::None,
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    let credit = serde_json::to_vec(&json!({"account": signer.account(), "amount": -5})).unwrap();
+    assert_refused(
+        raw(
+            &market,
+            &market.operator,
+            Method::POST,
+            "/v1/admin/credits",
+            credit,
+            Tamper::None,
+        )
+        .await,
+        400,
+        "bad_amount",
+    );
+
+    // Nothing was written: no bid, no task, the balance untouched.
+    let stats = market.anonymous().market().await.unwrap();
+    assert_eq!(stats.open_tasks + stats.running_tasks, 0);
+    let me = client.account_me().await.unwrap();
+    assert_eq!((me.balance, me.reserved), (Stroops(1_000_000), Stroops(0)));
+
+    // A good bid goes through once; the same signed request replayed is refused.
+    let nonce = signing::fresh_nonce();
+    let first = raw(
+        &market,
+        &signer,
+        Method::POST,
+        "/v1/bids",
+        body.clone(),
+        Tamper::Nonce(nonce.clone()),
+    )
+    .await;
+    assert_eq!(first.0, 201, "{first:?}");
+    assert_refused(
+        raw(
+            &market,
+            &signer,
+            Method::POST,
+            "/v1/bids",
+            body.clone(),
+            Tamper::Nonce(nonce),
+        )
+        .await,
+        409,
+        "replayed_request",
+    );
+    let stats = market.anonymous().market().await.unwrap();
+    assert_eq!(stats.open_tasks, 1, "the replay created no second bid");
+
+    // Worker-side hostility: results for someone else's assignment, garbage results.
+    let w = market.worker(&model).await;
+    let a = w.claim(1, 1_000).await.unwrap().assignments.remove(0);
+    let thief = market.worker(&model).await;
+    assert_eq!(
+        thief
+            .submit_result(a.assignment, &honest())
+            .await
+            .unwrap_err()
+            .status()
+            .unwrap()
+            .as_u16(),
+        403
+    );
+    let path = format!("/v1/assignments/{}/result", a.assignment);
+    let inverted = json!({"detections": [{"class_id": 1, "label": "x", "score": 0.5, "box": [10, 10, 0, 0]}], "elapsed_ms": 1});
+    assert_refused(
+        raw(
+            &market,
+            w.signer().unwrap(),
+            Method::POST,
+            &path,
+            serde_json::to_vec(&inverted).unwrap(),
+            Tamper::None,
+        )
+        .await,
+        400,
+        "bad_result",
+    );
+    assert_refused(
+        raw(
+            &market,
+            w.signer().unwrap(),
+            Method::POST,
+            &path,
+            b"{not json".to_vec(),
+            Tamper::None,
+        )
+        .await,
+        400,
+        "bad_json",
+    );
+    assert_refused(
+        raw(
+            &market,
+            w.signer().unwrap(),
+            Method::POST,
+            "/v1/assignments/abc/result",
+            b"{}".to_vec(),
+            Tamper::None,
+        )
+        .await,
+        400,
+        "bad_id",
+    );
+    assert_refused(
+        raw(
+            &market,
+            w.signer().unwrap(),
+            Method::POST,
+            "/v1/claims",
+            br#"{"max_tasks": 0}"#.to_vec(),
+            Tamper::None,
+        )
+        .await,
+        400,
+        "bad_claim",
+    );
+    // Claiming without an offer.
+    let stranger = Signer::generate();
+    assert_refused(
+        raw(
+            &market,
+            &stranger,
+            Method::POST,
+            "/v1/claims",
+            br#"{"max_tasks": 1}"#.to_vec(),
+            Tamper::None,
+        )
+        .await,
+        409,
+        "no_offer",
+    );
+    // Inputs are private to their client and assigned workers.
+    let input = format!("/v1/inputs/{}", a.input);
+    assert_refused(
+        raw(
+            &market,
+            &stranger,
+            Method::GET,
+            &input,
+            vec![],
+            Tamper::None,
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    // Unknown endpoints and bad hashes.
+    assert_eq!(
+        reqwest::get(format!("{}/v1/nope", market.url))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    assert_eq!(
+        reqwest::get(format!("{}/v1/models/XYZ", market.url))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        400
+    );
+
+    // Still serving, and the assignment is still the worker's to finish.
+    market.anonymous().healthz().await.unwrap();
+    assert_eq!(
+        w.submit_result(a.assignment, &honest())
+            .await
+            .unwrap()
+            .status,
+        "submitted"
+    );
+    market.finish().await;
+}
+both!(hostile_requests_are_refused_cleanly_and_write_nothing);

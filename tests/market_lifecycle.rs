@@ -1,0 +1,305 @@
+//! The life of a bid over real HTTP: claims, results, the vote, payment,
+//! extra replicas, lease expiry, refunds — on SQLite and on PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tally_protocol::wire::{BidState, TaskState};
+use tally_protocol::Stroops;
+
+/// Three workers, one wrong: verified, the two honest ones paid price - fee,
+/// the wrong one unpaid, the unused reservation refunded.
+async fn a_bid_is_verified_by_three_workers_and_the_wrong_one_is_not_paid(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let price = 10_000;
+    let created = client
+        .bid_images(bid_request(&model, price), &[png(1)])
+        .await
+        .expect("bid accepted");
+    assert_eq!(created.tasks.len(), 1);
+    assert_eq!(created.reserved, Stroops(price * 5));
+    assert_eq!(
+        client.account_me().await.unwrap().reserved,
+        Stroops(price * 5)
+    );
+
+    let workers = [
+        market.worker(&model).await,
+        market.worker(&model).await,
+        market.worker(&model).await,
+    ];
+    let mut held = Vec::new();
+    for w in &workers {
+        let got = w.claim(4, 2_000).await.unwrap();
+        assert_eq!(got.assignments.len(), 1, "each worker gets one replica");
+        assert_eq!(got.assignments[0].task, created.tasks[0]);
+        assert_eq!(got.assignments[0].price, Stroops(price));
+        // The input is readable by the assigned worker, byte for byte.
+        assert_eq!(w.input(&got.assignments[0].input).await.unwrap(), png(1));
+        held.push(got.assignments[0].clone());
+    }
+    // All three replicas are out: a fourth worker gets nothing.
+    let fourth = market.worker(&model).await;
+    assert!(fourth.claim(1, 0).await.unwrap().assignments.is_empty());
+
+    let wrong_outcome = workers[2]
+        .submit_result(held[2].assignment, &wrong())
+        .await
+        .unwrap();
+    assert_eq!(wrong_outcome.task_status, TaskState::Running);
+    workers[0]
+        .submit_result(held[0].assignment, &honest())
+        .await
+        .unwrap();
+    let last = workers[1]
+        .submit_result(held[1].assignment, &honest_noisy())
+        .await
+        .unwrap();
+    assert_eq!(last.task_status, TaskState::Verified);
+    assert_eq!(last.status, "agreed");
+
+    let status = client.bid(created.bid).await.unwrap();
+    assert_eq!(status.status, BidState::Done);
+    assert_eq!(status.tasks[0].status, TaskState::Verified);
+    let consensus = status.tasks[0].consensus.clone().expect("consensus");
+    let labels: Vec<&str> = consensus.iter().map(|d| d.label.as_str()).collect();
+    assert!(
+        labels.contains(&"dog") && labels.contains(&"car"),
+        "{labels:?}"
+    );
+
+    let fee = price * 250 / 10_000;
+    for (i, w) in workers.iter().enumerate() {
+        let me = w.account_me().await.unwrap();
+        if i < 2 {
+            assert_eq!(me.earned_unpaid, Stroops(price - fee));
+            assert_eq!(me.fees_paid, Stroops(fee));
+            assert_eq!(me.reputation.agreed, 1);
+        } else {
+            assert_eq!(me.earned_unpaid, Stroops(0));
+            assert_eq!(me.reputation.disagreed, 1);
+        }
+    }
+    let me = client.account_me().await.unwrap();
+    assert_eq!(me.reserved, Stroops(0));
+    assert_eq!(me.balance, Stroops(1_000_000 - 2 * price));
+
+    let ev = market.anonymous().evidence(created.tasks[0]).await.unwrap();
+    assert_eq!(ev.results.len(), 3);
+    let verdict = ev.verdict.expect("verdict");
+    assert_eq!(verdict.agree.len(), 2);
+    assert_eq!(verdict.disagree, vec![held[2].assignment]);
+    let stats = market.anonymous().market().await.unwrap();
+    assert_eq!(stats.verified_tasks, 1);
+    assert_eq!(stats.recent_clearing_prices, vec![Stroops(price)]);
+    market.finish().await;
+}
+both!(a_bid_is_verified_by_three_workers_and_the_wrong_one_is_not_paid);
+
+/// A lease that runs out returns its slot; the next worker gets the task,
+/// and the worker that let it expire loses reputation.
+async fn an_expired_lease_is_reassigned(backend: Backend) {
+    let market = spawn_market_with(
+        backend,
+        Options {
+            lease: Duration::from_millis(400),
+            ..Options::default()
+        },
+    )
+    .await;
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let mut req = bid_request(&model, 100);
+    req.replicas = 1;
+    req.quorum = 1;
+    req.max_replicas = Some(1);
+    let created = client.bid_images(req, &[png(2)]).await.unwrap();
+    let sleepy = market.worker(&model).await;
+    let first = sleepy.claim(1, 1_000).await.unwrap().assignments.remove(0);
+    let other = market.worker(&model).await;
+    // Waits on the market's wake-up when the lease expires, not on a timer of ours.
+    let second = other.claim(1, 10_000).await.unwrap().assignments;
+    assert_eq!(second.len(), 1, "the expired slot is handed out again");
+    assert_eq!(second[0].task, created.tasks[0]);
+    let late = sleepy
+        .submit_result(first.assignment, &honest())
+        .await
+        .unwrap_err();
+    assert_eq!(late.status().map(|s| s.as_u16()), Some(409), "{late}");
+    assert_eq!(sleepy.account_me().await.unwrap().reputation.timed_out, 1);
+    let done = other
+        .submit_result(second[0].assignment, &honest())
+        .await
+        .unwrap();
+    assert_eq!(done.task_status, TaskState::Verified);
+    market.finish().await;
+}
+both!(an_expired_lease_is_reassigned);
+
+/// A heartbeat keeps a lease alive past its first expiry.
+async fn a_heartbeat_extends_the_lease(backend: Backend) {
+    let market = spawn_market_with(
+        backend,
+        Options {
+            lease: Duration::from_millis(1_500),
+            ..Options::default()
+        },
+    )
+    .await;
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    client
+        .bid_images(bid_request(&model, 100), &[png(3)])
+        .await
+        .unwrap();
+    let w = market.worker(&model).await;
+    let a = w.claim(1, 1_000).await.unwrap().assignments.remove(0);
+    let lease = w.heartbeat(a.assignment).await.unwrap();
+    assert!(lease.lease_expires_at >= a.lease_expires_at);
+    let other = market.worker(&model).await;
+    assert_eq!(
+        other
+            .heartbeat(a.assignment)
+            .await
+            .unwrap_err()
+            .status()
+            .unwrap()
+            .as_u16(),
+        403
+    );
+    market.finish().await;
+}
+both!(a_heartbeat_extends_the_lease);
+
+/// Without a quorum the market asks for more replicas up to max_replicas,
+/// then fails the task and refunds the whole reservation.
+async fn no_quorum_adds_replicas_then_fails_and_refunds(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let mut req = bid_request(&model, 1_000);
+    req.replicas = 2;
+    req.quorum = 2;
+    req.max_replicas = Some(3);
+    let created = client.bid_images(req, &[png(4)]).await.unwrap();
+    let answers = [honest(), wrong(), common::ResultBody::other()];
+    for (i, answer) in answers.iter().enumerate() {
+        let w = market.worker(&model).await;
+        let got = w.claim(1, 2_000).await.unwrap().assignments;
+        assert_eq!(got.len(), 1, "replica {i} is offered");
+        let outcome = w.submit_result(got[0].assignment, answer).await.unwrap();
+        if i < 2 {
+            assert_ne!(outcome.task_status, TaskState::Failed);
+        } else {
+            assert_eq!(outcome.task_status, TaskState::Failed);
+        }
+    }
+    let extra = market.worker(&model).await;
+    assert!(
+        extra.claim(1, 0).await.unwrap().assignments.is_empty(),
+        "no replica beyond max_replicas"
+    );
+    let status = client.bid(created.bid).await.unwrap();
+    assert_eq!(status.status, BidState::Done);
+    assert_eq!(status.tasks[0].status, TaskState::Failed);
+    let me = client.account_me().await.unwrap();
+    assert_eq!(
+        me.balance,
+        Stroops(1_000_000),
+        "the whole reservation is refunded"
+    );
+    assert_eq!(me.reserved, Stroops(0));
+    market.finish().await;
+}
+both!(no_quorum_adds_replicas_then_fails_and_refunds);
+
+/// A result arriving after verification is judged against the consensus and
+/// paid when it agrees.
+async fn a_late_agreeing_result_is_paid(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let created = client
+        .bid_images(bid_request(&model, 2_000), &[png(5)])
+        .await
+        .unwrap();
+    let ws = [
+        market.worker(&model).await,
+        market.worker(&model).await,
+        market.worker(&model).await,
+    ];
+    let mut held = Vec::new();
+    for w in &ws {
+        held.push(w.claim(1, 2_000).await.unwrap().assignments.remove(0));
+    }
+    ws[0]
+        .submit_result(held[0].assignment, &honest())
+        .await
+        .unwrap();
+    let v = ws[1]
+        .submit_result(held[1].assignment, &honest())
+        .await
+        .unwrap();
+    assert_eq!(v.task_status, TaskState::Verified);
+    assert_eq!(
+        client.bid(created.bid).await.unwrap().status,
+        BidState::Open,
+        "a replica is still out"
+    );
+    let late = ws[2]
+        .submit_result(held[2].assignment, &honest_noisy())
+        .await
+        .unwrap();
+    assert_eq!(late.status, "agreed");
+    assert_eq!(
+        ws[2].account_me().await.unwrap().earned_unpaid,
+        Stroops(2_000 - 50)
+    );
+    let status = client.bid(created.bid).await.unwrap();
+    assert_eq!(status.status, BidState::Done);
+    assert_eq!(
+        client.account_me().await.unwrap().balance,
+        Stroops(1_000_000 - 3 * 2_000)
+    );
+    let ev = market.anonymous().evidence(created.tasks[0]).await.unwrap();
+    assert_eq!(ev.verdict.unwrap().agree.len(), 3);
+    assert_eq!(ev.voted.len(), 2);
+    market.finish().await;
+}
+both!(a_late_agreeing_result_is_paid);
+
+/// A worker that cannot run its input reports a failure; the slot goes back.
+async fn a_reported_failure_returns_the_slot(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let mut req = bid_request(&model, 10);
+    req.replicas = 1;
+    req.quorum = 1;
+    client.bid_images(req, &[png(6)]).await.unwrap();
+    let a = market.worker(&model).await;
+    let got = a.claim(1, 1_000).await.unwrap().assignments.remove(0);
+    let out = a
+        .report_failure(got.assignment, "model error: out of memory")
+        .await
+        .unwrap();
+    assert_eq!(out.status, "failed");
+    let b = market.worker(&model).await;
+    assert_eq!(b.claim(1, 2_000).await.unwrap().assignments.len(), 1);
+    // A failed assignment cannot then be submitted.
+    assert_eq!(
+        a.submit_result(got.assignment, &honest())
+            .await
+            .unwrap_err()
+            .status()
+            .unwrap()
+            .as_u16(),
+        409
+    );
+    market.finish().await;
+}
+both!(a_reported_failure_returns_the_slot);
