@@ -1,1 +1,14 @@
-//! tally
+//! The `tally` application: one binary for every party of the market.
+//!
+//! - [`cli`]: the command line (clap), one subcommand per role.
+//! - [`cmd`]: what each subcommand does: `keys`, `serve`, `work`, `bid`,
+//!   `detect`, `audit`, `demo`, `bench`, `assets`.
+//! - [`assets`]: where the sample model and images are, and how to get them.
+//!
+//! The crates do the work: `tally-protocol` (wire, signing, vote),
+//! `tally-market` (the server), `tally-worker` (inference, claim loop),
+//! `tally-settlement` (Stellar transactions and records).
+
+pub mod assets;
+pub mod cli;
+pub mod cmd;

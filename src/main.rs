@@ -1,1 +1,18 @@
-fn main() {}
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = tally::cli::Cli::parse();
+    tally::cmd::init_logging(cli.verbose);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts");
+    match runtime.block_on(tally::cmd::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("tally: {}", chain.join(": "));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

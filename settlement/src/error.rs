@@ -4,7 +4,7 @@
 /// or decoding a payment transaction, or talking to Horizon / Stellar RPC.
 ///
 /// Audit problems in well-formed data are not errors: they are
-/// [`Finding`](crate::record::Finding)s.
+/// [`Finding`](crate::audit::Finding)s.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid {what} strkey {input:?}")]

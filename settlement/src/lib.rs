@@ -15,7 +15,7 @@
 //! - [`record`]: hash-chained [`SettlementRecord`]s and their canonical encoding.
 //! - [`audit`]: [`check_chain`] and friends: [`Finding`]s about records and envelopes.
 //! - [`submit`]: a Horizon / Stellar RPC client returning typed [`Outcome`]s.
-//! - [`bench`]: `tally bench settle`, build + sign + encode throughput.
+//! - [`bench`](mod@bench): `tally bench settle`, build + sign + encode throughput.
 //! - [`error`]: the crate's one [`Error`] type.
 
 pub mod amount;

@@ -1,0 +1,245 @@
+//! The command line: one subcommand per role (DESIGN "CLI").
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "tally", version, about = "A marketplace for spare compute: priced inference bids, voted results, Stellar settlement")]
+pub struct Cli {
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage keys (Stellar secret seeds).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Run the market (operator).
+    Serve(ServeArgs),
+    /// Run a worker: claim tasks, run inference, get paid.
+    Work(WorkArgs),
+    /// Post a bid for images (client).
+    Bid(BidArgs),
+    /// Run the detector locally on images.
+    Detect(DetectArgs),
+    /// Re-check a market's settlement records from public data (auditor).
+    Audit(AuditArgs),
+    /// The whole market on this machine: market, workers, client, audit.
+    Demo(DemoArgs),
+    /// Benchmarks.
+    Bench(BenchArgs),
+    /// The sample model and images.
+    #[command(subcommand)]
+    Assets(AssetsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a key pair; print the G... address, write the S... seed (mode 0600).
+    Generate {
+        /// Where to write the seed; without it the seed is printed to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    #[arg(long, default_value = "sqlite://tally.db", env = "TALLY_DB")]
+    pub db: String,
+    /// The operator's key: a file holding an S... seed, or env:VAR.
+    #[arg(long)]
+    pub operator_key: String,
+    /// testnet, public, or a network passphrase.
+    #[arg(long, default_value = "testnet")]
+    pub network: String,
+    /// native or CODE:ISSUER.
+    #[arg(long, default_value = "native")]
+    pub asset: String,
+    #[arg(long, default_value_t = 250)]
+    pub fee_bps: u32,
+    /// How long a claim holds its slot without a heartbeat (seconds).
+    #[arg(long, default_value_t = 60)]
+    pub lease_secs: u64,
+    /// How often earnings are batched into a settlement (e.g. 10s, 500ms, 1m).
+    #[arg(long, default_value = "10s")]
+    pub settle_every: String,
+    #[arg(long, default_value_t = 100)]
+    pub settle_max_ops: usize,
+    /// Submit settlement transactions to this Horizon server.
+    #[arg(long, conflicts_with = "rpc")]
+    pub horizon: Option<String>,
+    /// Submit settlement transactions to this Stellar RPC server.
+    #[arg(long)]
+    pub rpc: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkArgs {
+    #[arg(long, env = "TALLY_MARKET")]
+    pub market: String,
+    /// The worker's key: a file holding an S... seed, or env:VAR.
+    #[arg(long)]
+    pub key: String,
+    /// auto, onnxruntime or tract.
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    #[arg(long, default_value_t = 0)]
+    pub min_price: i64,
+    /// Inferences run at once.
+    #[arg(long, default_value_t = 1)]
+    pub capacity: u32,
+    #[arg(long, default_value = "tally-models")]
+    pub models_dir: PathBuf,
+    /// Models to offer (sha256); by default every model in --models-dir
+    /// plus any given with --model.
+    #[arg(long = "offer")]
+    pub offer: Vec<String>,
+    /// A model file to offer (uploaded to the market if it lacks it).
+    #[arg(long)]
+    pub model: Vec<PathBuf>,
+    /// Threads per inference.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Answer with deliberately wrong detections (for demos of the vote).
+    #[arg(long, hide = true)]
+    pub faulty: bool,
+    /// Stop after this many results (for tests and demos).
+    #[arg(long, hide = true)]
+    pub max_results: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct BidArgs {
+    #[arg(long, env = "TALLY_MARKET")]
+    pub market: String,
+    #[arg(long)]
+    pub key: String,
+    /// A model file (uploaded first) or a sha256 the market knows.
+    #[arg(long)]
+    pub model: String,
+    /// Stroops per agreeing result.
+    #[arg(long)]
+    pub price: i64,
+    #[arg(long, default_value_t = 3)]
+    pub replicas: u32,
+    #[arg(long, default_value_t = 2)]
+    pub quorum: u32,
+    #[arg(long)]
+    pub max_replicas: Option<u32>,
+    #[arg(long, default_value_t = 3600)]
+    pub deadline_secs: u64,
+    /// Wait until every task is decided, showing progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: write each image with its consensus boxes drawn into DIR.
+    #[arg(long)]
+    pub draw: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    #[arg(long)]
+    pub json: bool,
+    /// Write the (first) image with labelled boxes to this PNG.
+    #[arg(long)]
+    pub draw: Option<PathBuf>,
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[arg(long, env = "TALLY_MARKET")]
+    pub market: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    #[arg(long, default_value_t = 1)]
+    pub faulty: usize,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub which: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Verified tasks per second end to end, workers returning fixed detections.
+    Market {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "sqlite")]
+        db: String,
+        #[arg(long, default_value_t = 2000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 12)]
+        workers: usize,
+    },
+    /// Claim latency with many long-polling workers.
+    Claims {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 1000)]
+        workers: usize,
+        #[arg(long, default_value_t = 50)]
+        bids: usize,
+    },
+    /// Inference latency per image.
+    Inference {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        #[arg(long, default_value_t = 30)]
+        iterations: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+    /// Settlement transactions built, signed and encoded per second.
+    Settle {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 200)]
+        txs: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AssetsCommand {
+    /// Where the assets are, or how to get them.
+    Where,
+    /// Download the official model and verify its sha256 (needs internet).
+    Fetch {
+        #[arg(long, default_value = "tally-assets")]
+        dir: PathBuf,
+    },
+}

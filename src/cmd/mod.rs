@@ -1,0 +1,94 @@
+//! What each subcommand does.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::cli::{Cli, Command, KeysCommand};
+
+pub mod keys;
+pub mod serve;
+
+/// Logs go to stderr; `RUST_LOG` overrides the level.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info,sqlx=warn,ort=warn,tract=warn",
+        1 => "debug,sqlx=warn,hyper=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Run one command; the exit code says whether it succeeded.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Keys(KeysCommand::Generate { out }) => keys::generate(out.as_deref()),
+        Command::Serve(args) => serve::run(args).await,
+        other => bail!("{other:?} is not available in this build yet"),
+    }
+}
+
+/// Parse `10s`, `500ms`, `2m`, `1h` or plain seconds.
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = num.parse().with_context(|| format!("{s:?} is not a duration like 10s or 500ms"))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => bail!("{s:?} is not a duration like 10s or 500ms"),
+    })
+}
+
+/// Resolve `testnet`, `public` or a passphrase.
+pub fn network_passphrase(s: &str) -> String {
+    match s {
+        "testnet" => "Test SDF Network ; September 2015".into(),
+        "public" | "mainnet" | "pubnet" => "Public Global Stellar Network ; September 2015".into(),
+        other => other.into(),
+    }
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+}

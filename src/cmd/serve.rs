@@ -1,0 +1,43 @@
+//! `tally serve`: run the market until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use tally_market::{Config, Market};
+use tally_protocol::Signer;
+
+use crate::cli::ServeArgs;
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let operator = Signer::load(&args.operator_key).context("--operator-key")?;
+    let mut config = Config::new(&args.db, operator);
+    config.network = super::network_passphrase(&args.network);
+    config.asset = args.asset.clone();
+    config.fee_bps = args.fee_bps;
+    anyhow::ensure!(args.fee_bps <= 10_000, "--fee-bps must be at most 10000");
+    config.lease = Duration::from_secs(args.lease_secs.max(1));
+    config.settle_every = super::parse_duration(&args.settle_every).context("--settle-every")?;
+    anyhow::ensure!(
+        (1..=100).contains(&args.settle_max_ops),
+        "--settle-max-ops must be between 1 and 100 (a Stellar transaction holds at most 100 operations)"
+    );
+    config.settle_max_ops = args.settle_max_ops;
+    config.horizon = args.horizon.clone();
+    config.rpc = args.rpc.clone();
+    let market = Market::open(config).await.with_context(|| format!("opening the database {}", args.db))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        db = market.db.dialect().name(),
+        operator = %market.config.operator.account(),
+        fee_bps = market.config.fee_bps,
+        "market serving"
+    );
+    tally_market::serve(listener, market, super::shutdown_signal()).await?;
+    tracing::info!("market stopped");
+    Ok(ExitCode::SUCCESS)
+}
