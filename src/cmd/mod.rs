@@ -7,8 +7,10 @@ use anyhow::{bail, Context};
 
 use crate::cli::{Cli, Command, KeysCommand};
 
+pub mod detect;
 pub mod keys;
 pub mod serve;
+pub mod work;
 
 /// Logs go to stderr; `RUST_LOG` overrides the level.
 pub fn init_logging(verbose: u8) {
@@ -26,6 +28,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(out.as_deref()),
         Command::Serve(args) => serve::run(args).await,
+        Command::Work(args) => work::run(args).await,
+        Command::Detect(args) => detect::run(args).await,
         other => bail!("{other:?} is not available in this build yet"),
     }
 }
