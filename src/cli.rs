@@ -114,6 +114,13 @@ pub struct WorkArgs {
     /// Stop after this many results (for tests and demos).
     #[arg(long, hide = true)]
     pub max_results: Option<u64>,
+    /// On SIGINT/SIGTERM, seconds the tasks in hand may take to finish
+    /// before they are handed back to the market.
+    #[arg(long, default_value_t = 30)]
+    pub grace_secs: u64,
+    /// Wait this long after each claim, as a long job would (for tests).
+    #[arg(long, hide = true)]
+    pub pause_after_claim_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -4,11 +4,13 @@
 //! - [`cmd`]: what each subcommand does: `keys`, `serve`, `work`, `bid`,
 //!   `detect`, `audit`, `demo`, `bench`, `assets`.
 //! - [`assets`]: where the sample model and images are, and how to get them.
+//! - [`audit`]: the auditor's checks of a market, from its public endpoints alone.
 //!
 //! The crates do the work: `tally-protocol` (wire, signing, vote),
 //! `tally-market` (the server), `tally-worker` (inference, claim loop),
 //! `tally-settlement` (Stellar transactions and records).
 
 pub mod assets;
+pub mod audit;
 pub mod cli;
 pub mod cmd;

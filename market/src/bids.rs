@@ -166,9 +166,17 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
             req.model
         )));
     }
-    let mut inputs = Vec::with_capacity(req.inputs.len());
+    let mut inputs: Vec<Input> = Vec::with_capacity(req.inputs.len());
     for (i, b64) in req.inputs.iter().enumerate() {
-        // Inputs already stored were checked when they arrived.
+        // The same image twice in one bid is decoded once.
+        if let Some(same) = req.inputs[..i].iter().position(|other| other == b64) {
+            let (hash, bytes, width, height) = {
+                let s = &inputs[same];
+                (s.hash.clone(), s.bytes.clone(), s.width, s.height)
+            };
+            inputs.push(Input { hash, bytes, width, height });
+            continue;
+        }
         let limits = m.config.limits.clone();
         let b64 = b64.clone();
         let input = tokio::task::spawn_blocking(move || decode_input(&limits, i, &b64))

@@ -9,6 +9,8 @@
 //! - [`bids`]: validating a bid, storing its inputs, reserving its money.
 //! - [`claims`]: matching workers to tasks; exclusive, long-polled, woken by new work.
 //! - [`results`]: leases, results, failures, the vote, payment, expiry.
+//! - [`settle`]: settlement batches: earnings netted per worker into signed,
+//!   hash-chained records; their submission to Horizon / Stellar RPC.
 //! - [`views`]: read models: bid status, evidence, accounts, market stats, metrics.
 //! - [`auth`]: the signed-request extractor and replay protection.
 //! - [`api`]: the axum router.
@@ -25,6 +27,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod results;
 pub mod server;
+pub mod settle;
 pub mod views;
 
 pub use config::{Config, Limits};

@@ -107,6 +107,7 @@ impl Market {
                 }
             }
         });
+        crate::settle::spawn(self);
         if self.db.dialect().name() == "postgres" {
             let m = Arc::clone(self);
             tokio::spawn(async move { relay_notifications(m).await });

@@ -233,6 +233,34 @@ pub struct SignedResult {
     pub signature: String,
 }
 
+impl SignedResult {
+    /// The path the result was posted to: part of what the worker signed.
+    pub fn path(&self) -> String {
+        format!("/v1/assignments/{}/result", self.assignment)
+    }
+
+    /// The request body exactly as sent.
+    pub fn body_bytes(&self) -> Result<Vec<u8>, crate::Error> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.body)
+            .map_err(|_| crate::Error::InvalidSignature("the result body is not base64"))
+    }
+
+    /// Check the worker's `tally-v1` signature over the request as sent.
+    pub fn verify(&self) -> Result<(), crate::Error> {
+        let body = self.body_bytes()?;
+        let message =
+            crate::signing::message("POST", &self.path(), self.timestamp, &self.nonce, &body);
+        crate::signing::verify(&self.worker, &message, &self.signature)
+    }
+
+    /// The result as the worker sent it.
+    pub fn request(&self) -> Result<ResultRequest, crate::Error> {
+        Ok(serde_json::from_slice(&self.body_bytes()?)?)
+    }
+}
+
 /// `GET /v1/settlements?after=seq`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SettlementPage {
@@ -260,6 +288,11 @@ pub struct Payout {
     pub account: AccountId,
     pub amount: Stroops,
     pub assignments: Vec<AssignmentId>,
+    /// The task of each assignment, in the same order, so an auditor can
+    /// fetch the evidence; not part of the hashed record (a wrong task only
+    /// makes the audit fail to find the assignment).
+    #[serde(default)]
+    pub tasks: Vec<TaskId>,
 }
 
 /// `GET /v1/market`: what an operator or a worker owner looks at first.

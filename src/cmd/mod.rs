@@ -7,6 +7,9 @@ use anyhow::{bail, Context};
 
 use crate::cli::{Cli, Command, KeysCommand};
 
+pub mod audit;
+pub mod bench;
+pub mod bid;
 pub mod detect;
 pub mod keys;
 pub mod serve;
@@ -29,7 +32,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(out.as_deref()),
         Command::Serve(args) => serve::run(args).await,
         Command::Work(args) => work::run(args).await,
+        Command::Bid(args) => bid::run(args).await,
+        Command::Bench(args) => bench::run(args.which).await,
         Command::Detect(args) => detect::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
         other => bail!("{other:?} is not available in this build yet"),
     }
 }

@@ -12,11 +12,18 @@
 //! - [`bench`]: end-to-end and model-only latency, as `tally bench inference` reports it.
 //! - [`error`]: the crate's one error type.
 //!
+//! The other half sells the cycles:
+//!
+//! - [`cache`]: models on disk by sha256, verified, written atomically.
+//! - [`agent`]: the claim loop: offer, claim, infer, heartbeat, submit, retry, drain.
+//!
 //! The worker never links the server stack: its only Tally dependency is
 //! `tally-protocol`.
 
+pub mod agent;
 pub mod backend;
 pub mod bench;
+pub mod cache;
 pub mod detector;
 pub mod draw;
 pub mod error;

@@ -1,0 +1,396 @@
+//! Settlement batches (DESIGN "Settlement"): unpaid earnings netted per
+//! worker into hash-chained records, each paid by one signed Stellar
+//! payment transaction with one operation per worker.
+//!
+//! A batch is one database transaction: allocate the next record `seq` and
+//! the next transaction sequence number, collect the agreeing assignments
+//! not yet paid, build, sign and seal the record, store it, set the
+//! assignments' `payout_seq`, and move each payout `earned -> paid` in the
+//! ledger. A crash before the commit leaves nothing behind, after it
+//! everything: no payout is made twice or lost.
+//!
+//! The first statement of a batch updates the one `settlement_state` row.
+//! That is the lock serialising settlers: in-process on SQLite (one writer),
+//! across processes on PostgreSQL (the row lock, held to the commit), so two
+//! settlers never build the same batch, and [`settle_now`] may run beside
+//! the periodic job.
+//!
+//! Sequence numbers: `settlement_state.next_tx_seq` is the number the next
+//! transaction carries; each record takes it and stores it + 1 in the same
+//! transaction, so no number is handed out twice while a record holding it
+//! may still apply. When it is unknown (NULL: a fresh database, or a record
+//! that did not apply) it is read from the operator's account when a
+//! Horizon / RPC server is configured, and starts at 1 otherwise (records
+//! are then kept for export only). With a server, a new record is built
+//! only when no other is in flight: the network takes one transaction per
+//! account per ledger anyway, and a record that never applies then stalls
+//! nothing behind it. Submission and failure handling are in [`submit`].
+
+pub mod submit;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{Any, Row, Transaction};
+use tally_protocol::wire;
+use tally_protocol::{AccountId, AssignmentId, Stroops, TaskId};
+use tally_settlement::record::STATUS_PENDING;
+use tally_settlement::{
+    Asset, Keypair, Network, PublicKey, RecordBody, Submitter, TimeBounds, GENESIS_PREV_HASH,
+};
+
+use crate::config::Config;
+use crate::db::{int, text};
+use crate::error::{MarketError, Result};
+use crate::ledger::{self, Book, Cause, Leg};
+use crate::{now_ms, Market};
+
+/// Fee per operation in stroops (the network's minimum base fee).
+pub const BASE_FEE: u32 = 100;
+/// How long a signed settlement transaction stays valid (its max time).
+pub const VALIDITY_SECS: u64 = 300;
+/// At most this many assignments are paid by one record.
+pub const MAX_ASSIGNMENTS: i64 = 20_000;
+
+/// What signs and names every record of this market. The key comes from
+/// the configuration and is never stored or logged.
+pub struct Operator {
+    keypair: Keypair,
+    pub network: Network,
+    pub asset: Asset,
+}
+
+impl Operator {
+    pub fn from_config(config: &Config) -> Result<Operator> {
+        Ok(Operator {
+            keypair: Keypair::from_seed(&config.operator.seed()),
+            network: Network::from_passphrase(&config.network)?,
+            asset: Asset::parse(&config.asset)?,
+        })
+    }
+
+    pub fn account(&self) -> PublicKey {
+        self.keypair.public_key()
+    }
+}
+
+/// Settle everything that is due now: as many records as it takes without
+/// a submission server, at most one with one. Returns how many were written.
+pub async fn settle_now(m: &Market) -> Result<usize> {
+    let submitter = submit::submitter(&m.config)?;
+    settle_with(m, submitter.as_ref()).await
+}
+
+/// [`settle_now`] with an explicit submission server (or none).
+pub async fn settle_with(m: &Market, submitter: Option<&Submitter>) -> Result<usize> {
+    let op = Operator::from_config(&m.config)?;
+    let mut written = 0;
+    loop {
+        // Network I/O stays outside the database transaction.
+        let synced = match submitter {
+            Some(sub) if next_tx_seq(m).await?.is_none() => {
+                match sub.account_sequence(&op.account()).await? {
+                    Some(current) => Some(current.checked_add(1).ok_or_else(|| {
+                        MarketError::Corrupt("account sequence overflows".into())
+                    })?),
+                    None => {
+                        tracing::warn!(account = %op.account(), "the operator account does not exist on the network; nothing is settled");
+                        return Ok(written);
+                    }
+                }
+            }
+            _ => None,
+        };
+        match settle_batch(m, &op, synced, submitter.is_some()).await? {
+            Some(_) => written += 1,
+            None => return Ok(written),
+        }
+        if submitter.is_some() {
+            return Ok(written);
+        }
+    }
+}
+
+/// The stored next transaction sequence number, if known.
+pub async fn next_tx_seq(m: &Market) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query("SELECT next_tx_seq FROM settlement_state WHERE id = 1")
+            .fetch_one(m.db.pool())
+            .await?
+            .try_get("next_tx_seq")?,
+    )
+}
+
+/// One unpaid agreeing assignment.
+struct Due {
+    id: i64,
+    task: i64,
+    amount: i64,
+}
+
+/// Write one record in one transaction; `None` when nothing is due (or a
+/// record is in flight, or the sequence number is not known yet).
+async fn settle_batch(
+    m: &Market,
+    op: &Operator,
+    synced: Option<i64>,
+    submitting: bool,
+) -> Result<Option<u64>> {
+    let now = now_ms();
+    let mut tx = m.db.begin().await?;
+    // The lock: see the module docs.
+    let stored: Option<i64> = sqlx::query(
+        "UPDATE settlement_state SET updated_at = $1 WHERE id = 1 RETURNING next_tx_seq",
+    )
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("next_tx_seq")?;
+    let tx_seq = match (stored, synced) {
+        (Some(s), _) | (None, Some(s)) => s,
+        (None, None) if !submitting => 1,
+        (None, None) => return Ok(None),
+    };
+    if submitting && in_flight(&mut tx).await? > 0 {
+        return Ok(None);
+    }
+    let batch = collect(&mut tx, now, m.config.settle_max_ops.clamp(1, 100)).await?;
+    if batch.is_empty() {
+        return Ok(None);
+    }
+    let last = sqlx::query("SELECT seq, hash FROM settlements ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?;
+    let (seq, prev_hash) = match last {
+        Some(r) => (int(&r, "seq")? as u64 + 1, text(&r, "hash")?),
+        None => (1, GENESIS_PREV_HASH.to_string()),
+    };
+    let mut task_of = HashMap::new();
+    let mut payouts = Vec::with_capacity(batch.len());
+    for (worker, dues) in &batch {
+        let amount = dues
+            .iter()
+            .try_fold(0i64, |sum, d| sum.checked_add(d.amount))
+            .ok_or_else(|| MarketError::Corrupt(format!("payout to {worker} overflows")))?;
+        task_of.extend(dues.iter().map(|d| (d.id, d.task)));
+        payouts.push(tally_settlement::Payout {
+            account: PublicKey::parse(worker)?,
+            amount: tally_settlement::Stroops(amount),
+            assignments: dues.iter().map(|d| d.id).collect(),
+        });
+    }
+    let body = RecordBody::new(
+        seq,
+        &prev_hash,
+        op.network.clone(),
+        op.account(),
+        op.asset,
+        payouts,
+    )?;
+    let max_time = (now / 1000) as u64 + VALIDITY_SECS;
+    // Only max_time matters for the resubmission rule; a min_time would
+    // only add a failure mode (an operator clock ahead of the network's).
+    let bounds = TimeBounds {
+        min_time: 0,
+        max_time,
+    };
+    let record = body.sign(&op.keypair, tx_seq, BASE_FEE, bounds)?;
+    let wire_payouts = record
+        .payouts
+        .iter()
+        .map(|p| {
+            Ok(wire::Payout {
+                account: AccountId::parse(&p.account.to_string())
+                    .map_err(|e| MarketError::Corrupt(format!("payout account: {e}")))?,
+                amount: Stroops(p.amount.0),
+                assignments: p.assignments.iter().map(|&a| AssignmentId(a)).collect(),
+                tasks: p.assignments.iter().map(|a| TaskId(task_of[a])).collect(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    sqlx::query(
+        "INSERT INTO settlements (seq, prev_hash, hash, network, source, asset, payouts, envelope_xdr,
+           tx_hash, tx_seq, max_time, status, result_code, attempts, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, 0, $13, $13)",
+    )
+    .bind(seq as i64)
+    .bind(&record.prev_hash)
+    .bind(&record.hash)
+    .bind(record.network.passphrase())
+    .bind(record.source.to_string())
+    .bind(record.asset.to_string())
+    .bind(serde_json::to_string(&wire_payouts).expect("payouts serialize"))
+    .bind(&record.envelope_xdr)
+    .bind(&record.tx_hash)
+    .bind(tx_seq)
+    .bind(max_time as i64)
+    .bind(STATUS_PENDING)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    for p in &wire_payouts {
+        for a in &p.assignments {
+            let n = sqlx::query(
+                "UPDATE assignments SET payout_seq = $1 WHERE id = $2 AND status = 'agreed' AND payout_seq IS NULL",
+            )
+            .bind(seq as i64)
+            .bind(a.0)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if n != 1 {
+                return Err(MarketError::Corrupt(format!(
+                    "assignment {a} changed while settling"
+                )));
+            }
+        }
+        move_payout(&mut tx, "settle", seq, p, Book::Earned, Book::Paid).await?;
+    }
+    sqlx::query("UPDATE settlement_state SET next_tx_seq = $1 WHERE id = 1")
+        .bind(tx_seq + 1)
+        .execute(&mut **tx)
+        .await?;
+    tx.commit().await?;
+    m.metrics.settlements.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(
+        seq,
+        tx_seq,
+        payouts = wire_payouts.len(),
+        amount = record.total().map_or(0, |t| t.0),
+        tx_hash = %record.tx_hash,
+        "settlement record written"
+    );
+    Ok(Some(seq))
+}
+
+/// Post one payout's ledger movement from `from` to `to` (`earned -> paid`
+/// when it is settled, back when its transaction paid nothing).
+pub(crate) async fn move_payout(
+    tx: &mut Transaction<'static, Any>,
+    kind: &str,
+    seq: u64,
+    p: &wire::Payout,
+    from: Book,
+    to: Book,
+) -> Result<()> {
+    let cause = Cause {
+        settlement: Some(seq),
+        ..Cause::default()
+    };
+    let owner = p.account.as_str();
+    let legs = [
+        Leg {
+            book: from,
+            owner,
+            amount: -p.amount.0,
+        },
+        Leg {
+            book: to,
+            owner,
+            amount: p.amount.0,
+        },
+    ];
+    ledger::post(tx, kind, cause, &legs).await
+}
+
+/// Records stored but not yet known to have applied or failed.
+async fn in_flight(tx: &mut Transaction<'static, Any>) -> Result<i64> {
+    Ok(int(
+        &sqlx::query("SELECT COUNT(*) AS n FROM settlements WHERE status IN ('pending', 'submitted')")
+            .fetch_one(&mut **tx)
+            .await?,
+        "n",
+    )?)
+}
+
+/// The next batch: up to `max_ops` workers (in account order) with their
+/// unpaid agreeing assignments. Workers on hold are skipped; one whose
+/// hold has run out is retried in a batch of its own, so a payout the
+/// network refuses again takes no one else's with it.
+async fn collect(
+    tx: &mut Transaction<'static, Any>,
+    now: i64,
+    max_ops: usize,
+) -> Result<Vec<(String, Vec<Due>)>> {
+    let rows = sqlx::query(
+        "SELECT a.id, a.worker, a.task_id, t.price, b.fee_bps,
+           (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e
+             WHERE e.assignment_id = a.id AND e.book = 'earned') AS earned,
+           (SELECT COUNT(*) FROM payout_holds h WHERE h.worker = a.worker) AS held
+         FROM assignments a JOIN tasks t ON t.id = a.task_id JOIN bids b ON b.id = t.bid_id
+         WHERE a.status = 'agreed' AND a.payout_seq IS NULL AND t.price > 0 AND b.fee_bps < 10000
+           AND NOT EXISTS (SELECT 1 FROM payout_holds h WHERE h.worker = a.worker AND h.retry_at > $1)
+         ORDER BY a.id LIMIT $2",
+    )
+    .bind(now)
+    .bind(MAX_ASSIGNMENTS)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut fresh: BTreeMap<String, Vec<Due>> = BTreeMap::new();
+    let mut retry: BTreeMap<String, Vec<Due>> = BTreeMap::new();
+    for r in rows {
+        let id = int(&r, "id")?;
+        let price = Stroops(int(&r, "price")?);
+        let fee = price
+            .fee_bps(int(&r, "fee_bps")? as u32)
+            .ok_or_else(|| MarketError::Corrupt("fee overflows".into()))?;
+        let amount = price.0 - fee.0;
+        let earned = int(&r, "earned")?;
+        if amount != earned {
+            return Err(MarketError::Corrupt(format!(
+                "assignment {id} would be paid {amount} but the ledger says it earned {earned}"
+            )));
+        }
+        let due = Due {
+            id,
+            task: int(&r, "task_id")?,
+            amount,
+        };
+        let side = if int(&r, "held")? > 0 {
+            &mut retry
+        } else {
+            &mut fresh
+        };
+        side.entry(text(&r, "worker")?).or_default().push(due);
+    }
+    Ok(if fresh.is_empty() {
+        retry.into_iter().take(1).collect()
+    } else {
+        fresh.into_iter().take(max_ops).collect()
+    })
+}
+
+/// Start the periodic settlement job and, with a server configured, the
+/// submission job.
+pub fn spawn(m: &Arc<Market>) {
+    let submitter = match submit::submitter(&m.config) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "no settlement submission: the client does not start");
+            None
+        }
+    };
+    let every = m.config.settle_every.max(Duration::from_millis(10));
+    let market = Arc::clone(m);
+    let sub = submitter.clone();
+    tokio::spawn(async move {
+        let mut shutdown = market.shutdown_signal();
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            if let Err(e) = settle_with(&market, sub.as_ref()).await {
+                tracing::error!(error = %e, "settlement failed");
+            }
+        }
+    });
+    if let Some(sub) = submitter {
+        submit::spawn(m, sub);
+    }
+}

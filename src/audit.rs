@@ -1,0 +1,337 @@
+//! The audit (DESIGN "Audit"): re-check a market's settlement records from
+//! its public endpoints alone (`GET /v1/market`, `/v1/settlements`,
+//! `/v1/tasks/{id}/evidence`).
+//!
+//! The record checks (chain, hashes, envelopes, signatures, memos, payouts,
+//! no assignment paid twice) are `tally-settlement`'s [`ChainChecker`]; this
+//! module adds what needs the market's evidence. Finding kinds beyond the
+//! checker's:
+//!
+//! | kind | meaning |
+//! | --- | --- |
+//! | `missing_evidence` | a paid assignment's task has no (readable) evidence |
+//! | `unverified_task` | a paid assignment's task is not verified, or its re-run vote reaches no quorum |
+//! | `unknown_assignment` | the paid assignment has no signed result in its task's evidence |
+//! | `wrong_worker` | the paid assignment's result was signed by another account than the payee |
+//! | `bad_result_signature` | a result's `tally-v1` signature does not verify for its worker |
+//! | `bad_result` | a result body is not a result |
+//! | `verdict_mismatch` | re-running the vote gives another consensus, agree or disagree list |
+//! | `not_agreeing` | the paid assignment does not agree with the re-run consensus |
+//! | `amount_mismatch` | a payout is not the sum of `price - fee` of its assignments |
+//!
+//! Records whose status says they paid nothing (`failed`, `expired`) are
+//! checked like the others but not counted in the totals.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Context;
+use serde::Serialize;
+use tally_protocol::vote::{self, Ballot};
+use tally_protocol::wire::{self, Evidence, TaskState};
+use tally_protocol::{AccountId, AssignmentId, Client, TaskId};
+use tally_settlement::record::status_pays;
+use tally_settlement::{Asset, ChainChecker, Finding, Network, PublicKey, SettlementRecord};
+
+/// What `tally audit --json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub records: u64,
+    pub payouts: u64,
+    /// Stroops paid by the records that paid.
+    pub amount: i64,
+    /// Tasks whose evidence was checked.
+    pub tasks: u64,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// The human summary: totals, then "all consistent" or one line per finding.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "{} records, {} payouts, {} stroops paid, {} tasks checked\n",
+            self.records, self.payouts, self.amount, self.tasks
+        );
+        if self.findings.is_empty() {
+            out.push_str("all consistent\n");
+        }
+        for f in &self.findings {
+            out.push_str(&format!("{}: {}\n", f.kind, f.detail));
+        }
+        out
+    }
+}
+
+/// What the evidence of one task establishes.
+#[derive(Default)]
+struct TaskFacts {
+    /// Worker of each signed result whose signature verifies.
+    workers: HashMap<AssignmentId, AccountId>,
+    /// Agreeing results by the auditor's own re-run of the vote.
+    agree: HashSet<AssignmentId>,
+    /// `price - fee` of one agreeing result, when the evidence was read.
+    net: Option<i64>,
+}
+
+/// Audit the market behind `client` (which needs no key).
+pub async fn audit(client: &Client) -> anyhow::Result<Report> {
+    let market = client.market().await.context("GET /v1/market")?;
+    let operator = PublicKey::parse(market.operator.as_str()).context("the market's operator")?;
+    let network = Network::from_passphrase(&market.network).context("the market's network")?;
+    let asset = Asset::parse(&market.asset).context("the market's asset")?;
+    let mut checker = ChainChecker::new()
+        .expect_source(operator)
+        .expect_network(network)
+        .expect_asset(asset);
+    let mut report = Report {
+        ok: false,
+        records: 0,
+        payouts: 0,
+        amount: 0,
+        tasks: 0,
+        findings: Vec::new(),
+    };
+    let mut tasks: HashMap<TaskId, TaskFacts> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let page = client
+            .settlements(after)
+            .await
+            .with_context(|| format!("GET /v1/settlements?after={after}"))?;
+        let Some(last) = page.records.iter().map(|r| r.seq).max() else {
+            break;
+        };
+        for record in &page.records {
+            report.records += 1;
+            match to_record(record) {
+                Ok(r) => report.findings.extend(checker.check(&r)),
+                Err(detail) => report.findings.push(Finding::new(
+                    "bad_record",
+                    format!("record {}: {detail}", record.seq),
+                )),
+            }
+            if status_pays(&record.status) {
+                report.payouts += record.payouts.len() as u64;
+                report.amount = report
+                    .amount
+                    .saturating_add(record.payouts.iter().map(|p| p.amount.0).sum());
+            }
+            for payout in &record.payouts {
+                check_payout(client, record.seq, payout, &mut tasks, &mut report).await;
+            }
+        }
+        if last <= after {
+            report.findings.push(Finding::new(
+                "broken_chain",
+                format!("GET /v1/settlements?after={after} returned no later record"),
+            ));
+            break;
+        }
+        after = last;
+    }
+    report.tasks = tasks.len() as u64;
+    report.ok = report.findings.is_empty();
+    Ok(report)
+}
+
+/// The wire record as the settlement crate's type; why not, if it fails.
+fn to_record(r: &wire::SettlementRecord) -> Result<SettlementRecord, String> {
+    let payouts = r
+        .payouts
+        .iter()
+        .map(|p| {
+            Ok(tally_settlement::Payout {
+                account: PublicKey::parse(p.account.as_str()).map_err(|e| e.to_string())?,
+                amount: tally_settlement::Stroops(p.amount.0),
+                assignments: p.assignments.iter().map(|a| a.0).collect(),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(SettlementRecord {
+        seq: r.seq,
+        prev_hash: r.prev_hash.clone(),
+        hash: r.hash.clone(),
+        network: Network::from_passphrase(&r.network).map_err(|e| e.to_string())?,
+        source: PublicKey::parse(r.source.as_str()).map_err(|e| e.to_string())?,
+        asset: Asset::parse(&r.asset).map_err(|e| e.to_string())?,
+        payouts,
+        envelope_xdr: r.envelope_xdr.clone(),
+        tx_hash: r.tx_hash.clone(),
+        status: r.status.clone(),
+    })
+}
+
+/// Every assignment of a payout: its task verified, its result signed by
+/// the payee and agreeing; the amount their `price - fee`.
+async fn check_payout(
+    client: &Client,
+    seq: u64,
+    payout: &wire::Payout,
+    tasks: &mut HashMap<TaskId, TaskFacts>,
+    report: &mut Report,
+) {
+    let at = format!("record {seq}, payout to {}", payout.account);
+    if payout.tasks.len() != payout.assignments.len() {
+        report.findings.push(Finding::new(
+            "bad_record",
+            format!(
+                "{at}: {} tasks for {} assignments",
+                payout.tasks.len(),
+                payout.assignments.len()
+            ),
+        ));
+        return;
+    }
+    let mut sum: Option<i64> = Some(0);
+    for (a, t) in payout.assignments.iter().zip(&payout.tasks) {
+        if !tasks.contains_key(t) {
+            let (facts, findings) = check_task(client, *t).await;
+            report.findings.extend(findings);
+            tasks.insert(*t, facts);
+        }
+        let facts = &tasks[t];
+        sum = match (sum, facts.net) {
+            (Some(s), Some(n)) => s.checked_add(n),
+            _ => None,
+        };
+        if facts.net.is_none() {
+            continue; // no evidence: reported once for the task
+        }
+        match facts.workers.get(a) {
+            None => report.findings.push(Finding::new(
+                "unknown_assignment",
+                format!("{at}: task {t} has no valid signed result for assignment {a}"),
+            )),
+            Some(w) if w != &payout.account => report.findings.push(Finding::new(
+                "wrong_worker",
+                format!("{at}: assignment {a} was done by {w}"),
+            )),
+            Some(_) => {}
+        }
+        if !facts.agree.contains(a) {
+            report.findings.push(Finding::new(
+                "not_agreeing",
+                format!("{at}: assignment {a} does not agree with the consensus of task {t}"),
+            ));
+        }
+    }
+    if let Some(sum) = sum {
+        if sum != payout.amount.0 {
+            report.findings.push(Finding::new(
+                "amount_mismatch",
+                format!(
+                    "{at}: pays {} but its assignments earned {sum} stroops",
+                    payout.amount
+                ),
+            ));
+        }
+    }
+}
+
+/// Read and check one task's evidence: signatures, then the vote re-run.
+async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec<Finding>) {
+    let mut findings = Vec::new();
+    let mut facts = TaskFacts::default();
+    let ev: Evidence = match client.evidence(task).await {
+        Ok(ev) if ev.task == task => ev,
+        Ok(ev) => {
+            findings.push(Finding::new(
+                "missing_evidence",
+                format!("task {task}: the evidence is for task {}", ev.task),
+            ));
+            return (facts, findings);
+        }
+        Err(e) => {
+            findings.push(Finding::new(
+                "missing_evidence",
+                format!("task {task}: {e}"),
+            ));
+            return (facts, findings);
+        }
+    };
+    let at = format!("task {task}");
+    if ev.status != TaskState::Verified {
+        findings.push(Finding::new(
+            "unverified_task",
+            format!("{at} is {}", ev.status.as_str()),
+        ));
+    }
+    facts.net = ev
+        .price
+        .fee_bps(ev.fee_bps)
+        .and_then(|fee| ev.price.checked_sub(fee))
+        .map(|net| net.0);
+    let mut ballots = Vec::new();
+    let mut late = Vec::new();
+    for r in &ev.results {
+        if let Err(e) = r.verify() {
+            findings.push(Finding::new(
+                "bad_result_signature",
+                format!("{at}: result of assignment {} by {}: {e}", r.assignment, r.worker),
+            ));
+            continue;
+        }
+        let request = match r.request() {
+            Ok(req) => req,
+            Err(e) => {
+                findings.push(Finding::new(
+                    "bad_result",
+                    format!("{at}: result of assignment {}: {e}", r.assignment),
+                ));
+                continue;
+            }
+        };
+        facts.workers.insert(r.assignment, r.worker.clone());
+        let ballot = Ballot {
+            assignment: r.assignment,
+            detections: request.detections,
+        };
+        if ev.voted.contains(&r.assignment) {
+            ballots.push(ballot);
+        } else {
+            late.push(ballot);
+        }
+    }
+    let Some(published) = ev.verdict else {
+        findings.push(Finding::new("unverified_task", format!("{at} has no verdict")));
+        return (facts, findings);
+    };
+    if ballots.len() != ev.voted.len() {
+        findings.push(Finding::new(
+            "verdict_mismatch",
+            format!("{at}: {} results voted but {} valid ones are published", ev.voted.len(), ballots.len()),
+        ));
+    }
+    // The market's rule, re-run: the vote on `voted`, later results judged
+    // against its consensus alone.
+    let mut rerun = vote::vote(&ev.params, &ballots);
+    for b in &late {
+        if vote::agrees(&ev.params, &rerun.consensus, &b.detections) {
+            rerun.agree.push(b.assignment);
+        } else {
+            rerun.disagree.push(b.assignment);
+        }
+    }
+    rerun.agree.sort();
+    rerun.disagree.sort();
+    if !rerun.is_verified(&ev.params) {
+        findings.push(Finding::new(
+            "unverified_task",
+            format!("{at}: the re-run vote has {} agreeing results, quorum {}", rerun.agree.len(), ev.params.quorum),
+        ));
+    }
+    for (what, same) in [
+        ("consensus", rerun.consensus == published.consensus),
+        ("agree list", rerun.agree == published.agree),
+        ("disagree list", rerun.disagree == published.disagree),
+    ] {
+        if !same {
+            findings.push(Finding::new(
+                "verdict_mismatch",
+                format!("{at}: the published {what} is not what the vote gives"),
+            ));
+        }
+    }
+    facts.agree = rerun.agree.into_iter().collect();
+    (facts, findings)
+}

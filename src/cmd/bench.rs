@@ -1,0 +1,327 @@
+//! `tally bench market|claims|inference|settle`: throughput and latency,
+//! measured on the real thing (HTTP, database, signatures), printed as JSON
+//! with `--json`.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::json;
+use tally_market::{Config, Market};
+use tally_protocol::wire::{BidRequest, OfferRequest, ResultRequest};
+use tally_protocol::{Client, Detection, Sha256Hex, Signer, Stroops};
+
+use crate::cli::BenchCommand;
+
+pub async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
+    let (report, json) = match which {
+        BenchCommand::Market { json, db, tasks, workers } => (market(&db, tasks, workers).await?, json),
+        BenchCommand::Claims { json, workers, bids } => (claims(workers, bids).await?, json),
+        BenchCommand::Inference {
+            json,
+            backend,
+            iterations,
+            threads,
+        } => (inference(&backend, iterations, threads)?, json),
+        BenchCommand::Settle { json, txs } => (settle(txs), json),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A market on a fresh database, served on a random local port.
+pub struct LocalMarket {
+    pub url: String,
+    pub market: Arc<Market>,
+    pub operator: Signer,
+    _dir: tempfile::TempDir,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl LocalMarket {
+    pub async fn start(db: &str, tweak: impl FnOnce(&mut Config)) -> anyhow::Result<LocalMarket> {
+        let dir = tempfile::tempdir()?;
+        let url = if db == "sqlite" {
+            format!("sqlite://{}", dir.path().join("bench.db").display())
+        } else {
+            fresh_postgres(db).await?
+        };
+        let operator = Signer::generate();
+        let mut config = Config::new(&url, operator.clone());
+        tweak(&mut config);
+        let market = Market::open(config).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let m = Arc::clone(&market);
+        tokio::spawn(async move {
+            let _ = tally_market::serve(listener, m, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Ok(LocalMarket {
+            url,
+            market,
+            operator,
+            _dir: dir,
+            stop,
+        })
+    }
+
+    pub fn client(&self, signer: Signer) -> Client {
+        Client::new(&self.url, Some(signer))
+    }
+
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+    }
+}
+
+/// A new database on the PostgreSQL server of `base`.
+async fn fresh_postgres(base: &str) -> anyhow::Result<String> {
+    let name = format!("tally_bench_{}", &hex::encode(Signer::generate().seed())[..12]);
+    let admin = sqlx::PgPool::connect(base).await.context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await?;
+    admin.close().await;
+    let mut url = url::Url::parse(base)?;
+    url.set_path(&name);
+    Ok(url.to_string())
+}
+
+/// A tiny valid PNG.
+pub fn tiny_png() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([x as u8 * 30, y as u8 * 30, 99]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("png encodes");
+    out.into_inner()
+}
+
+fn fixed_result() -> ResultRequest {
+    ResultRequest {
+        detections: vec![Detection {
+            class_id: 16,
+            label: "dog".into(),
+            score: 0.9,
+            bbox: [10.0, 10.0, 100.0, 100.0],
+        }],
+        elapsed_ms: 0.0,
+    }
+}
+
+async fn worker(lm: &LocalMarket, model: &Sha256Hex, capacity: u32) -> anyhow::Result<Client> {
+    let c = lm.client(Signer::generate());
+    c.post_offer(&OfferRequest {
+        models: vec![model.clone()],
+        min_price: Stroops(0),
+        capacity,
+    })
+    .await?;
+    Ok(c)
+}
+
+/// Verified tasks per second end to end: bids, 3 claims, 3 results, vote,
+/// ledger, settlement — workers return fixed detections over real HTTP.
+async fn market(db: &str, tasks: usize, workers: usize) -> anyhow::Result<serde_json::Value> {
+    let lm = LocalMarket::start(db, |c| {
+        c.settle_every = Duration::from_millis(500);
+        c.sweep_every = Duration::from_secs(1);
+    })
+    .await?;
+    let client = lm.client(Signer::generate());
+    let price = 100;
+    lm.client(lm.operator.clone())
+        .credit(client.signer().unwrap().account(), Stroops(price * 5 * tasks as i64))
+        .await?;
+    let model = client.upload_model(b"bench-model".to_vec()).await?.model;
+    let png = tiny_png();
+    let done = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let w = worker(&lm, &model, 64).await?;
+        let done = Arc::clone(&done);
+        handles.push(tokio::spawn(async move {
+            let result = fixed_result();
+            while !done.load(Ordering::Relaxed) {
+                let Ok(got) = w.claim(32, 200).await else { continue };
+                let submits = got.assignments.iter().map(|a| w.submit_result(a.assignment, &result));
+                for r in futures::future::join_all(submits).await {
+                    r.expect("result accepted");
+                }
+            }
+        }));
+    }
+    let verified_before = lm.market.metrics.verified.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let per_bid = 100.min(tasks);
+    let mut posted = 0;
+    let mut bids = Vec::new();
+    while posted < tasks {
+        let n = per_bid.min(tasks - posted);
+        let req = BidRequest {
+            model: model.clone(),
+            price: Stroops(price),
+            replicas: 3,
+            quorum: 2,
+            max_replicas: Some(5),
+            deadline_secs: 3600,
+            inputs: vec![],
+            iou: None,
+            min_score: None,
+            agree: None,
+        };
+        let c = client.clone();
+        let images = vec![png.clone(); n];
+        bids.push(tokio::spawn(async move { c.bid_images(req, &images).await }));
+        posted += n;
+    }
+    for b in bids {
+        b.await?.context("bid")?;
+    }
+    while lm.market.metrics.verified.load(Ordering::Relaxed) - verified_before < tasks as u64 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let verified_secs = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.await;
+    }
+    let settled = 0usize; // SETTLE_NOW
+    let secs = started.elapsed().as_secs_f64();
+    let dialect = lm.market.db.dialect().name();
+    lm.stop();
+    Ok(json!({
+        "bench": "market",
+        "tasks_per_sec": tasks as f64 / secs,
+        "tasks": tasks,
+        "workers": workers,
+        "replicas": 3,
+        "db": dialect,
+        "seconds": secs,
+        "verified_seconds": verified_secs,
+        "settlement_records": settled,
+    }))
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() - 1) as f64 * p).round() as usize;
+    v[i]
+}
+
+/// Claim latency: N workers long-polling; for each bid, the time from
+/// posting it to its first claim and to all replicas claimed.
+async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value> {
+    let lm = LocalMarket::start("sqlite", |c| {
+        c.sweep_every = Duration::from_secs(1);
+        c.settle_every = Duration::from_secs(3600);
+    })
+    .await?;
+    let client = lm.client(Signer::generate());
+    lm.client(lm.operator.clone())
+        .credit(client.signer().unwrap().account(), Stroops(1_000_000_000))
+        .await?;
+    let model = client.upload_model(b"bench-model".to_vec()).await?.model;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tally_protocol::TaskId, Instant)>();
+    let done = Arc::new(AtomicBool::new(false));
+    let online = Arc::new(AtomicUsize::new(0));
+    for _ in 0..workers {
+        let w = worker(&lm, &model, 4).await?;
+        let (tx, done, online) = (tx.clone(), Arc::clone(&done), Arc::clone(&online));
+        tokio::spawn(async move {
+            online.fetch_add(1, Ordering::Relaxed);
+            let result = fixed_result();
+            while !done.load(Ordering::Relaxed) {
+                let Ok(got) = w.claim(1, 30_000).await else { continue };
+                let now = Instant::now();
+                for a in &got.assignments {
+                    let _ = tx.send((a.task, now));
+                }
+                for a in got.assignments {
+                    let _ = w.submit_result(a.assignment, &result).await;
+                }
+            }
+        });
+    }
+    let png = tiny_png();
+    let mut ack = Vec::new();
+    let mut all = Vec::new();
+    for i in 0..bids {
+        // Start each bid with every worker waiting.
+        while (lm.market.metrics.waiting_claims.load(Ordering::Relaxed) as usize) < workers {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let mut req = BidRequest {
+            model: model.clone(),
+            price: Stroops(100),
+            replicas: 3,
+            quorum: 2,
+            max_replicas: Some(3),
+            deadline_secs: 3600,
+            inputs: vec![],
+            iou: None,
+            min_score: None,
+            agree: None,
+        };
+        req.inputs = vec![];
+        let mut img = png.clone();
+        img.extend_from_slice(&(i as u64).to_le_bytes()); // a distinct input per bid
+        let t0 = Instant::now();
+        let created = client.bid_images(req, &[img]).await?;
+        let task = created.tasks[0];
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let (t, at) = rx.recv().await.context("workers stopped")?;
+            if t == task {
+                got.push(at.duration_since(t0).as_secs_f64() * 1000.0);
+            }
+        }
+        got.sort_by(|a, b| a.total_cmp(b));
+        ack.push(got[0]);
+        all.push(got[2]);
+    }
+    done.store(true, Ordering::Relaxed);
+    lm.stop();
+    Ok(json!({
+        "bench": "claims",
+        "workers": workers,
+        "bids": bids,
+        "ack_ms_p50": percentile(&mut ack.clone(), 0.5),
+        "ack_ms_p99": percentile(&mut ack, 0.99),
+        "all_replicas_ms_p50": percentile(&mut all.clone(), 0.5),
+        "all_replicas_ms_p99": percentile(&mut all, 0.99),
+    }))
+}
+
+fn inference(backend: &str, iterations: usize, threads: usize) -> anyhow::Result<serde_json::Value> {
+    let assets = crate::assets::find().ok_or_else(|| anyhow::anyhow!(crate::assets::missing_message()))?;
+    let choice: tally_worker::BackendChoice = backend.parse().map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+    let images: Vec<Vec<u8>> = crate::assets::images(&assets)?
+        .iter()
+        .map(std::fs::read)
+        .collect::<Result<_, _>>()?;
+    let model = assets.join(crate::assets::MODEL_FILE);
+    let options = tally_worker::DetectorOptions {
+        backend: choice,
+        threads,
+        sessions: 1,
+    };
+    let r = tally_worker::bench::bench_inference_with(&model, &options, &images, iterations)?;
+    let mut v = serde_json::to_value(r)?;
+    v["bench"] = json!("inference");
+    Ok(v)
+}
+
+fn settle(txs: usize) -> serde_json::Value {
+    let r = tally_settlement::bench_build_sign(100, txs);
+    json!({ "bench": "settle", "ops_per_sec": r.ops_per_sec, "tx_per_sec": r.tx_per_sec })
+}

@@ -1,0 +1,576 @@
+//! Real workers, run as users run them: `tally work` processes on ONNX
+//! Runtime and on tract against a market on port 0, and `tally detect`.
+//!
+//! Needs the sample assets (`TALLY_ASSETS` or `../shared/assets`) and, for
+//! the ONNX Runtime workers, `libonnxruntime` (`ORT_DYLIB_PATH` or the pip
+//! package). Without them a test says what is missing and passes, unless
+//! `CI` is set: then it fails.
+//!
+//! Every wait is for an event — a line a worker logs, a process exiting —
+//! and bounded.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use tally_protocol::wire::{BidState, TaskState};
+use tally_protocol::{Client, Detection, Sha256Hex, Signer, Stroops};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::mpsc;
+
+const TALLY: &str = env!("CARGO_BIN_EXE_tally");
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+/// Skips (or, in CI, fails) with `why`.
+fn skip(why: &str) {
+    assert!(!in_ci(), "CI must run this test, but {why}");
+    eprintln!("skipping: {why}");
+}
+
+fn assets() -> Option<PathBuf> {
+    let found = tally::assets::find();
+    if found.is_none() {
+        skip(&tally::assets::missing_message());
+    }
+    found
+}
+
+fn onnxruntime_present() -> bool {
+    match tally_worker::backend::locate_onnxruntime() {
+        Ok(_) => true,
+        Err(why) => {
+            skip(&format!("ONNX Runtime is not available: {why}"));
+            false
+        }
+    }
+}
+
+/// A key file holding a fresh `S...` seed.
+fn key_file(dir: &Path, name: &str) -> (Signer, PathBuf) {
+    let signer = Signer::generate();
+    let path = dir.join(format!("{name}.key"));
+    std::fs::write(&path, format!("{}\n", signer.secret())).expect("write key");
+    (signer, path)
+}
+
+/// Drops ANSI colour codes, in case the log is coloured anyway.
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A `tally work` process and the lines it logs.
+struct Worker {
+    name: String,
+    signer: Signer,
+    child: tokio::process::Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Worker {
+    async fn start(market: &str, dir: &Path, name: &str, args: &[&str]) -> Worker {
+        let (signer, key) = key_file(dir, name);
+        let models = dir.join(format!("{name}-models"));
+        let mut child = tokio::process::Command::new(TALLY)
+            .arg("work")
+            .args(["--market", market, "--key"])
+            .arg(&key)
+            .arg("--models-dir")
+            .arg(&models)
+            .args(args)
+            .env("RUST_LOG", "info,tally_worker=debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start tally work");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = mpsc::unbounded_channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let keep = Arc::clone(&log);
+        tokio::spawn(async move {
+            let mut reader = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                let line = plain(&line);
+                keep.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        Worker {
+            name: name.to_string(),
+            signer,
+            child,
+            lines,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Waits for the next line containing `needle`.
+    async fn expect_line(&mut self, needle: &str, within: Duration) -> String {
+        let found = tokio::time::timeout(within, async {
+            while let Some(line) = self.lines.recv().await {
+                if line.contains(needle) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            Ok(None) => panic!(
+                "{} exited before logging {needle:?}:\n{}",
+                self.name,
+                self.log()
+            ),
+            Err(_) => panic!(
+                "{} did not log {needle:?} within {within:?}:\n{}",
+                self.name,
+                self.log()
+            ),
+        }
+    }
+
+    async fn exit_status(&mut self, within: Duration) -> ExitStatus {
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(status) => status.expect("wait for tally work"),
+            Err(_) => panic!(
+                "{} did not stop within {within:?}:\n{}",
+                self.name,
+                self.log()
+            ),
+        }
+    }
+
+    async fn expect_clean_exit(&mut self, within: Duration) {
+        let status = self.exit_status(within).await;
+        assert!(
+            status.success(),
+            "{} exited with {status}:\n{}",
+            self.name,
+            self.log()
+        );
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("the worker runs").to_string();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill {sig} {pid} failed");
+    }
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+fn labels(detections: &[Detection]) -> BTreeSet<String> {
+    detections.iter().map(|d| d.label.clone()).collect()
+}
+
+/// The labels the reference run found with a clear score (>= 0.5).
+fn expected_labels(assets: &Path, image: &Path) -> BTreeSet<String> {
+    let stem = image.file_stem().unwrap().to_string_lossy();
+    let path = assets.join("expected").join(format!("{stem}.json"));
+    let text = std::fs::read_to_string(&path).expect("expected detections");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("expected json");
+    let detections: Vec<Detection> =
+        serde_json::from_value(v["detections"].clone()).expect("expected detections parse");
+    detections
+        .iter()
+        .filter(|d| d.score >= 0.5)
+        .map(|d| d.label.clone())
+        .collect()
+}
+
+async fn upload_sample_model(client: &Client, assets: &Path) -> (Sha256Hex, PathBuf) {
+    let path = assets.join(tally::assets::MODEL_FILE);
+    let bytes = std::fs::read(&path).expect("read the sample model");
+    let up = client.upload_model(bytes).await.expect("upload the model");
+    (up.model, path)
+}
+
+/// Two ONNX Runtime workers and a tract worker run every sample image; all
+/// three results of every task agree, the consensus is what the reference
+/// run saw, and each worker earns price - fee per task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_on_two_backends_agree_on_every_sample_image_and_are_paid() {
+    let Some(assets) = assets() else { return };
+    if !onnxruntime_present() {
+        return;
+    }
+    let market = spawn_market(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = market.funded_client(10_000_000).await;
+    let (model, model_file) = upload_sample_model(&client, &assets).await;
+    let images = tally::assets::images(&assets).expect("sample images");
+    assert!(images.len() >= 3, "too few sample images: {images:?}");
+    let n = images.len().to_string();
+    let model_file = model_file.to_str().unwrap();
+    let common = ["--capacity", "2", "--max-results", &n];
+    let mut workers = vec![
+        Worker::start(
+            &market.url,
+            dir.path(),
+            "ort-1",
+            &[
+                &["--backend", "onnxruntime", "--offer", model.as_str()][..],
+                &common[..],
+            ]
+            .concat(),
+        )
+        .await,
+        Worker::start(
+            &market.url,
+            dir.path(),
+            "ort-2",
+            &[
+                &["--backend", "onnxruntime", "--offer", model.as_str()][..],
+                &common[..],
+            ]
+            .concat(),
+        )
+        .await,
+        Worker::start(
+            &market.url,
+            dir.path(),
+            "tract",
+            &[
+                &["--backend", "tract", "--model", model_file][..],
+                &common[..],
+            ]
+            .concat(),
+        )
+        .await,
+    ];
+
+    let price = 1_000;
+    let bytes: Vec<Vec<u8>> = images.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let mut request = bid_request(&model, price);
+    request.max_replicas = Some(3);
+    let created = client
+        .bid_images(request, &bytes)
+        .await
+        .expect("bid accepted");
+    assert_eq!(created.tasks.len(), images.len());
+
+    // Each worker stops by itself after one result per image.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for w in &mut workers {
+        w.expect_clean_exit(remaining(deadline)).await;
+    }
+    for (w, backend) in workers.iter().zip(["onnxruntime", "onnxruntime", "tract"]) {
+        assert_eq!(
+            w.count(&format!("backend={backend}")),
+            1,
+            "{} did not load the model on {backend}:\n{}",
+            w.name,
+            w.log()
+        );
+        assert_eq!(w.count("submitted result"), images.len(), "{}", w.log());
+    }
+
+    let status = client.bid(created.bid).await.unwrap();
+    assert_eq!(status.status, BidState::Done);
+    let by_input: HashMap<Sha256Hex, &Path> = images
+        .iter()
+        .zip(&bytes)
+        .map(|(p, b)| (Sha256Hex::of(b), p.as_path()))
+        .collect();
+    let accounts: BTreeSet<String> = workers
+        .iter()
+        .map(|w| w.signer.account().to_string())
+        .collect();
+    for task in &status.tasks {
+        let image = by_input[&task.input];
+        assert_eq!(task.status, TaskState::Verified, "{}", image.display());
+        let evidence = market.anonymous().evidence(task.task).await.unwrap();
+        let verdict = evidence.verdict.expect("a verified task has a verdict");
+        assert_eq!(verdict.agree.len(), 3, "{}: {verdict:?}", image.display());
+        assert!(
+            verdict.disagree.is_empty(),
+            "{}: {verdict:?}",
+            image.display()
+        );
+        let who: BTreeSet<String> = evidence
+            .results
+            .iter()
+            .map(|r| r.worker.to_string())
+            .collect();
+        assert_eq!(who, accounts, "{}", image.display());
+        let got = labels(task.consensus.as_deref().unwrap_or_default());
+        let want = expected_labels(&assets, image);
+        assert!(
+            want.is_subset(&got),
+            "{}: consensus {got:?}, expected at least {want:?}",
+            image.display()
+        );
+        if image.ends_with("dog.jpg") {
+            for label in ["dog", "bicycle", "car"] {
+                assert!(got.contains(label), "dog.jpg consensus: {got:?}");
+            }
+        }
+    }
+
+    let fee = price * 250 / 10_000;
+    let each = Stroops((price - fee) * images.len() as i64);
+    for w in &workers {
+        let me = market.client(&w.signer).account_me().await.unwrap();
+        assert_eq!(
+            me.earned_unpaid.checked_add(me.paid_total),
+            Some(each),
+            "{}",
+            w.name
+        );
+        assert_eq!(me.reputation.agreed, images.len() as u64, "{}", w.name);
+        assert_eq!(
+            w.count("stroops so far"),
+            images.len(),
+            "{} did not report its earnings after each result:\n{}",
+            w.name,
+            w.log()
+        );
+    }
+    market.finish().await;
+}
+
+/// A worker killed mid-task keeps its lease only while it heartbeats; once
+/// it is gone the lease expires and two other workers verify the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_task_loses_it_after_the_lease_and_others_verify_it() {
+    let Some(assets) = assets() else { return };
+    let market = spawn_market_with(
+        Backend::Sqlite,
+        Options {
+            lease: Duration::from_secs(2),
+            ..Options::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = market.funded_client(1_000_000).await;
+    let (model, _) = upload_sample_model(&client, &assets).await;
+    let offer = ["--offer", model.as_str(), "--capacity", "1"];
+
+    // The first worker claims the task and holds it far longer than the lease.
+    let mut doomed = Worker::start(
+        &market.url,
+        dir.path(),
+        "doomed",
+        &[&offer[..], &["--pause-after-claim-ms", "600000"][..]].concat(),
+    )
+    .await;
+    let mut request = bid_request(&model, 1_000);
+    request.replicas = 2;
+    request.quorum = 2;
+    let dog = std::fs::read(assets.join("images/dog.jpg")).unwrap();
+    let created = client.bid_images(request, &[dog]).await.unwrap();
+    doomed
+        .expect_line("claimed assignment", Duration::from_secs(60))
+        .await;
+    // Heartbeats carry it past the original lease (four at a third of 2 s each).
+    for _ in 0..4 {
+        doomed
+            .expect_line("lease extended", Duration::from_secs(10))
+            .await;
+    }
+    let me = market.client(&doomed.signer).account_me().await.unwrap();
+    assert_eq!(me.reputation.timed_out, 0, "a heartbeating lease expired");
+    let task = client.bid(created.bid).await.unwrap().tasks[0].clone();
+    assert_eq!(task.status, TaskState::Running);
+
+    doomed.signal("-KILL");
+    let status = doomed.exit_status(Duration::from_secs(10)).await;
+    assert!(!status.success());
+
+    let mut helpers = Vec::new();
+    for name in ["helper-1", "helper-2"] {
+        helpers.push(
+            Worker::start(
+                &market.url,
+                dir.path(),
+                name,
+                &[&offer[..], &["--max-results", "1"][..]].concat(),
+            )
+            .await,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for h in &mut helpers {
+        h.expect_clean_exit(remaining(deadline)).await;
+    }
+
+    let status = client.bid(created.bid).await.unwrap();
+    assert_eq!(status.tasks[0].status, TaskState::Verified);
+    let evidence = market.anonymous().evidence(task.task).await.unwrap();
+    let who: BTreeSet<String> = evidence
+        .results
+        .iter()
+        .map(|r| r.worker.to_string())
+        .collect();
+    let helpers_accounts: BTreeSet<String> = helpers
+        .iter()
+        .map(|h| h.signer.account().to_string())
+        .collect();
+    assert_eq!(who, helpers_accounts);
+    let me = market.client(&doomed.signer).account_me().await.unwrap();
+    assert_eq!(me.reputation.timed_out, 1);
+    assert_eq!(me.earned_unpaid, Stroops(0));
+    market.finish().await;
+}
+
+/// SIGTERM stops claiming but the task in hand is finished and submitted;
+/// with no grace left, it is handed back to the market instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_worker_finishes_its_task_or_hands_it_back_after_the_grace_period() {
+    let Some(assets) = assets() else { return };
+    let market = spawn_market(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = market.funded_client(1_000_000).await;
+    let (model, _) = upload_sample_model(&client, &assets).await;
+    let dog = std::fs::read(assets.join("images/dog.jpg")).unwrap();
+    let mut request = bid_request(&model, 1_000);
+    request.replicas = 1;
+    request.quorum = 1;
+
+    for (name, grace, finished) in [("patient", "30", true), ("hasty", "0", false)] {
+        let mut worker = Worker::start(
+            &market.url,
+            dir.path(),
+            name,
+            &[
+                "--offer",
+                model.as_str(),
+                "--pause-after-claim-ms",
+                "1500",
+                "--grace-secs",
+                grace,
+            ],
+        )
+        .await;
+        let created = client
+            .bid_images(request.clone(), &[dog.clone()])
+            .await
+            .unwrap();
+        worker
+            .expect_line("claimed assignment", Duration::from_secs(60))
+            .await;
+        worker.signal("-TERM");
+        worker.expect_clean_exit(Duration::from_secs(60)).await;
+        assert_eq!(worker.count("no new claims"), 1, "{}", worker.log());
+
+        let task = &client.bid(created.bid).await.unwrap().tasks[0];
+        if finished {
+            assert_eq!(task.status, TaskState::Verified, "{}", worker.log());
+            assert_eq!(worker.count("submitted result"), 1, "{}", worker.log());
+        } else {
+            // Handed back: open again, for the next worker to claim.
+            assert_eq!(task.status, TaskState::Open, "{}", worker.log());
+            assert_eq!(task.results, 0);
+            assert_eq!(worker.count("reported failure"), 1, "{}", worker.log());
+        }
+    }
+    market.finish().await;
+}
+
+/// `tally detect` finds the dog, the bicycle and the car on both backends;
+/// a truncated JPEG is refused with one line naming it.
+#[tokio::test]
+async fn detect_finds_the_dog_bicycle_and_car_and_refuses_a_truncated_jpeg() {
+    let Some(assets) = assets() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let model = assets.join(tally::assets::MODEL_FILE);
+    let dog = assets.join("images/dog.jpg");
+    let mut backends = vec!["tract"];
+    if onnxruntime_present() {
+        backends.push("onnxruntime");
+    }
+    for backend in backends {
+        let drawn = dir.path().join(format!("dog-{backend}.png"));
+        let out = tokio::process::Command::new(TALLY)
+            .args(["detect", "--json", "--backend", backend, "--model"])
+            .arg(&model)
+            .arg("--draw")
+            .arg(&drawn)
+            .arg(&dog)
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{backend}: {stderr}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("one JSON document");
+        assert_eq!(report["backend"], backend);
+        let image = &report["images"][0];
+        assert_eq!(image["path"], dog.to_str().unwrap());
+        assert_eq!(
+            (image["width"].as_u64(), image["height"].as_u64()),
+            (Some(768), Some(576))
+        );
+        assert!(image["elapsed_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+        let detections: Vec<Detection> =
+            serde_json::from_value(image["detections"].clone()).unwrap();
+        let got = labels(&detections);
+        for label in ["dog", "bicycle", "car"] {
+            assert!(got.contains(label), "{backend}: {got:?}");
+        }
+        let png = image::open(&drawn).expect("the drawing is a PNG");
+        assert_eq!((png.width(), png.height()), (768, 576));
+    }
+
+    let bytes = std::fs::read(&dog).unwrap();
+    let truncated = dir.path().join("truncated.jpg");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let out = tokio::process::Command::new(TALLY)
+        .args(["detect", "--json", "--model"])
+        .arg(&model)
+        .arg(&truncated)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no JSON for a failed run");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("truncated.jpg"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

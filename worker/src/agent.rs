@@ -1,0 +1,432 @@
+//! The claim loop: offer, claim, fetch, infer, heartbeat, submit, get paid.
+//!
+//! [`run`] posts the worker's offer and long-polls claims for as many tasks
+//! as it has free slots (`capacity` inferences at once, a [`Semaphore`]).
+//! Each assignment runs as a task of its own: fetch the input, run the
+//! model's [`Detector`] in `spawn_blocking` (never on the async runtime),
+//! heartbeat every third of the lease meanwhile, then submit the signed
+//! result — or report a failure when the input or the model cannot be run.
+//!
+//! While the market is unreachable every call is retried with exponential
+//! backoff (100 ms doubling to 5 s); only a refusal the worker cannot fix
+//! (a bad signature, a model the market does not have) ends the loop. When
+//! the shutdown future resolves the loop stops claiming and lets in-flight
+//! tasks finish; those still running after the grace period are reported
+//! as failed, so their slots go back to the pool at once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tally_protocol::wire::{AccountView, OfferRequest};
+use tally_protocol::{Client, Sha256Hex, Stroops};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::cache::{CacheError, ModelCache};
+use crate::{BackendChoice, Detector, DetectorOptions};
+
+mod job;
+mod retry;
+
+pub use job::sabotage;
+pub use retry::is_transient;
+
+use job::{work_on, Shared};
+use retry::{retry, Backoff};
+
+/// The longest a claim may wait on the market (its limit is 60 s).
+const CLAIM_WAIT_MS: u64 = 20_000;
+/// The most assignments one claim may take (the market's limit).
+const MAX_CLAIM: u32 = 64;
+
+/// How a worker runs: what it offers, at what price, how much at once.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// Inferences run at once (and slots held at once).
+    pub capacity: u32,
+    /// The lowest price per result this worker takes.
+    pub min_price: Stroops,
+    pub backend: BackendChoice,
+    /// Threads per inference.
+    pub threads: usize,
+    /// The models offered; fetched from the market into the cache when missing.
+    pub models: Vec<Sha256Hex>,
+    /// Models of `models` the market may lack: uploaded from the cache at start.
+    pub publish: Vec<Sha256Hex>,
+    pub models_dir: PathBuf,
+    /// Answer with deliberately wrong detections, so demos show the vote catching them.
+    pub faulty: bool,
+    /// Stop after this many submitted results.
+    pub max_results: Option<u64>,
+    /// After shutdown, how long in-flight tasks may take before they are reported failed.
+    pub grace: Duration,
+    /// Test hook: wait this long after each claim, as a long job would.
+    pub pause_after_claim: Option<Duration>,
+}
+
+impl Agent {
+    /// One slot, any price, the best backend, 30 s of grace.
+    pub fn new(models: Vec<Sha256Hex>, models_dir: impl Into<PathBuf>) -> Self {
+        Agent {
+            capacity: 1,
+            min_price: Stroops::ZERO,
+            backend: BackendChoice::Auto,
+            threads: 1,
+            models,
+            publish: Vec::new(),
+            models_dir: models_dir.into(),
+            faulty: false,
+            max_results: None,
+            grace: Duration::from_secs(30),
+            pause_after_claim: None,
+        }
+    }
+}
+
+/// What a worker did before it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AgentReport {
+    /// Results submitted.
+    pub results: u64,
+    /// Assignments reported as failed (bad input, model error, shutdown).
+    pub failures: u64,
+    /// The account's earnings (unpaid plus paid) as last seen.
+    pub earned: Stroops,
+}
+
+/// Why a worker stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("no model to offer")]
+    NothingToOffer,
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("cannot load model {model}")]
+    Load {
+        model: Sha256Hex,
+        #[source]
+        source: crate::Error,
+    },
+    #[error("{what}")]
+    Market {
+        what: &'static str,
+        #[source]
+        source: tally_protocol::Error,
+    },
+}
+
+/// Runs the worker until `shutdown` resolves, `max_results` are in, or the
+/// market refuses it for good.
+pub async fn run(
+    client: Client,
+    agent: Agent,
+    shutdown: impl Future<Output = ()>,
+) -> Result<AgentReport, AgentError> {
+    let (stop_tx, stop) = watch::channel(false);
+    let body = run_until_stopped(client, agent, stop);
+    tokio::pin!(body);
+    tokio::select! {
+        report = &mut body => return report,
+        () = shutdown => {
+            tracing::info!("shutting down: no new claims; finishing the tasks in hand");
+            stop_tx.send_replace(true);
+        }
+    }
+    body.await
+}
+
+async fn run_until_stopped(
+    client: Client,
+    agent: Agent,
+    mut stop: watch::Receiver<bool>,
+) -> Result<AgentReport, AgentError> {
+    if agent.models.is_empty() {
+        return Err(AgentError::NothingToOffer);
+    }
+    let capacity = agent.capacity.max(1);
+    let cache = ModelCache::new(&agent.models_dir);
+    let Some(detectors) = prepare(&client, &agent, &cache, &stop).await? else {
+        return Ok(AgentReport::default());
+    };
+    let offer = OfferRequest {
+        models: agent.models.clone(),
+        min_price: agent.min_price,
+        capacity,
+    };
+    if retry("posting the offer", &stop, || client.post_offer(&offer))
+        .await
+        .map_err(|source| AgentError::Market {
+            what: "posting the offer",
+            source,
+        })?
+        .is_none()
+    {
+        return Ok(AgentReport::default());
+    }
+    tracing::info!(
+        worker = %client.signer().map(|s| s.account().to_string()).unwrap_or_default(),
+        models = agent.models.len(),
+        min_price = agent.min_price.0,
+        capacity,
+        faulty = agent.faulty,
+        "offer posted; waiting for tasks"
+    );
+
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        detectors,
+        faulty: agent.faulty,
+        pause_after_claim: agent.pause_after_claim,
+        results: AtomicU64::new(0),
+        failures: AtomicU64::new(0),
+        earned: AtomicI64::new(0),
+    });
+    let (abort_tx, abort) = watch::channel(false);
+    let slots = Arc::new(Semaphore::new(capacity as usize));
+    let mut jobs = JoinSet::new();
+    let mut backoff = Backoff::new();
+    let mut fatal = None;
+    loop {
+        while let Some(done) = jobs.try_join_next() {
+            log_panic(done);
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let budget = match agent.max_results {
+            Some(max) => {
+                max.saturating_sub(shared.results.load(Ordering::SeqCst) + jobs.len() as u64)
+            }
+            None => u64::MAX,
+        };
+        if budget == 0 {
+            if jobs.is_empty() {
+                tracing::info!("reached --max-results; stopping");
+                break;
+            }
+            tokio::select! {
+                Some(done) = jobs.join_next() => log_panic(done),
+                _ = stop.wait_for(|s| *s) => {}
+            }
+            continue;
+        }
+        let first = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let free = 1 + slots.available_permits() as u64;
+        let want = free.min(budget).min(u64::from(MAX_CLAIM)) as u32;
+        let claimed = tokio::select! {
+            r = client.claim(want, CLAIM_WAIT_MS) => r,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let assignments = match claimed {
+            Ok(c) => {
+                backoff.reset();
+                c.assignments
+            }
+            Err(e) if is_transient(&e) => {
+                drop(first);
+                tokio::select! {
+                    () = backoff.wait("claiming", &e) => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+                continue;
+            }
+            Err(e) if e.status().is_some_and(|s| s.as_u16() == 409) => {
+                // The market forgot our offer (a fresh database, say): post it again.
+                tracing::warn!("the market has no offer from us ({e}); posting it again");
+                if let Err(source) =
+                    retry("posting the offer", &stop, || client.post_offer(&offer)).await
+                {
+                    fatal = Some(AgentError::Market {
+                        what: "posting the offer",
+                        source,
+                    });
+                    break;
+                }
+                continue;
+            }
+            Err(source) => {
+                fatal = Some(AgentError::Market {
+                    what: "claiming",
+                    source,
+                });
+                break;
+            }
+        };
+        let mut permit = Some(first);
+        for a in assignments {
+            let permit = match permit.take() {
+                Some(p) => p,
+                None => Arc::clone(&slots)
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed"),
+            };
+            let (shared, abort) = (Arc::clone(&shared), abort.clone());
+            jobs.spawn(async move {
+                work_on(&shared, a, abort).await;
+                drop(permit);
+            });
+        }
+    }
+
+    // Drain: let the tasks in hand finish, then release whatever is left.
+    if !jobs.is_empty() {
+        tracing::info!(
+            in_flight = jobs.len(),
+            grace_secs = agent.grace.as_secs_f64(),
+            "waiting for the tasks in hand"
+        );
+    }
+    let drained = tokio::time::timeout(agent.grace, async {
+        while let Some(done) = jobs.join_next().await {
+            log_panic(done);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            in_flight = jobs.len(),
+            "grace period over: reporting the unfinished tasks as failed"
+        );
+        abort_tx.send_replace(true);
+        let released = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(done) = jobs.join_next().await {
+                log_panic(done);
+            }
+        })
+        .await;
+        if released.is_err() {
+            jobs.abort_all();
+        }
+    }
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    let earned = match tokio::time::timeout(Duration::from_secs(5), client.account_me()).await {
+        Ok(Ok(me)) => total_earned(&me),
+        _ => Stroops(shared.earned.load(Ordering::SeqCst)),
+    };
+    Ok(AgentReport {
+        results: shared.results.load(Ordering::SeqCst),
+        failures: shared.failures.load(Ordering::SeqCst),
+        earned,
+    })
+}
+
+/// Uploads the models to publish and loads every offered model; `None` when stopped first.
+async fn prepare(
+    client: &Client,
+    agent: &Agent,
+    cache: &ModelCache,
+    stop: &watch::Receiver<bool>,
+) -> Result<Option<HashMap<Sha256Hex, Arc<Detector>>>, AgentError> {
+    for hash in &agent.publish {
+        let path = cache.path_of(hash);
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|source| CacheError::Io { path, source })?;
+        let uploaded = retry("uploading a model", stop, || {
+            client.upload_model(bytes.clone())
+        })
+        .await
+        .map_err(|source| AgentError::Market {
+            what: "uploading a model",
+            source,
+        })?;
+        match uploaded {
+            Some(up) => {
+                tracing::info!(model = %up.model, bytes = up.size, "model uploaded to the market")
+            }
+            None => return Ok(None),
+        }
+    }
+    let options = DetectorOptions {
+        backend: agent.backend,
+        threads: agent.threads.max(1),
+        sessions: agent.capacity.max(1) as usize,
+    };
+    let mut detectors = HashMap::new();
+    for hash in &agent.models {
+        if detectors.contains_key(hash) {
+            continue;
+        }
+        let mut backoff = Backoff::new();
+        let path = loop {
+            match cache.get_or_fetch(client, hash).await {
+                Ok(path) => break path,
+                Err(CacheError::Fetch { source, .. }) if is_transient(&source) => {
+                    let mut stop = stop.clone();
+                    tokio::select! {
+                        () = backoff.wait("fetching a model", &source) => {}
+                        _ = stop.wait_for(|s| *s) => return Ok(None),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let started = Instant::now();
+        let detector = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&path).map_err(|source| crate::Error::Io { path, source })?;
+            Detector::with_options(&bytes, &options)
+        })
+        .await
+        .expect("loading a model does not panic")
+        .map_err(|source| AgentError::Load {
+            model: hash.clone(),
+            source,
+        })?;
+        tracing::info!(
+            model = %hash,
+            backend = %detector.backend(),
+            ms = started.elapsed().as_millis() as u64,
+            "model loaded"
+        );
+        detectors.insert(hash.clone(), Arc::new(detector));
+    }
+    Ok(Some(detectors))
+}
+
+fn total_earned(me: &AccountView) -> Stroops {
+    me.earned_unpaid
+        .checked_add(me.paid_total)
+        .unwrap_or(Stroops(i64::MAX))
+}
+
+fn log_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!("an assignment task panicked: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_market_is_retried_until_shutdown() {
+        // Nothing listens on port 9 of localhost (discard), so every call fails to connect.
+        let client = Client::new(
+            "http://127.0.0.1:9",
+            Some(tally_protocol::Signer::generate()),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let agent = Agent::new(vec![Sha256Hex::of(b"model")], dir.path());
+        let report = run(
+            client,
+            agent,
+            tokio::time::sleep(Duration::from_millis(400)),
+        )
+        .await
+        .expect("a transient error never ends the agent");
+        assert_eq!(report, AgentReport::default());
+    }
+}
