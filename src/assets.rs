@@ -10,13 +10,15 @@ pub const MODEL_SHA256: &str = "d39bee73564e338080378b0ad567fbb40e818b55bbfaf971
 pub const OFFICIAL_MODEL_URL: &str = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/yolox_nano.onnx";
 pub const OFFICIAL_MODEL_SHA256: &str = "c789161ed43c8269fcd4e67c67eeeb4e80c622da2eb296a20bc6007bd18a0b7d";
 
-/// `TALLY_ASSETS`, else `../shared/assets` from the working directory or
-/// from the source tree.
+/// `TALLY_ASSETS` when set; else `../shared/assets` from the working
+/// directory or from the source tree.
 pub fn find() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
     if let Some(p) = std::env::var_os("TALLY_ASSETS") {
-        candidates.push(PathBuf::from(p));
+        // An explicit setting is obeyed, never second-guessed.
+        let p = PathBuf::from(p);
+        return p.join(MODEL_FILE).is_file().then_some(p);
     }
+    let mut candidates = Vec::new();
     candidates.push(PathBuf::from("../shared/assets"));
     candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets"));
     candidates.into_iter().find(|p| p.join(MODEL_FILE).is_file())

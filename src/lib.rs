@@ -4,6 +4,8 @@
 //! - [`cmd`]: what each subcommand does: `keys`, `serve`, `work`, `bid`,
 //!   `detect`, `audit`, `demo`, `bench`, `assets`.
 //! - [`assets`]: where the sample model and images are, and how to get them.
+//! - [`local`]: a market on this machine, for the demo and the benchmarks.
+//! - [`audit`]: the auditor's checks over a market's public endpoints.
 //! - [`audit`]: the auditor's checks of a market, from its public endpoints alone.
 //!
 //! The crates do the work: `tally-protocol` (wire, signing, vote),
@@ -14,3 +16,4 @@ pub mod assets;
 pub mod audit;
 pub mod cli;
 pub mod cmd;
+pub mod local;

@@ -285,7 +285,11 @@ async fn three_workers_on_two_backends_agree_on_every_sample_image_and_are_paid(
 
     let price = 1_000;
     let bytes: Vec<Vec<u8>> = images.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    // Quorum 3: every worker must run every image. (With quorum 2 the two
+    // fastest workers verify a task alone, and its third slot is no longer
+    // handed out to the slowest.)
     let mut request = bid_request(&model, price);
+    request.quorum = 3;
     request.max_replicas = Some(3);
     let created = client
         .bid_images(request, &bytes)
@@ -454,7 +458,7 @@ async fn a_worker_killed_mid_task_loses_it_after_the_lease_and_others_verify_it(
     assert_eq!(who, helpers_accounts);
     let me = market.client(&doomed.signer).account_me().await.unwrap();
     assert_eq!(me.reputation.timed_out, 1);
-    assert_eq!(me.earned_unpaid, Stroops(0));
+    assert_eq!((me.earned_unpaid, me.paid_total), (Stroops(0), Stroops(0)));
     market.finish().await;
 }
 
@@ -508,6 +512,67 @@ async fn a_stopped_worker_finishes_its_task_or_hands_it_back_after_the_grace_per
             assert_eq!(task.results, 0);
             assert_eq!(worker.count("reported failure"), 1, "{}", worker.log());
         }
+    }
+    market.finish().await;
+}
+
+/// A worker answering wrong boxes is outvoted by two honest ones: the task
+/// is verified without it, and it earns nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_faulty_worker_is_outvoted_and_not_paid() {
+    let Some(assets) = assets() else { return };
+    let market = spawn_market(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = market.funded_client(1_000_000).await;
+    let (model, _) = upload_sample_model(&client, &assets).await;
+    let offer = ["--offer", model.as_str(), "--max-results", "1"];
+    let dog = std::fs::read(assets.join("images/dog.jpg")).unwrap();
+    let created = client
+        .bid_images(bid_request(&model, 1_000), &[dog])
+        .await
+        .unwrap();
+    // The faulty worker claims first, so it surely holds a replica.
+    let mut faulty = Worker::start(
+        &market.url,
+        dir.path(),
+        "faulty",
+        &[&offer[..], &["--faulty"][..]].concat(),
+    )
+    .await;
+    faulty
+        .expect_line("claimed assignment", Duration::from_secs(60))
+        .await;
+    let mut workers = vec![
+        Worker::start(&market.url, dir.path(), "honest-1", &offer).await,
+        Worker::start(&market.url, dir.path(), "honest-2", &offer).await,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    faulty.expect_clean_exit(remaining(deadline)).await;
+    for w in &mut workers {
+        w.expect_clean_exit(remaining(deadline)).await;
+    }
+
+    let task = &client.bid(created.bid).await.unwrap().tasks[0];
+    assert_eq!(task.status, TaskState::Verified);
+    let got = labels(task.consensus.as_deref().unwrap_or_default());
+    assert!(got.contains("dog") && got.contains("bicycle"), "{got:?}");
+    let evidence = market.anonymous().evidence(task.task).await.unwrap();
+    let verdict = evidence.verdict.expect("verdict");
+    let faulty_result = evidence
+        .results
+        .iter()
+        .find(|r| r.worker == *faulty.signer.account())
+        .expect("the faulty worker's result is in the evidence");
+    assert_eq!(verdict.disagree, vec![faulty_result.assignment]);
+    assert_eq!(verdict.agree.len(), 2);
+    let earned =
+        |me: &tally_protocol::wire::AccountView| me.earned_unpaid.checked_add(me.paid_total);
+    let me = market.client(&faulty.signer).account_me().await.unwrap();
+    assert_eq!(earned(&me), Some(Stroops(0)));
+    assert_eq!(me.reputation.disagreed, 1);
+    for w in &workers {
+        let me = market.client(&w.signer).account_me().await.unwrap();
+        assert_eq!(earned(&me), Some(Stroops(1_000 - 25)), "{}", w.name);
     }
     market.finish().await;
 }

@@ -42,7 +42,7 @@ use tally_settlement::{
 };
 
 use crate::config::Config;
-use crate::db::{int, text};
+use crate::db::{int, text, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::ledger::{self, Book, Cause, Leg};
 use crate::{now_ms, Market};
@@ -151,14 +151,14 @@ async fn settle_batch(
     let tx_seq = match (stored, synced) {
         (Some(s), _) | (None, Some(s)) => s,
         (None, None) if !submitting => 1,
-        (None, None) => return Ok(None),
+        (None, None) => return nothing(tx).await,
     };
     if submitting && in_flight(&mut tx).await? > 0 {
-        return Ok(None);
+        return nothing(tx).await;
     }
     let batch = collect(&mut tx, now, m.config.settle_max_ops.clamp(1, 100)).await?;
     if batch.is_empty() {
-        return Ok(None);
+        return nothing(tx).await;
     }
     let last = sqlx::query("SELECT seq, hash FROM settlements ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut **tx)
@@ -263,6 +263,14 @@ async fn settle_batch(
         "settlement record written"
     );
     Ok(Some(seq))
+}
+
+/// Roll back before the write lock is let go: a transaction merely dropped
+/// is rolled back later, by sqlx, and SQLite would meanwhile refuse the
+/// next writer (one that has read already gets `SQLITE_BUSY` at once).
+async fn nothing(tx: WriteTx<'_>) -> Result<Option<u64>> {
+    tx.tx.rollback().await?;
+    Ok(None)
 }
 
 /// Post one payout's ledger movement from `from` to `to` (`earned -> paid`

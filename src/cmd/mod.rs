@@ -7,17 +7,20 @@ use anyhow::{bail, Context};
 
 use crate::cli::{Cli, Command, KeysCommand};
 
+pub mod assets;
 pub mod audit;
 pub mod bench;
 pub mod bid;
+pub mod demo;
 pub mod detect;
 pub mod keys;
 pub mod serve;
 pub mod work;
 
 /// Logs go to stderr; `RUST_LOG` overrides the level.
-pub fn init_logging(verbose: u8) {
+pub fn init_logging(verbose: u8, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "warn,ort=error,tract=error",
         0 => "info,sqlx=warn,ort=warn,tract=warn",
         1 => "debug,sqlx=warn,hyper=info",
         _ => "trace",
@@ -33,10 +36,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args).await,
         Command::Work(args) => work::run(args).await,
         Command::Bid(args) => bid::run(args).await,
+        Command::Assets(cmd) => assets::run(cmd).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args.which).await,
         Command::Detect(args) => detect::run(args).await,
         Command::Audit(args) => audit::run(args).await,
-        other => bail!("{other:?} is not available in this build yet"),
     }
 }
 

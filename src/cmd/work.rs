@@ -24,7 +24,6 @@ pub async fn run(args: WorkArgs) -> anyhow::Result<ExitCode> {
         (1..=1024).contains(&args.capacity),
         "--capacity must be between 1 and 1024"
     );
-    log_backend_choice(backend);
 
     // Models given as files go into the cache and are published to the
     // market; --offer names models the market already has.
@@ -56,6 +55,7 @@ pub async fn run(args: WorkArgs) -> anyhow::Result<ExitCode> {
     }
     models.sort();
     models.dedup();
+    log_backend_choice(backend);
 
     let mut agent = Agent::new(models, &args.models_dir);
     agent.capacity = args.capacity;

@@ -399,6 +399,22 @@ fn total_earned(me: &AccountView) -> Stroops {
         .unwrap_or(Stroops(i64::MAX))
 }
 
+/// An error and its causes on one line, without repeating a cause its
+/// parent already quotes.
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn log_panic(done: Result<(), tokio::task::JoinError>) {
     if let Err(e) = done {
         if e.is_panic() {

@@ -211,6 +211,7 @@ async fn settle_outcome(m: &Market, rec: &InFlight, outcome: Outcome) -> Result<
 }
 
 async fn mark_sent(m: &Market, rec: &InFlight, code: &str) -> Result<()> {
+    let mut tx = m.db.begin().await?;
     sqlx::query(
         "UPDATE settlements SET status = $1, attempts = attempts + 1, result_code = $2, updated_at = $3
          WHERE seq = $4 AND status IN ('pending', 'submitted')",
@@ -219,9 +220,9 @@ async fn mark_sent(m: &Market, rec: &InFlight, code: &str) -> Result<()> {
     .bind(code)
     .bind(now_ms())
     .bind(rec.seq as i64)
-    .execute(m.db.pool())
+    .execute(&mut **tx)
     .await?;
-    Ok(())
+    tx.commit().await
 }
 
 /// Move the record from in flight to `to`; false when another process did first.
@@ -258,6 +259,7 @@ async fn resolve(
 async fn confirm(m: &Market, rec: &InFlight, ledger: u32) -> Result<()> {
     let mut tx = m.db.begin().await?;
     if !resolve(&mut tx, rec, STATUS_CONFIRMED, &format!("ledger {ledger}")).await? {
+        tx.tx.rollback().await?;
         return Ok(());
     }
     for p in &rec.payouts {
@@ -287,6 +289,7 @@ async fn unpay(
         .execute(&mut **tx)
         .await?;
     if !resolve(&mut tx, rec, to, reason).await? {
+        tx.tx.rollback().await?;
         return Ok(());
     }
     for p in &rec.payouts {
@@ -319,11 +322,13 @@ async fn unpay(
 async fn resync(m: &Market, sub: &Submitter) -> Result<()> {
     let account = PublicKey::parse(m.config.operator.account().as_str())?;
     if let Some(current) = sub.account_sequence(&account).await? {
+        let mut tx = m.db.begin().await?;
         sqlx::query("UPDATE settlement_state SET next_tx_seq = $1, updated_at = $2 WHERE id = 1")
             .bind(current.saturating_add(1))
             .bind(now_ms())
-            .execute(m.db.pool())
+            .execute(&mut **tx)
             .await?;
+        tx.commit().await?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use tally_protocol::{labels, AssignmentId, Client, Detection, Sha256Hex};
 use tokio::sync::watch;
 
 use super::retry::{is_transient, retry};
-use super::total_earned;
+use super::{one_line, total_earned};
 use crate::Detector;
 
 /// The longest failure reason the market accepts.
@@ -64,7 +64,9 @@ pub(super) async fn work_on(shared: &Shared, a: Assignment, abort: watch::Receiv
     .await;
     match reported {
         Ok(Ok(_)) => tracing::warn!(assignment = %id, task = %a.task, %reason, "reported failure"),
-        Ok(Err(e)) => tracing::warn!(assignment = %id, %reason, "could not report failure: {e}"),
+        Ok(Err(e)) => {
+            tracing::warn!(assignment = %id, %reason, "could not report failure: {}", one_line(&e))
+        }
         Err(_) => tracing::warn!(assignment = %id, %reason, "could not report failure: timed out"),
     }
 }
@@ -162,7 +164,7 @@ async fn keep_leased(
                 tracing::debug!(assignment = %id, until = %lease.lease_expires_at, "lease extended");
             }
             Err(e) if is_transient(&e) => {
-                tracing::warn!(assignment = %id, "heartbeat failed, retrying: {e}")
+                tracing::warn!(assignment = %id, "heartbeat failed, retrying: {}", one_line(&e))
             }
             Err(e) => return e,
         }
@@ -193,22 +195,6 @@ pub fn sabotage(detections: Vec<Detection>) -> Vec<Detection> {
             }
         })
         .collect()
-}
-
-/// An error and its causes on one line, without repeating a cause its
-/// parent already quotes.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -75,7 +75,8 @@ impl Backoff {
         let delay = self.step();
         tracing::warn!(
             retry_in_ms = delay.as_millis() as u64,
-            "market unreachable while {what}: {error}"
+            "market unreachable while {what}: {}",
+            super::one_line(error)
         );
         tokio::time::sleep(delay).await;
     }

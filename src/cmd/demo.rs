@@ -1,0 +1,197 @@
+//! `tally demo`: the whole market on this machine. A market on a temporary
+//! SQLite file, N workers running real inference over loopback HTTP (some
+//! deliberately wrong when asked), a client bidding on the sample images,
+//! live progress, then the verified detections, who was paid what, the
+//! settlement transactions and the audit's verdict.
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::json;
+use tally_protocol::wire::{BidRequest, TaskState};
+use tally_protocol::{Client, Signer, Stroops};
+use tally_worker::agent::{self, Agent};
+
+use crate::cli::DemoArgs;
+use crate::local::LocalMarket;
+
+const PRICE: i64 = 10_000;
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let Some(assets) = crate::assets::find() else {
+        anyhow::bail!(crate::assets::missing_message());
+    };
+    anyhow::ensure!(args.workers >= 3, "--workers must be at least 3 (each task runs on 3 workers)");
+    anyhow::ensure!(
+        args.faulty <= args.workers.saturating_sub(2),
+        "--faulty must leave at least 2 honest workers, so the vote can reach its quorum"
+    );
+    let backend: tally_worker::BackendChoice = args.backend.parse().map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+    let model_bytes = std::fs::read(assets.join(crate::assets::MODEL_FILE)).context("reading the sample model")?;
+    let paths = crate::assets::images(&assets)?;
+    let images: Vec<Vec<u8>> = paths.iter().map(std::fs::read).collect::<Result<_, _>>()?;
+
+    let lm = LocalMarket::start("sqlite", |c| {
+        c.settle_every = Duration::from_secs(1);
+        c.lease = Duration::from_secs(60);
+    })
+    .await?;
+    let operator = lm.client(lm.operator.clone());
+    let client = lm.client(Signer::generate());
+    operator
+        .credit(client.signer().unwrap().account(), Stroops(PRICE * 5 * images.len() as i64))
+        .await?;
+    let model = client.upload_model(model_bytes).await?.model;
+
+    // Workers: real inference, in this process, over loopback HTTP.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let dirs = tempfile::tempdir()?;
+    let mut workers = Vec::new();
+    for i in 0..args.workers {
+        let signer = Signer::generate();
+        let faulty = i >= args.workers - args.faulty;
+        let mut a = Agent::new(vec![model.clone()], dirs.path().join(format!("worker-{i}")));
+        a.backend = backend;
+        a.faulty = faulty;
+        let c = lm.client(signer.clone());
+        let mut stop = stop_rx.clone();
+        let handle = tokio::spawn(async move {
+            agent::run(c, a, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+        });
+        workers.push((signer, faulty, handle));
+    }
+
+    let req = BidRequest {
+        model,
+        price: Stroops(PRICE),
+        replicas: 3,
+        quorum: 2,
+        max_replicas: Some(5),
+        deadline_secs: 600,
+        inputs: vec![],
+        iou: None,
+        min_score: None,
+        agree: None,
+    };
+    let created = client.bid_images(req, &images).await.context("posting the bid")?;
+    let status = progress(&lm, &client, created.bid, !args.json).await?;
+    stop_tx.send_replace(true);
+    for (_, _, h) in workers.iter_mut() {
+        let _ = h.await;
+    }
+    tally_market::settle::settle_now(&lm.market).await?;
+    let report = crate::audit::audit(&lm.client(Signer::generate())).await?;
+    let records = client.settlements(0).await?.records;
+
+    let verified = status.tasks.iter().filter(|t| t.status == TaskState::Verified).count();
+    let labels: BTreeSet<String> = status
+        .tasks
+        .iter()
+        .flat_map(|t| t.consensus.iter().flatten().map(|d| d.label.clone()))
+        .collect();
+    let mut paid = 0i64;
+    let mut faulty_paid = 0i64;
+    let mut payouts = 0usize;
+    for r in &records {
+        for p in &r.payouts {
+            payouts += 1;
+            paid += p.amount.0;
+            if workers.iter().any(|(s, f, _)| *f && s.account() == &p.account) {
+                faulty_paid += p.amount.0;
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "tasks": status.tasks.len(), "verified": verified, "labels": labels,
+                "payouts": payouts, "paid": paid, "faulty_paid": faulty_paid,
+                "audit_ok": report.ok, "seconds": seconds,
+                "tx_hashes": records.iter().map(|r| r.tx_hash.clone()).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        println!("\nVerified detections ({verified}/{} tasks verified):", status.tasks.len());
+        for (t, p) in status.tasks.iter().zip(&paths) {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+            let found: Vec<String> = t
+                .consensus
+                .iter()
+                .flatten()
+                .map(|d| format!("{} {:.2}", d.label, d.score))
+                .collect();
+            println!("  {name:<12} {:<9} {}", t.status.as_str(), found.join(", "));
+        }
+        println!("\nWorkers:");
+        for (s, faulty, _) in &workers {
+            let me = lm.client(s.clone()).account_me().await?;
+            println!(
+                "  {}…  {:<7} agreed {:>2}  disagreed {:>2}  paid {:>7} stroops",
+                &s.account().as_str()[..8],
+                if *faulty { "faulty" } else { "honest" },
+                me.reputation.agreed,
+                me.reputation.disagreed,
+                me.paid_total.0 + me.earned_unpaid.0
+            );
+        }
+        println!("\nSettlement transactions:");
+        for r in &records {
+            println!("  #{} {} ({} payouts, {})", r.seq, r.tx_hash, r.payouts.len(), r.status);
+        }
+        println!("\nAudit: {}", report.summary().trim_end());
+        println!("\n{seconds:.1} s in all");
+    }
+    lm.stop();
+    let ok = report.ok && verified == status.tasks.len() && faulty_paid == 0;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Show tasks being claimed, voted and paid until the bid is done.
+async fn progress(
+    lm: &LocalMarket,
+    client: &Client,
+    bid: tally_protocol::BidId,
+    show: bool,
+) -> anyhow::Result<tally_protocol::wire::BidStatus> {
+    let mut status = client.bid(bid).await?;
+    let bar = if show {
+        indicatif::ProgressBar::new(status.tasks.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} verified  {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let m = &lm.market.metrics;
+        bar.set_position(status.tasks.iter().filter(|t| t.status.is_final()).count() as u64);
+        bar.set_message(format!(
+            "claims {}  results {}  paid {}  settlements {}",
+            m.claims.load(Ordering::Relaxed),
+            m.results.load(Ordering::Relaxed),
+            m.paid_results.load(Ordering::Relaxed),
+            m.settlements.load(Ordering::Relaxed),
+        ));
+        bar.tick();
+        if status.status == tally_protocol::wire::BidState::Done {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the demo's bid was not decided within 10 minutes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = client.bid(bid).await?;
+    }
+    bar.finish();
+    Ok(status)
+}

@@ -1,0 +1,70 @@
+//! A market on this machine: a fresh database (a temporary SQLite file, or a
+//! new database on a PostgreSQL server), served on a random local port.
+//! Used by `tally demo` and the benchmarks.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tally_market::{Config, Market};
+use tally_protocol::{Client, Signer};
+
+/// A market on a fresh database, served on a random local port.
+pub struct LocalMarket {
+    pub url: String,
+    pub market: Arc<Market>,
+    pub operator: Signer,
+    _dir: tempfile::TempDir,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl LocalMarket {
+    pub async fn start(db: &str, tweak: impl FnOnce(&mut Config)) -> anyhow::Result<LocalMarket> {
+        let dir = tempfile::tempdir()?;
+        let url = if db == "sqlite" {
+            format!("sqlite://{}", dir.path().join("bench.db").display())
+        } else {
+            fresh_postgres(db).await?
+        };
+        let operator = Signer::generate();
+        let mut config = Config::new(&url, operator.clone());
+        tweak(&mut config);
+        let market = Market::open(config).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let m = Arc::clone(&market);
+        tokio::spawn(async move {
+            let _ = tally_market::serve(listener, m, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Ok(LocalMarket {
+            url,
+            market,
+            operator,
+            _dir: dir,
+            stop,
+        })
+    }
+
+    pub fn client(&self, signer: Signer) -> Client {
+        Client::new(&self.url, Some(signer))
+    }
+
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+    }
+}
+
+/// A new database on the PostgreSQL server of `base`.
+async fn fresh_postgres(base: &str) -> anyhow::Result<String> {
+    let name = format!("tally_bench_{}", &hex::encode(Signer::generate().seed())[..12]);
+    let admin = sqlx::PgPool::connect(base).await.context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await?;
+    admin.close().await;
+    let mut url = url::Url::parse(base)?;
+    url.set_path(&name);
+    Ok(url.to_string())
+}
+
