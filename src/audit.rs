@@ -267,7 +267,10 @@ async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec<Finding>) 
         if let Err(e) = r.verify() {
             findings.push(Finding::new(
                 "bad_result_signature",
-                format!("{at}: result of assignment {} by {}: {e}", r.assignment, r.worker),
+                format!(
+                    "{at}: result of assignment {} by {}: {e}",
+                    r.assignment, r.worker
+                ),
             ));
             continue;
         }
@@ -293,13 +296,20 @@ async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec<Finding>) 
         }
     }
     let Some(published) = ev.verdict else {
-        findings.push(Finding::new("unverified_task", format!("{at} has no verdict")));
+        findings.push(Finding::new(
+            "unverified_task",
+            format!("{at} has no verdict"),
+        ));
         return (facts, findings);
     };
     if ballots.len() != ev.voted.len() {
         findings.push(Finding::new(
             "verdict_mismatch",
-            format!("{at}: {} results voted but {} valid ones are published", ev.voted.len(), ballots.len()),
+            format!(
+                "{at}: {} results voted but {} valid ones are published",
+                ev.voted.len(),
+                ballots.len()
+            ),
         ));
     }
     // The market's rule, re-run: the vote on `voted`, later results judged
@@ -317,7 +327,11 @@ async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec<Finding>) 
     if !rerun.is_verified(&ev.params) {
         findings.push(Finding::new(
             "unverified_task",
-            format!("{at}: the re-run vote has {} agreeing results, quorum {}", rerun.agree.len(), ev.params.quorum),
+            format!(
+                "{at}: the re-run vote has {} agreeing results, quorum {}",
+                rerun.agree.len(),
+                ev.params.quorum
+            ),
         ));
     }
     for (what, same) in [

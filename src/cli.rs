@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "tally", version, about = "A marketplace for spare compute: priced inference bids, voted results, Stellar settlement")]
+#[command(
+    name = "tally",
+    version,
+    about = "A marketplace for spare compute: priced inference bids, voted results, Stellar settlement"
+)]
 pub struct Cli {
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

@@ -59,12 +59,18 @@ impl LocalMarket {
 
 /// A new database on the PostgreSQL server of `base`.
 async fn fresh_postgres(base: &str) -> anyhow::Result<String> {
-    let name = format!("tally_bench_{}", &hex::encode(Signer::generate().seed())[..12]);
-    let admin = sqlx::PgPool::connect(base).await.context("connecting to PostgreSQL")?;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await?;
+    let name = format!(
+        "tally_bench_{}",
+        &hex::encode(Signer::generate().seed())[..12]
+    );
+    let admin = sqlx::PgPool::connect(base)
+        .await
+        .context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await?;
     admin.close().await;
     let mut url = url::Url::parse(base)?;
     url.set_path(&name);
     Ok(url.to_string())
 }
-

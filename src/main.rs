@@ -2,7 +2,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = tally::cli::Cli::parse();
-    let quiet = matches!(cli.command, tally::cli::Command::Demo(_) | tally::cli::Command::Bench(_));
+    let quiet = matches!(
+        cli.command,
+        tally::cli::Command::Demo(_) | tally::cli::Command::Bench(_)
+    );
     tally::cmd::init_logging(cli.verbose, quiet);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

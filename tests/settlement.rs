@@ -84,7 +84,10 @@ async fn earnings_settle_into_chained_records_with_one_payout_per_worker(backend
         .await
         .unwrap();
     let results = work_all(&workers).await;
-    assert!(results >= 60, "30 tasks x 2 or 3 agreeing replicas: {results}");
+    assert!(
+        results >= 60,
+        "30 tasks x 2 or 3 agreeing replicas: {results}"
+    );
 
     // Three settlers at once write each batch once: 5 workers, 2 per record.
     let m = &market.market;
@@ -109,7 +112,10 @@ async fn earnings_settle_into_chained_records_with_one_payout_per_worker(backend
         assert_eq!(r.status, "pending", "no server: kept for export");
         let env = tally_settlement::decode_envelope(&r.envelope_xdr).unwrap();
         assert_eq!(env.fee, 100 * r.payouts.len() as u32, "base fee x ops");
-        assert_eq!(env.seq, r.seq as i64, "sequence numbers from 1, never reused");
+        assert_eq!(
+            env.seq, r.seq as i64,
+            "sequence numbers from 1, never reused"
+        );
         assert_eq!(env.payments.len(), r.payouts.len());
         for p in &r.payouts {
             assert_eq!(p.amount.0, net * p.assignments.len() as i64);
@@ -167,7 +173,13 @@ async fn netting_keeps_the_network_fee_at_one_stroop_per_verified_task() {
     let ops: usize = records.iter().map(|r| r.payouts.len()).sum();
     let fee: u64 = records
         .iter()
-        .map(|r| u64::from(tally_settlement::decode_envelope(&r.envelope_xdr).unwrap().fee))
+        .map(|r| {
+            u64::from(
+                tally_settlement::decode_envelope(&r.envelope_xdr)
+                    .unwrap()
+                    .fee,
+            )
+        })
         .sum();
     let per_task = fee as f64 / tasks as f64;
     println!(
@@ -196,7 +208,6 @@ async fn serve(dir: &Path, db: &str, addr: &str) -> tokio::process::Child {
         .args(["serve", "--listen", addr, "--db", db, "--operator-key"])
         .arg(&key)
         .args(["--settle-every", "50ms", "--settle-max-ops", "2"])
-        .env("RUST_LOG", "info,sqlx=debug")
         .stdout(Stdio::null())
         .stderr(log)
         .kill_on_drop(true)
@@ -205,7 +216,10 @@ async fn serve(dir: &Path, db: &str, addr: &str) -> tokio::process::Child {
     let probe = Client::new(&format!("http://{addr}"), None);
     let started = Instant::now();
     while probe.healthz().await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "tally serve did not come up");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "tally serve did not come up"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child
@@ -218,7 +232,6 @@ async fn serve(dir: &Path, db: &str, addr: &str) -> tokio::process::Child {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_market_killed_while_settling_pays_every_agreeing_result_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    eprintln!("DEBUGDIR {}", dir.path().display()); let dir = Box::leak(Box::new(dir));
     let db = format!("sqlite://{}", dir.path().join("market.db").display());
     let operator = Signer::generate();
     std::fs::write(dir.path().join("operator.key"), operator.secret()).unwrap();
@@ -277,7 +290,10 @@ async fn a_market_killed_while_settling_pays_every_agreeing_result_exactly_once(
         if paid >= results {
             break records;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "settlement stalled at {paid}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "settlement stalled at {paid}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
 

@@ -492,7 +492,7 @@ async fn a_stopped_worker_finishes_its_task_or_hands_it_back_after_the_grace_per
         )
         .await;
         let created = client
-            .bid_images(request.clone(), &[dog.clone()])
+            .bid_images(request.clone(), std::slice::from_ref(&dog))
             .await
             .unwrap();
         worker

@@ -174,7 +174,12 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
                 let s = &inputs[same];
                 (s.hash.clone(), s.bytes.clone(), s.width, s.height)
             };
-            inputs.push(Input { hash, bytes, width, height });
+            inputs.push(Input {
+                hash,
+                bytes,
+                width,
+                height,
+            });
             continue;
         }
         let limits = m.config.limits.clone();

@@ -306,9 +306,11 @@ pub(crate) async fn move_payout(
 /// Records stored but not yet known to have applied or failed.
 async fn in_flight(tx: &mut Transaction<'static, Any>) -> Result<i64> {
     Ok(int(
-        &sqlx::query("SELECT COUNT(*) AS n FROM settlements WHERE status IN ('pending', 'submitted')")
-            .fetch_one(&mut **tx)
-            .await?,
+        &sqlx::query(
+            "SELECT COUNT(*) AS n FROM settlements WHERE status IN ('pending', 'submitted')",
+        )
+        .fetch_one(&mut **tx)
+        .await?,
         "n",
     )?)
 }

@@ -11,7 +11,14 @@ use crate::assets::{self, OFFICIAL_MODEL_SHA256, OFFICIAL_MODEL_URL};
 use crate::cli::AssetsCommand;
 
 /// Public-domain sample photos (pjreddie/darknet `data/`).
-const IMAGES: [&str; 6] = ["dog.jpg", "person.jpg", "horses.jpg", "kite.jpg", "giraffe.jpg", "eagle.jpg"];
+const IMAGES: [&str; 6] = [
+    "dog.jpg",
+    "person.jpg",
+    "horses.jpg",
+    "kite.jpg",
+    "giraffe.jpg",
+    "eagle.jpg",
+];
 const IMAGE_BASE: &str = "https://raw.githubusercontent.com/pjreddie/darknet/master/data";
 
 pub async fn run(cmd: AssetsCommand) -> anyhow::Result<ExitCode> {
@@ -28,8 +35,14 @@ pub async fn run(cmd: AssetsCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn download(url: &str) -> anyhow::Result<Vec<u8>> {
-    let resp = reqwest::get(url).await.with_context(|| format!("downloading {url}"))?;
-    anyhow::ensure!(resp.status().is_success(), "downloading {url}: HTTP {}", resp.status());
+    let resp = reqwest::get(url)
+        .await
+        .with_context(|| format!("downloading {url}"))?;
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "downloading {url}: HTTP {}",
+        resp.status()
+    );
     Ok(resp.bytes().await?.to_vec())
 }
 
@@ -48,6 +61,10 @@ async fn fetch(dir: &Path) -> anyhow::Result<ExitCode> {
         image::load_from_memory(&bytes).with_context(|| format!("{name} is not an image"))?;
         std::fs::write(dir.join("images").join(name), bytes)?;
     }
-    println!("assets in {}; use them with TALLY_ASSETS={}", dir.display(), dir.display());
+    println!(
+        "assets in {}; use them with TALLY_ASSETS={}",
+        dir.display(),
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

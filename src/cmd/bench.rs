@@ -17,8 +17,17 @@ use crate::local::LocalMarket;
 
 pub async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
     let (report, json) = match which {
-        BenchCommand::Market { json, db, tasks, workers } => (market(&db, tasks, workers).await?, json),
-        BenchCommand::Claims { json, workers, bids } => (claims(workers, bids).await?, json),
+        BenchCommand::Market {
+            json,
+            db,
+            tasks,
+            workers,
+        } => (market(&db, tasks, workers).await?, json),
+        BenchCommand::Claims {
+            json,
+            workers,
+            bids,
+        } => (claims(workers, bids).await?, json),
         BenchCommand::Inference {
             json,
             backend,
@@ -39,7 +48,8 @@ pub async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
 pub fn tiny_png() -> Vec<u8> {
     let img = image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([x as u8 * 30, y as u8 * 30, 99]));
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("png encodes");
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("png encodes");
     out.into_inner()
 }
 
@@ -77,7 +87,10 @@ async fn market(db: &str, tasks: usize, workers: usize) -> anyhow::Result<serde_
     let client = lm.client(Signer::generate());
     let price = 100;
     lm.client(lm.operator.clone())
-        .credit(client.signer().unwrap().account(), Stroops(price * 5 * tasks as i64))
+        .credit(
+            client.signer().unwrap().account(),
+            Stroops(price * 5 * tasks as i64),
+        )
         .await?;
     let model = client.upload_model(b"bench-model".to_vec()).await?.model;
     let png = tiny_png();
@@ -89,8 +102,13 @@ async fn market(db: &str, tasks: usize, workers: usize) -> anyhow::Result<serde_
         handles.push(tokio::spawn(async move {
             let result = fixed_result();
             while !done.load(Ordering::Relaxed) {
-                let Ok(got) = w.claim(32, 200).await else { continue };
-                let submits = got.assignments.iter().map(|a| w.submit_result(a.assignment, &result));
+                let Ok(got) = w.claim(32, 200).await else {
+                    continue;
+                };
+                let submits = got
+                    .assignments
+                    .iter()
+                    .map(|a| w.submit_result(a.assignment, &result));
                 for r in futures::future::join_all(submits).await {
                     r.expect("result accepted");
                 }
@@ -118,7 +136,9 @@ async fn market(db: &str, tasks: usize, workers: usize) -> anyhow::Result<serde_
         };
         let c = client.clone();
         let images = vec![png.clone(); n];
-        bids.push(tokio::spawn(async move { c.bid_images(req, &images).await }));
+        bids.push(tokio::spawn(
+            async move { c.bid_images(req, &images).await },
+        ));
         posted += n;
     }
     for b in bids {
@@ -181,7 +201,9 @@ async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value
             online.fetch_add(1, Ordering::Relaxed);
             let result = fixed_result();
             while !done.load(Ordering::Relaxed) {
-                let Ok(got) = w.claim(1, 30_000).await else { continue };
+                let Ok(got) = w.claim(1, 30_000).await else {
+                    continue;
+                };
                 let now = Instant::now();
                 for a in &got.assignments {
                     let _ = tx.send((a.task, now));
@@ -242,9 +264,16 @@ async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value
     }))
 }
 
-fn inference(backend: &str, iterations: usize, threads: usize) -> anyhow::Result<serde_json::Value> {
-    let assets = crate::assets::find().ok_or_else(|| anyhow::anyhow!(crate::assets::missing_message()))?;
-    let choice: tally_worker::BackendChoice = backend.parse().map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+fn inference(
+    backend: &str,
+    iterations: usize,
+    threads: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let assets =
+        crate::assets::find().ok_or_else(|| anyhow::anyhow!(crate::assets::missing_message()))?;
+    let choice: tally_worker::BackendChoice = backend
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
     let images: Vec<Vec<u8>> = crate::assets::images(&assets)?
         .iter()
         .map(std::fs::read)

@@ -15,10 +15,14 @@ pub async fn resolve_model(client: &Client, spec: &str) -> anyhow::Result<Sha256
     let path = Path::new(spec);
     if path.is_file() {
         let bytes = std::fs::read(path).with_context(|| format!("reading model {spec}"))?;
-        let up = client.upload_model(bytes).await.context("uploading the model")?;
+        let up = client
+            .upload_model(bytes)
+            .await
+            .context("uploading the model")?;
         return Ok(up.model);
     }
-    Sha256Hex::parse(spec).map_err(|_| anyhow::anyhow!("--model {spec:?} is neither a model file nor a sha256"))
+    Sha256Hex::parse(spec)
+        .map_err(|_| anyhow::anyhow!("--model {spec:?} is neither a model file nor a sha256"))
 }
 
 pub async fn run(args: BidArgs) -> anyhow::Result<ExitCode> {
@@ -41,7 +45,10 @@ pub async fn run(args: BidArgs) -> anyhow::Result<ExitCode> {
         min_score: None,
         agree: None,
     };
-    let created = client.bid_images(req, &images).await.context("posting the bid")?;
+    let created = client
+        .bid_images(req, &images)
+        .await
+        .context("posting the bid")?;
     if !args.wait {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&created)?);
@@ -73,18 +80,28 @@ pub async fn run(args: BidArgs) -> anyhow::Result<ExitCode> {
         print_human(&status, &args.images);
     }
     let all_verified = status.tasks.iter().all(|t| t.status == TaskState::Verified);
-    Ok(if all_verified { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if all_verified {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 /// Poll the bid until it is done, with a progress bar on stderr.
-pub async fn wait_for(client: &Client, bid: tally_protocol::BidId, progress: bool) -> anyhow::Result<BidStatus> {
+pub async fn wait_for(
+    client: &Client,
+    bid: tally_protocol::BidId,
+    progress: bool,
+) -> anyhow::Result<BidStatus> {
     let first = client.bid(bid).await?;
     let bar = if progress {
         let b = indicatif::ProgressBar::new(first.tasks.len() as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} decided")
-                .expect("template")
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {pos}/{len} decided",
+            )
+            .expect("template")
+            .progress_chars("=> "),
         );
         b
     } else {
@@ -93,7 +110,11 @@ pub async fn wait_for(client: &Client, bid: tally_protocol::BidId, progress: boo
     let mut status = first;
     loop {
         let decided = status.tasks.iter().filter(|t| t.status.is_final()).count();
-        let running = status.tasks.iter().filter(|t| t.status == TaskState::Running).count();
+        let running = status
+            .tasks
+            .iter()
+            .filter(|t| t.status == TaskState::Running)
+            .count();
         bar.set_position(decided as u64);
         bar.set_message(format!("bid {}: {running} running", status.bid));
         if status.status == tally_protocol::wire::BidState::Done {
@@ -107,7 +128,10 @@ pub async fn wait_for(client: &Client, bid: tally_protocol::BidId, progress: boo
 }
 
 fn print_human(status: &BidStatus, paths: &[PathBuf]) {
-    println!("bid {}: {:?}, spent {} stroops", status.bid, status.status, status.spent.0);
+    println!(
+        "bid {}: {:?}, spent {} stroops",
+        status.bid, status.status, status.spent.0
+    );
     for (t, p) in status.tasks.iter().zip(paths) {
         println!("{} (task {}): {}", p.display(), t.task, t.status.as_str());
         for d in t.consensus.iter().flatten() {
@@ -119,13 +143,21 @@ fn print_human(status: &BidStatus, paths: &[PathBuf]) {
     }
 }
 
-fn draw(dir: &Path, paths: &[PathBuf], images: &[Vec<u8>], status: &BidStatus) -> anyhow::Result<()> {
+fn draw(
+    dir: &Path,
+    paths: &[PathBuf],
+    images: &[Vec<u8>],
+    status: &BidStatus,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for ((t, p), bytes) in status.tasks.iter().zip(paths).zip(images) {
-        let Some(consensus) = &t.consensus else { continue };
+        let Some(consensus) = &t.consensus else {
+            continue;
+        };
         let name = p.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
         let out = dir.join(format!("{name}.png"));
-        tally_worker::draw::save_annotated(bytes, consensus, &out).with_context(|| format!("drawing {}", out.display()))?;
+        tally_worker::draw::save_annotated(bytes, consensus, &out)
+            .with_context(|| format!("drawing {}", out.display()))?;
     }
     Ok(())
 }

@@ -25,13 +25,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let Some(assets) = crate::assets::find() else {
         anyhow::bail!(crate::assets::missing_message());
     };
-    anyhow::ensure!(args.workers >= 3, "--workers must be at least 3 (each task runs on 3 workers)");
+    anyhow::ensure!(
+        args.workers >= 3,
+        "--workers must be at least 3 (each task runs on 3 workers)"
+    );
     anyhow::ensure!(
         args.faulty <= args.workers.saturating_sub(2),
         "--faulty must leave at least 2 honest workers, so the vote can reach its quorum"
     );
-    let backend: tally_worker::BackendChoice = args.backend.parse().map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
-    let model_bytes = std::fs::read(assets.join(crate::assets::MODEL_FILE)).context("reading the sample model")?;
+    let backend: tally_worker::BackendChoice = args
+        .backend
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+    let model_bytes = std::fs::read(assets.join(crate::assets::MODEL_FILE))
+        .context("reading the sample model")?;
     let paths = crate::assets::images(&assets)?;
     let images: Vec<Vec<u8>> = paths.iter().map(std::fs::read).collect::<Result<_, _>>()?;
 
@@ -43,7 +50,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let operator = lm.client(lm.operator.clone());
     let client = lm.client(Signer::generate());
     operator
-        .credit(client.signer().unwrap().account(), Stroops(PRICE * 5 * images.len() as i64))
+        .credit(
+            client.signer().unwrap().account(),
+            Stroops(PRICE * 5 * images.len() as i64),
+        )
         .await?;
     let model = client.upload_model(model_bytes).await?.model;
 
@@ -80,7 +90,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         min_score: None,
         agree: None,
     };
-    let created = client.bid_images(req, &images).await.context("posting the bid")?;
+    let created = client
+        .bid_images(req, &images)
+        .await
+        .context("posting the bid")?;
     let status = progress(&lm, &client, created.bid, !args.json).await?;
     stop_tx.send_replace(true);
     for (_, _, h) in workers.iter_mut() {
@@ -90,7 +103,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let report = crate::audit::audit(&lm.client(Signer::generate())).await?;
     let records = client.settlements(0).await?.records;
 
-    let verified = status.tasks.iter().filter(|t| t.status == TaskState::Verified).count();
+    let verified = status
+        .tasks
+        .iter()
+        .filter(|t| t.status == TaskState::Verified)
+        .count();
     let labels: BTreeSet<String> = status
         .tasks
         .iter()
@@ -103,7 +120,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         for p in &r.payouts {
             payouts += 1;
             paid += p.amount.0;
-            if workers.iter().any(|(s, f, _)| *f && s.account() == &p.account) {
+            if workers
+                .iter()
+                .any(|(s, f, _)| *f && s.account() == &p.account)
+            {
                 faulty_paid += p.amount.0;
             }
         }
@@ -120,7 +140,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             })
         );
     } else {
-        println!("\nVerified detections ({verified}/{} tasks verified):", status.tasks.len());
+        println!(
+            "\nVerified detections ({verified}/{} tasks verified):",
+            status.tasks.len()
+        );
         for (t, p) in status.tasks.iter().zip(&paths) {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("?");
             let found: Vec<String> = t
@@ -145,14 +168,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         println!("\nSettlement transactions:");
         for r in &records {
-            println!("  #{} {} ({} payouts, {})", r.seq, r.tx_hash, r.payouts.len(), r.status);
+            println!(
+                "  #{} {} ({} payouts, {})",
+                r.seq,
+                r.tx_hash,
+                r.payouts.len(),
+                r.status
+            );
         }
         println!("\nAudit: {}", report.summary().trim_end());
         println!("\n{seconds:.1} s in all");
     }
     lm.stop();
     let ok = report.ok && verified == status.tasks.len() && faulty_paid == 0;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Show tasks being claimed, voted and paid until the bid is done.
@@ -188,7 +221,10 @@ async fn progress(
         if status.status == tally_protocol::wire::BidState::Done {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "the demo's bid was not decided within 10 minutes");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the demo's bid was not decided within 10 minutes"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
         status = client.bid(bid).await?;
     }

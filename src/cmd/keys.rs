@@ -14,14 +14,20 @@ pub fn generate(out: Option<&Path>) -> anyhow::Result<ExitCode> {
     match out {
         Some(path) => {
             if path.exists() {
-                anyhow::bail!("{} already exists; refusing to overwrite a key", path.display());
+                anyhow::bail!(
+                    "{} already exists; refusing to overwrite a key",
+                    path.display()
+                );
             }
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
-            writeln!(f, "{}", signer.secret()).with_context(|| format!("writing {}", path.display()))?;
+            let mut f = opts
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            writeln!(f, "{}", signer.secret())
+                .with_context(|| format!("writing {}", path.display()))?;
             println!("{}", signer.account());
         }
         None => {

@@ -25,8 +25,12 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         1 => "debug,sqlx=warn,hyper=info",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Run one command; the exit code says whether it succeeded.
@@ -51,7 +55,9 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
         Some(i) => (&s[..i], &s[i..]),
         None => (s, "s"),
     };
-    let n: u64 = num.parse().with_context(|| format!("{s:?} is not a duration like 10s or 500ms"))?;
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("{s:?} is not a duration like 10s or 500ms"))?;
     Ok(match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),

@@ -25,7 +25,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.settle_max_ops = args.settle_max_ops;
     config.horizon = args.horizon.clone();
     config.rpc = args.rpc.clone();
-    let market = Market::open(config).await.with_context(|| format!("opening the database {}", args.db))?;
+    let market = Market::open(config)
+        .await
+        .with_context(|| format!("opening the database {}", args.db))?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

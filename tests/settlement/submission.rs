@@ -22,8 +22,10 @@ use crate::stand_in;
 
 const SUCCESS: &str = include_str!("../../settlement/tests/fixtures/horizon_submit_success.json");
 const TIMEOUT: &str = include_str!("../../settlement/tests/fixtures/horizon_timeout.json");
-const BAD_SEQ: &str = include_str!("../../settlement/tests/fixtures/horizon_submit_tx_bad_seq.json");
-const OP_FAILED: &str = include_str!("../../settlement/tests/fixtures/horizon_submit_op_failed.json");
+const BAD_SEQ: &str =
+    include_str!("../../settlement/tests/fixtures/horizon_submit_tx_bad_seq.json");
+const OP_FAILED: &str =
+    include_str!("../../settlement/tests/fixtures/horizon_submit_op_failed.json");
 const NOT_FOUND: &str = include_str!("../../settlement/tests/fixtures/horizon_not_found.json");
 const ACCOUNT: &str = include_str!("../../settlement/tests/fixtures/horizon_account.json");
 
@@ -157,14 +159,20 @@ async fn a_bad_sequence_resyncs_and_replaces_only_after_max_time(backend: Backen
     // Someone else used the operator account meanwhile.
     h.sequence.store(9000, Ordering::SeqCst);
     submit_round(m, &h.submitter, now_secs()).await.unwrap();
-    assert_eq!(next_tx_seq(m).await.unwrap(), Some(9001), "resynced for future records");
+    assert_eq!(
+        next_tx_seq(m).await.unwrap(),
+        Some(9001),
+        "resynced for future records"
+    );
     assert_eq!(record(&market, 1).await.status, "submitted");
     // Still valid: neither resent nor replaced.
     submit_round(m, &h.submitter, now_secs()).await.unwrap();
     assert_eq!(settle_with(m, Some(&h.submitter)).await.unwrap(), 0);
     assert_eq!(h.posted().len(), 1);
     let paid_before: Vec<Stroops> = futures::future::join_all(
-        workers.iter().map(|w| async { w.account_me().await.unwrap().paid_total }),
+        workers
+            .iter()
+            .map(|w| async { w.account_me().await.unwrap().paid_total }),
     )
     .await;
     assert!(paid_before.iter().all(|p| p.0 > 0));
@@ -181,11 +189,19 @@ async fn a_bad_sequence_resyncs_and_replaces_only_after_max_time(backend: Backen
     let second = record(&market, 2).await;
     assert_eq!(decode_envelope(&second.envelope_xdr).unwrap().seq, 9001);
     let ids = |r: &SettlementRecord| {
-        let mut v: Vec<_> = r.payouts.iter().flat_map(|p| p.assignments.clone()).collect();
+        let mut v: Vec<_> = r
+            .payouts
+            .iter()
+            .flat_map(|p| p.assignments.clone())
+            .collect();
         v.sort();
         v
     };
-    assert_eq!(ids(&second), ids(&first), "the replacement pays the same results");
+    assert_eq!(
+        ids(&second),
+        ids(&first),
+        "the replacement pays the same results"
+    );
     submit_round(m, &h.submitter, now_secs()).await.unwrap();
     assert_eq!(record(&market, 2).await.status, "confirmed");
     audit_passes(&market).await;
@@ -237,7 +253,11 @@ async fn a_missing_destination_leaves_that_payout_pending_with_a_reason(backend:
             assert_eq!(me.earned_unpaid, Stroops(0));
         }
     }
-    assert_eq!(settle_with(m, Some(&h.submitter)).await.unwrap(), 0, "on hold");
+    assert_eq!(
+        settle_with(m, Some(&h.submitter)).await.unwrap(),
+        0,
+        "on hold"
+    );
     audit_passes(&market).await;
     market.finish().await;
 }

@@ -1,12 +1,18 @@
 use std::time::Instant;
 fn main() {
     let bytes = std::fs::read("/work/shared/assets/images/dog.jpg").unwrap();
-    let img = image::load_from_memory(&bytes).unwrap().resize_exact(640, 480, image::imageops::FilterType::Triangle).to_rgb8();
+    let img = image::load_from_memory(&bytes)
+        .unwrap()
+        .resize_exact(640, 480, image::imageops::FilterType::Triangle)
+        .to_rgb8();
     let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img).unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&img)
+        .unwrap();
     let lb = tally_worker::yolox::Letterbox::new(640, 480, 416);
     let mut out = vec![0f32; lb.input_len()];
-    let mut best = f64::MAX; let mut bestd = f64::MAX;
+    let mut best = f64::MAX;
+    let mut bestd = f64::MAX;
     for _ in 0..200 {
         let t = Instant::now();
         tally_worker::yolox::letterbox_into(img.as_raw(), &lb, &mut out);
@@ -18,7 +24,10 @@ fn main() {
     // postprocess on a synthetic output: random-ish low objectness with a few candidates
     let n = tally_worker::yolox::anchor_count(416);
     let mut o = vec![0.01f32; n * 85];
-    for i in (0..n).step_by(97) { o[i * 85 + 4] = 0.9; o[i * 85 + 5 + (i % 80)] = 0.8; }
+    for i in (0..n).step_by(97) {
+        o[i * 85 + 4] = 0.9;
+        o[i * 85 + 5 + (i % 80)] = 0.8;
+    }
     let mut bestp = f64::MAX;
     for _ in 0..200 {
         let t = Instant::now();

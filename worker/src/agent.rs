@@ -12,7 +12,9 @@
 //! (a bad signature, a model the market does not have) ends the loop. When
 //! the shutdown future resolves the loop stops claiming and lets in-flight
 //! tasks finish; those still running after the grace period are reported
-//! as failed, so their slots go back to the pool at once.
+//! as failed, so their slots go back to the pool at once. (A claim cut short
+//! by the shutdown may have been granted anyway; such slots return to the
+//! pool when their lease expires.)
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -237,7 +239,7 @@ async fn run_until_stopped(
                 }
                 continue;
             }
-            Err(e) if e.status().is_some_and(|s| s.as_u16() == 409) => {
+            Err(e) if api_code(&e) == Some("no_offer") => {
                 // The market forgot our offer (a fresh database, say): post it again.
                 tracing::warn!("the market has no offer from us ({e}); posting it again");
                 if let Err(source) =
@@ -276,36 +278,7 @@ async fn run_until_stopped(
         }
     }
 
-    // Drain: let the tasks in hand finish, then release whatever is left.
-    if !jobs.is_empty() {
-        tracing::info!(
-            in_flight = jobs.len(),
-            grace_secs = agent.grace.as_secs_f64(),
-            "waiting for the tasks in hand"
-        );
-    }
-    let drained = tokio::time::timeout(agent.grace, async {
-        while let Some(done) = jobs.join_next().await {
-            log_panic(done);
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            in_flight = jobs.len(),
-            "grace period over: reporting the unfinished tasks as failed"
-        );
-        abort_tx.send_replace(true);
-        let released = tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some(done) = jobs.join_next().await {
-                log_panic(done);
-            }
-        })
-        .await;
-        if released.is_err() {
-            jobs.abort_all();
-        }
-    }
+    drain(&mut jobs, agent.grace, &abort_tx).await;
     if let Some(e) = fatal {
         return Err(e);
     }
@@ -318,6 +291,40 @@ async fn run_until_stopped(
         failures: shared.failures.load(Ordering::SeqCst),
         earned,
     })
+}
+
+/// Lets the tasks in hand finish within `grace`, then has the rest report
+/// failure (releasing their slots) and waits for that, briefly.
+async fn drain(jobs: &mut JoinSet<()>, grace: Duration, abort: &watch::Sender<bool>) {
+    if !jobs.is_empty() {
+        tracing::info!(
+            in_flight = jobs.len(),
+            grace_secs = grace.as_secs_f64(),
+            "waiting for the tasks in hand"
+        );
+    }
+    let drained = tokio::time::timeout(grace, async {
+        while let Some(done) = jobs.join_next().await {
+            log_panic(done);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            in_flight = jobs.len(),
+            "grace period over: reporting the unfinished tasks as failed"
+        );
+        abort.send_replace(true);
+        let released = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(done) = jobs.join_next().await {
+                log_panic(done);
+            }
+        })
+        .await;
+        if released.is_err() {
+            jobs.abort_all();
+        }
+    }
 }
 
 /// Uploads the models to publish and loads every offered model; `None` when stopped first.
@@ -413,6 +420,14 @@ fn one_line(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The market's error code, when it refused the request.
+fn api_code(e: &tally_protocol::Error) -> Option<&str> {
+    match e {
+        tally_protocol::Error::Api { code, .. } => Some(code),
+        _ => None,
+    }
 }
 
 fn log_panic(done: Result<(), tokio::task::JoinError>) {
