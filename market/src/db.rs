@@ -25,6 +25,8 @@ pub trait Dialect: Send + Sync + 'static {
     fn connection_setup(&self) -> &'static [&'static str];
     /// Whether writers must take the in-process write lock.
     fn serialize_writes(&self) -> bool;
+    /// The statement that opens a write transaction.
+    fn begin_write(&self) -> &'static str;
     /// The embedded migrations of this dialect.
     fn migrator(&self) -> sqlx::migrate::Migrator;
     /// The statement that tells other market processes that work arrived.
@@ -49,6 +51,12 @@ impl Dialect for Sqlite {
     fn serialize_writes(&self) -> bool {
         true
     }
+    /// Take the write lock up front: a deferred transaction that reads and
+    /// then writes would fail at once, not wait, if another connection is
+    /// still finishing (for example rolling back a dropped transaction).
+    fn begin_write(&self) -> &'static str {
+        "BEGIN IMMEDIATE"
+    }
     fn migrator(&self) -> sqlx::migrate::Migrator {
         sqlx::migrate!("../migrations/sqlite")
     }
@@ -66,6 +74,9 @@ impl Dialect for Postgres {
     }
     fn serialize_writes(&self) -> bool {
         false
+    }
+    fn begin_write(&self) -> &'static str {
+        "BEGIN"
     }
     fn migrator(&self) -> sqlx::migrate::Migrator {
         sqlx::migrate!("../migrations/postgres")
@@ -171,7 +182,7 @@ impl Db {
         } else {
             None
         };
-        let tx = self.pool.begin().await?;
+        let tx = self.pool.begin_with(self.dialect.begin_write()).await?;
         Ok(WriteTx { tx, _guard: guard })
     }
 

@@ -305,20 +305,18 @@ pub(crate) async fn move_payout(
 
 /// Records stored but not yet known to have applied or failed.
 async fn in_flight(tx: &mut Transaction<'static, Any>) -> Result<i64> {
-    Ok(int(
-        &sqlx::query(
-            "SELECT COUNT(*) AS n FROM settlements WHERE status IN ('pending', 'submitted')",
-        )
-        .fetch_one(&mut **tx)
-        .await?,
-        "n",
-    )?)
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM settlements WHERE status IN ('pending', 'submitted')",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    int(&row, "n")
 }
 
 /// The next batch: up to `max_ops` workers (in account order) with their
 /// unpaid agreeing assignments. Workers on hold are skipped; one whose
-/// hold has run out is retried in a batch of its own, so a payout the
-/// network refuses again takes no one else's with it.
+/// hold has run out is retried first, in a batch of its own, so a payout
+/// the network refuses again takes no one else's with it.
 async fn collect(
     tx: &mut Transaction<'static, Any>,
     now: i64,
@@ -365,10 +363,10 @@ async fn collect(
         };
         side.entry(text(&r, "worker")?).or_default().push(due);
     }
-    Ok(if fresh.is_empty() {
-        retry.into_iter().take(1).collect()
-    } else {
-        fresh.into_iter().take(max_ops).collect()
+    // A retry goes first, alone, or a busy market would never get to it.
+    Ok(match retry.into_iter().next() {
+        Some(one) => vec![one],
+        None => fresh.into_iter().take(max_ops).collect(),
     })
 }
 

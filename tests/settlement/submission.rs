@@ -122,7 +122,7 @@ async fn a_stored_envelope_is_submitted_and_confirmed(backend: Backend) {
     assert_eq!(decode_envelope(&r.envelope_xdr).unwrap().seq, 4294967297);
     assert_eq!(r.status, "pending");
     submit_round(m, &h.submitter, now_secs()).await.unwrap();
-    assert_eq!(h.posted(), [r.envelope_xdr.clone()]);
+    assert_eq!(h.posted(), [r.envelope_xdr.as_str()]);
     assert_eq!(record(&market, 1).await.status, "confirmed");
     assert_eq!(next_tx_seq(m).await.unwrap(), Some(4294967298));
     audit_passes(&market).await;
@@ -257,6 +257,22 @@ async fn a_missing_destination_leaves_that_payout_pending_with_a_reason(backend:
         settle_with(m, Some(&h.submitter)).await.unwrap(),
         0,
         "on hold"
+    );
+
+    // When the hold runs out, the victim is retried in a record of its own.
+    sqlx::query("UPDATE payout_holds SET retry_at = 0")
+        .execute(m.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(settle_with(m, Some(&h.submitter)).await.unwrap(), 1);
+    let third = record(&market, 3).await;
+    assert_eq!(third.payouts.len(), 1);
+    assert_eq!(third.payouts[0].account, victim);
+    submit_round(m, &h.submitter, now_secs()).await.unwrap();
+    assert_eq!(record(&market, 3).await.status, "confirmed");
+    assert!(
+        holds(m).await.unwrap().is_empty(),
+        "paid: the hold is lifted"
     );
     audit_passes(&market).await;
     market.finish().await;
