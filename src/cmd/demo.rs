@@ -158,7 +158,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         for (s, faulty, _) in &workers {
             let me = lm.client(s.clone()).account_me().await?;
             println!(
-                "  {}…  {:<7} agreed {:>2}  disagreed {:>2}  paid {:>7} stroops",
+                "  {}…  {:<7} agreed {:>2}  disagreed {:>2}  earned {:>7} stroops",
                 &s.account().as_str()[..8],
                 if *faulty { "faulty" } else { "honest" },
                 me.reputation.agreed,
