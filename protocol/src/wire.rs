@@ -85,6 +85,26 @@ pub struct BidRequest {
     pub agree: Option<f64>,
 }
 
+impl BidRequest {
+    /// A bid for `model` at `price` with the documented defaults (3
+    /// replicas, quorum 2, `max_replicas` = replicas + 2, one hour) and no
+    /// inputs yet.
+    pub fn new(model: Sha256Hex, price: Stroops) -> Self {
+        BidRequest {
+            model,
+            price,
+            replicas: default_replicas(),
+            quorum: default_quorum(),
+            max_replicas: None,
+            deadline_secs: default_deadline(),
+            inputs: vec![],
+            iou: None,
+            min_score: None,
+            agree: None,
+        }
+    }
+}
+
 /// `POST /v1/bids` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BidCreated {

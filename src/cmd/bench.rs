@@ -123,16 +123,8 @@ async fn market(db: &str, tasks: usize, workers: usize) -> anyhow::Result<serde_
     while posted < tasks {
         let n = per_bid.min(tasks - posted);
         let req = BidRequest {
-            model: model.clone(),
-            price: Stroops(price),
-            replicas: 3,
-            quorum: 2,
             max_replicas: Some(5),
-            deadline_secs: 3600,
-            inputs: vec![],
-            iou: None,
-            min_score: None,
-            agree: None,
+            ..BidRequest::new(model.clone(), Stroops(price))
         };
         let c = client.clone();
         let images = vec![png.clone(); n];
@@ -222,19 +214,10 @@ async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value
         while (lm.market.metrics.waiting_claims.load(Ordering::Relaxed) as usize) < workers {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let mut req = BidRequest {
-            model: model.clone(),
-            price: Stroops(100),
-            replicas: 3,
-            quorum: 2,
+        let req = BidRequest {
             max_replicas: Some(3),
-            deadline_secs: 3600,
-            inputs: vec![],
-            iou: None,
-            min_score: None,
-            agree: None,
+            ..BidRequest::new(model.clone(), Stroops(100))
         };
-        req.inputs = vec![];
         let mut img = png.clone();
         img.extend_from_slice(&(i as u64).to_le_bytes()); // a distinct input per bid
         let t0 = Instant::now();

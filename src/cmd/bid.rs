@@ -34,16 +34,11 @@ pub async fn run(args: BidArgs) -> anyhow::Result<ExitCode> {
         images.push(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?);
     }
     let req = BidRequest {
-        model,
-        price: Stroops(args.price),
         replicas: args.replicas,
         quorum: args.quorum,
         max_replicas: args.max_replicas,
         deadline_secs: args.deadline_secs,
-        inputs: vec![],
-        iou: None,
-        min_score: None,
-        agree: None,
+        ..BidRequest::new(model, Stroops(args.price))
     };
     let created = client
         .bid_images(req, &images)

@@ -79,16 +79,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     let req = BidRequest {
-        model,
-        price: Stroops(PRICE),
-        replicas: 3,
-        quorum: 2,
         max_replicas: Some(5),
         deadline_secs: 600,
-        inputs: vec![],
-        iou: None,
-        min_score: None,
-        agree: None,
+        ..BidRequest::new(model, Stroops(PRICE))
     };
     let created = client
         .bid_images(req, &images)

@@ -221,16 +221,9 @@ pub fn png(seed: u8) -> Vec<u8> {
 /// A bid for `images` at `price` with default replicas.
 pub fn bid_request(model: &Sha256Hex, price: i64) -> BidRequest {
     BidRequest {
-        model: model.clone(),
-        price: Stroops(price),
-        replicas: 3,
-        quorum: 2,
         max_replicas: Some(5),
         deadline_secs: 600,
-        inputs: vec![],
-        iou: None,
-        min_score: None,
-        agree: None,
+        ..BidRequest::new(model.clone(), Stroops(price))
     }
 }
 
