@@ -8,7 +8,9 @@
 //! - [`ledger`]: double-entry postings, balances, and the invariant check.
 //! - [`bids`]: validating a bid, storing its inputs, reserving its money.
 //! - [`claims`]: matching workers to tasks; exclusive, long-polled, woken by new work.
-//! - [`results`]: leases, results, failures, the vote, payment, expiry.
+//! - [`results`]: leases, results, failures, the vote.
+//! - [`payment`]: paying agreeing results, failing tasks, closing bids with refunds.
+//! - [`sweep`]: lease expiry and bid deadlines.
 //! - [`settle`]: settlement batches: earnings netted per worker into signed,
 //!   hash-chained records; their submission to Horizon / Stellar RPC.
 //! - [`views`]: read models: bid status, evidence, accounts, market stats, metrics.
@@ -25,9 +27,11 @@ pub mod db;
 pub mod error;
 pub mod ledger;
 pub mod lifecycle;
+pub mod payment;
 pub mod results;
 pub mod server;
 pub mod settle;
+pub mod sweep;
 pub mod views;
 
 pub use config::{Config, Limits};

@@ -1,5 +1,6 @@
-//! Leases, results, failures, the vote, payment and expiry: everything that
-//! moves a task or an assignment forward, each in one transaction.
+//! Leases, results, failures and the vote: everything that moves a task or
+//! an assignment forward, each in one transaction. Paying, failing and
+//! closing live in [`crate::payment`], expiry in [`crate::sweep`].
 
 use std::sync::atomic::Ordering;
 
@@ -11,8 +12,8 @@ use tally_protocol::{AccountId, AssignmentId, BidId, Stroops, TaskId};
 
 use crate::db::{int, json, parse, text};
 use crate::error::{MarketError, Result};
-use crate::ledger::{self, Book, Cause, Leg};
 use crate::lifecycle::{assignment_transition, parse_task_state, task_transition, AssignmentState};
+use crate::payment::{close_bid_if_done, fail_task, pay};
 use crate::{now_ms, to_time, Market};
 
 /// The verdict as stored: the public one plus which results formed it.
@@ -24,13 +25,13 @@ pub struct StoredVerdict {
     pub voted: Vec<AssignmentId>,
 }
 
-struct AssignmentRow {
-    task: TaskId,
-    worker: AccountId,
-    state: AssignmentState,
+pub(crate) struct AssignmentRow {
+    pub task: TaskId,
+    pub worker: AccountId,
+    pub state: AssignmentState,
 }
 
-async fn load_assignment(
+pub(crate) async fn load_assignment(
     tx: &mut Transaction<'static, Any>,
     id: AssignmentId,
 ) -> Result<AssignmentRow> {
@@ -75,7 +76,7 @@ async fn load_leased(
     }
 }
 
-async fn set_assignment(
+pub(crate) async fn set_assignment(
     tx: &mut Transaction<'static, Any>,
     id: AssignmentId,
     from: AssignmentState,
@@ -188,7 +189,7 @@ pub async fn submit_result(
     })
 }
 
-async fn assignment_status(
+pub(crate) async fn assignment_status(
     tx: &mut Transaction<'static, Any>,
     id: AssignmentId,
 ) -> Result<AssignmentState> {
@@ -254,7 +255,7 @@ pub async fn report_failure(
     })
 }
 
-async fn release_slot(tx: &mut Transaction<'static, Any>, task: TaskId) -> Result<()> {
+pub(crate) async fn release_slot(tx: &mut Transaction<'static, Any>, task: TaskId) -> Result<()> {
     sqlx::query(
         "UPDATE tasks SET taken = taken - 1,
          status = CASE WHEN status = 'running' AND taken - 1 = 0 THEN 'open' ELSE status END
@@ -475,209 +476,4 @@ async fn judge(
         pay(m, tx, task, id, worker).await?;
     }
     Ok(())
-}
-
-/// Pay one agreeing result: the price leaves the bid's reservation, the fee
-/// goes to the operator, the rest to the worker's unpaid earnings.
-async fn pay(
-    m: &Market,
-    tx: &mut Transaction<'static, Any>,
-    task: &TaskRow,
-    id: AssignmentId,
-    worker: &AccountId,
-) -> Result<()> {
-    let fee = task
-        .price
-        .fee_bps(task.fee_bps)
-        .ok_or_else(|| MarketError::Corrupt("fee overflows".into()))?;
-    let spent =
-        sqlx::query("UPDATE bids SET spent = spent + $1 WHERE id = $2 AND spent + $1 <= reserved")
-            .bind(task.price.0)
-            .bind(task.bid.0)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-    if spent != 1 {
-        return Err(MarketError::Corrupt(format!(
-            "bid {} cannot cover assignment {id}",
-            task.bid
-        )));
-    }
-    let operator = m.config.operator.account().clone();
-    ledger::post(
-        tx,
-        "earn",
-        Cause {
-            bid: Some(task.bid),
-            task: Some(task.id),
-            assignment: Some(id),
-            settlement: None,
-        },
-        &[
-            Leg {
-                book: Book::Reserved,
-                owner: task.client.as_str(),
-                amount: -task.price.0,
-            },
-            Leg {
-                book: Book::Earned,
-                owner: worker.as_str(),
-                amount: task.price.0 - fee.0,
-            },
-            Leg {
-                book: Book::Fees,
-                owner: operator.as_str(),
-                amount: fee.0,
-            },
-        ],
-    )
-    .await?;
-    m.metrics.paid_results.fetch_add(1, Ordering::Relaxed);
-    Ok(())
-}
-
-/// The task ends without a verdict: nothing is paid, outstanding leases are cancelled.
-async fn fail_task(m: &Market, tx: &mut Transaction<'static, Any>, task: &TaskRow) -> Result<()> {
-    task_transition(task.state, TaskState::Failed)?;
-    sqlx::query("UPDATE tasks SET status = 'failed', finished_at = $1 WHERE id = $2")
-        .bind(now_ms())
-        .bind(task.id.0)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("UPDATE assignments SET status = 'rejected', finished_at = $1 WHERE task_id = $2 AND status = 'submitted'")
-        .bind(now_ms())
-        .bind(task.id.0)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("UPDATE assignments SET status = 'cancelled', finished_at = $1 WHERE task_id = $2 AND status = 'leased'")
-        .bind(now_ms())
-        .bind(task.id.0)
-        .execute(&mut **tx)
-        .await?;
-    m.metrics.failed.fetch_add(1, Ordering::Relaxed);
-    close_bid_if_done(m, tx, task.bid).await
-}
-
-/// When every task of a bid is final and no replica is still out, close the
-/// bid and refund what its reservation did not spend.
-pub async fn close_bid_if_done(
-    _m: &Market,
-    tx: &mut Transaction<'static, Any>,
-    bid: BidId,
-) -> Result<()> {
-    let r = sqlx::query(
-        "SELECT b.client, b.reserved, b.spent, b.status,
-           (SELECT COUNT(*) FROM tasks t WHERE t.bid_id = b.id AND t.status NOT IN ('verified', 'failed')) AS pending,
-           (SELECT COUNT(*) FROM assignments a JOIN tasks t ON t.id = a.task_id WHERE t.bid_id = b.id AND a.status IN ('leased', 'submitted')) AS out
-         FROM bids b WHERE b.id = $1",
-    )
-    .bind(bid.0)
-    .fetch_one(&mut **tx)
-    .await?;
-    if text(&r, "status")? != "open" || int(&r, "pending")? > 0 || int(&r, "out")? > 0 {
-        return Ok(());
-    }
-    let closed = sqlx::query(
-        "UPDATE bids SET status = 'done', closed_at = $1 WHERE id = $2 AND status = 'open'",
-    )
-    .bind(now_ms())
-    .bind(bid.0)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if closed != 1 {
-        return Ok(());
-    }
-    let client = text(&r, "client")?;
-    let refund = int(&r, "reserved")? - int(&r, "spent")?;
-    ledger::post(
-        tx,
-        "refund",
-        Cause {
-            bid: Some(bid),
-            ..Cause::default()
-        },
-        &[
-            Leg {
-                book: Book::Reserved,
-                owner: &client,
-                amount: -refund,
-            },
-            Leg {
-                book: Book::Available,
-                owner: &client,
-                amount: refund,
-            },
-        ],
-    )
-    .await
-}
-
-/// Expire leases past their time: each returns its slot, and its worker's
-/// reputation counts a timeout. Returns how many expired.
-pub async fn expire_leases(m: &Market) -> Result<usize> {
-    let now = now_ms();
-    let rows = sqlx::query("SELECT id FROM assignments WHERE status = 'leased' AND lease_expires_at < $1 ORDER BY id LIMIT 500")
-        .bind(now)
-        .fetch_all(m.db.pool())
-        .await?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let mut n = 0;
-    let mut tx = m.db.begin().await?;
-    for r in rows {
-        let id = AssignmentId(int(&r, "id")?);
-        let a = load_assignment(&mut tx, id).await?;
-        // Re-check under the transaction: a heartbeat or result may have won.
-        let still = sqlx::query("UPDATE assignments SET status = 'expired', finished_at = $1 WHERE id = $2 AND status = 'leased' AND lease_expires_at < $1")
-            .bind(now)
-            .bind(id.0)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        if still == 0 {
-            continue;
-        }
-        n += 1;
-        release_slot(&mut tx, a.task).await?;
-        sqlx::query("UPDATE workers SET timed_out = timed_out + 1 WHERE account = $1")
-            .bind(a.worker.as_str())
-            .execute(&mut **tx)
-            .await?;
-        decide(m, &mut tx, a.task).await?;
-    }
-    tx.commit().await?;
-    m.metrics.expired.fetch_add(n as u64, Ordering::Relaxed);
-    if n > 0 {
-        m.wake().await;
-    }
-    Ok(n)
-}
-
-/// Fail the unfinished tasks of bids past their deadline. Returns how many.
-pub async fn expire_deadlines(m: &Market) -> Result<usize> {
-    let now = now_ms();
-    let rows = sqlx::query(
-        "SELECT t.id FROM tasks t JOIN bids b ON b.id = t.bid_id
-         WHERE b.status = 'open' AND b.deadline_at < $1 AND t.status IN ('open', 'running') LIMIT 500",
-    )
-    .bind(now)
-    .fetch_all(m.db.pool())
-    .await?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let mut tx = m.db.begin().await?;
-    let mut n = 0;
-    for r in rows {
-        let task = load_task(&mut tx, TaskId(int(&r, "id")?)).await?;
-        if task.state.is_final() {
-            continue;
-        }
-        fail_task(m, &mut tx, &task).await?;
-        n += 1;
-    }
-    tx.commit().await?;
-    Ok(n)
 }

@@ -13,7 +13,6 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::Result;
-use crate::results;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -96,10 +95,10 @@ impl Market {
                     _ = tick.tick() => {}
                     _ = shutdown.changed() => return,
                 }
-                if let Err(e) = results::expire_leases(&m).await {
+                if let Err(e) = crate::sweep::expire_leases(&m).await {
                     tracing::error!(error = %e, "lease sweep failed");
                 }
-                if let Err(e) = results::expire_deadlines(&m).await {
+                if let Err(e) = crate::sweep::expire_deadlines(&m).await {
                     tracing::error!(error = %e, "deadline sweep failed");
                 }
                 if let Err(e) = crate::auth::prune_nonces(&m).await {

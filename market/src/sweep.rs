@@ -1,0 +1,81 @@
+//! Expiry: leases past their time return their slots, bids past their
+//! deadline fail their unfinished tasks. Run by the market's sweep job.
+
+use std::sync::atomic::Ordering;
+
+use tally_protocol::{AssignmentId, TaskId};
+
+use crate::db::int;
+use crate::error::Result;
+use crate::payment::fail_task;
+use crate::results::{decide, load_assignment, load_task, release_slot};
+use crate::{now_ms, Market};
+
+/// Expire leases past their time: each returns its slot, and its worker's
+/// reputation counts a timeout. Returns how many expired.
+pub async fn expire_leases(m: &Market) -> Result<usize> {
+    let now = now_ms();
+    let rows = sqlx::query("SELECT id FROM assignments WHERE status = 'leased' AND lease_expires_at < $1 ORDER BY id LIMIT 500")
+        .bind(now)
+        .fetch_all(m.db.pool())
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut n = 0;
+    let mut tx = m.db.begin().await?;
+    for r in rows {
+        let id = AssignmentId(int(&r, "id")?);
+        let a = load_assignment(&mut tx, id).await?;
+        // Re-check under the transaction: a heartbeat or result may have won.
+        let still = sqlx::query("UPDATE assignments SET status = 'expired', finished_at = $1 WHERE id = $2 AND status = 'leased' AND lease_expires_at < $1")
+            .bind(now)
+            .bind(id.0)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if still == 0 {
+            continue;
+        }
+        n += 1;
+        release_slot(&mut tx, a.task).await?;
+        sqlx::query("UPDATE workers SET timed_out = timed_out + 1 WHERE account = $1")
+            .bind(a.worker.as_str())
+            .execute(&mut **tx)
+            .await?;
+        decide(m, &mut tx, a.task).await?;
+    }
+    tx.commit().await?;
+    m.metrics.expired.fetch_add(n as u64, Ordering::Relaxed);
+    if n > 0 {
+        m.wake().await;
+    }
+    Ok(n)
+}
+
+/// Fail the unfinished tasks of bids past their deadline. Returns how many.
+pub async fn expire_deadlines(m: &Market) -> Result<usize> {
+    let now = now_ms();
+    let rows = sqlx::query(
+        "SELECT t.id FROM tasks t JOIN bids b ON b.id = t.bid_id
+         WHERE b.status = 'open' AND b.deadline_at < $1 AND t.status IN ('open', 'running') LIMIT 500",
+    )
+    .bind(now)
+    .fetch_all(m.db.pool())
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = m.db.begin().await?;
+    let mut n = 0;
+    for r in rows {
+        let task = load_task(&mut tx, TaskId(int(&r, "id")?)).await?;
+        if task.state.is_final() {
+            continue;
+        }
+        fail_task(m, &mut tx, &task).await?;
+        n += 1;
+    }
+    tx.commit().await?;
+    Ok(n)
+}
