@@ -243,15 +243,23 @@ async fn claim_pass(
          ORDER BY t.price DESC, t.id ASC LIMIT $3",
         placeholders.join(", "),
     );
-    let mut tx = m.db.begin().await?;
-    let mut q = sqlx::query(&sql)
-        .bind(offer.min_price)
-        .bind(worker.as_str())
-        .bind(n);
-    for model in &offer.models {
-        q = q.bind(model.as_str());
+    let query = || {
+        let mut q = sqlx::query(&sql)
+            .bind(offer.min_price)
+            .bind(worker.as_str())
+            .bind(n);
+        for model in &offer.models {
+            q = q.bind(model.as_str());
+        }
+        q
+    };
+    // Look without the write lock first: most woken claims find nothing,
+    // and they must not queue behind the writers to learn it.
+    if query().fetch_optional(m.db.pool()).await?.is_none() {
+        return Ok((vec![], 0));
     }
-    let candidates = q.fetch_all(&mut **tx).await?;
+    let mut tx = m.db.begin().await?;
+    let candidates = query().fetch_all(&mut **tx).await?;
     if candidates.is_empty() {
         return Ok((vec![], 0));
     }
