@@ -47,12 +47,28 @@ pub(crate) async fn load_assignment(
     })
 }
 
-/// Load an assignment the caller holds under a live lease.
+/// Lock a task's row for the rest of the transaction. Every write path that
+/// changes a task's assignments takes this lock first (claims take it with
+/// their slot update), so decisions on one task are serialised and locks are
+/// always taken task first, then assignments: no two votes on one task, no
+/// deadlock. On SQLite the write lock already serialises everything.
+pub(crate) async fn lock_task(tx: &mut Transaction<'static, Any>, task: TaskId) -> Result<()> {
+    sqlx::query("UPDATE tasks SET wanted = wanted WHERE id = $1")
+        .bind(task.0)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Load an assignment the caller holds under a live lease, with its task locked.
 async fn load_leased(
     tx: &mut Transaction<'static, Any>,
     id: AssignmentId,
     worker: &AccountId,
 ) -> Result<AssignmentRow> {
+    let a = load_assignment(tx, id).await?;
+    lock_task(tx, a.task).await?;
+    // Read again under the lock: a concurrent sweep may have moved it.
     let a = load_assignment(tx, id).await?;
     if &a.worker != worker {
         return Err(MarketError::Forbidden(format!(
@@ -161,7 +177,7 @@ pub async fn submit_result(
     validate_result(m, req)?;
     let mut tx = m.db.begin().await?;
     let a = load_leased(&mut tx, id, &signed.account).await?;
-    sqlx::query(
+    let stored = sqlx::query(
         "UPDATE assignments SET status = 'submitted', body = $1, signed_at = $2, nonce = $3, signature = $4,
          elapsed_ms = $5, finished_at = $6 WHERE id = $7 AND status = 'leased'",
     )
@@ -173,7 +189,14 @@ pub async fn submit_result(
     .bind(now_ms())
     .bind(id.0)
     .execute(&mut **tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if stored != 1 {
+        return Err(MarketError::conflict(
+            "state_changed",
+            format!("assignment {id} changed state meanwhile"),
+        ));
+    }
     m.metrics.results.fetch_add(1, Ordering::Relaxed);
     let outcome = decide(m, &mut tx, a.task).await?;
     let status = assignment_status(&mut tx, id).await?;

@@ -8,7 +8,7 @@ use tally_protocol::{AssignmentId, TaskId};
 use crate::db::int;
 use crate::error::Result;
 use crate::payment::fail_task;
-use crate::results::{decide, load_assignment, load_task, release_slot};
+use crate::results::{decide, load_assignment, load_task, lock_task, release_slot};
 use crate::{now_ms, Market};
 
 /// Expire leases past their time: each returns its slot, and its worker's
@@ -27,6 +27,7 @@ pub async fn expire_leases(m: &Market) -> Result<usize> {
     for r in rows {
         let id = AssignmentId(int(&r, "id")?);
         let a = load_assignment(&mut tx, id).await?;
+        lock_task(&mut tx, a.task).await?;
         // Re-check under the transaction: a heartbeat or result may have won.
         let still = sqlx::query("UPDATE assignments SET status = 'expired', finished_at = $1 WHERE id = $2 AND status = 'leased' AND lease_expires_at < $1")
             .bind(now)
@@ -69,7 +70,9 @@ pub async fn expire_deadlines(m: &Market) -> Result<usize> {
     let mut tx = m.db.begin().await?;
     let mut n = 0;
     for r in rows {
-        let task = load_task(&mut tx, TaskId(int(&r, "id")?)).await?;
+        let id = TaskId(int(&r, "id")?);
+        lock_task(&mut tx, id).await?;
+        let task = load_task(&mut tx, id).await?;
         if task.state.is_final() {
             continue;
         }
