@@ -18,6 +18,7 @@ async fn metrics(market: &TestMarket) -> String {
 }
 
 async fn fifty_workers_claiming_at_once_never_share_a_slot(backend: Backend) {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let market = spawn_market(backend).await;
     let client = market.funded_client(100_000_000).await;
     let model = model(&client).await;
@@ -64,6 +65,29 @@ async fn fifty_workers_claiming_at_once_never_share_a_slot(backend: Backend) {
         .unwrap()
         .assignments
         .is_empty());
+    // Every result at once: each task is voted on once, none fails.
+    let by_account: HashMap<_, _> = workers
+        .iter()
+        .map(|w| (w.signer().unwrap().account().clone(), w))
+        .collect();
+    let answer = honest();
+    let answer = &answer;
+    let submits = claims.iter().flat_map(|(worker, assignments)| {
+        let w = by_account[worker];
+        assignments
+            .iter()
+            .map(move |a| w.submit_result(a.assignment, answer))
+    });
+    for r in futures::future::join_all(submits).await {
+        r.expect("every concurrent result is accepted");
+    }
+    let stats = market.anonymous().market().await.unwrap();
+    assert_eq!(stats.verified_tasks, 20);
+    for w in &workers {
+        let me = w.account_me().await.unwrap();
+        assert_eq!(me.reputation.disagreed, 0);
+        assert_eq!(me.earned_unpaid.0, me.reputation.agreed as i64 * (500 - 12));
+    }
     market.finish().await;
 }
 both!(fifty_workers_claiming_at_once_never_share_a_slot);

@@ -60,6 +60,17 @@ impl MarketError {
         }
     }
 
+    /// A deadlock or serialisation failure: the transaction may simply be run again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            MarketError::Db(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("40P01" | "40001"))
+                    || e.message().contains("deadlock detected")
+            }
+            _ => false,
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             MarketError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),

@@ -166,7 +166,9 @@ pub fn validate_result(m: &Market, req: &ResultRequest) -> Result<()> {
     Ok(())
 }
 
-/// Store a signed result and let the vote run.
+/// Store a signed result and let the vote run. Concurrent payments touch
+/// the same balances in different orders, so PostgreSQL may pick this
+/// transaction as a deadlock victim: it is then run again from the start.
 pub async fn submit_result(
     m: &Market,
     signed: &SignedHeaders,
@@ -175,6 +177,22 @@ pub async fn submit_result(
     req: &ResultRequest,
 ) -> Result<AssignmentOutcome> {
     validate_result(m, req)?;
+    let mut attempt = 0;
+    loop {
+        match submit_once(m, signed, id, body, req).await {
+            Err(e) if e.is_retryable() && attempt < 8 => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn submit_once(
+    m: &Market,
+    signed: &SignedHeaders,
+    id: AssignmentId,
+    body: &[u8],
+    req: &ResultRequest,
+) -> Result<AssignmentOutcome> {
     let mut tx = m.db.begin().await?;
     let a = load_leased(&mut tx, id, &signed.account).await?;
     let stored = sqlx::query(
