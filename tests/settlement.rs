@@ -314,17 +314,16 @@ async fn a_market_killed_while_settling_pays_every_agreeing_result_exactly_once(
         }
     }
     let store = tally_market::db::Db::connect(&db).await.unwrap();
-    let breaches = tally_market::ledger::check_invariants(store.pool())
+    let breaches = tally_market::ledger::check_invariants(&store)
         .await
         .unwrap();
     assert!(breaches.is_empty(), "{breaches:?}");
-    let agreed = sqlx::query("SELECT id, payout_seq FROM assignments WHERE status = 'agreed'")
-        .fetch_all(store.pool())
+    let agreed = tally_market::db::query("SELECT id, payout_seq FROM assignments WHERE status = 'agreed'")
+        .fetch_all(&store)
         .await
         .unwrap();
     assert_eq!(agreed.len(), results);
     for row in &agreed {
-        use sqlx::Row;
         let id = AssignmentId(row.try_get("id").unwrap());
         let seq: Option<i64> = row.try_get("payout_seq").unwrap();
         let by = paid_by.remove(&id).unwrap_or_default();

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use tally_protocol::wire::*;
 use tally_protocol::{AssignmentId, BidId, Sha256Hex, TaskId};
 
+use crate::db::query;
 use crate::auth::{require_operator, Signed};
 use crate::error::{MarketError, Result};
 use crate::{bids, claims, ledger, now_ms, results, views, Market};
@@ -83,7 +84,7 @@ async fn upload_model(State(m): S, s: Signed) -> Result<Json<ModelUploaded>> {
     }
     let h = Sha256Hex::of(&s.body);
     let mut tx = m.db.begin().await?;
-    sqlx::query(
+    query(
         "INSERT INTO models (hash, bytes, size, uploaded_by, created_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (hash) DO NOTHING",
     )
@@ -92,7 +93,7 @@ async fn upload_model(State(m): S, s: Signed) -> Result<Json<ModelUploaded>> {
     .bind(s.body.len() as i64)
     .bind(s.account().as_str())
     .bind(now_ms())
-    .execute(&mut **tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(Json(ModelUploaded {
@@ -103,12 +104,12 @@ async fn upload_model(State(m): S, s: Signed) -> Result<Json<ModelUploaded>> {
 
 async fn download_model(State(m): S, Path(raw): Path<String>) -> Result<Response> {
     let h = hash(&raw)?;
-    let row = sqlx::query("SELECT bytes FROM models WHERE hash = $1")
+    let row = query("SELECT bytes FROM models WHERE hash = $1")
         .bind(h.as_str())
-        .fetch_optional(m.db.pool())
+        .fetch_optional(&m.db)
         .await?
         .ok_or_else(|| MarketError::NotFound(format!("no model {h}")))?;
-    let bytes: Vec<u8> = sqlx::Row::try_get(&row, "bytes")?;
+    let bytes: Vec<u8> = row.try_get("bytes")?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
@@ -135,7 +136,7 @@ async fn claim(State(m): S, s: Signed) -> Result<Json<Claimed>> {
 async fn get_input(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Response> {
     let h = hash(&raw)?;
     let who = s.account().as_str();
-    let allowed = sqlx::query(
+    let allowed = query(
         "SELECT 1 AS one FROM tasks t JOIN bids b ON b.id = t.bid_id
          WHERE t.input = $1 AND (b.client = $2 OR EXISTS
            (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker = $2 AND a.status = 'leased'))
@@ -143,7 +144,7 @@ async fn get_input(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Re
     )
     .bind(h.as_str())
     .bind(who)
-    .fetch_optional(m.db.pool())
+    .fetch_optional(&m.db)
     .await?
     .is_some();
     if !allowed {
@@ -151,11 +152,11 @@ async fn get_input(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Re
             "input {h} is readable only by its client and the workers assigned to it"
         )));
     }
-    let row = sqlx::query("SELECT bytes FROM inputs WHERE hash = $1")
+    let row = query("SELECT bytes FROM inputs WHERE hash = $1")
         .bind(h.as_str())
-        .fetch_one(m.db.pool())
+        .fetch_one(&m.db)
         .await?;
-    let bytes: Vec<u8> = sqlx::Row::try_get(&row, "bytes")?;
+    let bytes: Vec<u8> = row.try_get("bytes")?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use tally_protocol::signing::{self, SignedHeaders, MAX_SKEW_MS};
 use tally_protocol::AccountId;
 
+use crate::db::query;
 use crate::error::{MarketError, Result};
 use crate::{now_ms, Market};
 
@@ -91,15 +92,15 @@ impl FromRequest<Arc<Market>> for Signed {
 /// Record a nonce; a nonce seen before from the same account is a replay.
 async fn remember_nonce(m: &Market, h: &SignedHeaders) -> Result<()> {
     let mut tx = m.db.begin().await?;
-    let fresh = sqlx::query(
+    let fresh = query(
         "INSERT INTO nonces (account, nonce, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
     .bind(h.account.as_str())
     .bind(h.nonce.to_ascii_lowercase())
     .bind(now_ms())
-    .execute(&mut **tx)
+    .execute(&mut tx)
     .await?
-    .rows_affected();
+    ;
     tx.commit().await?;
     if fresh == 1 {
         Ok(())
@@ -116,9 +117,9 @@ async fn remember_nonce(m: &Market, h: &SignedHeaders) -> Result<()> {
 /// is refused as stale anyway.
 pub async fn prune_nonces(m: &Market) -> Result<()> {
     let mut tx = m.db.begin().await?;
-    sqlx::query("DELETE FROM nonces WHERE seen_at < $1")
+    query("DELETE FROM nonces WHERE seen_at < $1")
         .bind(now_ms() - 2 * MAX_SKEW_MS)
-        .execute(&mut **tx)
+        .execute(&mut tx)
         .await?;
     tx.commit().await
 }

@@ -4,11 +4,11 @@
 use std::io::Cursor;
 
 use base64::Engine as _;
-use sqlx::Row;
 use tally_protocol::vote::VoteParams;
 use tally_protocol::wire::{BidCreated, BidRequest};
 use tally_protocol::{AccountId, BidId, Sha256Hex, Stroops, TaskId};
 
+use crate::db::query;
 use crate::error::{MarketError, Result};
 use crate::ledger::{self, Book, Cause, Leg};
 use crate::{now_ms, Market};
@@ -155,9 +155,9 @@ fn decode_input(m_limits: &crate::Limits, index: usize, b64: &str) -> Result<Inp
 /// Take a bid for `client`.
 pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Result<BidCreated> {
     let (params, max_replicas, reserve) = validate(m, &req)?;
-    let model_known = sqlx::query("SELECT 1 AS one FROM models WHERE hash = $1")
+    let model_known = query("SELECT 1 AS one FROM models WHERE hash = $1")
         .bind(req.model.as_str())
-        .fetch_optional(m.db.pool())
+        .fetch_optional(&m.db)
         .await?
         .is_some();
     if !model_known {
@@ -195,7 +195,7 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
     let params_json = serde_json::to_string(&params).expect("params serialize");
     let mut tx = m.db.begin().await?;
     let bid = BidId(
-        sqlx::query(
+        query(
             "INSERT INTO bids (client, model, price, replicas, quorum, max_replicas, params, fee_bps, reserved, status, deadline_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11) RETURNING id",
         )
@@ -210,13 +210,13 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
         .bind(reserve.0)
         .bind(deadline)
         .bind(now)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut tx)
         .await?
-        .try_get::<i64, _>("id")?,
+        .try_get::<i64>("id")?,
     );
     let mut tasks = Vec::with_capacity(inputs.len());
     for input in &inputs {
-        sqlx::query(
+        query(
             "INSERT INTO inputs (hash, bytes, width, height, created_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (hash) DO NOTHING",
         )
@@ -225,9 +225,9 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
         .bind(i64::from(input.width))
         .bind(i64::from(input.height))
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut tx)
         .await?;
-        let id: i64 = sqlx::query(
+        let id: i64 = query(
             "INSERT INTO tasks (bid_id, input, model, price, status, wanted, max_replicas, created_at)
              VALUES ($1, $2, $3, $4, 'open', $5, $6, $7) RETURNING id",
         )
@@ -238,7 +238,7 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
         .bind(i64::from(req.replicas))
         .bind(i64::from(max_replicas))
         .bind(now)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut tx)
         .await?
         .try_get("id")?;
         tasks.push(TaskId(id));
@@ -265,7 +265,7 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
     )
     .await;
     if let Err(MarketError::InsufficientFunds(_)) = reserved {
-        let available = ledger::balance(&mut **tx, Book::Available, client.as_str()).await?;
+        let available = ledger::balance(&mut tx, Book::Available, client.as_str()).await?;
         return Err(MarketError::InsufficientFunds(format!(
             "this bid reserves {} stroops (price x max_replicas x inputs) but the available balance is {} stroops",
             reserve.0,

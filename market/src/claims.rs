@@ -9,10 +9,10 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
 use tally_protocol::wire::{Assignment, ClaimRequest, Claimed, Offer, OfferRequest};
 use tally_protocol::{AccountId, AssignmentId, Sha256Hex, Stroops, TaskId};
 
+use crate::db::query;
 use crate::db::{int, parse, text};
 use crate::error::{MarketError, Result};
 use crate::{now_ms, to_time, Market};
@@ -45,7 +45,7 @@ pub async fn post_offer(m: &Market, worker: &AccountId, req: OfferRequest) -> Re
     let now = now_ms();
     let models = serde_json::to_string(&req.models).expect("hashes serialize");
     let mut tx = m.db.begin().await?;
-    sqlx::query(
+    query(
         "INSERT INTO offers (worker, models, min_price, capacity, updated_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (worker) DO UPDATE SET models = excluded.models, min_price = excluded.min_price,
          capacity = excluded.capacity, updated_at = excluded.updated_at",
@@ -55,15 +55,15 @@ pub async fn post_offer(m: &Market, worker: &AccountId, req: OfferRequest) -> Re
     .bind(req.min_price.0)
     .bind(i64::from(req.capacity))
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut tx)
     .await?;
-    sqlx::query(
+    query(
         "INSERT INTO workers (account, last_seen) VALUES ($1, $2)
          ON CONFLICT (account) DO UPDATE SET last_seen = excluded.last_seen",
     )
     .bind(worker.as_str())
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
     m.wake().await;
@@ -83,9 +83,9 @@ struct StoredOffer {
 }
 
 async fn load_offer(m: &Market, worker: &AccountId) -> Result<Option<StoredOffer>> {
-    let row = sqlx::query("SELECT models, min_price, capacity FROM offers WHERE worker = $1")
+    let row = query("SELECT models, min_price, capacity FROM offers WHERE worker = $1")
         .bind(worker.as_str())
-        .fetch_optional(m.db.pool())
+        .fetch_optional(&m.db)
         .await?;
     row.map(|r| {
         Ok(StoredOffer {
@@ -165,11 +165,11 @@ impl Drop for WaitingGuard<'_> {
 }
 
 async fn leased_count(m: &Market, worker: &AccountId) -> Result<i64> {
-    let r = sqlx::query(
+    let r = query(
         "SELECT COUNT(*) AS n FROM assignments WHERE worker = $1 AND status = 'leased'",
     )
     .bind(worker.as_str())
-    .fetch_one(m.db.pool())
+    .fetch_one(&m.db)
     .await?;
     int(&r, "n")
 }
@@ -177,9 +177,9 @@ async fn leased_count(m: &Market, worker: &AccountId) -> Result<i64> {
 /// Mark the worker as seen (at most every few seconds, to spare writes).
 async fn touch_worker(m: &Market, worker: &AccountId) -> Result<()> {
     let now = now_ms();
-    let r = sqlx::query("SELECT last_seen FROM workers WHERE account = $1")
+    let r = query("SELECT last_seen FROM workers WHERE account = $1")
         .bind(worker.as_str())
-        .fetch_optional(m.db.pool())
+        .fetch_optional(&m.db)
         .await?;
     if let Some(r) = r {
         if now - int(&r, "last_seen")? < 5_000 {
@@ -187,13 +187,13 @@ async fn touch_worker(m: &Market, worker: &AccountId) -> Result<()> {
         }
     }
     let mut tx = m.db.begin().await?;
-    sqlx::query(
+    query(
         "INSERT INTO workers (account, last_seen) VALUES ($1, $2)
          ON CONFLICT (account) DO UPDATE SET last_seen = excluded.last_seen",
     )
     .bind(worker.as_str())
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await
 }
@@ -243,8 +243,8 @@ async fn claim_pass(
          ORDER BY t.price DESC, t.id ASC LIMIT $3",
         placeholders.join(", "),
     );
-    let query = || {
-        let mut q = sqlx::query(&sql)
+    let candidates = || {
+        let mut q = query(sql.as_str())
             .bind(offer.min_price)
             .bind(worker.as_str())
             .bind(n);
@@ -255,34 +255,34 @@ async fn claim_pass(
     };
     // Look without the write lock first: most woken claims find nothing,
     // and they must not queue behind the writers to learn it.
-    if query().fetch_optional(m.db.pool()).await?.is_none() {
+    if candidates().fetch_optional(&m.db).await?.is_none() {
         return Ok((vec![], 0));
     }
     let mut tx = m.db.begin().await?;
-    let candidates = query().fetch_all(&mut **tx).await?;
-    if candidates.is_empty() {
+    let found = candidates().fetch_all(&mut tx).await?;
+    if found.is_empty() {
         return Ok((vec![], 0));
     }
     let now = now_ms();
     let expires = now + m.config.lease.as_millis() as i64;
-    let mut out = Vec::with_capacity(candidates.len());
+    let mut out = Vec::with_capacity(found.len());
     let mut lost = 0;
-    for c in candidates {
+    for c in found {
         let task = int(&c, "id")?;
         // Take the slot first: the row lock it takes orders concurrent claims.
-        let took = sqlx::query(
+        let took = query(
             "UPDATE tasks SET taken = taken + 1, status = 'running'
              WHERE id = $1 AND taken < wanted AND status IN ('open', 'running')",
         )
         .bind(task)
-        .execute(&mut **tx)
+        .execute(&mut tx)
         .await?
-        .rows_affected();
+        ;
         if took == 0 {
             lost += 1;
             continue;
         }
-        let inserted = sqlx::query(
+        let inserted = query(
             "INSERT INTO assignments (task_id, worker, status, lease_expires_at, created_at)
              VALUES ($1, $2, 'leased', $3, $4) ON CONFLICT (task_id, worker) DO NOTHING RETURNING id",
         )
@@ -290,13 +290,13 @@ async fn claim_pass(
         .bind(worker.as_str())
         .bind(expires)
         .bind(now)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut tx)
         .await?;
         let Some(row) = inserted else {
             // The same worker took this task through a concurrent claim.
-            sqlx::query("UPDATE tasks SET taken = taken - 1 WHERE id = $1")
+            query("UPDATE tasks SET taken = taken - 1 WHERE id = $1")
                 .bind(task)
-                .execute(&mut **tx)
+                .execute(&mut tx)
                 .await?;
             lost += 1;
             continue;

@@ -1,122 +1,425 @@
-//! The database: one sqlx pool over SQLite or PostgreSQL, migrations at
-//! start-up, and the [`Dialect`] trait that holds what differs between them.
+//! The database: SQLite (embedded, the default) or PostgreSQL (several
+//! market processes on one database), behind one small query API.
 //!
 //! Queries are written once in the SQL both engines accept (`$n` parameters,
 //! `RETURNING`, `ON CONFLICT`, BIGINT everywhere, `CAST(SUM(..) AS BIGINT)`)
-//! and run through sqlx's `Any` driver; each dialect adds what only it can
-//! do: SQLite serialises writers in-process (one file, one writer, WAL
-//! readers); PostgreSQL lets writers run concurrently (claims stay exclusive
-//! through conditional updates, see [`crate::claims`]) and wakes the other
-//! `tally serve` processes with `LISTEN/NOTIFY`.
+//! and run through [`query`]. What differs:
+//!
+//! - **SQLite** runs in-process through `rusqlite`: one writer connection
+//!   behind an async lock (one file, one writer) and a pool of WAL readers,
+//!   every statement prepared once and cached. Statements take microseconds,
+//!   so they run inline rather than on a worker thread; WAL checkpoints, the
+//!   one slow step, run in the background on their own connection.
+//! - **PostgreSQL** runs through `sqlx`: writers run concurrently (claims stay
+//!   exclusive through conditional updates, see [`crate::claims`]) and the
+//!   other `tally serve` processes are woken with `LISTEN/NOTIFY`.
 
+use std::borrow::Cow;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use rusqlite::types::Value as LiteValue;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Executor as _, Row as _};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::{MarketError, Result};
 
-/// What differs between the two engines.
-pub trait Dialect: Send + Sync + 'static {
-    fn name(&self) -> &'static str;
-    /// Statements run on every new connection.
-    fn connection_setup(&self) -> &'static [&'static str];
-    /// Whether writers must take the in-process write lock.
-    fn serialize_writes(&self) -> bool;
-    /// The statement that opens a write transaction.
-    fn begin_write(&self) -> &'static str;
-    /// The embedded migrations of this dialect.
-    fn migrator(&self) -> sqlx::migrate::Migrator;
-    /// The statement that tells other market processes that work arrived.
-    fn wake_statement(&self) -> Option<&'static str>;
-}
+/// The embedded SQLite migrations, applied in order, each once.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "market",
+        include_str!("../../migrations/sqlite/0001_market.sql"),
+    ),
+    (
+        2,
+        "settlement",
+        include_str!("../../migrations/sqlite/0002_settlement.sql"),
+    ),
+];
 
-pub struct Sqlite;
-pub struct Postgres;
-
-impl Dialect for Sqlite {
-    fn name(&self) -> &'static str {
-        "sqlite"
-    }
-    fn connection_setup(&self) -> &'static [&'static str] {
-        &[
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = NORMAL",
-            "PRAGMA busy_timeout = 10000",
-            "PRAGMA foreign_keys = ON",
-        ]
-    }
-    fn serialize_writes(&self) -> bool {
-        true
-    }
-    /// Take the write lock up front: a deferred transaction that reads and
-    /// then writes would fail at once, not wait, if another connection is
-    /// still finishing (for example rolling back a dropped transaction).
-    fn begin_write(&self) -> &'static str {
-        "BEGIN IMMEDIATE"
-    }
-    fn migrator(&self) -> sqlx::migrate::Migrator {
-        sqlx::migrate!("../migrations/sqlite")
-    }
-    fn wake_statement(&self) -> Option<&'static str> {
-        None
-    }
-}
-
-impl Dialect for Postgres {
-    fn name(&self) -> &'static str {
-        "postgres"
-    }
-    fn connection_setup(&self) -> &'static [&'static str] {
-        &["SET TIME ZONE 'UTC'"]
-    }
-    fn serialize_writes(&self) -> bool {
-        false
-    }
-    fn begin_write(&self) -> &'static str {
-        "BEGIN"
-    }
-    fn migrator(&self) -> sqlx::migrate::Migrator {
-        sqlx::migrate!("../migrations/postgres")
-    }
-    fn wake_statement(&self) -> Option<&'static str> {
-        Some("NOTIFY tally_work")
-    }
-}
+/// Pragmas of every SQLite connection.
+const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = NORMAL;
+    PRAGMA busy_timeout = 10000;
+    PRAGMA foreign_keys = ON;
+    PRAGMA temp_store = MEMORY;
+    PRAGMA cache_size = -65536;";
 
 /// The market's database handle.
 pub struct Db {
-    pool: AnyPool,
-    dialect: Box<dyn Dialect>,
-    write_lock: Mutex<()>,
+    backend: Backend,
     url: String,
 }
 
-/// A write transaction; on SQLite it also holds the in-process write lock.
+enum Backend {
+    Sqlite(Lite),
+    Postgres(PgPool),
+}
+
+#[doc(hidden)]
+pub struct Lite {
+    path: PathBuf,
+    writer: Mutex<rusqlite::Connection>,
+    readers: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl Lite {
+    fn open(path: &std::path::Path) -> Result<rusqlite::Connection> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.execute_batch(SQLITE_SETUP)?;
+        conn.set_prepared_statement_cache_capacity(256);
+        Ok(conn)
+    }
+
+    /// Run `f` on a reader connection (opening one if all are busy).
+    fn read<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        let conn = self.readers.lock().expect("reader pool").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => Lite::open(&self.path)?,
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().expect("reader pool");
+        if pool.len() < 16 {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+/// A write transaction. On SQLite it holds the one writer connection until
+/// it commits or is dropped (which rolls it back).
 pub struct WriteTx<'a> {
-    pub tx: Transaction<'static, Any>,
-    _guard: Option<MutexGuard<'a, ()>>,
+    inner: TxInner<'a>,
+}
+
+enum TxInner<'a> {
+    Sqlite {
+        conn: MutexGuard<'a, rusqlite::Connection>,
+        open: bool,
+    },
+    /// Taken by `commit`.
+    Postgres(Option<sqlx::Transaction<'static, sqlx::Postgres>>),
 }
 
 impl WriteTx<'_> {
-    pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
+    pub async fn commit(mut self) -> Result<()> {
+        match &mut self.inner {
+            TxInner::Sqlite { conn, open } => {
+                *open = false;
+                conn.execute_batch("COMMIT").map_err(|e| {
+                    // A failed COMMIT leaves the transaction open: end it.
+                    let _ = conn.execute_batch("ROLLBACK");
+                    MarketError::from(e)
+                })
+            }
+            TxInner::Postgres(tx) => {
+                tx.take().expect("a transaction commits once").commit().await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl WriteTx<'_> {
+    /// Undo everything this transaction did (dropping it does the same).
+    pub async fn rollback(mut self) -> Result<()> {
+        match &mut self.inner {
+            TxInner::Sqlite { conn, open } => {
+                *open = false;
+                conn.execute_batch("ROLLBACK")?;
+            }
+            TxInner::Postgres(tx) => {
+                tx.take().expect("a transaction ends once").rollback().await?;
+            }
+        }
         Ok(())
     }
 }
 
-impl std::ops::Deref for WriteTx<'_> {
-    type Target = Transaction<'static, Any>;
-    fn deref(&self) -> &Self::Target {
-        &self.tx
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        if let TxInner::Sqlite { conn, open: true } = &mut self.inner {
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "rollback failed");
+            }
+        }
     }
 }
 
-impl std::ops::DerefMut for WriteTx<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
+/// Where a query runs: inside a write transaction, or on the database
+/// directly (a read, or a single statement in its own transaction).
+pub trait Executor<'c>: Send {
+    #[doc(hidden)]
+    fn target(self) -> Target<'c>;
+}
+
+#[doc(hidden)]
+pub enum Target<'c> {
+    Sqlite(&'c rusqlite::Connection),
+    SqliteRead(&'c Lite),
+    Postgres(&'c mut PgConnection),
+    PostgresPool(&'c PgPool),
+}
+
+impl<'c, 'a: 'c> Executor<'c> for &'c mut WriteTx<'a> {
+    fn target(self) -> Target<'c> {
+        match &mut self.inner {
+            TxInner::Sqlite { conn, .. } => Target::Sqlite(&**conn),
+            TxInner::Postgres(tx) => {
+                Target::Postgres(&mut **tx.as_mut().expect("an open transaction"))
+            }
+        }
+    }
+}
+
+impl<'c> Executor<'c> for &'c Db {
+    fn target(self) -> Target<'c> {
+        match &self.backend {
+            Backend::Sqlite(l) => Target::SqliteRead(l),
+            Backend::Postgres(p) => Target::PostgresPool(p),
+        }
+    }
+}
+
+/// A bound parameter. Nulls keep their type: PostgreSQL checks it.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Int(Option<i64>),
+    Real(Option<f64>),
+    Text(Option<String>),
+    Blob(Option<Vec<u8>>),
+}
+
+macro_rules! value_from {
+    ($($t:ty => $v:ident($e:expr)),* $(,)?) => {
+        $(impl From<$t> for Value {
+            fn from(x: $t) -> Value {
+                #[allow(clippy::redundant_closure_call)]
+                Value::$v(($e)(x))
+            }
+        })*
+    };
+}
+
+value_from! {
+    i64 => Int(Some),
+    Option<i64> => Int(|x| x),
+    f64 => Real(Some),
+    Option<f64> => Real(|x| x),
+    &str => Text(|x: &str| Some(x.to_string())),
+    &String => Text(|x: &String| Some(x.clone())),
+    String => Text(Some),
+    Option<String> => Text(|x| x),
+    Option<&str> => Text(|x: Option<&str>| x.map(str::to_string)),
+    &[u8] => Blob(|x: &[u8]| Some(x.to_vec())),
+    &Vec<u8> => Blob(|x: &Vec<u8>| Some(x.clone())),
+    Vec<u8> => Blob(Some),
+    Option<Vec<u8>> => Blob(|x| x),
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self {
+            Value::Int(Some(x)) => ToSqlOutput::Borrowed(ValueRef::Integer(*x)),
+            Value::Real(Some(x)) => ToSqlOutput::Borrowed(ValueRef::Real(*x)),
+            Value::Text(Some(x)) => ToSqlOutput::Borrowed(ValueRef::Text(x.as_bytes())),
+            Value::Blob(Some(x)) => ToSqlOutput::Borrowed(ValueRef::Blob(x)),
+            _ => ToSqlOutput::Borrowed(ValueRef::Null),
+        })
+    }
+}
+
+/// A statement and its parameters; see [`query`].
+pub struct Query<'q> {
+    sql: Cow<'q, str>,
+    args: Vec<Value>,
+}
+
+/// A statement with `$1, $2, ...` parameters.
+pub fn query<'q>(sql: impl Into<Cow<'q, str>>) -> Query<'q> {
+    Query {
+        sql: sql.into(),
+        args: Vec::new(),
+    }
+}
+
+impl<'q> Query<'q> {
+    pub fn bind(mut self, v: impl Into<Value>) -> Self {
+        self.args.push(v.into());
+        self
+    }
+
+    /// Run it; the number of rows it changed.
+    pub async fn execute<'c>(self, ex: impl Executor<'c>) -> Result<u64> {
+        Ok(self.run(ex, false).await?.1)
+    }
+
+    pub async fn fetch_all<'c>(self, ex: impl Executor<'c>) -> Result<Vec<Row>> {
+        Ok(self.run(ex, true).await?.0)
+    }
+
+    pub async fn fetch_optional<'c>(self, ex: impl Executor<'c>) -> Result<Option<Row>> {
+        Ok(self.run(ex, true).await?.0.into_iter().next())
+    }
+
+    pub async fn fetch_one<'c>(self, ex: impl Executor<'c>) -> Result<Row> {
+        self.fetch_optional(ex)
+            .await?
+            .ok_or_else(|| MarketError::Corrupt("a query that returns a row returned none".into()))
+    }
+
+    async fn run<'c>(self, ex: impl Executor<'c>, rows: bool) -> Result<(Vec<Row>, u64)> {
+        match ex.target() {
+            Target::Sqlite(conn) => lite_run(conn, &self.sql, &self.args, rows),
+            Target::SqliteRead(lite) => lite.read(|conn| lite_run(conn, &self.sql, &self.args, rows)),
+            Target::Postgres(conn) => pg_run(conn, &self.sql, self.args, rows).await,
+            Target::PostgresPool(pool) => {
+                let mut conn = pool.acquire().await?;
+                pg_run(&mut conn, &self.sql, self.args, rows).await
+            }
+        }
+    }
+}
+
+fn lite_run(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &[Value],
+    want_rows: bool,
+) -> Result<(Vec<Row>, u64)> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    for i in 1..=stmt.parameter_count() {
+        let n = stmt
+            .parameter_name(i)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| MarketError::Corrupt(format!("parameter {i} of {sql:?} is not $n")))?;
+        let v = args
+            .get(n - 1)
+            .ok_or_else(|| MarketError::Corrupt(format!("no value bound for ${n} of {sql:?}")))?;
+        stmt.raw_bind_parameter(i, v)?;
+    }
+    let cols: Arc<[String]> = if want_rows {
+        stmt.column_names().iter().map(|c| c.to_string()).collect()
+    } else {
+        Arc::from(Vec::new())
+    };
+    let mut out = Vec::new();
+    let mut rows = stmt.raw_query();
+    while let Some(r) = rows.next()? {
+        if want_rows {
+            let vals = (0..cols.len())
+                .map(|i| r.get::<_, LiteValue>(i))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            out.push(Row::Sqlite {
+                cols: Arc::clone(&cols),
+                vals,
+            });
+        }
+    }
+    drop(rows);
+    Ok((out, conn.changes()))
+}
+
+async fn pg_run(
+    conn: &mut PgConnection,
+    sql: &str,
+    args: Vec<Value>,
+    want_rows: bool,
+) -> Result<(Vec<Row>, u64)> {
+    let mut q = sqlx::query::<sqlx::Postgres>(sql);
+    for v in args {
+        q = match v {
+            Value::Int(x) => q.bind(x),
+            Value::Real(x) => q.bind(x),
+            Value::Text(x) => q.bind(x),
+            Value::Blob(x) => q.bind(x),
+        };
+    }
+    if want_rows {
+        let rows = q.fetch_all(&mut *conn).await?;
+        let n = rows.len() as u64;
+        Ok((rows.into_iter().map(Row::Postgres).collect(), n))
+    } else {
+        Ok((vec![], q.execute(&mut *conn).await?.rows_affected()))
+    }
+}
+
+/// A result row; columns are read by name.
+pub enum Row {
+    Sqlite {
+        cols: Arc<[String]>,
+        vals: Vec<LiteValue>,
+    },
+    Postgres(PgRow),
+}
+
+/// A column type a [`Row`] can be read as.
+pub trait Decode: Sized {
+    #[doc(hidden)]
+    fn from_lite(v: &LiteValue) -> Option<Self>;
+    #[doc(hidden)]
+    fn from_pg(row: &PgRow, col: &str) -> std::result::Result<Self, sqlx::Error>;
+}
+
+macro_rules! decode {
+    ($t:ty, $pat:pat => $e:expr) => {
+        impl Decode for $t {
+            fn from_lite(v: &LiteValue) -> Option<Self> {
+                match v {
+                    $pat => Some($e),
+                    _ => None,
+                }
+            }
+            fn from_pg(row: &PgRow, col: &str) -> std::result::Result<Self, sqlx::Error> {
+                row.try_get(col)
+            }
+        }
+        impl Decode for Option<$t> {
+            fn from_lite(v: &LiteValue) -> Option<Self> {
+                match v {
+                    LiteValue::Null => Some(None),
+                    $pat => Some(Some($e)),
+                    _ => None,
+                }
+            }
+            fn from_pg(row: &PgRow, col: &str) -> std::result::Result<Self, sqlx::Error> {
+                row.try_get(col)
+            }
+        }
+    };
+}
+
+decode!(i64, LiteValue::Integer(x) => *x);
+decode!(f64, LiteValue::Real(x) => *x);
+decode!(String, LiteValue::Text(x) => x.clone());
+decode!(Vec<u8>, LiteValue::Blob(x) => x.clone());
+
+impl Row {
+    /// Read column `col` as `T`.
+    pub fn try_get<T: Decode>(&self, col: &str) -> Result<T> {
+        match self {
+            Row::Sqlite { cols, vals } => {
+                let i = cols
+                    .iter()
+                    .position(|c| c == col)
+                    .ok_or_else(|| MarketError::Corrupt(format!("no column {col}")))?;
+                T::from_lite(&vals[i]).ok_or_else(|| {
+                    MarketError::Corrupt(format!(
+                        "column {col} holds {:?}, not a {}",
+                        vals[i].data_type(),
+                        std::any::type_name::<T>()
+                    ))
+                })
+            }
+            Row::Postgres(r) => Ok(T::from_pg(r, col)?),
+        }
     }
 }
 
@@ -124,51 +427,62 @@ impl Db {
     /// Connect to `sqlite://path` (created if missing) or `postgres://...`,
     /// and run the migrations.
     pub async fn connect(url: &str) -> Result<Db> {
-        sqlx::any::install_default_drivers();
-        let (dialect, url, max): (Box<dyn Dialect>, String, u32) = if url.starts_with("sqlite:") {
-            let url = if url.contains('?') {
-                url.to_string()
-            } else {
-                format!("{url}?mode=rwc")
-            };
-            (Box::new(Sqlite), url, 8)
+        let backend = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() || path == ":memory:" {
+                return Err(MarketError::bad(
+                    "bad_database_url",
+                    "SQLite needs a file: sqlite://PATH",
+                ));
+            }
+            let path = PathBuf::from(path);
+            let writer = Lite::open(&path)?;
+            // Checkpoints run in the background (see `checkpoint`), not in
+            // the commit that happens to cross the threshold.
+            writer.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+            migrate_sqlite(&writer)?;
+            Backend::Sqlite(Lite {
+                path,
+                writer: Mutex::new(writer),
+                readers: std::sync::Mutex::new(Vec::new()),
+            })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            (Box::new(Postgres), url.to_string(), 16)
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("SET TIME ZONE 'UTC'").await?;
+                        Ok(())
+                    })
+                })
+                .connect(url)
+                .await?;
+            sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+            Backend::Postgres(pool)
         } else {
             return Err(MarketError::bad(
                 "bad_database_url",
                 format!("database URL must start with sqlite:// or postgres://, got {url:?}"),
             ));
         };
-        let setup = dialect.connection_setup();
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    for stmt in setup {
-                        conn.execute(*stmt).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
-        dialect.migrator().run(&pool).await?;
         Ok(Db {
-            pool,
-            dialect,
-            write_lock: Mutex::new(()),
-            url,
+            backend,
+            url: url.to_string(),
         })
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// `sqlite` or `postgres`.
+    pub fn engine(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
     }
 
-    pub fn dialect(&self) -> &dyn Dialect {
-        &*self.dialect
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     pub fn url(&self) -> &str {
@@ -177,28 +491,74 @@ impl Db {
 
     /// Begin a write transaction.
     pub async fn begin(&self) -> Result<WriteTx<'_>> {
-        let guard = if self.dialect.serialize_writes() {
-            Some(self.write_lock.lock().await)
-        } else {
-            None
+        let inner = match &self.backend {
+            Backend::Sqlite(l) => {
+                let conn = l.writer.lock().await;
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                TxInner::Sqlite { conn, open: true }
+            }
+            Backend::Postgres(p) => TxInner::Postgres(Some(p.begin().await?)),
         };
-        let tx = self.pool.begin_with(self.dialect.begin_write()).await?;
-        Ok(WriteTx { tx, _guard: guard })
+        Ok(WriteTx { inner })
+    }
+
+    /// Fold the write-ahead log back into the database file (SQLite; a
+    /// no-op on PostgreSQL). Runs on a blocking thread with its own
+    /// connection and never blocks writers.
+    pub async fn checkpoint(&self) -> Result<()> {
+        let Backend::Sqlite(l) = &self.backend else {
+            return Ok(());
+        };
+        let path = l.path.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let conn = Lite::open(&path)?;
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| MarketError::Io(std::io::Error::other(e)))?
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        if let Backend::Postgres(p) = &self.backend {
+            p.close().await;
+        }
     }
 }
 
+fn migrate_sqlite(conn: &rusqlite::Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS tally_migrations (
+            version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )?;
+    for (version, name, sql) in SQLITE_MIGRATIONS {
+        let done: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM tally_migrations WHERE version = ?1",
+            [version],
+            |r| r.get(0),
+        )?;
+        if done == 1 {
+            continue;
+        }
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO tally_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![version, name, crate::now_ms()],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 /// Read an i64 column.
-pub fn int(row: &AnyRow, col: &str) -> Result<i64> {
-    Ok(row.try_get::<i64, _>(col)?)
+pub fn int(row: &Row, col: &str) -> Result<i64> {
+    row.try_get(col)
 }
 
 /// Read a text column.
-pub fn text(row: &AnyRow, col: &str) -> Result<String> {
-    Ok(row.try_get::<String, _>(col)?)
+pub fn text(row: &Row, col: &str) -> Result<String> {
+    row.try_get(col)
 }
 
 /// Parse a stored value that must parse (account ids, hashes, JSON).

@@ -28,6 +28,8 @@ pub enum MarketError {
     Unprocessable { code: &'static str, message: String },
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
@@ -84,6 +86,7 @@ impl MarketError {
             MarketError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             MarketError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             MarketError::Db(_)
+            | MarketError::Sqlite(_)
             | MarketError::Migrate(_)
             | MarketError::Corrupt(_)
             | MarketError::Settlement(_)

@@ -6,9 +6,9 @@
 //! bids), `earned` (a worker's unpaid earnings), `fees` (the operator's),
 //! `paid` (sent out in settlement transactions).
 
-use sqlx::{Any, Row, Transaction};
 use tally_protocol::{AccountId, AssignmentId, BidId, Stroops, TaskId};
 
+use crate::db::{query, Db, Executor, WriteTx};
 use crate::db::{int, text};
 use crate::error::{MarketError, Result};
 use crate::now_ms;
@@ -61,7 +61,7 @@ pub struct Leg<'a> {
 /// Fails with [`MarketError::InsufficientFunds`] when a book that may not go
 /// negative would; the caller's transaction then rolls back.
 pub async fn post(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     kind: &str,
     cause: Cause,
     legs: &[Leg<'_>],
@@ -74,17 +74,17 @@ pub async fn post(
     }
     let now = now_ms();
     let posting: i64 =
-        sqlx::query("INSERT INTO postings (kind, created_at) VALUES ($1, $2) RETURNING id")
+        query("INSERT INTO postings (kind, created_at) VALUES ($1, $2) RETURNING id")
             .bind(kind)
             .bind(now)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?
             .try_get("id")?;
     for leg in legs {
         if leg.amount == 0 {
             continue;
         }
-        sqlx::query(
+        query(
             "INSERT INTO ledger_entries (posting, kind, book, owner, amount, bid_id, task_id, assignment_id, settlement, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
@@ -98,9 +98,9 @@ pub async fn post(
         .bind(cause.assignment.map(|a| a.0))
         .bind(cause.settlement.map(|s| s as i64))
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-        let balance: i64 = sqlx::query(
+        let balance: i64 = query(
             "INSERT INTO balances (book, owner, amount) VALUES ($1, $2, $3)
              ON CONFLICT (book, owner) DO UPDATE SET amount = balances.amount + excluded.amount
              RETURNING amount",
@@ -108,7 +108,7 @@ pub async fn post(
         .bind(leg.book.as_str())
         .bind(leg.owner)
         .bind(leg.amount)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?
         .try_get("amount")?;
         if balance < 0 && !leg.book.may_go_negative() {
@@ -124,11 +124,8 @@ pub async fn post(
 }
 
 /// The balance of one book of one owner.
-pub async fn balance<'e, E>(exec: E, book: Book, owner: &str) -> Result<Stroops>
-where
-    E: sqlx::Executor<'e, Database = Any>,
-{
-    let row = sqlx::query("SELECT amount FROM balances WHERE book = $1 AND owner = $2")
+pub async fn balance<'c>(exec: impl Executor<'c>, book: Book, owner: &str) -> Result<Stroops> {
+    let row = query("SELECT amount FROM balances WHERE book = $1 AND owner = $2")
         .bind(book.as_str())
         .bind(owner)
         .fetch_optional(exec)
@@ -141,7 +138,7 @@ where
 
 /// Credit a client's available balance from outside (the admin endpoint).
 pub async fn credit(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     account: &AccountId,
     amount: Stroops,
 ) -> Result<()> {
@@ -172,9 +169,9 @@ pub struct Breach(pub String);
 /// Check the ledger: every posting sums to zero, all entries sum to zero,
 /// every running balance equals the sum of its entries, no book that may not
 /// go negative is negative, and every bid's reservation covers what it spent.
-pub async fn check_invariants(pool: &sqlx::AnyPool) -> Result<Vec<Breach>> {
+pub async fn check_invariants(pool: &Db) -> Result<Vec<Breach>> {
     let mut breaches = Vec::new();
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT posting, CAST(SUM(amount) AS BIGINT) AS total FROM ledger_entries GROUP BY posting HAVING SUM(amount) <> 0",
     )
     .fetch_all(pool)
@@ -186,7 +183,7 @@ pub async fn check_invariants(pool: &sqlx::AnyPool) -> Result<Vec<Breach>> {
             int(&r, "total")?
         )));
     }
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT b.book, b.owner, b.amount, CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS total
          FROM balances b LEFT JOIN ledger_entries e ON e.book = b.book AND e.owner = b.owner
          GROUP BY b.book, b.owner, b.amount",
@@ -209,7 +206,7 @@ pub async fn check_invariants(pool: &sqlx::AnyPool) -> Result<Vec<Breach>> {
             breaches.push(Breach(format!("{book} of {owner} is negative: {amount}")));
         }
     }
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT id, reserved, spent, status FROM bids WHERE spent > reserved OR spent < 0",
     )
     .fetch_all(pool)
@@ -223,7 +220,7 @@ pub async fn check_invariants(pool: &sqlx::AnyPool) -> Result<Vec<Breach>> {
         )));
     }
     let total: i64 =
-        sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries")
+        query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries")
             .fetch_one(pool)
             .await?
             .try_get("total")?;
@@ -231,7 +228,7 @@ pub async fn check_invariants(pool: &sqlx::AnyPool) -> Result<Vec<Breach>> {
         breaches.push(Breach(format!("all entries sum to {total}")));
     }
     // A closed bid holds nothing in reserve; an open one holds reserved - spent.
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT b.id, b.reserved, b.spent, b.status, CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS held
          FROM bids b LEFT JOIN ledger_entries e ON e.bid_id = b.id AND e.book = 'reserved'
          GROUP BY b.id, b.reserved, b.spent, b.status",

@@ -3,10 +3,10 @@
 
 use std::sync::atomic::Ordering;
 
-use sqlx::{Any, Transaction};
 use tally_protocol::wire::TaskState;
 use tally_protocol::{AccountId, AssignmentId, BidId};
 
+use crate::db::{query, WriteTx};
 use crate::db::{int, text};
 use crate::error::{MarketError, Result};
 use crate::ledger::{self, Book, Cause, Leg};
@@ -18,7 +18,7 @@ use crate::{now_ms, Market};
 /// goes to the operator, the rest to the worker's unpaid earnings.
 pub(crate) async fn pay(
     m: &Market,
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     task: &TaskRow,
     id: AssignmentId,
     worker: &AccountId,
@@ -28,12 +28,12 @@ pub(crate) async fn pay(
         .fee_bps(task.fee_bps)
         .ok_or_else(|| MarketError::Corrupt("fee overflows".into()))?;
     let spent =
-        sqlx::query("UPDATE bids SET spent = spent + $1 WHERE id = $2 AND spent + $1 <= reserved")
+        query("UPDATE bids SET spent = spent + $1 WHERE id = $2 AND spent + $1 <= reserved")
             .bind(task.price.0)
             .bind(task.bid.0)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?
-            .rows_affected();
+            ;
     if spent != 1 {
         return Err(MarketError::Corrupt(format!(
             "bid {} cannot cover assignment {id}",
@@ -76,24 +76,24 @@ pub(crate) async fn pay(
 /// The task ends without a verdict: nothing is paid, outstanding leases are cancelled.
 pub(crate) async fn fail_task(
     m: &Market,
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     task: &TaskRow,
 ) -> Result<()> {
     task_transition(task.state, TaskState::Failed)?;
-    sqlx::query("UPDATE tasks SET status = 'failed', finished_at = $1 WHERE id = $2")
+    query("UPDATE tasks SET status = 'failed', finished_at = $1 WHERE id = $2")
         .bind(now_ms())
         .bind(task.id.0)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE assignments SET status = 'rejected', finished_at = $1 WHERE task_id = $2 AND status = 'submitted'")
+    query("UPDATE assignments SET status = 'rejected', finished_at = $1 WHERE task_id = $2 AND status = 'submitted'")
         .bind(now_ms())
         .bind(task.id.0)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE assignments SET status = 'cancelled', finished_at = $1 WHERE task_id = $2 AND status = 'leased'")
+    query("UPDATE assignments SET status = 'cancelled', finished_at = $1 WHERE task_id = $2 AND status = 'leased'")
         .bind(now_ms())
         .bind(task.id.0)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     m.metrics.failed.fetch_add(1, Ordering::Relaxed);
     close_bid_if_done(m, tx, task.bid).await
@@ -103,29 +103,29 @@ pub(crate) async fn fail_task(
 /// bid and refund what its reservation did not spend.
 pub async fn close_bid_if_done(
     _m: &Market,
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     bid: BidId,
 ) -> Result<()> {
-    let r = sqlx::query(
+    let r = query(
         "SELECT b.client, b.reserved, b.spent, b.status,
            (SELECT COUNT(*) FROM tasks t WHERE t.bid_id = b.id AND t.status NOT IN ('verified', 'failed')) AS pending,
            (SELECT COUNT(*) FROM assignments a JOIN tasks t ON t.id = a.task_id WHERE t.bid_id = b.id AND a.status IN ('leased', 'submitted')) AS out
          FROM bids b WHERE b.id = $1",
     )
     .bind(bid.0)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     if text(&r, "status")? != "open" || int(&r, "pending")? > 0 || int(&r, "out")? > 0 {
         return Ok(());
     }
-    let closed = sqlx::query(
+    let closed = query(
         "UPDATE bids SET status = 'done', closed_at = $1 WHERE id = $2 AND status = 'open'",
     )
     .bind(now_ms())
     .bind(bid.0)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?
-    .rows_affected();
+    ;
     if closed != 1 {
         return Ok(());
     }

@@ -4,12 +4,12 @@
 
 use std::sync::atomic::Ordering;
 
-use sqlx::{Any, Row, Transaction};
 use tally_protocol::signing::SignedHeaders;
 use tally_protocol::vote::{self, Ballot, Verdict, VoteParams};
 use tally_protocol::wire::{AssignmentOutcome, Lease, ResultRequest, TaskState};
 use tally_protocol::{AccountId, AssignmentId, BidId, Stroops, TaskId};
 
+use crate::db::{query, WriteTx};
 use crate::db::{int, json, parse, text};
 use crate::error::{MarketError, Result};
 use crate::lifecycle::{assignment_transition, parse_task_state, task_transition, AssignmentState};
@@ -32,12 +32,12 @@ pub(crate) struct AssignmentRow {
 }
 
 pub(crate) async fn load_assignment(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     id: AssignmentId,
 ) -> Result<AssignmentRow> {
-    let r = sqlx::query("SELECT task_id, worker, status FROM assignments WHERE id = $1")
+    let r = query("SELECT task_id, worker, status FROM assignments WHERE id = $1")
         .bind(id.0)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| MarketError::NotFound(format!("no assignment {id}")))?;
     Ok(AssignmentRow {
@@ -52,17 +52,17 @@ pub(crate) async fn load_assignment(
 /// their slot update), so decisions on one task are serialised and locks are
 /// always taken task first, then assignments: no two votes on one task, no
 /// deadlock. On SQLite the write lock already serialises everything.
-pub(crate) async fn lock_task(tx: &mut Transaction<'static, Any>, task: TaskId) -> Result<()> {
-    sqlx::query("UPDATE tasks SET wanted = wanted WHERE id = $1")
+pub(crate) async fn lock_task(tx: &mut WriteTx<'_>, task: TaskId) -> Result<()> {
+    query("UPDATE tasks SET wanted = wanted WHERE id = $1")
         .bind(task.0)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
 /// Load an assignment the caller holds under a live lease, with its task locked.
 async fn load_leased(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     id: AssignmentId,
     worker: &AccountId,
 ) -> Result<AssignmentRow> {
@@ -93,20 +93,20 @@ async fn load_leased(
 }
 
 pub(crate) async fn set_assignment(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     id: AssignmentId,
     from: AssignmentState,
     to: AssignmentState,
 ) -> Result<()> {
     assignment_transition(from, to)?;
-    let n = sqlx::query("UPDATE assignments SET status = $1, finished_at = COALESCE(finished_at, $2) WHERE id = $3 AND status = $4")
+    let n = query("UPDATE assignments SET status = $1, finished_at = COALESCE(finished_at, $2) WHERE id = $3 AND status = $4")
         .bind(to.as_str())
         .bind(now_ms())
         .bind(id.0)
         .bind(from.as_str())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?
-        .rows_affected();
+        ;
     if n == 1 {
         Ok(())
     } else {
@@ -122,10 +122,10 @@ pub async fn heartbeat(m: &Market, worker: &AccountId, id: AssignmentId) -> Resu
     let mut tx = m.db.begin().await?;
     load_leased(&mut tx, id, worker).await?;
     let expires = now_ms() + m.config.lease.as_millis() as i64;
-    sqlx::query("UPDATE assignments SET lease_expires_at = $1 WHERE id = $2 AND status = 'leased'")
+    query("UPDATE assignments SET lease_expires_at = $1 WHERE id = $2 AND status = 'leased'")
         .bind(expires)
         .bind(id.0)
-        .execute(&mut **tx)
+        .execute(&mut tx)
         .await?;
     tx.commit().await?;
     Ok(Lease {
@@ -195,7 +195,7 @@ async fn submit_once(
 ) -> Result<AssignmentOutcome> {
     let mut tx = m.db.begin().await?;
     let a = load_leased(&mut tx, id, &signed.account).await?;
-    let stored = sqlx::query(
+    let stored = query(
         "UPDATE assignments SET status = 'submitted', body = $1, signed_at = $2, nonce = $3, signature = $4,
          elapsed_ms = $5, finished_at = $6 WHERE id = $7 AND status = 'leased'",
     )
@@ -206,9 +206,9 @@ async fn submit_once(
     .bind(req.elapsed_ms)
     .bind(now_ms())
     .bind(id.0)
-    .execute(&mut **tx)
+    .execute(&mut tx)
     .await?
-    .rows_affected();
+    ;
     if stored != 1 {
         return Err(MarketError::conflict(
             "state_changed",
@@ -231,12 +231,12 @@ async fn submit_once(
 }
 
 pub(crate) async fn assignment_status(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     id: AssignmentId,
 ) -> Result<AssignmentState> {
-    let r = sqlx::query("SELECT status FROM assignments WHERE id = $1")
+    let r = query("SELECT status FROM assignments WHERE id = $1")
         .bind(id.0)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
     AssignmentState::parse(&text(&r, "status")?)
 }
@@ -263,19 +263,19 @@ pub async fn report_failure(
         AssignmentState::Failed,
     )
     .await?;
-    sqlx::query("UPDATE assignments SET reason = $1 WHERE id = $2")
+    query("UPDATE assignments SET reason = $1 WHERE id = $2")
         .bind(reason)
         .bind(id.0)
-        .execute(&mut **tx)
+        .execute(&mut tx)
         .await?;
     release_slot(&mut tx, a.task).await?;
     // An input no worker can run must not circulate for ever.
     let task = load_task(&mut tx, a.task).await?;
-    let failures: i64 = sqlx::query(
+    let failures: i64 = query(
         "SELECT COUNT(*) AS n FROM assignments WHERE task_id = $1 AND status = 'failed'",
     )
     .bind(a.task.0)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut tx)
     .await?
     .try_get("n")?;
     let mut task_state = task.state;
@@ -296,14 +296,14 @@ pub async fn report_failure(
     })
 }
 
-pub(crate) async fn release_slot(tx: &mut Transaction<'static, Any>, task: TaskId) -> Result<()> {
-    sqlx::query(
+pub(crate) async fn release_slot(tx: &mut WriteTx<'_>, task: TaskId) -> Result<()> {
+    query(
         "UPDATE tasks SET taken = taken - 1,
          status = CASE WHEN status = 'running' AND taken - 1 = 0 THEN 'open' ELSE status END
          WHERE id = $1",
     )
     .bind(task.0)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -321,13 +321,13 @@ pub struct TaskRow {
     pub verdict: Option<StoredVerdict>,
 }
 
-pub async fn load_task(tx: &mut Transaction<'static, Any>, id: TaskId) -> Result<TaskRow> {
-    let r = sqlx::query(
+pub async fn load_task(tx: &mut WriteTx<'_>, id: TaskId) -> Result<TaskRow> {
+    let r = query(
         "SELECT t.id, t.bid_id, t.status, t.price, t.wanted, t.max_replicas, t.verdict, b.params, b.fee_bps, b.client
          FROM tasks t JOIN bids b ON b.id = t.bid_id WHERE t.id = $1",
     )
     .bind(id.0)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| MarketError::NotFound(format!("no task {id}")))?;
     let verdict: Option<String> = r.try_get("verdict")?;
@@ -355,15 +355,15 @@ pub struct Decision {
 /// Run the vote on a task if it can be decided, and act on the outcome.
 pub async fn decide(
     m: &Market,
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     task_id: TaskId,
 ) -> Result<Decision> {
     let task = load_task(tx, task_id).await?;
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT id, worker, status, body FROM assignments WHERE task_id = $1 ORDER BY id",
     )
     .bind(task_id.0)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?;
     let mut submitted = Vec::new();
     let mut outstanding = 0;
@@ -440,10 +440,10 @@ pub async fn decide(
             voted: ballots.iter().map(|b| b.assignment).collect(),
             verdict,
         };
-        sqlx::query("UPDATE tasks SET status = 'verified', finished_at = $1 WHERE id = $2")
+        query("UPDATE tasks SET status = 'verified', finished_at = $1 WHERE id = $2")
             .bind(now_ms())
             .bind(task_id.0)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         save_verdict(tx, task_id, &stored).await?;
         for (id, worker, _) in &submitted {
@@ -460,9 +460,9 @@ pub async fn decide(
         return Ok(unchanged);
     }
     if task.wanted < task.max_replicas {
-        sqlx::query("UPDATE tasks SET wanted = wanted + 1 WHERE id = $1")
+        query("UPDATE tasks SET wanted = wanted + 1 WHERE id = $1")
             .bind(task_id.0)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         return Ok(Decision {
             task_state: task.state,
@@ -477,14 +477,14 @@ pub async fn decide(
 }
 
 async fn save_verdict(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     task: TaskId,
     v: &StoredVerdict,
 ) -> Result<()> {
-    sqlx::query("UPDATE tasks SET verdict = $1 WHERE id = $2")
+    query("UPDATE tasks SET verdict = $1 WHERE id = $2")
         .bind(serde_json::to_string(v).expect("verdict serializes"))
         .bind(task.0)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -493,7 +493,7 @@ async fn save_verdict(
 /// worker's reputation.
 async fn judge(
     m: &Market,
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     task: &TaskRow,
     id: AssignmentId,
     worker: &AccountId,
@@ -507,11 +507,11 @@ async fn judge(
     };
     set_assignment(tx, id, from, to).await?;
     let column = if agreed { "agreed" } else { "disagreed" };
-    sqlx::query(&format!(
+    query(&format!(
         "UPDATE workers SET {column} = {column} + 1 WHERE account = $1"
     ))
     .bind(worker.as_str())
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     if agreed {
         pay(m, tx, task, id, worker).await?;

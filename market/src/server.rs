@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::db::query;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::Result;
@@ -58,8 +59,8 @@ impl Market {
     /// other market process on the same database.
     pub async fn wake(&self) {
         self.wake_local();
-        if let Some(stmt) = self.db.dialect().wake_statement() {
-            if let Err(e) = sqlx::query(stmt).execute(self.db.pool()).await {
+        if self.db.is_postgres() {
+            if let Err(e) = query("NOTIFY tally_work").execute(&self.db).await {
                 tracing::warn!(error = %e, "could not notify other market processes");
             }
         }
@@ -106,8 +107,23 @@ impl Market {
                 }
             }
         });
+        let m = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut shutdown = m.shutdown_signal();
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.changed() => return,
+                }
+                if let Err(e) = m.db.checkpoint().await {
+                    tracing::warn!(error = %e, "checkpoint failed");
+                }
+            }
+        });
         crate::settle::spawn(self);
-        if self.db.dialect().name() == "postgres" {
+        if self.db.is_postgres() {
             let m = Arc::clone(self);
             tokio::spawn(async move { relay_notifications(m).await });
         }

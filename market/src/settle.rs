@@ -33,7 +33,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{Any, Row, Transaction};
 use tally_protocol::wire;
 use tally_protocol::{AccountId, AssignmentId, Stroops, TaskId};
 use tally_settlement::record::STATUS_PENDING;
@@ -41,8 +40,9 @@ use tally_settlement::{
     Asset, Keypair, Network, PublicKey, RecordBody, Submitter, TimeBounds, GENESIS_PREV_HASH,
 };
 
+use crate::db::{query, WriteTx};
 use crate::config::Config;
-use crate::db::{int, text, WriteTx};
+use crate::db::{int, text};
 use crate::error::{MarketError, Result};
 use crate::ledger::{self, Book, Cause, Leg};
 use crate::{now_ms, Market};
@@ -116,8 +116,8 @@ pub async fn settle_with(m: &Market, submitter: Option<&Submitter>) -> Result<us
 /// The stored next transaction sequence number, if known.
 pub async fn next_tx_seq(m: &Market) -> Result<Option<i64>> {
     Ok(
-        sqlx::query("SELECT next_tx_seq FROM settlement_state WHERE id = 1")
-            .fetch_one(m.db.pool())
+        query("SELECT next_tx_seq FROM settlement_state WHERE id = 1")
+            .fetch_one(&m.db)
             .await?
             .try_get("next_tx_seq")?,
     )
@@ -141,11 +141,11 @@ async fn settle_batch(
     let now = now_ms();
     let mut tx = m.db.begin().await?;
     // The lock: see the module docs.
-    let stored: Option<i64> = sqlx::query(
+    let stored: Option<i64> = query(
         "UPDATE settlement_state SET updated_at = $1 WHERE id = 1 RETURNING next_tx_seq",
     )
     .bind(now)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut tx)
     .await?
     .try_get("next_tx_seq")?;
     let tx_seq = match (stored, synced) {
@@ -160,8 +160,8 @@ async fn settle_batch(
     if batch.is_empty() {
         return nothing(tx).await;
     }
-    let last = sqlx::query("SELECT seq, hash FROM settlements ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut **tx)
+    let last = query("SELECT seq, hash FROM settlements ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut tx)
         .await?;
     let (seq, prev_hash) = match last {
         Some(r) => (int(&r, "seq")? as u64 + 1, text(&r, "hash")?),
@@ -210,7 +210,7 @@ async fn settle_batch(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    sqlx::query(
+    query(
         "INSERT INTO settlements (seq, prev_hash, hash, network, source, asset, payouts, envelope_xdr,
            tx_hash, tx_seq, max_time, status, result_code, attempts, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, 0, $13, $13)",
@@ -228,18 +228,18 @@ async fn settle_batch(
     .bind(max_time as i64)
     .bind(STATUS_PENDING)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut tx)
     .await?;
     for p in &wire_payouts {
         for a in &p.assignments {
-            let n = sqlx::query(
+            let n = query(
                 "UPDATE assignments SET payout_seq = $1 WHERE id = $2 AND status = 'agreed' AND payout_seq IS NULL",
             )
             .bind(seq as i64)
             .bind(a.0)
-            .execute(&mut **tx)
+            .execute(&mut tx)
             .await?
-            .rows_affected();
+            ;
             if n != 1 {
                 return Err(MarketError::Corrupt(format!(
                     "assignment {a} changed while settling"
@@ -248,9 +248,9 @@ async fn settle_batch(
         }
         move_payout(&mut tx, "settle", seq, p, Book::Earned, Book::Paid).await?;
     }
-    sqlx::query("UPDATE settlement_state SET next_tx_seq = $1 WHERE id = 1")
+    query("UPDATE settlement_state SET next_tx_seq = $1 WHERE id = 1")
         .bind(tx_seq + 1)
-        .execute(&mut **tx)
+        .execute(&mut tx)
         .await?;
     tx.commit().await?;
     m.metrics.settlements.fetch_add(1, Ordering::Relaxed);
@@ -269,14 +269,14 @@ async fn settle_batch(
 /// is rolled back later, by sqlx, and SQLite would meanwhile refuse the
 /// next writer (one that has read already gets `SQLITE_BUSY` at once).
 async fn nothing(tx: WriteTx<'_>) -> Result<Option<u64>> {
-    tx.tx.rollback().await?;
+    tx.rollback().await?;
     Ok(None)
 }
 
 /// Post one payout's ledger movement from `from` to `to` (`earned -> paid`
 /// when it is settled, back when its transaction paid nothing).
 pub(crate) async fn move_payout(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     kind: &str,
     seq: u64,
     p: &wire::Payout,
@@ -304,11 +304,11 @@ pub(crate) async fn move_payout(
 }
 
 /// Records stored but not yet known to have applied or failed.
-async fn in_flight(tx: &mut Transaction<'static, Any>) -> Result<i64> {
-    let row = sqlx::query(
+async fn in_flight(tx: &mut WriteTx<'_>) -> Result<i64> {
+    let row = query(
         "SELECT COUNT(*) AS n FROM settlements WHERE status IN ('pending', 'submitted')",
     )
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     int(&row, "n")
 }
@@ -318,11 +318,11 @@ async fn in_flight(tx: &mut Transaction<'static, Any>) -> Result<i64> {
 /// hold has run out is retried first, in a batch of its own, so a payout
 /// the network refuses again takes no one else's with it.
 async fn collect(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     now: i64,
     max_ops: usize,
 ) -> Result<Vec<(String, Vec<Due>)>> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT a.id, a.worker, a.task_id, t.price, b.fee_bps,
            (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e
              WHERE e.assignment_id = a.id AND e.book = 'earned') AS earned,
@@ -334,7 +334,7 @@ async fn collect(
     )
     .bind(now)
     .bind(MAX_ASSIGNMENTS)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?;
     let mut fresh: BTreeMap<String, Vec<Due>> = BTreeMap::new();
     let mut retry: BTreeMap<String, Vec<Due>> = BTreeMap::new();

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use tally_protocol::{AssignmentId, TaskId};
 
+use crate::db::query;
 use crate::db::int;
 use crate::error::Result;
 use crate::payment::fail_task;
@@ -15,9 +16,9 @@ use crate::{now_ms, Market};
 /// reputation counts a timeout. Returns how many expired.
 pub async fn expire_leases(m: &Market) -> Result<usize> {
     let now = now_ms();
-    let rows = sqlx::query("SELECT id FROM assignments WHERE status = 'leased' AND lease_expires_at < $1 ORDER BY id LIMIT 500")
+    let rows = query("SELECT id FROM assignments WHERE status = 'leased' AND lease_expires_at < $1 ORDER BY id LIMIT 500")
         .bind(now)
-        .fetch_all(m.db.pool())
+        .fetch_all(&m.db)
         .await?;
     if rows.is_empty() {
         return Ok(0);
@@ -29,20 +30,20 @@ pub async fn expire_leases(m: &Market) -> Result<usize> {
         let a = load_assignment(&mut tx, id).await?;
         lock_task(&mut tx, a.task).await?;
         // Re-check under the transaction: a heartbeat or result may have won.
-        let still = sqlx::query("UPDATE assignments SET status = 'expired', finished_at = $1 WHERE id = $2 AND status = 'leased' AND lease_expires_at < $1")
+        let still = query("UPDATE assignments SET status = 'expired', finished_at = $1 WHERE id = $2 AND status = 'leased' AND lease_expires_at < $1")
             .bind(now)
             .bind(id.0)
-            .execute(&mut **tx)
+            .execute(&mut tx)
             .await?
-            .rows_affected();
+            ;
         if still == 0 {
             continue;
         }
         n += 1;
         release_slot(&mut tx, a.task).await?;
-        sqlx::query("UPDATE workers SET timed_out = timed_out + 1 WHERE account = $1")
+        query("UPDATE workers SET timed_out = timed_out + 1 WHERE account = $1")
             .bind(a.worker.as_str())
-            .execute(&mut **tx)
+            .execute(&mut tx)
             .await?;
         decide(m, &mut tx, a.task).await?;
     }
@@ -57,12 +58,12 @@ pub async fn expire_leases(m: &Market) -> Result<usize> {
 /// Fail the unfinished tasks of bids past their deadline. Returns how many.
 pub async fn expire_deadlines(m: &Market) -> Result<usize> {
     let now = now_ms();
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT t.id FROM tasks t JOIN bids b ON b.id = t.bid_id
          WHERE b.status = 'open' AND b.deadline_at < $1 AND t.status IN ('open', 'running') LIMIT 500",
     )
     .bind(now)
-    .fetch_all(m.db.pool())
+    .fetch_all(&m.db)
     .await?;
     if rows.is_empty() {
         return Ok(0);

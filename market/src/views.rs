@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use base64::Engine as _;
-use sqlx::Row;
 use tally_protocol::wire::*;
 use tally_protocol::{AccountId, AssignmentId, BidId, Sha256Hex, Stroops, TaskId};
 
+use crate::db::query;
 use crate::db::{int, json, parse, text};
 use crate::error::{MarketError, Result};
 use crate::ledger::{self, Book};
@@ -18,8 +18,8 @@ use crate::{now_ms, to_time, Market};
 
 /// `GET /v1/bids/{id}`: only the client who placed it may read it.
 pub async fn bid_status(m: &Market, caller: &AccountId, id: BidId) -> Result<BidStatus> {
-    let pool = m.db.pool();
-    let b = sqlx::query(
+    let pool = &m.db;
+    let b = query(
         "SELECT client, model, price, reserved, spent, status, created_at FROM bids WHERE id = $1",
     )
     .bind(id.0)
@@ -32,7 +32,7 @@ pub async fn bid_status(m: &Market, caller: &AccountId, id: BidId) -> Result<Bid
             "bid {id} belongs to another client"
         )));
     }
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT t.id, t.status, t.input, t.verdict,
            (SELECT COUNT(*) FROM assignments a WHERE a.task_id = t.id AND a.body IS NOT NULL) AS results
          FROM tasks t WHERE t.bid_id = $1 ORDER BY t.id",
@@ -77,8 +77,8 @@ pub async fn bid_status(m: &Market, caller: &AccountId, id: BidId) -> Result<Bid
 
 /// `GET /v1/tasks/{id}/evidence`: every signed result, the parameters and the verdict.
 pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
-    let pool = m.db.pool();
-    let t = sqlx::query(
+    let pool = &m.db;
+    let t = query(
         "SELECT t.bid_id, t.status, t.model, t.input, t.price, t.verdict, b.params, b.fee_bps
          FROM tasks t JOIN bids b ON b.id = t.bid_id WHERE t.id = $1",
     )
@@ -86,7 +86,7 @@ pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| MarketError::NotFound(format!("no task {id}")))?;
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT id, worker, body, signed_at, nonce, signature FROM assignments
          WHERE task_id = $1 AND body IS NOT NULL ORDER BY id",
     )
@@ -126,9 +126,9 @@ pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
 
 /// `GET /v1/accounts/me`.
 pub async fn account_view(m: &Market, account: &AccountId) -> Result<AccountView> {
-    let pool = m.db.pool();
+    let pool = &m.db;
     let owner = account.as_str();
-    let fees: i64 = sqlx::query(
+    let fees: i64 = query(
         "SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS fees FROM ledger_entries e
          JOIN assignments a ON a.id = e.assignment_id WHERE e.book = 'fees' AND a.worker = $1",
     )
@@ -136,7 +136,7 @@ pub async fn account_view(m: &Market, account: &AccountId) -> Result<AccountView
     .fetch_one(pool)
     .await?
     .try_get("fees")?;
-    let rep = sqlx::query("SELECT agreed, disagreed, timed_out FROM workers WHERE account = $1")
+    let rep = query("SELECT agreed, disagreed, timed_out FROM workers WHERE account = $1")
         .bind(owner)
         .fetch_optional(pool)
         .await?;
@@ -161,9 +161,9 @@ pub async fn account_view(m: &Market, account: &AccountId) -> Result<AccountView
 
 /// `GET /v1/market`.
 pub async fn market_stats(m: &Market) -> Result<MarketStats> {
-    let pool = m.db.pool();
+    let pool = &m.db;
     let mut by_state = [0u64; 4];
-    for r in sqlx::query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
+    for r in query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
         .fetch_all(pool)
         .await?
     {
@@ -175,7 +175,7 @@ pub async fn market_stats(m: &Market) -> Result<MarketStats> {
         };
         by_state[i] = int(&r, "n")? as u64;
     }
-    let levels = sqlx::query(
+    let levels = query(
         "SELECT price, COUNT(*) AS n FROM tasks WHERE status IN ('open', 'running') AND taken < wanted
          GROUP BY price ORDER BY price DESC LIMIT 20",
     )
@@ -189,11 +189,11 @@ pub async fn market_stats(m: &Market) -> Result<MarketStats> {
         })
     })
     .collect::<Result<Vec<_>>>()?;
-    let online = sqlx::query("SELECT COUNT(*) AS n FROM workers WHERE last_seen > $1")
+    let online = query("SELECT COUNT(*) AS n FROM workers WHERE last_seen > $1")
         .bind(now_ms() - 60_000)
         .fetch_one(pool)
         .await?;
-    let clearing = sqlx::query("SELECT price FROM tasks WHERE status = 'verified' ORDER BY finished_at DESC, id DESC LIMIT 20")
+    let clearing = query("SELECT price FROM tasks WHERE status = 'verified' ORDER BY finished_at DESC, id DESC LIMIT 20")
         .fetch_all(pool)
         .await?
         .iter()
@@ -216,13 +216,13 @@ pub async fn market_stats(m: &Market) -> Result<MarketStats> {
 
 /// `GET /v1/settlements?after=seq`: records in order, at most `limit`.
 pub async fn settlements(m: &Market, after: u64, limit: u32) -> Result<SettlementPage> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT seq, prev_hash, hash, network, source, asset, payouts, envelope_xdr, tx_hash, status, created_at
          FROM settlements WHERE seq > $1 ORDER BY seq LIMIT $2",
     )
     .bind(after as i64)
     .bind(i64::from(limit))
-    .fetch_all(m.db.pool())
+    .fetch_all(&m.db)
     .await?;
     let mut records = Vec::with_capacity(rows.len());
     for r in rows {

@@ -146,7 +146,7 @@ async fn market(db: &str, tasks: usize, workers: usize) -> anyhow::Result<serde_
     }
     let settled = tally_market::settle::settle_now(&lm.market).await?;
     let secs = started.elapsed().as_secs_f64();
-    let dialect = lm.market.db.dialect().name();
+    let dialect = lm.market.db.engine();
     lm.stop();
     Ok(json!({
         "bench": "market",

@@ -34,7 +34,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     tracing::info!(
         %addr,
-        db = market.db.dialect().name(),
+        db = market.db.engine(),
         operator = %market.config.operator.account(),
         fee_bps = market.config.fee_bps,
         "market serving"

@@ -191,7 +191,7 @@ impl TestMarket {
 
     /// Assert the ledger's invariants, then stop the market.
     pub async fn finish(mut self) {
-        let breaches = tally_market::ledger::check_invariants(self.market.db.pool())
+        let breaches = tally_market::ledger::check_invariants(&self.market.db)
             .await
             .expect("invariant check runs");
         assert!(

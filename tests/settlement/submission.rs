@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::Row;
 use tally_market::settle::submit::{holds, submit_round, EXPIRY_MARGIN_SECS};
 use tally_market::settle::{next_tx_seq, settle_with, VALIDITY_SECS};
 use tally_protocol::wire::SettlementRecord;
@@ -224,11 +223,11 @@ async fn a_missing_destination_leaves_that_payout_pending_with_a_reason(backend:
     let victim = first.payouts[1].account.clone();
     submit_round(m, &h.submitter, now_secs()).await.unwrap();
 
-    let row = sqlx::query("SELECT status, result_code FROM settlements WHERE seq = 1")
-        .fetch_one(m.db.pool())
+    let row = tally_market::db::query("SELECT status, result_code FROM settlements WHERE seq = 1")
+        .fetch_one(&m.db)
         .await
         .unwrap();
-    assert_eq!(row.try_get::<String, _>("status").unwrap(), "failed");
+    assert_eq!(row.try_get::<String>("status").unwrap(), "failed");
     let code: String = row.try_get("result_code").unwrap();
     assert_eq!(code, format!("tx_failed: op_no_destination ({victim})"));
     let held = holds(m).await.unwrap();
@@ -260,8 +259,8 @@ async fn a_missing_destination_leaves_that_payout_pending_with_a_reason(backend:
     );
 
     // When the hold runs out, the victim is retried in a record of its own.
-    sqlx::query("UPDATE payout_holds SET retry_at = 0")
-        .execute(m.db.pool())
+    tally_market::db::query("UPDATE payout_holds SET retry_at = 0")
+        .execute(&m.db)
         .await
         .unwrap();
     assert_eq!(settle_with(m, Some(&h.submitter)).await.unwrap(), 1);

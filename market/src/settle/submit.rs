@@ -31,7 +31,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Row;
 use tally_protocol::wire;
 use tally_settlement::record::{
     STATUS_CONFIRMED, STATUS_EXPIRED, STATUS_FAILED, STATUS_PENDING, STATUS_SUBMITTED,
@@ -39,6 +38,7 @@ use tally_settlement::record::{
 use tally_settlement::{Endpoint, Outcome, PublicKey, Submitter};
 
 use super::move_payout;
+use crate::db::{query, WriteTx};
 use crate::config::Config;
 use crate::db::{int, json, text};
 use crate::error::{MarketError, Result};
@@ -107,11 +107,11 @@ struct InFlight {
 /// live one is sent (or asked about). `now_secs` is the unix time to judge
 /// max times by (tests pass a later one instead of waiting).
 pub async fn submit_round(m: &Market, sub: &Submitter, now_secs: u64) -> Result<()> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT seq, envelope_xdr, tx_hash, max_time, attempts, result_code, payouts FROM settlements
          WHERE status IN ('pending', 'submitted') ORDER BY seq",
     )
-    .fetch_all(m.db.pool())
+    .fetch_all(&m.db)
     .await?;
     for r in rows {
         let rec = InFlight {
@@ -212,7 +212,7 @@ async fn settle_outcome(m: &Market, rec: &InFlight, outcome: Outcome) -> Result<
 
 async fn mark_sent(m: &Market, rec: &InFlight, code: &str) -> Result<()> {
     let mut tx = m.db.begin().await?;
-    sqlx::query(
+    query(
         "UPDATE settlements SET status = $1, attempts = attempts + 1, result_code = $2, updated_at = $3
          WHERE seq = $4 AND status IN ('pending', 'submitted')",
     )
@@ -220,28 +220,28 @@ async fn mark_sent(m: &Market, rec: &InFlight, code: &str) -> Result<()> {
     .bind(code)
     .bind(now_ms())
     .bind(rec.seq as i64)
-    .execute(&mut **tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await
 }
 
 /// Move the record from in flight to `to`; false when another process did first.
 async fn resolve(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut WriteTx<'_>,
     rec: &InFlight,
     to: &str,
     code: &str,
 ) -> Result<bool> {
-    let row = sqlx::query("SELECT status FROM settlements WHERE seq = $1")
+    let row = query("SELECT status FROM settlements WHERE seq = $1")
         .bind(rec.seq as i64)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
     let from = text(&row, "status")?;
     if from != STATUS_PENDING && from != STATUS_SUBMITTED {
         return Ok(false);
     }
     record_transition(&from, to)?;
-    let n = sqlx::query(
+    let n = query(
         "UPDATE settlements SET status = $1, result_code = $2, updated_at = $3
          WHERE seq = $4 AND status = $5",
     )
@@ -250,22 +250,22 @@ async fn resolve(
     .bind(now_ms())
     .bind(rec.seq as i64)
     .bind(&from)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?
-    .rows_affected();
+    ;
     Ok(n == 1)
 }
 
 async fn confirm(m: &Market, rec: &InFlight, ledger: u32) -> Result<()> {
     let mut tx = m.db.begin().await?;
     if !resolve(&mut tx, rec, STATUS_CONFIRMED, &format!("ledger {ledger}")).await? {
-        tx.tx.rollback().await?;
+        tx.rollback().await?;
         return Ok(());
     }
     for p in &rec.payouts {
-        sqlx::query("DELETE FROM payout_holds WHERE worker = $1")
+        query("DELETE FROM payout_holds WHERE worker = $1")
             .bind(p.account.as_str())
-            .execute(&mut **tx)
+            .execute(&mut tx)
             .await?;
     }
     tx.commit().await?;
@@ -284,23 +284,23 @@ async fn unpay(
     let now = now_ms();
     let mut tx = m.db.begin().await?;
     // Settlers take this row first; so does this, so no batch sees half of it.
-    sqlx::query("UPDATE settlement_state SET next_tx_seq = NULL, updated_at = $1 WHERE id = 1")
+    query("UPDATE settlement_state SET next_tx_seq = NULL, updated_at = $1 WHERE id = 1")
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut tx)
         .await?;
     if !resolve(&mut tx, rec, to, reason).await? {
-        tx.tx.rollback().await?;
+        tx.rollback().await?;
         return Ok(());
     }
     for p in &rec.payouts {
         move_payout(&mut tx, "unsettle", rec.seq, p, Book::Paid, Book::Earned).await?;
     }
-    sqlx::query("UPDATE assignments SET payout_seq = NULL WHERE payout_seq = $1")
+    query("UPDATE assignments SET payout_seq = NULL WHERE payout_seq = $1")
         .bind(rec.seq as i64)
-        .execute(&mut **tx)
+        .execute(&mut tx)
         .await?;
     for (worker, code) in held {
-        sqlx::query(
+        query(
             "INSERT INTO payout_holds (worker, reason, record_seq, retry_at, created_at)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (worker) DO UPDATE SET reason = excluded.reason,
@@ -311,7 +311,7 @@ async fn unpay(
         .bind(rec.seq as i64)
         .bind(now + HOLD_MS)
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut tx)
         .await?;
     }
     tx.commit().await?;
@@ -323,10 +323,10 @@ async fn resync(m: &Market, sub: &Submitter) -> Result<()> {
     let account = PublicKey::parse(m.config.operator.account().as_str())?;
     if let Some(current) = sub.account_sequence(&account).await? {
         let mut tx = m.db.begin().await?;
-        sqlx::query("UPDATE settlement_state SET next_tx_seq = $1, updated_at = $2 WHERE id = 1")
+        query("UPDATE settlement_state SET next_tx_seq = $1, updated_at = $2 WHERE id = 1")
             .bind(current.saturating_add(1))
             .bind(now_ms())
-            .execute(&mut **tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
     }
@@ -343,8 +343,8 @@ pub struct Hold {
 
 /// Every payout hold.
 pub async fn holds(m: &Market) -> Result<Vec<Hold>> {
-    sqlx::query("SELECT worker, reason, retry_at FROM payout_holds ORDER BY worker")
-        .fetch_all(m.db.pool())
+    query("SELECT worker, reason, retry_at FROM payout_holds ORDER BY worker")
+        .fetch_all(&m.db)
         .await?
         .iter()
         .map(|r| {
