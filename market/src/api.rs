@@ -15,7 +15,7 @@ use tally_protocol::wire::*;
 use tally_protocol::{AssignmentId, BidId, Sha256Hex, TaskId};
 
 use crate::db::query;
-use crate::auth::{require_operator, Signed};
+use crate::auth::{require_operator, Signed, SignedWrite};
 use crate::error::{MarketError, Result};
 use crate::{bids, claims, ledger, now_ms, results, views, Market};
 
@@ -160,16 +160,20 @@ async fn get_input(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Re
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
-async fn heartbeat(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Json<Lease>> {
+async fn heartbeat(
+    State(m): S,
+    Path(raw): Path<String>,
+    SignedWrite(s): SignedWrite,
+) -> Result<Json<Lease>> {
     Ok(Json(
-        results::heartbeat(&m, s.account(), id::<AssignmentId>(&raw, "assignment")?).await?,
+        results::heartbeat(&m, &s.headers, id::<AssignmentId>(&raw, "assignment")?).await?,
     ))
 }
 
 async fn submit_result(
     State(m): S,
     Path(raw): Path<String>,
-    s: Signed,
+    SignedWrite(s): SignedWrite,
 ) -> Result<Json<AssignmentOutcome>> {
     let a = id::<AssignmentId>(&raw, "assignment")?;
     let req: ResultRequest = s.json()?;
@@ -181,12 +185,12 @@ async fn submit_result(
 async fn report_failure(
     State(m): S,
     Path(raw): Path<String>,
-    s: Signed,
+    SignedWrite(s): SignedWrite,
 ) -> Result<Json<AssignmentOutcome>> {
     let a = id::<AssignmentId>(&raw, "assignment")?;
     let req: FailureRequest = s.json()?;
     Ok(Json(
-        results::report_failure(&m, s.account(), a, &req.reason).await?,
+        results::report_failure(&m, &s.headers, a, &req.reason).await?,
     ))
 }
 

@@ -10,6 +10,7 @@ use tally_protocol::{AccountId, BidId, Sha256Hex, Stroops, TaskId};
 
 use crate::db::query;
 use crate::error::{MarketError, Result};
+use crate::wake::Work;
 use crate::ledger::{self, Book, Cause, Leg};
 use crate::{now_ms, Market};
 
@@ -277,7 +278,12 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
     m.metrics
         .bids
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    m.wake().await;
+    m.work_arrived(Work {
+        model: req.model.clone(),
+        price: req.price.0,
+        slots: tasks.len() * req.replicas as usize,
+    })
+    .await;
     Ok(BidCreated {
         bid,
         tasks,

@@ -7,6 +7,7 @@
 //! worker)` forbids a second replica of one task to one worker, so it holds
 //! under any interleaving and across several market processes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tally_protocol::wire::{Assignment, ClaimRequest, Claimed, Offer, OfferRequest};
@@ -15,6 +16,7 @@ use tally_protocol::{AccountId, AssignmentId, Sha256Hex, Stroops, TaskId};
 use crate::db::query;
 use crate::db::{int, parse, text};
 use crate::error::{MarketError, Result};
+use crate::wake::WakeUp;
 use crate::{now_ms, to_time, Market};
 
 /// The longest a claim may wait for work.
@@ -66,7 +68,6 @@ pub async fn post_offer(m: &Market, worker: &AccountId, req: OfferRequest) -> Re
     .execute(&mut tx)
     .await?;
     tx.commit().await?;
-    m.wake().await;
     Ok(Offer {
         worker: worker.clone(),
         models: req.models,
@@ -119,10 +120,12 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
     })?;
     touch_worker(m, worker).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms);
-    let mut wake = m.subscribe();
     let mut shutdown = m.shutdown_signal();
+    let models: Arc<[Sha256Hex]> = Arc::from(offer.models.clone());
+    let mut woken: Option<WakeUp<'_>> = None;
     loop {
-        wake.borrow_and_update();
+        // Register before looking: work that arrives after the look wakes us.
+        let waiting = m.waiters.register(Arc::clone(&models), offer.min_price);
         let held = leased_count(m, worker).await?;
         let room = (offer.capacity - held).clamp(0, i64::from(req.max_tasks));
         if room == 0 {
@@ -134,33 +137,15 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
         if !got.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
             return Ok(Claimed { assignments: got });
         }
-        let _waiting = WaitingGuard::new(m);
+        if let Some(up) = woken.take() {
+            // Woken for work we could not take: someone else may.
+            up.pass_on();
+        }
         tokio::select! {
-            r = wake.changed() => if r.is_err() { return Ok(Claimed { assignments: vec![] }) },
+            up = waiting.woken() => woken = Some(up),
             _ = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.changed() => {}
         }
-    }
-}
-
-/// Counts a claim as waiting while it lives.
-struct WaitingGuard<'a>(&'a Market);
-
-impl<'a> WaitingGuard<'a> {
-    fn new(m: &'a Market) -> Self {
-        m.metrics
-            .waiting_claims
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        WaitingGuard(m)
-    }
-}
-
-impl Drop for WaitingGuard<'_> {
-    fn drop(&mut self) {
-        self.0
-            .metrics
-            .waiting_claims
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -2,7 +2,7 @@
 //! ledger pays, settlement batches go out on Stellar.
 //!
 //! - [`config`]: what `tally serve` is told: database, operator key, fees, limits.
-//! - [`db`]: the sqlx pool, migrations, and the SQLite/PostgreSQL [`db::Dialect`]s.
+//! - [`db`]: one query API over SQLite (rusqlite, in-process) and PostgreSQL (sqlx); migrations.
 //! - [`error`]: the one error type and its HTTP mapping.
 //! - [`lifecycle`]: task and assignment states and their one transition check.
 //! - [`ledger`]: double-entry postings, balances, and the invariant check.
@@ -14,6 +14,7 @@
 //! - [`settle`]: settlement batches: earnings netted per worker into signed,
 //!   hash-chained records; their submission to Horizon / Stellar RPC.
 //! - [`views`]: read models: bid status, evidence, accounts, market stats, metrics.
+//! - [`wake`]: waiting claims, woken only as many as new work has slots.
 //! - [`auth`]: the signed-request extractor and replay protection.
 //! - [`api`]: the axum router.
 //! - [`server`]: start-up, background jobs, graceful shutdown.
@@ -33,6 +34,7 @@ pub mod server;
 pub mod settle;
 pub mod sweep;
 pub mod views;
+pub mod wake;
 
 pub use config::{Config, Limits};
 pub use error::{MarketError, Result};

@@ -7,11 +7,13 @@ use std::sync::atomic::Ordering;
 use tally_protocol::signing::SignedHeaders;
 use tally_protocol::vote::{self, Ballot, Verdict, VoteParams};
 use tally_protocol::wire::{AssignmentOutcome, Lease, ResultRequest, TaskState};
-use tally_protocol::{AccountId, AssignmentId, BidId, Stroops, TaskId};
+use tally_protocol::{AccountId, AssignmentId, BidId, Sha256Hex, Stroops, TaskId};
 
+use crate::auth::begin_signed;
 use crate::db::{query, WriteTx};
 use crate::db::{int, json, parse, text};
 use crate::error::{MarketError, Result};
+use crate::wake::Work;
 use crate::lifecycle::{assignment_transition, parse_task_state, task_transition, AssignmentState};
 use crate::payment::{close_bid_if_done, fail_task, pay};
 use crate::{now_ms, to_time, Market};
@@ -118,9 +120,9 @@ pub(crate) async fn set_assignment(
 }
 
 /// Extend a lease.
-pub async fn heartbeat(m: &Market, worker: &AccountId, id: AssignmentId) -> Result<Lease> {
-    let mut tx = m.db.begin().await?;
-    load_leased(&mut tx, id, worker).await?;
+pub async fn heartbeat(m: &Market, signed: &SignedHeaders, id: AssignmentId) -> Result<Lease> {
+    let mut tx = begin_signed(m, signed).await?;
+    load_leased(&mut tx, id, &signed.account).await?;
     let expires = now_ms() + m.config.lease.as_millis() as i64;
     query("UPDATE assignments SET lease_expires_at = $1 WHERE id = $2 AND status = 'leased'")
         .bind(expires)
@@ -193,7 +195,7 @@ async fn submit_once(
     body: &[u8],
     req: &ResultRequest,
 ) -> Result<AssignmentOutcome> {
-    let mut tx = m.db.begin().await?;
+    let mut tx = begin_signed(m, signed).await?;
     let a = load_leased(&mut tx, id, &signed.account).await?;
     let stored = query(
         "UPDATE assignments SET status = 'submitted', body = $1, signed_at = $2, nonce = $3, signature = $4,
@@ -219,8 +221,8 @@ async fn submit_once(
     let outcome = decide(m, &mut tx, a.task).await?;
     let status = assignment_status(&mut tx, id).await?;
     tx.commit().await?;
-    if outcome.wake {
-        m.wake().await;
+    if let Some(work) = outcome.wake {
+        m.work_arrived(work).await;
     }
     Ok(AssignmentOutcome {
         assignment: id,
@@ -244,7 +246,7 @@ pub(crate) async fn assignment_status(
 /// A worker could not run its assignment: the slot goes back to the pool.
 pub async fn report_failure(
     m: &Market,
-    worker: &AccountId,
+    signed: &SignedHeaders,
     id: AssignmentId,
     reason: &str,
 ) -> Result<AssignmentOutcome> {
@@ -254,8 +256,8 @@ pub async fn report_failure(
             "reason must be 1 to 1000 characters",
         ));
     }
-    let mut tx = m.db.begin().await?;
-    let a = load_leased(&mut tx, id, worker).await?;
+    let mut tx = begin_signed(m, signed).await?;
+    let a = load_leased(&mut tx, id, &signed.account).await?;
     set_assignment(
         &mut tx,
         id,
@@ -287,7 +289,9 @@ pub async fn report_failure(
     }
     tx.commit().await?;
     m.metrics.failures.fetch_add(1, Ordering::Relaxed);
-    m.wake().await;
+    if !task_state.is_final() {
+        m.work_arrived(task.one_slot()).await;
+    }
     Ok(AssignmentOutcome {
         assignment: id,
         task: a.task,
@@ -310,6 +314,7 @@ pub(crate) async fn release_slot(tx: &mut WriteTx<'_>, task: TaskId) -> Result<(
 
 pub struct TaskRow {
     pub id: TaskId,
+    pub model: Sha256Hex,
     pub bid: BidId,
     pub client: AccountId,
     pub state: TaskState,
@@ -323,7 +328,7 @@ pub struct TaskRow {
 
 pub async fn load_task(tx: &mut WriteTx<'_>, id: TaskId) -> Result<TaskRow> {
     let r = query(
-        "SELECT t.id, t.bid_id, t.status, t.price, t.wanted, t.max_replicas, t.verdict, b.params, b.fee_bps, b.client
+        "SELECT t.id, t.model, t.bid_id, t.status, t.price, t.wanted, t.max_replicas, t.verdict, b.params, b.fee_bps, b.client
          FROM tasks t JOIN bids b ON b.id = t.bid_id WHERE t.id = $1",
     )
     .bind(id.0)
@@ -333,6 +338,7 @@ pub async fn load_task(tx: &mut WriteTx<'_>, id: TaskId) -> Result<TaskRow> {
     let verdict: Option<String> = r.try_get("verdict")?;
     Ok(TaskRow {
         id,
+        model: parse(&text(&r, "model")?, "model hash")?,
         bid: BidId(int(&r, "bid_id")?),
         client: parse(&text(&r, "client")?, "client")?,
         state: parse_task_state(&text(&r, "status")?)?,
@@ -345,11 +351,22 @@ pub async fn load_task(tx: &mut WriteTx<'_>, id: TaskId) -> Result<TaskRow> {
     })
 }
 
+impl TaskRow {
+    /// One more replica of this task, for waiting claims.
+    pub fn one_slot(&self) -> Work {
+        Work {
+            model: self.model.clone(),
+            price: self.price.0,
+            slots: 1,
+        }
+    }
+}
+
 /// What a decision did.
 pub struct Decision {
     pub task_state: TaskState,
-    /// Whether claimers should look again (a replica was added).
-    pub wake: bool,
+    /// Work for waiting claims (a replica was added).
+    pub wake: Option<Work>,
 }
 
 /// Run the vote on a task if it can be decided, and act on the outcome.
@@ -386,7 +403,7 @@ pub async fn decide(
     }
     let unchanged = Decision {
         task_state: task.state,
-        wake: false,
+        wake: None,
     };
     if task.state == TaskState::Verified {
         // Late results are judged against the consensus.
@@ -453,7 +470,7 @@ pub async fn decide(
         close_bid_if_done(m, tx, task.bid).await?;
         return Ok(Decision {
             task_state: TaskState::Verified,
-            wake: false,
+            wake: None,
         });
     }
     if outstanding > 0 {
@@ -466,13 +483,13 @@ pub async fn decide(
             .await?;
         return Ok(Decision {
             task_state: task.state,
-            wake: true,
+            wake: Some(task.one_slot()),
         });
     }
     fail_task(m, tx, &task).await?;
     Ok(Decision {
         task_state: TaskState::Failed,
-        wake: false,
+        wake: None,
     })
 }
 

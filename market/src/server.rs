@@ -14,6 +14,7 @@ use crate::db::query;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::Result;
+use crate::wake::{Waiters, Work};
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -29,8 +30,6 @@ pub struct Metrics {
     pub paid_results: AtomicU64,
     pub settlements: AtomicU64,
     pub replays: AtomicU64,
-    /// Claims waiting for work right now.
-    pub waiting_claims: std::sync::atomic::AtomicI64,
 }
 
 /// The running market: database, configuration, wake-ups and counters.
@@ -38,7 +37,10 @@ pub struct Market {
     pub db: Db,
     pub config: Config,
     pub metrics: Metrics,
-    wake: watch::Sender<u64>,
+    /// Claims waiting for work.
+    pub waiters: Waiters,
+    /// Tells this process's own `NOTIFY`s from other processes'.
+    instance: String,
     shutdown: watch::Sender<bool>,
 }
 
@@ -50,28 +52,36 @@ impl Market {
             db,
             config,
             metrics: Metrics::default(),
-            wake: watch::channel(0).0,
+            waiters: Waiters::default(),
+            instance: instance_id(),
             shutdown: watch::channel(false).0,
         }))
     }
 
-    /// Tell waiting claims that work may be available, here and in every
-    /// other market process on the same database.
-    pub async fn wake(&self) {
-        self.wake_local();
+    /// Work arrived: wake as many waiting claims as it has slots, and tell
+    /// the other market processes on the same database.
+    pub async fn work_arrived(&self, work: Work) {
+        self.waiters.arrived(&work);
+        self.notify_others().await;
+    }
+
+    /// Anything may have changed (slots returned by expiry): wake every
+    /// waiting claim, here and in the other market processes.
+    pub async fn wake_all(&self) {
+        self.waiters.wake_all();
+        self.notify_others().await;
+    }
+
+    async fn notify_others(&self) {
         if self.db.is_postgres() {
-            if let Err(e) = query("NOTIFY tally_work").execute(&self.db).await {
+            let sent = query("SELECT pg_notify('tally_work', $1)")
+                .bind(self.instance.as_str())
+                .execute(&self.db)
+                .await;
+            if let Err(e) = sent {
                 tracing::warn!(error = %e, "could not notify other market processes");
             }
         }
-    }
-
-    fn wake_local(&self) {
-        self.wake.send_modify(|v| *v = v.wrapping_add(1));
-    }
-
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.wake.subscribe()
     }
 
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
@@ -81,6 +91,7 @@ impl Market {
     /// Stop long polls and background jobs.
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
+        self.waiters.wake_all();
     }
 
     /// Spawn the background jobs: lease and deadline sweeps, settlement, and
@@ -130,6 +141,15 @@ impl Market {
     }
 }
 
+/// A random id for this process's notifications.
+fn instance_id() -> String {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        b = (std::process::id() as u64 ^ crate::now_ms() as u64).to_le_bytes();
+    }
+    hex::encode(b)
+}
+
 /// Relay `NOTIFY tally_work` from other processes to local waiting claims.
 async fn relay_notifications(m: Arc<Market>) {
     let mut shutdown = m.shutdown_signal();
@@ -138,8 +158,10 @@ async fn relay_notifications(m: Arc<Market>) {
             let mut l = sqlx::postgres::PgListener::connect(m.db.url()).await?;
             l.listen("tally_work").await?;
             loop {
-                l.recv().await?;
-                m.wake_local();
+                let n = l.recv().await?;
+                if n.payload() != m.instance {
+                    m.waiters.wake_all();
+                }
             }
             #[allow(unreachable_code)]
             Ok::<(), sqlx::Error>(())
@@ -154,7 +176,7 @@ async fn relay_notifications(m: Arc<Market>) {
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         // Anything may have arrived while we were deaf.
-        m.wake_local();
+        m.waiters.wake_all();
     }
 }
 

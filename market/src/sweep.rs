@@ -50,7 +50,7 @@ pub async fn expire_leases(m: &Market) -> Result<usize> {
     tx.commit().await?;
     m.metrics.expired.fetch_add(n as u64, Ordering::Relaxed);
     if n > 0 {
-        m.wake().await;
+        m.wake_all().await;
     }
     Ok(n)
 }

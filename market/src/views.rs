@@ -329,7 +329,7 @@ pub async fn metrics(m: &Market) -> Result<String> {
     let _ = writeln!(
         out,
         "# HELP tally_claims_waiting Claims long-polling for work.\n# TYPE tally_claims_waiting gauge\ntally_claims_waiting {}",
-        c.waiting_claims.load(Ordering::Relaxed)
+        m.waiters.len()
     );
     Ok(out)
 }

@@ -211,7 +211,7 @@ async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value
     let mut all = Vec::new();
     for i in 0..bids {
         // Start each bid with every worker waiting.
-        while (lm.market.metrics.waiting_claims.load(Ordering::Relaxed) as usize) < workers {
+        while lm.market.waiters.len() < workers {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let req = BidRequest {
