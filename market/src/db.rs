@@ -8,7 +8,12 @@
 //! - **SQLite** runs in-process through `rusqlite`: one writer connection
 //!   behind an async lock (one file, one writer) and a pool of WAL readers,
 //!   every statement prepared once and cached. Statements take microseconds,
-//!   so they run inline rather than on a worker thread; WAL checkpoints, the
+//!   so they run inline rather than on a worker thread. Writes are
+//!   *group-committed*: each [`WriteTx`] is a savepoint inside a transaction
+//!   that the flusher commits once the writers queued behind it have run, and
+//!   [`WriteTx::commit`] returns only after that commit. A busy market then
+//!   writes each page of the log once per batch rather than once per request,
+//!   and nothing is acknowledged before it is durable. WAL checkpoints, the
 //!   one slow step, run in the background on their own connection.
 //! - **PostgreSQL** runs through `sqlx`: writers run concurrently (claims stay
 //!   exclusive through conditional updates, see [`crate::claims`]) and the
@@ -23,7 +28,7 @@ use std::time::Duration;
 use rusqlite::types::Value as LiteValue;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Executor as _, Row as _};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{oneshot, Mutex, MutexGuard, Notify};
 
 use crate::error::{MarketError, Result};
 
@@ -56,15 +61,60 @@ pub struct Db {
 }
 
 enum Backend {
-    Sqlite(Lite),
+    Sqlite(Arc<Lite>),
     Postgres(PgPool),
 }
 
 #[doc(hidden)]
 pub struct Lite {
     path: PathBuf,
-    writer: Mutex<rusqlite::Connection>,
+    writer: Mutex<Writer>,
     readers: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    checkpointer: std::sync::Mutex<Option<rusqlite::Connection>>,
+    /// Wakes the flusher: a batch is waiting to be committed.
+    flush: Arc<Notify>,
+}
+
+/// The writer connection and the batch it has open.
+struct Writer {
+    conn: rusqlite::Connection,
+    /// Writers whose savepoints are released into the open transaction and
+    /// who wait for its commit.
+    pending: Vec<oneshot::Sender<std::result::Result<(), String>>>,
+}
+
+impl Writer {
+    /// Commit the open batch and tell its writers how it went.
+    fn flush(&mut self) {
+        let outcome = if self.conn.is_autocommit() {
+            // An engine error rolled the batch back (SQLite does that for
+            // some errors, e.g. a full disk): its writers' work is gone.
+            Err("the batch was rolled back by the database engine".to_string())
+        } else {
+            self.conn.execute_batch("COMMIT").map_err(|e| {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                e.to_string()
+            })
+        };
+        if let Err(e) = &outcome {
+            if !self.pending.is_empty() {
+                tracing::error!(error = %e, writers = self.pending.len(), "group commit failed");
+            }
+        }
+        for p in self.pending.drain(..) {
+            let _ = p.send(outcome.clone());
+        }
+    }
+
+    /// Undo the current writer's savepoint, keeping the batch.
+    fn rollback_savepoint(&mut self) {
+        if self.conn.is_autocommit() {
+            return;
+        }
+        if let Err(e) = self.conn.execute_batch("ROLLBACK TO op; RELEASE op") {
+            tracing::error!(error = %e, "rollback failed");
+        }
+    }
 }
 
 impl Lite {
@@ -89,33 +139,76 @@ impl Lite {
         }
         out
     }
+
+    /// The flusher: commits a batch once the writers queued before it ran
+    /// (the writer lock is fair, so it queues behind them).
+    fn spawn_flusher(lite: &Arc<Lite>) {
+        let weak = Arc::downgrade(lite);
+        let flush = Arc::clone(&lite.flush);
+        tokio::spawn(async move {
+            loop {
+                flush.notified().await;
+                let Some(lite) = weak.upgrade() else { return };
+                lite.writer.lock().await.flush();
+            }
+        });
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        let mut conn = self.checkpointer.lock().expect("checkpointer");
+        if conn.is_none() {
+            *conn = Some(Lite::open(&self.path)?);
+        }
+        let conn = conn.as_ref().expect("opened");
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
 }
 
-/// A write transaction. On SQLite it holds the one writer connection until
-/// it commits or is dropped (which rolls it back).
+impl Drop for Lite {
+    fn drop(&mut self) {
+        // Let the flusher see that the database is gone.
+        self.flush.notify_one();
+    }
+}
+
+/// A write transaction. On SQLite it is a savepoint on the one writer
+/// connection, held until it commits or is dropped (which undoes it).
 pub struct WriteTx<'a> {
     inner: TxInner<'a>,
 }
 
 enum TxInner<'a> {
     Sqlite {
-        conn: MutexGuard<'a, rusqlite::Connection>,
-        open: bool,
+        /// Taken by `commit` and `rollback`.
+        writer: Option<MutexGuard<'a, Writer>>,
+        flush: &'a Notify,
     },
-    /// Taken by `commit`.
+    /// Taken by `commit` and `rollback`.
     Postgres(Option<sqlx::Transaction<'static, sqlx::Postgres>>),
 }
 
 impl WriteTx<'_> {
+    /// Make this transaction's writes durable. On SQLite this waits for the
+    /// batch it joined to be committed.
     pub async fn commit(mut self) -> Result<()> {
         match &mut self.inner {
-            TxInner::Sqlite { conn, open } => {
-                *open = false;
-                conn.execute_batch("COMMIT").map_err(|e| {
-                    // A failed COMMIT leaves the transaction open: end it.
-                    let _ = conn.execute_batch("ROLLBACK");
-                    MarketError::from(e)
-                })
+            TxInner::Sqlite { writer, flush } => {
+                let mut w = writer.take().expect("a transaction commits once");
+                if let Err(e) = w.conn.execute_batch("RELEASE op") {
+                    w.rollback_savepoint();
+                    flush.notify_one();
+                    return Err(e.into());
+                }
+                let (done, committed) = oneshot::channel();
+                w.pending.push(done);
+                drop(w);
+                flush.notify_one();
+                match committed.await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(MarketError::Commit(e)),
+                    Err(_) => Err(MarketError::Commit("the database closed".into())),
+                }
             }
             TxInner::Postgres(tx) => {
                 tx.take().expect("a transaction commits once").commit().await?;
@@ -123,15 +216,15 @@ impl WriteTx<'_> {
             }
         }
     }
-}
 
-impl WriteTx<'_> {
     /// Undo everything this transaction did (dropping it does the same).
     pub async fn rollback(mut self) -> Result<()> {
         match &mut self.inner {
-            TxInner::Sqlite { conn, open } => {
-                *open = false;
-                conn.execute_batch("ROLLBACK")?;
+            TxInner::Sqlite { writer, flush } => {
+                if let Some(mut w) = writer.take() {
+                    w.rollback_savepoint();
+                    flush.notify_one();
+                }
             }
             TxInner::Postgres(tx) => {
                 tx.take().expect("a transaction ends once").rollback().await?;
@@ -143,9 +236,10 @@ impl WriteTx<'_> {
 
 impl Drop for WriteTx<'_> {
     fn drop(&mut self) {
-        if let TxInner::Sqlite { conn, open: true } = &mut self.inner {
-            if let Err(e) = conn.execute_batch("ROLLBACK") {
-                tracing::error!(error = %e, "rollback failed");
+        if let TxInner::Sqlite { writer, flush } = &mut self.inner {
+            if let Some(mut w) = writer.take() {
+                w.rollback_savepoint();
+                flush.notify_one();
             }
         }
     }
@@ -169,7 +263,9 @@ pub enum Target<'c> {
 impl<'c, 'a: 'c> Executor<'c> for &'c mut WriteTx<'a> {
     fn target(self) -> Target<'c> {
         match &mut self.inner {
-            TxInner::Sqlite { conn, .. } => Target::Sqlite(&**conn),
+            TxInner::Sqlite { writer, .. } => {
+                Target::Sqlite(&writer.as_ref().expect("an open transaction").conn)
+            }
             TxInner::Postgres(tx) => {
                 Target::Postgres(&mut **tx.as_mut().expect("an open transaction"))
             }
@@ -180,7 +276,7 @@ impl<'c, 'a: 'c> Executor<'c> for &'c mut WriteTx<'a> {
 impl<'c> Executor<'c> for &'c Db {
     fn target(self) -> Target<'c> {
         match &self.backend {
-            Backend::Sqlite(l) => Target::SqliteRead(l),
+            Backend::Sqlite(l) => Target::SqliteRead(&**l),
             Backend::Postgres(p) => Target::PostgresPool(p),
         }
     }
@@ -442,11 +538,18 @@ impl Db {
             // the commit that happens to cross the threshold.
             writer.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
             migrate_sqlite(&writer)?;
-            Backend::Sqlite(Lite {
+            let lite = Arc::new(Lite {
                 path,
-                writer: Mutex::new(writer),
+                writer: Mutex::new(Writer {
+                    conn: writer,
+                    pending: Vec::new(),
+                }),
                 readers: std::sync::Mutex::new(Vec::new()),
-            })
+                checkpointer: std::sync::Mutex::new(None),
+                flush: Arc::new(Notify::new()),
+            });
+            Lite::spawn_flusher(&lite);
+            Backend::Sqlite(lite)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
@@ -493,9 +596,15 @@ impl Db {
     pub async fn begin(&self) -> Result<WriteTx<'_>> {
         let inner = match &self.backend {
             Backend::Sqlite(l) => {
-                let conn = l.writer.lock().await;
-                conn.execute_batch("BEGIN IMMEDIATE")?;
-                TxInner::Sqlite { conn, open: true }
+                let w = l.writer.lock().await;
+                if w.conn.is_autocommit() {
+                    w.conn.execute_batch("BEGIN IMMEDIATE")?;
+                }
+                w.conn.execute_batch("SAVEPOINT op")?;
+                TxInner::Sqlite {
+                    writer: Some(w),
+                    flush: &l.flush,
+                }
             }
             Backend::Postgres(p) => TxInner::Postgres(Some(p.begin().await?)),
         };
@@ -509,14 +618,10 @@ impl Db {
         let Backend::Sqlite(l) = &self.backend else {
             return Ok(());
         };
-        let path = l.path.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let conn = Lite::open(&path)?;
-            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-            Ok(())
-        })
-        .await
-        .map_err(|e| MarketError::Io(std::io::Error::other(e)))?
+        let l = Arc::clone(l);
+        tokio::task::spawn_blocking(move || l.checkpoint())
+            .await
+            .map_err(|e| MarketError::Io(std::io::Error::other(e)))?
     }
 
     pub async fn close(&self) {

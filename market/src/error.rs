@@ -30,6 +30,8 @@ pub enum MarketError {
     Db(#[from] sqlx::Error),
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database commit: {0}")]
+    Commit(String),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
@@ -87,6 +89,7 @@ impl MarketError {
             MarketError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             MarketError::Db(_)
             | MarketError::Sqlite(_)
+            | MarketError::Commit(_)
             | MarketError::Migrate(_)
             | MarketError::Corrupt(_)
             | MarketError::Settlement(_)
