@@ -44,6 +44,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "settlement",
         include_str!("../../migrations/sqlite/0002_settlement.sql"),
     ),
+    (
+        3,
+        "bid_tasks",
+        include_str!("../../migrations/sqlite/0003_bid_tasks.sql"),
+    ),
 ];
 
 /// Pragmas of every SQLite connection.
@@ -215,6 +220,12 @@ impl WriteTx<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// Whether this runs on PostgreSQL, where concurrent writers must lock
+    /// rows (on SQLite the one writer excludes everyone else).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.inner, TxInner::Postgres(_))
     }
 
     /// Undo everything this transaction did (dropping it does the same).
