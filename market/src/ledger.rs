@@ -80,42 +80,64 @@ pub async fn post(
             .fetch_one(&mut *tx)
             .await?
             .try_get("id")?;
-    for leg in legs {
-        if leg.amount == 0 {
-            continue;
+    let legs: Vec<&Leg<'_>> = legs.iter().filter(|l| l.amount != 0).collect();
+    if legs.is_empty() {
+        return Ok(());
+    }
+    // All entries in one statement: $1..$7 are shared, then book, owner,
+    // amount per leg.
+    let rows: Vec<String> = (0..legs.len())
+        .map(|i| {
+            let p = 8 + 3 * i;
+            format!("($1, $2, ${p}, ${}, ${}, $3, $4, $5, $6, $7)", p + 1, p + 2)
+        })
+        .collect();
+    let mut q = query(format!(
+        "INSERT INTO ledger_entries (posting, kind, book, owner, amount, bid_id, task_id, assignment_id, settlement, created_at)
+         VALUES {}",
+        rows.join(", ")
+    ))
+    .bind(posting)
+    .bind(kind)
+    .bind(cause.bid.map(|b| b.0))
+    .bind(cause.task.map(|t| t.0))
+    .bind(cause.assignment.map(|a| a.0))
+    .bind(cause.settlement.map(|s| s as i64))
+    .bind(now);
+    for leg in &legs {
+        q = q.bind(leg.book.as_str()).bind(leg.owner).bind(leg.amount);
+    }
+    q.execute(&mut *tx).await?;
+
+    // All balances in one upsert; one row may be updated once per statement,
+    // so legs on the same balance are summed first.
+    let mut moves: Vec<(Book, &str, i64)> = Vec::with_capacity(legs.len());
+    for leg in &legs {
+        match moves
+            .iter_mut()
+            .find(|(b, o, _)| *b == leg.book && *o == leg.owner)
+        {
+            Some(m) => m.2 += leg.amount,
+            None => moves.push((leg.book, leg.owner, leg.amount)),
         }
-        query(
-            "INSERT INTO ledger_entries (posting, kind, book, owner, amount, bid_id, task_id, assignment_id, settlement, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(posting)
-        .bind(kind)
-        .bind(leg.book.as_str())
-        .bind(leg.owner)
-        .bind(leg.amount)
-        .bind(cause.bid.map(|b| b.0))
-        .bind(cause.task.map(|t| t.0))
-        .bind(cause.assignment.map(|a| a.0))
-        .bind(cause.settlement.map(|s| s as i64))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let balance: i64 = query(
-            "INSERT INTO balances (book, owner, amount) VALUES ($1, $2, $3)
-             ON CONFLICT (book, owner) DO UPDATE SET amount = balances.amount + excluded.amount
-             RETURNING amount",
-        )
-        .bind(leg.book.as_str())
-        .bind(leg.owner)
-        .bind(leg.amount)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("amount")?;
-        if balance < 0 && !leg.book.may_go_negative() {
+    }
+    let rows: Vec<String> = (0..moves.len())
+        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+        .collect();
+    let mut q = query(format!(
+        "INSERT INTO balances (book, owner, amount) VALUES {}
+         ON CONFLICT (book, owner) DO UPDATE SET amount = balances.amount + excluded.amount
+         RETURNING book, owner, amount",
+        rows.join(", ")
+    ));
+    for (book, owner, amount) in &moves {
+        q = q.bind(book.as_str()).bind(*owner).bind(*amount);
+    }
+    for r in q.fetch_all(&mut *tx).await? {
+        let (book, owner, balance) = (text(&r, "book")?, text(&r, "owner")?, int(&r, "amount")?);
+        if balance < 0 && book != Book::External.as_str() {
             return Err(MarketError::InsufficientFunds(format!(
-                "{} balance of {} would go negative by {} stroops",
-                leg.book.as_str(),
-                leg.owner,
+                "{book} balance of {owner} would go negative by {} stroops",
                 -balance
             )));
         }

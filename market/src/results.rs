@@ -462,12 +462,12 @@ pub async fn decide(
             voted: ballots.iter().map(|b| b.assignment).collect(),
             verdict,
         };
-        query("UPDATE tasks SET status = 'verified', finished_at = $1 WHERE id = $2")
+        query("UPDATE tasks SET status = 'verified', finished_at = $1, verdict = $2 WHERE id = $3")
             .bind(now_ms())
+            .bind(serde_json::to_string(&stored).expect("verdict serializes"))
             .bind(task_id.0)
             .execute(&mut *tx)
             .await?;
-        save_verdict(tx, task_id, &stored).await?;
         for (id, worker, _) in &submitted {
             judge(m, tx, &task, *id, worker, stored.verdict.agree.contains(id)).await?;
         }
