@@ -6,6 +6,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 
 use common::*;
+use tally_protocol::wire::BidRequest;
 use tally_protocol::Stroops;
 
 async fn metrics(market: &TestMarket) -> String {
@@ -117,6 +118,88 @@ async fn a_waiting_claim_is_woken_by_new_work(backend: Backend) {
     market.finish().await;
 }
 both!(a_waiting_claim_is_woken_by_new_work);
+
+/// Wait until `n` claims are registered as waiting.
+async fn until_waiting(market: &TestMarket, n: usize) {
+    while market.market.waiters.len() != n {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A task with one replica wakes one of several waiting claims, the oldest;
+/// the others keep waiting (they are not all woken to find nothing).
+async fn one_slot_wakes_one_waiting_claim(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let mut waiting = Vec::new();
+    for i in 0..3 {
+        let w = market.worker(&model).await;
+        waiting.push(tokio::spawn(async move { w.claim(1, 60_000).await }));
+        until_waiting(&market, i + 1).await;
+    }
+    let req = BidRequest {
+        replicas: 1,
+        quorum: 1,
+        max_replicas: Some(1),
+        ..bid_request(&model, 10)
+    };
+    client.bid_images(req, &[png(3)]).await.unwrap();
+    let first = waiting.remove(0).await.unwrap().unwrap();
+    assert_eq!(first.assignments.len(), 1, "the oldest claim took the slot");
+    // The two others were not woken: still registered.
+    assert_eq!(market.market.waiters.len(), 2);
+    for h in &waiting {
+        assert!(!h.is_finished());
+    }
+    market.market.begin_shutdown();
+    for h in waiting {
+        assert!(h.await.unwrap().unwrap().assignments.is_empty());
+    }
+    market.finish().await;
+}
+both!(one_slot_wakes_one_waiting_claim);
+
+/// A claim woken for a slot it may not take (its own worker failed that
+/// task) passes the wake-up on to the next waiting claim, which takes it.
+async fn a_woken_claim_that_cannot_take_the_slot_passes_it_on(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let x = market.worker(&model).await;
+    let y = market.worker(&model).await;
+    let req = BidRequest {
+        replicas: 1,
+        quorum: 1,
+        max_replicas: Some(2),
+        ..bid_request(&model, 10)
+    };
+    let bid = client.bid_images(req, &[png(4)]).await.unwrap();
+    let held = x.claim(1, 0).await.unwrap().assignments;
+    assert_eq!(held.len(), 1);
+    // X waits first (oldest), then Y.
+    let x2 = x.clone();
+    let x_waiting = tokio::spawn(async move { x2.claim(1, 60_000).await });
+    until_waiting(&market, 1).await;
+    let y_waiting = tokio::spawn(async move { y.claim(1, 20_000).await });
+    until_waiting(&market, 2).await;
+    // X gives the task back: its slot wakes X's claim first, which may not
+    // take a task it already held, and hands the wake-up to Y.
+    let started = std::time::Instant::now();
+    x.report_failure(held[0].assignment, "out of memory").await.unwrap();
+    let got = y_waiting.await.unwrap().unwrap();
+    // Without the hand-over Y would only find the slot when its wait ends.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "Y was woken, not timed out"
+    );
+    assert_eq!(got.assignments.len(), 1, "Y was woken and took the slot");
+    assert_eq!(got.assignments[0].task, bid.tasks[0]);
+    market.market.begin_shutdown();
+    assert!(x_waiting.await.unwrap().unwrap().assignments.is_empty());
+    market.finish().await;
+}
+both!(a_woken_claim_that_cannot_take_the_slot_passes_it_on);
 
 /// Several market processes on one PostgreSQL database still hand out each
 /// slot once (here: two markets in one test process, each with its own pool).
