@@ -529,6 +529,12 @@ async fn judge(
         AssignmentState::Disagreed
     };
     set_assignment(tx, id, from, to).await?;
+    // Pay first: its first lock is the bid's row, so on PostgreSQL concurrent
+    // decisions on one bid queue there instead of deadlocking on the
+    // workers' rows.
+    if agreed {
+        pay(m, tx, task, id, worker).await?;
+    }
     let column = if agreed { "agreed" } else { "disagreed" };
     query(&format!(
         "UPDATE workers SET {column} = {column} + 1 WHERE account = $1"
@@ -536,8 +542,5 @@ async fn judge(
     .bind(worker.as_str())
     .execute(&mut *tx)
     .await?;
-    if agreed {
-        pay(m, tx, task, id, worker).await?;
-    }
     Ok(())
 }
