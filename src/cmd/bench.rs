@@ -201,7 +201,9 @@ async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value
                     let _ = tx.send((a.task, now));
                 }
                 for a in got.assignments {
-                    let _ = w.submit_result(a.assignment, &result).await;
+                    if let Err(e) = w.submit_result(a.assignment, &result).await {
+                        eprintln!("bench worker: result for assignment {} refused: {e}", a.assignment);
+                    }
                 }
             }
         });
@@ -214,7 +216,10 @@ async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value
         while lm.market.waiters.len() < workers {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+        // Quorum 3: the task stays open until every replica is claimed (with
+        // quorum 2 two fast results would verify it and retire the third).
         let req = BidRequest {
+            quorum: 3,
             max_replicas: Some(3),
             ..BidRequest::new(model.clone(), Stroops(100))
         };
