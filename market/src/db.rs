@@ -228,6 +228,21 @@ impl WriteTx<'_> {
         matches!(self.inner, TxInner::Postgres(_))
     }
 
+    /// On PostgreSQL, queue behind every other transaction that decides,
+    /// pays or settles (in any market process), until this one ends. Taken
+    /// first, before any row lock, it rules out deadlocks between payments
+    /// that touch the same balances and workers in different orders; claims
+    /// and bids still run concurrently. A no-op on SQLite, whose one writer
+    /// already excludes everyone.
+    pub async fn serialize_decisions(&mut self) -> Result<()> {
+        if self.is_postgres() {
+            query("SELECT pg_advisory_xact_lock(7461)")
+                .fetch_one(&mut *self)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Undo everything this transaction did (dropping it does the same).
     pub async fn rollback(mut self) -> Result<()> {
         match &mut self.inner {

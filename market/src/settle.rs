@@ -140,6 +140,7 @@ async fn settle_batch(
 ) -> Result<Option<u64>> {
     let now = now_ms();
     let mut tx = m.db.begin().await?;
+    tx.serialize_decisions().await?;
     // The lock: see the module docs.
     let stored: Option<i64> = query(
         "UPDATE settlement_state SET updated_at = $1 WHERE id = 1 RETURNING next_tx_seq",

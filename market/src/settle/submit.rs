@@ -212,6 +212,7 @@ async fn settle_outcome(m: &Market, rec: &InFlight, outcome: Outcome) -> Result<
 
 async fn mark_sent(m: &Market, rec: &InFlight, code: &str) -> Result<()> {
     let mut tx = m.db.begin().await?;
+    tx.serialize_decisions().await?;
     query(
         "UPDATE settlements SET status = $1, attempts = attempts + 1, result_code = $2, updated_at = $3
          WHERE seq = $4 AND status IN ('pending', 'submitted')",
@@ -258,6 +259,7 @@ async fn resolve(
 
 async fn confirm(m: &Market, rec: &InFlight, ledger: u32) -> Result<()> {
     let mut tx = m.db.begin().await?;
+    tx.serialize_decisions().await?;
     if !resolve(&mut tx, rec, STATUS_CONFIRMED, &format!("ledger {ledger}")).await? {
         tx.rollback().await?;
         return Ok(());
@@ -283,6 +285,7 @@ async fn unpay(
 ) -> Result<()> {
     let now = now_ms();
     let mut tx = m.db.begin().await?;
+    tx.serialize_decisions().await?;
     // Settlers take this row first; so does this, so no batch sees half of it.
     query("UPDATE settlement_state SET next_tx_seq = NULL, updated_at = $1 WHERE id = 1")
         .bind(now)
@@ -323,6 +326,7 @@ async fn resync(m: &Market, sub: &Submitter) -> Result<()> {
     let account = PublicKey::parse(m.config.operator.account().as_str())?;
     if let Some(current) = sub.account_sequence(&account).await? {
         let mut tx = m.db.begin().await?;
+        tx.serialize_decisions().await?;
         query("UPDATE settlement_state SET next_tx_seq = $1, updated_at = $2 WHERE id = 1")
             .bind(current.saturating_add(1))
             .bind(now_ms())
