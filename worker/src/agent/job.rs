@@ -43,11 +43,19 @@ enum Done {
 pub(super) async fn work_on(shared: &Shared, a: Assignment, abort: watch::Receiver<bool>) {
     let id = a.assignment;
     tracing::info!(assignment = %id, task = %a.task, price = a.price.0, "claimed assignment");
+    let running = attempt(shared, &a, abort);
+    tokio::pin!(running);
     let done = tokio::select! {
-        done = attempt(shared, &a, abort) => done,
+        done = &mut running => done,
         lost = keep_leased(&shared.client, id, a.lease_expires_at.timestamp_millis()) => {
-            tracing::warn!(assignment = %id, "lease lost ({lost}); dropping the task");
-            Done::Dropped
+            if is_own_submission(&lost) {
+                // The heartbeat crossed our own result: the market has it,
+                // and the submission's answer is on its way.
+                running.await
+            } else {
+                tracing::warn!(assignment = %id, "lease lost ({lost}); dropping the task");
+                Done::Dropped
+            }
         }
     };
     let reason = match done {
@@ -143,6 +151,12 @@ async fn attempt(shared: &Shared, a: &Assignment, abort: watch::Receiver<bool>) 
 }
 
 /// Extends the lease every third of its remaining time; returns only when it is lost.
+/// A heartbeat refused because this worker's own result (or failure
+/// report) for the assignment is already in: only this worker can finish it.
+fn is_own_submission(e: &tally_protocol::Error) -> bool {
+    matches!(e, tally_protocol::Error::Api { status: 409, code, .. } if code == "already_finished")
+}
+
 async fn keep_leased(
     client: &Client,
     id: AssignmentId,
