@@ -190,7 +190,9 @@ async fn a_woken_claim_that_cannot_take_the_slot_passes_it_on(backend: Backend) 
     // X gives the task back: its slot wakes X's claim first, which may not
     // take a task it already held, and hands the wake-up to Y.
     let started = std::time::Instant::now();
-    x.report_failure(held[0].assignment, "out of memory").await.unwrap();
+    x.report_failure(held[0].assignment, "out of memory")
+        .await
+        .unwrap();
     let got = y_waiting.await.unwrap().unwrap();
     // Without the hand-over Y would only find the slot when its wait ends.
     assert!(

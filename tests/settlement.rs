@@ -318,10 +318,11 @@ async fn a_market_killed_while_settling_pays_every_agreeing_result_exactly_once(
         .await
         .unwrap();
     assert!(breaches.is_empty(), "{breaches:?}");
-    let agreed = tally_market::db::query("SELECT id, payout_seq FROM assignments WHERE status = 'agreed'")
-        .fetch_all(&store)
-        .await
-        .unwrap();
+    let agreed =
+        tally_market::db::query("SELECT id, payout_seq FROM assignments WHERE status = 'agreed'")
+            .fetch_all(&store)
+            .await
+            .unwrap();
     assert_eq!(agreed.len(), results);
     for row in &agreed {
         let id = AssignmentId(row.try_get("id").unwrap());

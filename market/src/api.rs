@@ -14,8 +14,8 @@ use axum::{Json, Router};
 use tally_protocol::wire::*;
 use tally_protocol::{AssignmentId, BidId, Sha256Hex, TaskId};
 
-use crate::db::query;
 use crate::auth::{require_operator, Signed, SignedWrite};
+use crate::db::query;
 use crate::error::{MarketError, Result};
 use crate::{bids, claims, ledger, now_ms, results, views, Market};
 

@@ -105,9 +105,7 @@ async fn verify(req: Request, m: &Arc<Market>) -> Result<Signed> {
     let limit = limit_for(m, req.uri().path());
     let body = axum::body::to_bytes(req.into_body(), limit)
         .await
-        .map_err(|_| {
-            MarketError::TooLarge(format!("request body larger than {limit} bytes"))
-        })?;
+        .map_err(|_| MarketError::TooLarge(format!("request body larger than {limit} bytes")))?;
     headers
         .verify(&method, &pq, &body)
         .map_err(|e| MarketError::Unauthorized(format!("signature rejected: {e}")))?;

@@ -10,8 +10,8 @@ use tally_protocol::{AccountId, BidId, Sha256Hex, Stroops, TaskId};
 
 use crate::db::query;
 use crate::error::{MarketError, Result};
-use crate::wake::Work;
 use crate::ledger::{self, Book, Cause, Leg};
+use crate::wake::Work;
 use crate::{now_ms, Market};
 
 /// A decoded, checked input image.

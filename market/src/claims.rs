@@ -150,12 +150,10 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
 }
 
 async fn leased_count(m: &Market, worker: &AccountId) -> Result<i64> {
-    let r = query(
-        "SELECT COUNT(*) AS n FROM assignments WHERE worker = $1 AND status = 'leased'",
-    )
-    .bind(worker.as_str())
-    .fetch_one(&m.db)
-    .await?;
+    let r = query("SELECT COUNT(*) AS n FROM assignments WHERE worker = $1 AND status = 'leased'")
+        .bind(worker.as_str())
+        .fetch_one(&m.db)
+        .await?;
     int(&r, "n")
 }
 
@@ -261,8 +259,7 @@ async fn claim_pass(
         )
         .bind(task)
         .execute(&mut tx)
-        .await?
-        ;
+        .await?;
         if took == 0 {
             lost += 1;
             continue;

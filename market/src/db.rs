@@ -216,7 +216,10 @@ impl WriteTx<'_> {
                 }
             }
             TxInner::Postgres(tx) => {
-                tx.take().expect("a transaction commits once").commit().await?;
+                tx.take()
+                    .expect("a transaction commits once")
+                    .commit()
+                    .await?;
                 Ok(())
             }
         }
@@ -253,7 +256,10 @@ impl WriteTx<'_> {
                 }
             }
             TxInner::Postgres(tx) => {
-                tx.take().expect("a transaction ends once").rollback().await?;
+                tx.take()
+                    .expect("a transaction ends once")
+                    .rollback()
+                    .await?;
             }
         }
         Ok(())
@@ -399,7 +405,9 @@ impl<'q> Query<'q> {
     async fn run<'c>(self, ex: impl Executor<'c>, rows: bool) -> Result<(Vec<Row>, u64)> {
         match ex.target() {
             Target::Sqlite(conn) => lite_run(conn, &self.sql, &self.args, rows),
-            Target::SqliteRead(lite) => lite.read(|conn| lite_run(conn, &self.sql, &self.args, rows)),
+            Target::SqliteRead(lite) => {
+                lite.read(|conn| lite_run(conn, &self.sql, &self.args, rows))
+            }
             Target::Postgres(conn) => pg_run(conn, &self.sql, self.args, rows).await,
             Target::PostgresPool(pool) => {
                 let mut conn = pool.acquire().await?;

@@ -8,8 +8,8 @@
 
 use tally_protocol::{AccountId, AssignmentId, BidId, Stroops, TaskId};
 
-use crate::db::{query, Db, Executor, WriteTx};
 use crate::db::{int, text};
+use crate::db::{query, Db, Executor, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::now_ms;
 
@@ -60,12 +60,7 @@ pub struct Leg<'a> {
 ///
 /// Fails with [`MarketError::InsufficientFunds`] when a book that may not go
 /// negative would; the caller's transaction then rolls back.
-pub async fn post(
-    tx: &mut WriteTx<'_>,
-    kind: &str,
-    cause: Cause,
-    legs: &[Leg<'_>],
-) -> Result<()> {
+pub async fn post(tx: &mut WriteTx<'_>, kind: &str, cause: Cause, legs: &[Leg<'_>]) -> Result<()> {
     let sum: i128 = legs.iter().map(|l| i128::from(l.amount)).sum();
     if sum != 0 {
         return Err(MarketError::Corrupt(format!(
@@ -159,11 +154,7 @@ pub async fn balance<'c>(exec: impl Executor<'c>, book: Book, owner: &str) -> Re
 }
 
 /// Credit a client's available balance from outside (the admin endpoint).
-pub async fn credit(
-    tx: &mut WriteTx<'_>,
-    account: &AccountId,
-    amount: Stroops,
-) -> Result<()> {
+pub async fn credit(tx: &mut WriteTx<'_>, account: &AccountId, amount: Stroops) -> Result<()> {
     post(
         tx,
         "deposit",
@@ -228,11 +219,10 @@ pub async fn check_invariants(pool: &Db) -> Result<Vec<Breach>> {
             breaches.push(Breach(format!("{book} of {owner} is negative: {amount}")));
         }
     }
-    let rows = query(
-        "SELECT id, reserved, spent, status FROM bids WHERE spent > reserved OR spent < 0",
-    )
-    .fetch_all(pool)
-    .await?;
+    let rows =
+        query("SELECT id, reserved, spent, status FROM bids WHERE spent > reserved OR spent < 0")
+            .fetch_all(pool)
+            .await?;
     for r in rows {
         breaches.push(Breach(format!(
             "bid {} spent {} of a {} reservation",

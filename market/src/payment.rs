@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use tally_protocol::wire::TaskState;
 use tally_protocol::{AccountId, AssignmentId, BidId};
 
-use crate::db::{query, WriteTx};
 use crate::db::{int, text};
+use crate::db::{query, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::ledger::{self, Book, Cause, Leg};
 use crate::lifecycle::task_transition;
@@ -32,8 +32,7 @@ pub(crate) async fn pay(
             .bind(task.price.0)
             .bind(task.bid.0)
             .execute(&mut *tx)
-            .await?
-            ;
+            .await?;
     if spent != 1 {
         return Err(MarketError::Corrupt(format!(
             "bid {} cannot cover assignment {id}",
@@ -74,11 +73,7 @@ pub(crate) async fn pay(
 }
 
 /// The task ends without a verdict: nothing is paid, outstanding leases are cancelled.
-pub(crate) async fn fail_task(
-    m: &Market,
-    tx: &mut WriteTx<'_>,
-    task: &TaskRow,
-) -> Result<()> {
+pub(crate) async fn fail_task(m: &Market, tx: &mut WriteTx<'_>, task: &TaskRow) -> Result<()> {
     task_transition(task.state, TaskState::Failed)?;
     query("UPDATE tasks SET status = 'failed', finished_at = $1 WHERE id = $2")
         .bind(now_ms())
@@ -101,11 +96,7 @@ pub(crate) async fn fail_task(
 
 /// When every task of a bid is final and no replica is still out, close the
 /// bid and refund what its reservation did not spend.
-pub async fn close_bid_if_done(
-    _m: &Market,
-    tx: &mut WriteTx<'_>,
-    bid: BidId,
-) -> Result<()> {
+pub async fn close_bid_if_done(_m: &Market, tx: &mut WriteTx<'_>, bid: BidId) -> Result<()> {
     // Cheapest test first: most calls come while other tasks are open.
     let r = query("SELECT client, reserved, spent, status FROM bids WHERE id = $1")
         .bind(bid.0)
@@ -133,14 +124,12 @@ pub async fn close_bid_if_done(
     if out.is_some() {
         return Ok(());
     }
-    let closed = query(
-        "UPDATE bids SET status = 'done', closed_at = $1 WHERE id = $2 AND status = 'open'",
-    )
-    .bind(now_ms())
-    .bind(bid.0)
-    .execute(&mut *tx)
-    .await?
-    ;
+    let closed =
+        query("UPDATE bids SET status = 'done', closed_at = $1 WHERE id = $2 AND status = 'open'")
+            .bind(now_ms())
+            .bind(bid.0)
+            .execute(&mut *tx)
+            .await?;
     if closed != 1 {
         return Ok(());
     }

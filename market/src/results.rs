@@ -10,12 +10,12 @@ use tally_protocol::wire::{AssignmentOutcome, Lease, ResultRequest, TaskState};
 use tally_protocol::{AccountId, AssignmentId, BidId, Sha256Hex, Stroops, TaskId};
 
 use crate::auth::begin_signed;
-use crate::db::{query, WriteTx};
 use crate::db::{int, json, parse, text};
+use crate::db::{query, WriteTx};
 use crate::error::{MarketError, Result};
-use crate::wake::Work;
 use crate::lifecycle::{assignment_transition, parse_task_state, task_transition, AssignmentState};
 use crate::payment::{close_bid_if_done, fail_task, pay};
+use crate::wake::Work;
 use crate::{now_ms, to_time, Market};
 
 /// The verdict as stored: the public one plus which results formed it.
@@ -279,13 +279,12 @@ pub async fn report_failure(
     release_slot(&mut tx, a.task).await?;
     // An input no worker can run must not circulate for ever.
     let task = load_task(&mut tx, a.task).await?;
-    let failures: i64 = query(
-        "SELECT COUNT(*) AS n FROM assignments WHERE task_id = $1 AND status = 'failed'",
-    )
-    .bind(a.task.0)
-    .fetch_one(&mut tx)
-    .await?
-    .try_get("n")?;
+    let failures: i64 =
+        query("SELECT COUNT(*) AS n FROM assignments WHERE task_id = $1 AND status = 'failed'")
+            .bind(a.task.0)
+            .fetch_one(&mut tx)
+            .await?
+            .try_get("n")?;
     let mut task_state = task.state;
     if !task.state.is_final() && failures >= task.max_replicas {
         fail_task(m, &mut tx, &task).await?;
@@ -376,18 +375,13 @@ pub struct Decision {
 }
 
 /// Run the vote on a task if it can be decided, and act on the outcome.
-pub async fn decide(
-    m: &Market,
-    tx: &mut WriteTx<'_>,
-    task_id: TaskId,
-) -> Result<Decision> {
+pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result<Decision> {
     let task = load_task(tx, task_id).await?;
-    let rows = query(
-        "SELECT id, worker, status, body FROM assignments WHERE task_id = $1 ORDER BY id",
-    )
-    .bind(task_id.0)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows =
+        query("SELECT id, worker, status, body FROM assignments WHERE task_id = $1 ORDER BY id")
+            .bind(task_id.0)
+            .fetch_all(&mut *tx)
+            .await?;
     let mut submitted = Vec::new();
     let mut outstanding = 0;
     for r in &rows {
@@ -499,11 +493,7 @@ pub async fn decide(
     })
 }
 
-async fn save_verdict(
-    tx: &mut WriteTx<'_>,
-    task: TaskId,
-    v: &StoredVerdict,
-) -> Result<()> {
+async fn save_verdict(tx: &mut WriteTx<'_>, task: TaskId, v: &StoredVerdict) -> Result<()> {
     query("UPDATE tasks SET verdict = $1 WHERE id = $2")
         .bind(serde_json::to_string(v).expect("verdict serializes"))
         .bind(task.0)

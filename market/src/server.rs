@@ -10,8 +10,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::db::query;
 use crate::config::Config;
+use crate::db::query;
 use crate::db::Db;
 use crate::error::Result;
 use crate::wake::{Waiters, Work};

@@ -40,9 +40,9 @@ use tally_settlement::{
     Asset, Keypair, Network, PublicKey, RecordBody, Submitter, TimeBounds, GENESIS_PREV_HASH,
 };
 
-use crate::db::{query, WriteTx};
 use crate::config::Config;
 use crate::db::{int, text};
+use crate::db::{query, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::ledger::{self, Book, Cause, Leg};
 use crate::{now_ms, Market};
@@ -142,13 +142,12 @@ async fn settle_batch(
     let mut tx = m.db.begin().await?;
     tx.serialize_decisions().await?;
     // The lock: see the module docs.
-    let stored: Option<i64> = query(
-        "UPDATE settlement_state SET updated_at = $1 WHERE id = 1 RETURNING next_tx_seq",
-    )
-    .bind(now)
-    .fetch_one(&mut tx)
-    .await?
-    .try_get("next_tx_seq")?;
+    let stored: Option<i64> =
+        query("UPDATE settlement_state SET updated_at = $1 WHERE id = 1 RETURNING next_tx_seq")
+            .bind(now)
+            .fetch_one(&mut tx)
+            .await?
+            .try_get("next_tx_seq")?;
     let tx_seq = match (stored, synced) {
         (Some(s), _) | (None, Some(s)) => s,
         (None, None) if !submitting => 1,
@@ -306,11 +305,10 @@ pub(crate) async fn move_payout(
 
 /// Records stored but not yet known to have applied or failed.
 async fn in_flight(tx: &mut WriteTx<'_>) -> Result<i64> {
-    let row = query(
-        "SELECT COUNT(*) AS n FROM settlements WHERE status IN ('pending', 'submitted')",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let row =
+        query("SELECT COUNT(*) AS n FROM settlements WHERE status IN ('pending', 'submitted')")
+            .fetch_one(&mut *tx)
+            .await?;
     int(&row, "n")
 }
 

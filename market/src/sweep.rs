@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 
 use tally_protocol::{AssignmentId, TaskId};
 
-use crate::db::query;
 use crate::db::int;
+use crate::db::query;
 use crate::error::Result;
 use crate::payment::fail_task;
 use crate::results::{decide, load_assignment, load_task, lock_task, release_slot};

@@ -29,7 +29,11 @@ pub struct Work {
 #[derive(Debug, Clone)]
 enum Reason {
     /// Work of this kind; pass it on at most `hops` more times.
-    Work { model: Sha256Hex, price: i64, hops: usize },
+    Work {
+        model: Sha256Hex,
+        price: i64,
+        hops: usize,
+    },
     /// Anything may have changed (another market process, expiry, shutdown).
     Anything,
 }
@@ -119,7 +123,13 @@ impl Waiters {
 
     /// Wake every waiter: anything may have changed.
     pub fn wake_all(&self) {
-        let woken: Vec<Waiter> = self.inner.lock().expect("waiters").queue.drain(..).collect();
+        let woken: Vec<Waiter> = self
+            .inner
+            .lock()
+            .expect("waiters")
+            .queue
+            .drain(..)
+            .collect();
         for w in woken {
             w.wake(Reason::Anything);
         }
@@ -129,7 +139,12 @@ impl Waiters {
         if hops == 0 {
             return;
         }
-        let woken = take_matching(&mut self.inner.lock().expect("waiters").queue, &model, price, 1);
+        let woken = take_matching(
+            &mut self.inner.lock().expect("waiters").queue,
+            &model,
+            price,
+            1,
+        );
         for w in woken {
             w.wake(Reason::Work {
                 model: model.clone(),
@@ -304,5 +319,4 @@ mod tests {
         assert!(is_woken(a).is_some());
         assert!(is_woken(b).is_some());
     }
-
 }

@@ -202,7 +202,10 @@ async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value
                 }
                 for a in got.assignments {
                     if let Err(e) = w.submit_result(a.assignment, &result).await {
-                        eprintln!("bench worker: result for assignment {} refused: {e}", a.assignment);
+                        eprintln!(
+                            "bench worker: result for assignment {} refused: {e}",
+                            a.assignment
+                        );
                     }
                 }
             }

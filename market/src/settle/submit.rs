@@ -38,9 +38,9 @@ use tally_settlement::record::{
 use tally_settlement::{Endpoint, Outcome, PublicKey, Submitter};
 
 use super::move_payout;
-use crate::db::{query, WriteTx};
 use crate::config::Config;
 use crate::db::{int, json, text};
+use crate::db::{query, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::ledger::Book;
 use crate::{now_ms, Market};
@@ -227,12 +227,7 @@ async fn mark_sent(m: &Market, rec: &InFlight, code: &str) -> Result<()> {
 }
 
 /// Move the record from in flight to `to`; false when another process did first.
-async fn resolve(
-    tx: &mut WriteTx<'_>,
-    rec: &InFlight,
-    to: &str,
-    code: &str,
-) -> Result<bool> {
+async fn resolve(tx: &mut WriteTx<'_>, rec: &InFlight, to: &str, code: &str) -> Result<bool> {
     let row = query("SELECT status FROM settlements WHERE seq = $1")
         .bind(rec.seq as i64)
         .fetch_one(&mut *tx)
@@ -252,8 +247,7 @@ async fn resolve(
     .bind(rec.seq as i64)
     .bind(&from)
     .execute(&mut *tx)
-    .await?
-    ;
+    .await?;
     Ok(n == 1)
 }
 
