@@ -130,7 +130,10 @@ pub async fn post(tx: &mut WriteTx<'_>, kind: &str, cause: Cause, legs: &[Leg<'_
     }
     for r in q.fetch_all(&mut *tx).await? {
         let (book, owner, balance) = (text(&r, "book")?, text(&r, "owner")?, int(&r, "amount")?);
-        if balance < 0 && book != Book::External.as_str() {
+        let may_go_negative = moves
+            .iter()
+            .any(|(b, o, _)| b.as_str() == book && *o == owner && b.may_go_negative());
+        if balance < 0 && !may_go_negative {
             return Err(MarketError::InsufficientFunds(format!(
                 "{book} balance of {owner} would go negative by {} stroops",
                 -balance

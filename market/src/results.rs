@@ -174,9 +174,10 @@ pub fn validate_result(m: &Market, req: &ResultRequest) -> Result<()> {
     Ok(())
 }
 
-/// Store a signed result and let the vote run. Concurrent payments touch
-/// the same balances in different orders, so PostgreSQL may pick this
-/// transaction as a deadlock victim: it is then run again from the start.
+/// Store a signed result and let the vote run. On PostgreSQL decisions
+/// queue on one lock ([`WriteTx::serialize_decisions`]); should the server
+/// still pick this transaction as a deadlock or serialisation victim, it is
+/// run again from the start.
 pub async fn submit_result(
     m: &Market,
     signed: &SignedHeaders,
