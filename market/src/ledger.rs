@@ -61,7 +61,18 @@ pub struct Leg<'a> {
 /// Fails with [`MarketError::InsufficientFunds`] when a book that may not go
 /// negative would; the caller's transaction then rolls back.
 pub async fn post(tx: &mut WriteTx<'_>, kind: &str, cause: Cause, legs: &[Leg<'_>]) -> Result<()> {
-    let sum: i128 = legs.iter().map(|l| i128::from(l.amount)).sum();
+    let entries: Vec<(Cause, &Leg<'_>)> = legs.iter().map(|l| (cause, l)).collect();
+    post_entries(tx, kind, &entries).await
+}
+
+/// Post entries that each name their own cause (one decision paying several
+/// results, say) as one posting of `kind`; they must sum to zero.
+pub async fn post_entries(
+    tx: &mut WriteTx<'_>,
+    kind: &str,
+    entries: &[(Cause, &Leg<'_>)],
+) -> Result<()> {
+    let sum: i128 = entries.iter().map(|(_, l)| i128::from(l.amount)).sum();
     if sum != 0 {
         return Err(MarketError::Corrupt(format!(
             "posting {kind} does not balance: {sum}"
@@ -75,16 +86,16 @@ pub async fn post(tx: &mut WriteTx<'_>, kind: &str, cause: Cause, legs: &[Leg<'_
             .fetch_one(&mut *tx)
             .await?
             .try_get("id")?;
-    let legs: Vec<&Leg<'_>> = legs.iter().filter(|l| l.amount != 0).collect();
-    if legs.is_empty() {
+    let entries: Vec<&(Cause, &Leg<'_>)> = entries.iter().filter(|(_, l)| l.amount != 0).collect();
+    if entries.is_empty() {
         return Ok(());
     }
-    // All entries in one statement: $1..$7 are shared, then book, owner,
-    // amount per leg.
-    let rows: Vec<String> = (0..legs.len())
+    // All entries in one statement: $1..$3 are shared, then seven per entry.
+    let rows: Vec<String> = (0..entries.len())
         .map(|i| {
-            let p = 8 + 3 * i;
-            format!("($1, $2, ${p}, ${}, ${}, $3, $4, $5, $6, $7)", p + 1, p + 2)
+            let p = 4 + 7 * i;
+            let cols: Vec<String> = (p..p + 7).map(|n| format!("${n}")).collect();
+            format!("($1, $2, {}, $3)", cols.join(", "))
         })
         .collect();
     let mut q = query(format!(
@@ -94,20 +105,23 @@ pub async fn post(tx: &mut WriteTx<'_>, kind: &str, cause: Cause, legs: &[Leg<'_
     ))
     .bind(posting)
     .bind(kind)
-    .bind(cause.bid.map(|b| b.0))
-    .bind(cause.task.map(|t| t.0))
-    .bind(cause.assignment.map(|a| a.0))
-    .bind(cause.settlement.map(|s| s as i64))
     .bind(now);
-    for leg in &legs {
-        q = q.bind(leg.book.as_str()).bind(leg.owner).bind(leg.amount);
+    for (cause, leg) in &entries {
+        q = q
+            .bind(leg.book.as_str())
+            .bind(leg.owner)
+            .bind(leg.amount)
+            .bind(cause.bid.map(|b| b.0))
+            .bind(cause.task.map(|t| t.0))
+            .bind(cause.assignment.map(|a| a.0))
+            .bind(cause.settlement.map(|s| s as i64));
     }
     q.execute(&mut *tx).await?;
 
     // All balances in one upsert; one row may be updated once per statement,
     // so legs on the same balance are summed first.
-    let mut moves: Vec<(Book, &str, i64)> = Vec::with_capacity(legs.len());
-    for leg in &legs {
+    let mut moves: Vec<(Book, &str, i64)> = Vec::with_capacity(entries.len());
+    for (_, leg) in &entries {
         match moves
             .iter_mut()
             .find(|(b, o, _)| *b == leg.book && *o == leg.owner)

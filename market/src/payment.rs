@@ -14,61 +14,79 @@ use crate::lifecycle::task_transition;
 use crate::results::TaskRow;
 use crate::{now_ms, Market};
 
-/// Pay one agreeing result: the price leaves the bid's reservation, the fee
-/// goes to the operator, the rest to the worker's unpaid earnings.
+/// Pay a task's agreeing results: for each, the price leaves the bid's
+/// reservation, the fee goes to the operator, the rest to the worker's
+/// unpaid earnings. One posting; every entry names the assignment it pays.
 pub(crate) async fn pay(
     m: &Market,
     tx: &mut WriteTx<'_>,
     task: &TaskRow,
-    id: AssignmentId,
-    worker: &AccountId,
+    agreed: &[(AssignmentId, &AccountId)],
 ) -> Result<()> {
+    if agreed.is_empty() {
+        return Ok(());
+    }
     let fee = task
         .price
         .fee_bps(task.fee_bps)
         .ok_or_else(|| MarketError::Corrupt("fee overflows".into()))?;
+    let total = task
+        .price
+        .0
+        .checked_mul(agreed.len() as i64)
+        .ok_or_else(|| MarketError::Corrupt("payment overflows".into()))?;
     let spent =
         query("UPDATE bids SET spent = spent + $1 WHERE id = $2 AND spent + $1 <= reserved")
-            .bind(task.price.0)
+            .bind(total)
             .bind(task.bid.0)
             .execute(&mut *tx)
             .await?;
     if spent != 1 {
         return Err(MarketError::Corrupt(format!(
-            "bid {} cannot cover assignment {id}",
-            task.bid
+            "bid {} cannot cover {} results of task {}",
+            task.bid,
+            agreed.len(),
+            task.id
         )));
     }
     let operator = m.config.operator.account().clone();
-    ledger::post(
-        tx,
-        "earn",
-        Cause {
-            bid: Some(task.bid),
-            task: Some(task.id),
-            assignment: Some(id),
-            settlement: None,
-        },
-        &[
-            Leg {
-                book: Book::Reserved,
-                owner: task.client.as_str(),
-                amount: -task.price.0,
-            },
-            Leg {
-                book: Book::Earned,
-                owner: worker.as_str(),
-                amount: task.price.0 - fee.0,
-            },
-            Leg {
-                book: Book::Fees,
-                owner: operator.as_str(),
-                amount: fee.0,
-            },
-        ],
-    )
-    .await?;
-    m.metrics.paid_results.fetch_add(1, Ordering::Relaxed);
+    let legs: Vec<(Cause, [Leg<'_>; 3])> = agreed
+        .iter()
+        .map(|(id, worker)| {
+            let cause = Cause {
+                bid: Some(task.bid),
+                task: Some(task.id),
+                assignment: Some(*id),
+                settlement: None,
+            };
+            let legs = [
+                Leg {
+                    book: Book::Reserved,
+                    owner: task.client.as_str(),
+                    amount: -task.price.0,
+                },
+                Leg {
+                    book: Book::Earned,
+                    owner: worker.as_str(),
+                    amount: task.price.0 - fee.0,
+                },
+                Leg {
+                    book: Book::Fees,
+                    owner: operator.as_str(),
+                    amount: fee.0,
+                },
+            ];
+            (cause, legs)
+        })
+        .collect();
+    let entries: Vec<(Cause, &Leg<'_>)> = legs
+        .iter()
+        .flat_map(|(cause, legs)| legs.iter().map(move |l| (*cause, l)))
+        .collect();
+    ledger::post_entries(tx, "earn", &entries).await?;
+    m.metrics
+        .paid_results
+        .fetch_add(agreed.len() as u64, Ordering::Relaxed);
     Ok(())
 }
 

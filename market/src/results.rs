@@ -203,10 +203,45 @@ async fn submit_once(
     req: &ResultRequest,
 ) -> Result<AssignmentOutcome> {
     let mut tx = begin_signed(m, signed).await?;
-    let a = load_leased(&mut tx, id, &signed.account).await?;
+    let task = store_result(&mut tx, signed, id, body, req).await?;
+    m.metrics.results.fetch_add(1, Ordering::Relaxed);
+    let outcome = decide(m, &mut tx, task).await?;
+    let status = match outcome.judged.iter().find(|(a, _)| *a == id) {
+        Some((_, true)) => AssignmentState::Agreed,
+        Some((_, false)) => AssignmentState::Disagreed,
+        // A failed task rejects every submitted result.
+        None if outcome.task_state == TaskState::Failed => AssignmentState::Rejected,
+        None => AssignmentState::Submitted,
+    };
+    tx.commit().await?;
+    if let Some(work) = outcome.wake {
+        m.work_arrived(work).await;
+    }
+    Ok(AssignmentOutcome {
+        assignment: id,
+        task,
+        status: status.as_str().to_string(),
+        task_status: outcome.task_state,
+    })
+}
+
+/// Store a result on an assignment the signer holds under a live lease; the
+/// task it belongs to.
+async fn store_result(
+    tx: &mut WriteTx<'_>,
+    signed: &SignedHeaders,
+    id: AssignmentId,
+    body: &[u8],
+    req: &ResultRequest,
+) -> Result<TaskId> {
+    if tx.is_postgres() {
+        // The task's lock comes before any assignment's.
+        load_leased(tx, id, &signed.account).await?;
+    }
     let stored = query(
         "UPDATE assignments SET status = 'submitted', body = $1, signed_at = $2, nonce = $3, signature = $4,
-         elapsed_ms = $5, finished_at = $6 WHERE id = $7 AND status = 'leased'",
+         elapsed_ms = $5, finished_at = $6 WHERE id = $7 AND status = 'leased' AND worker = $8
+         RETURNING task_id",
     )
     .bind(body)
     .bind(signed.timestamp_ms)
@@ -215,39 +250,20 @@ async fn submit_once(
     .bind(req.elapsed_ms)
     .bind(now_ms())
     .bind(id.0)
-    .execute(&mut tx)
-    .await?
-    ;
-    if stored != 1 {
-        return Err(MarketError::conflict(
-            "state_changed",
-            format!("assignment {id} changed state meanwhile"),
-        ));
+    .bind(signed.account.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    match stored {
+        Some(r) => Ok(TaskId(int(&r, "task_id")?)),
+        None => {
+            // Say why: not found, someone else's, or no longer leased.
+            load_leased(tx, id, &signed.account).await?;
+            Err(MarketError::conflict(
+                "state_changed",
+                format!("assignment {id} changed state meanwhile"),
+            ))
+        }
     }
-    m.metrics.results.fetch_add(1, Ordering::Relaxed);
-    let outcome = decide(m, &mut tx, a.task).await?;
-    let status = assignment_status(&mut tx, id).await?;
-    tx.commit().await?;
-    if let Some(work) = outcome.wake {
-        m.work_arrived(work).await;
-    }
-    Ok(AssignmentOutcome {
-        assignment: id,
-        task: a.task,
-        status: status.as_str().to_string(),
-        task_status: outcome.task_state,
-    })
-}
-
-pub(crate) async fn assignment_status(
-    tx: &mut WriteTx<'_>,
-    id: AssignmentId,
-) -> Result<AssignmentState> {
-    let r = query("SELECT status FROM assignments WHERE id = $1")
-        .bind(id.0)
-        .fetch_one(&mut *tx)
-        .await?;
-    AssignmentState::parse(&text(&r, "status")?)
 }
 
 /// A worker could not run its assignment: the slot goes back to the pool.
@@ -373,6 +389,23 @@ pub struct Decision {
     pub task_state: TaskState,
     /// Work for waiting claims (a replica was added).
     pub wake: Option<Work>,
+    /// The results judged now, and whether each agreed.
+    pub judged: Vec<(AssignmentId, bool)>,
+}
+
+/// A submitted result as loaded for the vote; its body is parsed only once
+/// a vote needs it.
+struct Submitted {
+    id: AssignmentId,
+    worker: AccountId,
+    body: Vec<u8>,
+}
+
+impl Submitted {
+    fn parse(&self) -> Result<ResultRequest> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| MarketError::Corrupt(format!("stored result body: {e}")))
+    }
 }
 
 /// Run the vote on a task if it can be decided, and act on the outcome.
@@ -385,54 +418,58 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
             .await?;
     let mut submitted = Vec::new();
     let mut outstanding = 0;
-    for r in &rows {
-        let state = AssignmentState::parse(&text(r, "status")?)?;
-        match state {
+    for r in rows {
+        match AssignmentState::parse(&text(&r, "status")?)? {
             AssignmentState::Leased => outstanding += 1,
-            AssignmentState::Submitted => {
-                let body: Vec<u8> = r.try_get("body")?;
-                let req: ResultRequest = serde_json::from_slice(&body)
-                    .map_err(|e| MarketError::Corrupt(format!("stored result body: {e}")))?;
-                submitted.push((
-                    AssignmentId(int(r, "id")?),
-                    parse::<AccountId>(&text(r, "worker")?, "worker")?,
-                    req,
-                ));
-            }
+            AssignmentState::Submitted => submitted.push(Submitted {
+                id: AssignmentId(int(&r, "id")?),
+                worker: parse(&text(&r, "worker")?, "worker")?,
+                body: r.try_get("body")?,
+            }),
             _ => {}
         }
     }
     let unchanged = Decision {
         task_state: task.state,
         wake: None,
+        judged: vec![],
     };
     if task.state == TaskState::Verified {
         // Late results are judged against the consensus.
         let mut stored = task.verdict.clone().ok_or_else(|| {
             MarketError::Corrupt(format!("verified task {task_id} has no verdict"))
         })?;
-        for (id, worker, req) in &submitted {
-            let agrees = vote::agrees(&task.params, &stored.verdict.consensus, &req.detections);
-            judge(m, tx, &task, *id, worker, agrees).await?;
+        let mut judged = Vec::with_capacity(submitted.len());
+        for s in &submitted {
+            let agrees = vote::agrees(
+                &task.params,
+                &stored.verdict.consensus,
+                &s.parse()?.detections,
+            );
+            judged.push((s.id, agrees));
             if agrees {
-                stored.verdict.agree.push(*id);
-                stored.verdict.agree.sort();
+                stored.verdict.agree.push(s.id);
             } else {
-                stored.verdict.disagree.push(*id);
-                stored.verdict.disagree.sort();
+                stored.verdict.disagree.push(s.id);
             }
         }
+        stored.verdict.agree.sort();
+        stored.verdict.disagree.sort();
         if !submitted.is_empty() {
+            judge(m, tx, &task, &submitted, &judged).await?;
             save_verdict(tx, task_id, &stored).await?;
         }
         close_bid_if_done(m, tx, task.bid).await?;
-        return Ok(unchanged);
+        return Ok(Decision {
+            judged,
+            ..unchanged
+        });
     }
     if task.state == TaskState::Failed {
-        for (id, ..) in &submitted {
+        for s in &submitted {
             set_assignment(
                 tx,
-                *id,
+                s.id,
                 AssignmentState::Submitted,
                 AssignmentState::Rejected,
             )
@@ -444,16 +481,22 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
     if (submitted.len() as u64) < u64::from(task.params.quorum) {
         return Ok(unchanged);
     }
-    let ballots: Vec<Ballot> = submitted
+    let ballots = submitted
         .iter()
-        .map(|(id, _, req)| Ballot {
-            assignment: *id,
-            detections: req.detections.clone(),
+        .map(|s| {
+            Ok(Ballot {
+                assignment: s.id,
+                detections: s.parse()?.detections,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<Ballot>>>()?;
     let verdict = vote::vote(&task.params, &ballots);
     if verdict.is_verified(&task.params) {
         task_transition(task.state, TaskState::Verified)?;
+        let judged: Vec<(AssignmentId, bool)> = submitted
+            .iter()
+            .map(|s| (s.id, verdict.agree.contains(&s.id)))
+            .collect();
         let stored = StoredVerdict {
             voted: ballots.iter().map(|b| b.assignment).collect(),
             verdict,
@@ -464,14 +507,13 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
             .bind(task_id.0)
             .execute(&mut *tx)
             .await?;
-        for (id, worker, _) in &submitted {
-            judge(m, tx, &task, *id, worker, stored.verdict.agree.contains(id)).await?;
-        }
+        judge(m, tx, &task, &submitted, &judged).await?;
         m.metrics.verified.fetch_add(1, Ordering::Relaxed);
         close_bid_if_done(m, tx, task.bid).await?;
         return Ok(Decision {
             task_state: TaskState::Verified,
             wake: None,
+            judged,
         });
     }
     if outstanding > 0 {
@@ -483,14 +525,15 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
             .execute(&mut *tx)
             .await?;
         return Ok(Decision {
-            task_state: task.state,
             wake: Some(task.one_slot()),
+            ..unchanged
         });
     }
     fail_task(m, tx, &task).await?;
     Ok(Decision {
         task_state: TaskState::Failed,
         wake: None,
+        judged: vec![],
     })
 }
 
@@ -503,36 +546,69 @@ async fn save_verdict(tx: &mut WriteTx<'_>, task: TaskId, v: &StoredVerdict) -> 
     Ok(())
 }
 
-/// Record one result's verdict, pay it if it agreed, and count it in the
-/// worker's reputation.
+/// `$from, $from+1, ...`: one placeholder per item.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Record the verdict on submitted results, pay those that agreed, and count
+/// each in its worker's reputation: a handful of statements, whatever the
+/// number of results.
 async fn judge(
     m: &Market,
     tx: &mut WriteTx<'_>,
     task: &TaskRow,
-    id: AssignmentId,
-    worker: &AccountId,
-    agreed: bool,
+    submitted: &[Submitted],
+    judged: &[(AssignmentId, bool)],
 ) -> Result<()> {
-    // Only submitted results are judged.
-    let from = AssignmentState::Submitted;
-    let to = if agreed {
-        AssignmentState::Agreed
-    } else {
-        AssignmentState::Disagreed
-    };
-    set_assignment(tx, id, from, to).await?;
-    // Pay first: its first lock is the bid's row, so on PostgreSQL concurrent
-    // decisions on one bid queue there instead of deadlocking on the
-    // workers' rows.
-    if agreed {
-        pay(m, tx, task, id, worker).await?;
+    for agreed in [true, false] {
+        let group: Vec<&Submitted> = submitted
+            .iter()
+            .filter(|s| judged.contains(&(s.id, agreed)))
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        // Only submitted results are judged.
+        let to = if agreed {
+            AssignmentState::Agreed
+        } else {
+            AssignmentState::Disagreed
+        };
+        assignment_transition(AssignmentState::Submitted, to)?;
+        let mut q = query(format!(
+            "UPDATE assignments SET status = $1, finished_at = COALESCE(finished_at, $2)
+             WHERE status = 'submitted' AND id IN ({})",
+            placeholders(3, group.len())
+        ))
+        .bind(to.as_str())
+        .bind(now_ms());
+        for s in &group {
+            q = q.bind(s.id.0);
+        }
+        if q.execute(&mut *tx).await? != group.len() as u64 {
+            return Err(MarketError::conflict(
+                "state_changed",
+                format!("a result on task {} changed state meanwhile", task.id),
+            ));
+        }
+        if agreed {
+            let paid: Vec<(AssignmentId, &AccountId)> =
+                group.iter().map(|s| (s.id, &s.worker)).collect();
+            pay(m, tx, task, &paid).await?;
+        }
+        let column = if agreed { "agreed" } else { "disagreed" };
+        let mut q = query(format!(
+            "UPDATE workers SET {column} = {column} + 1 WHERE account IN ({})",
+            placeholders(1, group.len())
+        ));
+        for s in &group {
+            q = q.bind(s.worker.as_str());
+        }
+        q.execute(&mut *tx).await?;
     }
-    let column = if agreed { "agreed" } else { "disagreed" };
-    query(&format!(
-        "UPDATE workers SET {column} = {column} + 1 WHERE account = $1"
-    ))
-    .bind(worker.as_str())
-    .execute(&mut *tx)
-    .await?;
     Ok(())
 }
