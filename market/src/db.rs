@@ -49,6 +49,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "bid_tasks",
         include_str!("../../migrations/sqlite/0003_bid_tasks.sql"),
     ),
+    (
+        4,
+        "lean_indexes",
+        include_str!("../../migrations/sqlite/0004_lean_indexes.sql"),
+    ),
 ];
 
 /// Pragmas of every SQLite connection.
@@ -96,7 +101,7 @@ impl Writer {
             // some errors, e.g. a full disk): its writers' work is gone.
             Err("the batch was rolled back by the database engine".to_string())
         } else {
-            self.conn.execute_batch("COMMIT").map_err(|e| {
+            exec_cached(&self.conn, "COMMIT").map_err(|e| {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 e.to_string()
             })
@@ -200,7 +205,7 @@ impl WriteTx<'_> {
         match &mut self.inner {
             TxInner::Sqlite { writer, flush } => {
                 let mut w = writer.take().expect("a transaction commits once");
-                if let Err(e) = w.conn.execute_batch("RELEASE op") {
+                if let Err(e) = exec_cached(&w.conn, "RELEASE op") {
                     w.rollback_savepoint();
                     flush.notify_one();
                     return Err(e.into());
@@ -415,6 +420,11 @@ impl<'q> Query<'q> {
             }
         }
     }
+}
+
+/// Run a statement without parameters or rows (transaction control), prepared once.
+fn exec_cached(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.raw_execute().map(|_| ())
 }
 
 fn lite_run(
@@ -632,9 +642,9 @@ impl Db {
             Backend::Sqlite(l) => {
                 let w = l.writer.lock().await;
                 if w.conn.is_autocommit() {
-                    w.conn.execute_batch("BEGIN IMMEDIATE")?;
+                    exec_cached(&w.conn, "BEGIN IMMEDIATE")?;
                 }
-                w.conn.execute_batch("SAVEPOINT op")?;
+                exec_cached(&w.conn, "SAVEPOINT op")?;
                 TxInner::Sqlite {
                     writer: Some(w),
                     flush: &l.flush,

@@ -459,7 +459,7 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
             judge(m, tx, &task, &submitted, &judged).await?;
             save_verdict(tx, task_id, &stored).await?;
         }
-        close_bid_if_done(m, tx, task.bid).await?;
+        close_bid_unless_out(m, tx, &task, outstanding).await?;
         return Ok(Decision {
             judged,
             ..unchanged
@@ -509,7 +509,7 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
             .await?;
         judge(m, tx, &task, &submitted, &judged).await?;
         m.metrics.verified.fetch_add(1, Ordering::Relaxed);
-        close_bid_if_done(m, tx, task.bid).await?;
+        close_bid_unless_out(m, tx, &task, outstanding).await?;
         return Ok(Decision {
             task_state: TaskState::Verified,
             wake: None,
@@ -535,6 +535,22 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
         wake: None,
         judged: vec![],
     })
+}
+
+/// Close the task's bid if it is done. A replica of this task still out
+/// means it is not: the bid is looked at again when that replica ends
+/// (result, failure, expiry or cancellation all come back here or to
+/// [`fail_task`]), which spares the bid-wide query on most decisions.
+async fn close_bid_unless_out(
+    m: &Market,
+    tx: &mut WriteTx<'_>,
+    task: &TaskRow,
+    outstanding: usize,
+) -> Result<()> {
+    if outstanding > 0 {
+        return Ok(());
+    }
+    close_bid_if_done(m, tx, task.bid).await
 }
 
 async fn save_verdict(tx: &mut WriteTx<'_>, task: TaskId, v: &StoredVerdict) -> Result<()> {
