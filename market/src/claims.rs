@@ -13,8 +13,8 @@ use std::time::Duration;
 use tally_protocol::wire::{Assignment, ClaimRequest, Claimed, Offer, OfferRequest};
 use tally_protocol::{AccountId, AssignmentId, Sha256Hex, Stroops, TaskId};
 
-use crate::db::query;
 use crate::db::{int, parse, text};
+use crate::db::{query, Row, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::wake::WakeUp;
 use crate::{now_ms, to_time, Market};
@@ -236,29 +236,49 @@ async fn claim_pass(
         }
         q
     };
-    // Look without the write lock first: most woken claims find nothing,
-    // and they must not queue behind the writers to learn it.
-    if candidates().fetch_optional(&m.db).await?.is_none() {
+    // Look without the write lock: most woken claims find nothing, and they
+    // must not queue behind the writers to learn it. What the look finds is
+    // tried under the lock; only if some of it was taken meanwhile does the
+    // pass look again, inside its transaction, which sees every write.
+    let seen = candidates().fetch_all(&m.db).await?;
+    if seen.is_empty() {
         return Ok((vec![], 0));
     }
     let mut tx = m.db.begin().await?;
-    let found = candidates().fetch_all(&mut tx).await?;
-    if found.is_empty() {
-        return Ok((vec![], 0));
+    let mut out = Vec::with_capacity(seen.len());
+    let mut lost = take(&mut tx, m, worker, &seen, &mut out).await?;
+    if lost > 0 {
+        // The tasks just taken are excluded by the query itself (this
+        // worker is on them now).
+        let mut fresh = candidates().fetch_all(&mut tx).await?;
+        fresh.truncate(n as usize - out.len());
+        lost = take(&mut tx, m, worker, &fresh, &mut out).await?;
     }
+    tx.commit().await?;
+    Ok((out, lost))
+}
+
+/// Take a slot on each candidate task; how many were lost to concurrent
+/// claims (slots gone, or this worker already on the task).
+async fn take(
+    tx: &mut WriteTx<'_>,
+    m: &Market,
+    worker: &AccountId,
+    candidates: &[Row],
+    out: &mut Vec<Assignment>,
+) -> Result<usize> {
     let now = now_ms();
     let expires = now + m.config.lease.as_millis() as i64;
-    let mut out = Vec::with_capacity(found.len());
     let mut lost = 0;
-    for c in found {
-        let task = int(&c, "id")?;
+    for c in candidates {
+        let task = int(c, "id")?;
         // Take the slot first: the row lock it takes orders concurrent claims.
         let took = query(
             "UPDATE tasks SET taken = taken + 1, status = 'running'
              WHERE id = $1 AND taken < wanted AND status IN ('open', 'running')",
         )
         .bind(task)
-        .execute(&mut tx)
+        .execute(&mut *tx)
         .await?;
         if took == 0 {
             lost += 1;
@@ -272,27 +292,25 @@ async fn claim_pass(
         .bind(worker.as_str())
         .bind(expires)
         .bind(now)
-        .fetch_optional(&mut tx)
+        .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = inserted else {
             // The same worker took this task through a concurrent claim.
             query("UPDATE tasks SET taken = taken - 1 WHERE id = $1")
                 .bind(task)
-                .execute(&mut tx)
+                .execute(&mut *tx)
                 .await?;
             lost += 1;
             continue;
         };
-        let assignment: i64 = row.try_get("id")?;
         out.push(Assignment {
-            assignment: AssignmentId(assignment),
+            assignment: AssignmentId(row.try_get("id")?),
             task: TaskId(task),
-            model: parse(&text(&c, "model")?, "model hash")?,
-            input: parse(&text(&c, "input")?, "input hash")?,
-            price: Stroops(int(&c, "price")?),
+            model: parse(&text(c, "model")?, "model hash")?,
+            input: parse(&text(c, "input")?, "input hash")?,
+            price: Stroops(int(c, "price")?),
             lease_expires_at: to_time(expires),
         });
     }
-    tx.commit().await?;
-    Ok((out, lost))
+    Ok(lost)
 }
