@@ -115,12 +115,10 @@ pub async fn settle_with(m: &Market, submitter: Option<&Submitter>) -> Result<us
 
 /// The stored next transaction sequence number, if known.
 pub async fn next_tx_seq(m: &Market) -> Result<Option<i64>> {
-    Ok(
-        query("SELECT next_tx_seq FROM settlement_state WHERE id = 1")
-            .fetch_one(&m.db)
-            .await?
-            .try_get("next_tx_seq")?,
-    )
+    query("SELECT next_tx_seq FROM settlement_state WHERE id = 1")
+        .fetch_one(&m.db)
+        .await?
+        .try_get("next_tx_seq")
 }
 
 /// One unpaid agreeing assignment.
