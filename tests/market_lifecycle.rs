@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use tally_market::db::{int, query, text};
 use tally_protocol::wire::{BidState, TaskState};
 use tally_protocol::Stroops;
 
@@ -268,6 +269,50 @@ async fn a_late_agreeing_result_is_paid(backend: Backend) {
     let ev = market.anonymous().evidence(created.tasks[0]).await.unwrap();
     assert_eq!(ev.verdict.unwrap().agree.len(), 3);
     assert_eq!(ev.voted.len(), 2);
+
+    // Every paid result is booked against its own assignment: the price
+    // leaves the client's reservation, the fee goes to the operator, the
+    // rest to that result's worker. The decision that verified the task paid
+    // its two results in one posting; the late result's decision made one
+    // more.
+    let rows = query(
+        "SELECT posting, assignment_id, book, owner, amount FROM ledger_entries
+         WHERE kind = 'earn' ORDER BY assignment_id, book",
+    )
+    .fetch_all(&market.market.db)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 9, "three entries per paid result");
+    let client_account = client.signer().unwrap().account().to_string();
+    let operator = market.operator.account().to_string();
+    let mut postings = Vec::new();
+    for (w, a) in ws.iter().zip(&held) {
+        let entries: Vec<(String, String, i64)> = rows
+            .iter()
+            .filter(|r| int(r, "assignment_id").unwrap() == a.assignment.0)
+            .map(|r| {
+                postings.push(int(r, "posting").unwrap());
+                (
+                    text(r, "book").unwrap(),
+                    text(r, "owner").unwrap(),
+                    int(r, "amount").unwrap(),
+                )
+            })
+            .collect();
+        let worker = w.signer().unwrap().account().to_string();
+        assert_eq!(
+            entries,
+            vec![
+                ("earned".to_string(), worker, 2_000 - 50),
+                ("fees".to_string(), operator.clone(), 50),
+                ("reserved".to_string(), client_account.clone(), -2_000),
+            ],
+            "the entries of assignment {}",
+            a.assignment
+        );
+    }
+    postings.dedup();
+    assert_eq!(postings.len(), 2, "one posting per decision: {postings:?}");
     market.finish().await;
 }
 both!(a_late_agreeing_result_is_paid);
