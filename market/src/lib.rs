@@ -8,7 +8,8 @@
 //! - [`ledger`]: double-entry postings, balances, and the invariant check.
 //! - [`bids`]: validating a bid, storing its inputs, reserving its money.
 //! - [`claims`]: matching workers to tasks; exclusive, long-polled, woken by new work.
-//! - [`results`]: leases, results, failures, the vote.
+//! - [`results`]: leases, results, failures.
+//! - [`decide`]: the vote and its outcome: verify and pay, judge late results, add a replica, fail.
 //! - [`payment`]: paying agreeing results, failing tasks, closing bids with refunds.
 //! - [`sweep`]: lease expiry and bid deadlines.
 //! - [`settle`]: settlement batches: earnings netted per worker into signed,
@@ -25,6 +26,7 @@ pub mod bids;
 pub mod claims;
 pub mod config;
 pub mod db;
+pub mod decide;
 pub mod error;
 pub mod ledger;
 pub mod lifecycle;

@@ -7,9 +7,10 @@ use tally_protocol::{AssignmentId, TaskId};
 
 use crate::db::int;
 use crate::db::query;
+use crate::decide::decide;
 use crate::error::Result;
 use crate::payment::fail_task;
-use crate::results::{decide, load_assignment, load_task, lock_task, release_slot};
+use crate::results::{load_assignment, load_task, lock_task, release_slot};
 use crate::{now_ms, Market};
 
 /// Expire leases past their time: each returns its slot, and its worker's
