@@ -317,6 +317,49 @@ async fn a_late_agreeing_result_is_paid(backend: Backend) {
 }
 both!(a_late_agreeing_result_is_paid);
 
+/// The last replica of a verified task reports a failure: that ends the
+/// bid, which closes and refunds what it did not spend.
+async fn a_failure_on_the_last_replica_of_a_verified_task_closes_the_bid(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let created = client
+        .bid_images(bid_request(&model, 2_000), &[png(6)])
+        .await
+        .unwrap();
+    let ws = [
+        market.worker(&model).await,
+        market.worker(&model).await,
+        market.worker(&model).await,
+    ];
+    let mut held = Vec::new();
+    for w in &ws {
+        held.push(w.claim(1, 2_000).await.unwrap().assignments.remove(0));
+    }
+    for i in 0..2 {
+        ws[i]
+            .submit_result(held[i].assignment, &honest())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        client.bid(created.bid).await.unwrap().status,
+        BidState::Open,
+        "a replica is still out"
+    );
+    ws[2]
+        .report_failure(held[2].assignment, "out of memory")
+        .await
+        .unwrap();
+    let status = client.bid(created.bid).await.unwrap();
+    assert_eq!(status.status, BidState::Done, "the last replica ended");
+    let me = client.account_me().await.unwrap();
+    assert_eq!(me.reserved, Stroops(0));
+    assert_eq!(me.balance, Stroops(1_000_000 - 2 * 2_000));
+    market.finish().await;
+}
+both!(a_failure_on_the_last_replica_of_a_verified_task_closes_the_bid);
+
 /// A worker that cannot run its input reports a failure; the slot goes back.
 async fn a_reported_failure_returns_the_slot(backend: Backend) {
     let market = spawn_market(backend).await;

@@ -308,7 +308,9 @@ pub async fn report_failure(
     if !task.state.is_final() && failures >= task.max_replicas {
         fail_task(m, &mut tx, &task).await?;
         task_state = TaskState::Failed;
-    } else if !task.state.is_final() {
+    } else {
+        // Also on a verified task: this may have been its last replica out,
+        // and the decision is what closes the bid.
         decide(m, &mut tx, a.task).await?;
     }
     tx.commit().await?;
