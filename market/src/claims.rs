@@ -14,7 +14,7 @@ use tally_protocol::wire::{Assignment, ClaimRequest, Claimed, Offer, OfferReques
 use tally_protocol::{AccountId, AssignmentId, Sha256Hex, Stroops, TaskId};
 
 use crate::db::{int, parse, text};
-use crate::db::{query, Row, WriteTx};
+use crate::db::{placeholders, query, Row, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::wake::WakeUp;
 use crate::{now_ms, to_time, Market};
@@ -215,16 +215,13 @@ async fn claim_pass(
     if offer.models.is_empty() {
         return Ok((vec![], 0));
     }
-    let placeholders: Vec<String> = (0..offer.models.len())
-        .map(|i| format!("${}", i + 4))
-        .collect();
     let sql = format!(
         "SELECT t.id, t.model, t.input, t.price FROM tasks t
          WHERE t.status IN ('open', 'running') AND t.taken < t.wanted AND t.price >= $1
            AND t.model IN ({})
            AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker = $2)
          ORDER BY t.price DESC, t.id ASC LIMIT $3",
-        placeholders.join(", "),
+        placeholders(4, offer.models.len()),
     );
     let candidates = || {
         let mut q = query(sql.as_str())

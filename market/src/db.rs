@@ -34,7 +34,7 @@ use sqlx::postgres::{PgConnection, PgPool};
 use tokio::sync::{MutexGuard, Notify};
 
 use crate::error::{MarketError, Result};
-pub use query::{query, Decode, Query, Row, Value};
+pub use query::{placeholders, query, Decode, Query, Row, Value};
 #[doc(hidden)]
 pub use sqlite::Lite;
 use sqlite::Writer;

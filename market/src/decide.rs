@@ -9,7 +9,7 @@ use tally_protocol::vote::{self, Ballot};
 use tally_protocol::wire::{ResultRequest, TaskState};
 use tally_protocol::{AccountId, AssignmentId, TaskId};
 
-use crate::db::{int, parse, query, text, WriteTx};
+use crate::db::{int, parse, placeholders, query, text, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::lifecycle::{assignment_transition, task_transition, AssignmentState};
 use crate::payment::{close_bid_if_done, fail_task, pay};
@@ -193,14 +193,6 @@ async fn save_verdict(tx: &mut WriteTx<'_>, task: TaskId, v: &StoredVerdict) -> 
         .execute(&mut *tx)
         .await?;
     Ok(())
-}
-
-/// `$from, $from+1, ...`: one placeholder per item.
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Record the verdict on submitted results, pay those that agreed, and count

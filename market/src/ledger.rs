@@ -9,7 +9,7 @@
 use tally_protocol::{AccountId, AssignmentId, BidId, Stroops, TaskId};
 
 use crate::db::{int, text};
-use crate::db::{query, Db, Executor, WriteTx};
+use crate::db::{placeholders, query, Db, Executor, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::now_ms;
 
@@ -92,11 +92,7 @@ pub async fn post_entries(
     }
     // All entries in one statement: $1..$3 are shared, then seven per entry.
     let rows: Vec<String> = (0..entries.len())
-        .map(|i| {
-            let p = 4 + 7 * i;
-            let cols: Vec<String> = (p..p + 7).map(|n| format!("${n}")).collect();
-            format!("($1, $2, {}, $3)", cols.join(", "))
-        })
+        .map(|i| format!("($1, $2, {}, $3)", placeholders(4 + 7 * i, 7)))
         .collect();
     let mut q = query(format!(
         "INSERT INTO ledger_entries (posting, kind, book, owner, amount, bid_id, task_id, assignment_id, settlement, created_at)
@@ -131,7 +127,7 @@ pub async fn post_entries(
         }
     }
     let rows: Vec<String> = (0..moves.len())
-        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+        .map(|i| format!("({})", placeholders(1 + 3 * i, 3)))
         .collect();
     let mut q = query(format!(
         "INSERT INTO balances (book, owner, amount) VALUES {}

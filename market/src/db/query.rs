@@ -53,6 +53,14 @@ pub struct Query<'q> {
     args: Vec<Value>,
 }
 
+/// `$from, $from+1, ...`: one placeholder per item of a list.
+pub fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A statement with `$1, $2, ...` parameters.
 pub fn query<'q>(sql: impl Into<Cow<'q, str>>) -> Query<'q> {
     Query {
