@@ -12,27 +12,44 @@ pub const OFFICIAL_MODEL_URL: &str =
 pub const OFFICIAL_MODEL_SHA256: &str =
     "c789161ed43c8269fcd4e67c67eeeb4e80c622da2eb296a20bc6007bd18a0b7d";
 
-/// `TALLY_ASSETS` when set; else `../shared/assets` from the working
-/// directory or from the source tree.
-pub fn find() -> Option<PathBuf> {
+/// Where the assets are looked for, in order: `TALLY_ASSETS` alone when
+/// set (an explicit setting is obeyed, never second-guessed); else the
+/// repository's own `assets/` (from the source tree, then from the working
+/// directory), then `../shared/assets` beside the checkout.
+pub fn candidates() -> Vec<PathBuf> {
     if let Some(p) = std::env::var_os("TALLY_ASSETS") {
-        // An explicit setting is obeyed, never second-guessed.
-        let p = PathBuf::from(p);
-        return p.join(MODEL_FILE).is_file().then_some(p);
+        return vec![PathBuf::from(p)];
     }
-    let mut candidates = Vec::new();
-    candidates.push(PathBuf::from("../shared/assets"));
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets"));
-    candidates
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"));
+    vec![
+        source.join("assets"),
+        PathBuf::from("assets"),
+        PathBuf::from("../shared/assets"),
+        source.join("../shared/assets"),
+    ]
+}
+
+/// The first of [`candidates`] that holds the sample model.
+pub fn find() -> Option<PathBuf> {
+    candidates()
         .into_iter()
         .find(|p| p.join(MODEL_FILE).is_file())
 }
 
 /// What to tell a user whose machine lacks the assets.
 pub fn missing_message() -> String {
+    let looked: Vec<String> = candidates()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let looked = match std::env::var_os("TALLY_ASSETS") {
+        Some(_) => format!("$TALLY_ASSETS = {}", looked.join(", ")),
+        None => looked.join(", "),
+    };
     format!(
-        "the sample assets were not found (looked in $TALLY_ASSETS and ../shared/assets).\n\
-         Get them with `tally assets fetch --dir DIR` on a machine with internet, then set TALLY_ASSETS=DIR;\n\
+        "the sample assets were not found (no {MODEL_FILE} in {looked}).\n\
+         A checkout of the repository ships them in assets/; elsewhere, get them with\n\
+         `tally assets fetch --dir DIR` on a machine with internet, then set TALLY_ASSETS=DIR;\n\
          or download the model yourself: {OFFICIAL_MODEL_URL}\n\
          (sha256 {OFFICIAL_MODEL_SHA256}) into DIR/{MODEL_FILE}, and JPEG images into DIR/images/."
     )

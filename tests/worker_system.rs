@@ -1,10 +1,10 @@
 //! Real workers, run as users run them: `tally work` processes on ONNX
 //! Runtime and on tract against a market on port 0, and `tally detect`.
 //!
-//! Needs the sample assets (`TALLY_ASSETS` or `../shared/assets`) and, for
-//! the ONNX Runtime workers, `libonnxruntime` (`ORT_DYLIB_PATH` or the pip
-//! package). Without them a test says what is missing and passes, unless
-//! `CI` is set: then it fails.
+//! Needs the sample assets (`TALLY_ASSETS`, else the repository's own
+//! `assets/`) and, for the ONNX Runtime workers, `libonnxruntime`
+//! (`ORT_DYLIB_PATH` or the pip package). Without them a test says what is
+//! missing and passes, unless `CI` is set: then it fails.
 //!
 //! Every wait is for an event — a line a worker logs, a process exiting —
 //! and bounded.
