@@ -26,7 +26,7 @@ pub fn router(m: Arc<Market>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .route("/v1/models", post(upload_model))
+        .route("/v1/models", get(list_models).post(upload_model))
         .route("/v1/models/{hash}", get(download_model))
         .route("/v1/offers", post(post_offer))
         .route("/v1/bids", post(post_bid))
@@ -111,6 +111,10 @@ async fn download_model(State(m): S, Path(raw): Path<String>) -> Result<Response
         .ok_or_else(|| MarketError::NotFound(format!("no model {h}")))?;
     let bytes: Vec<u8> = row.try_get("bytes")?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+async fn list_models(State(m): S) -> Result<Json<ModelList>> {
+    Ok(Json(views::models(&m).await?))
 }
 
 async fn post_offer(State(m): S, s: Signed) -> Result<Json<Offer>> {

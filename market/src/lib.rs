@@ -14,7 +14,7 @@
 //! - [`sweep`]: lease expiry and bid deadlines.
 //! - [`settle`]: settlement batches: earnings netted per worker into signed,
 //!   hash-chained records; their submission to Horizon / Stellar RPC.
-//! - [`views`]: read models: bid status, evidence, accounts, market stats, metrics.
+//! - [`views`]: read models: hosted models, bid status, evidence, accounts, market stats, metrics.
 //! - [`wake`]: waiting claims, woken only as many as new work has slots.
 //! - [`auth`]: the signed-request extractor and replay protection.
 //! - [`api`]: the axum router.

@@ -1,5 +1,5 @@
-//! Read models: bid status, evidence, an account's view of the ledger,
-//! market statistics, settlement records and Prometheus metrics.
+//! Read models: hosted models, bid status, evidence, an account's view of
+//! the ledger, market statistics, settlement records and Prometheus metrics.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -15,6 +15,23 @@ use crate::ledger::{self, Book};
 use crate::lifecycle::parse_task_state;
 use crate::results::StoredVerdict;
 use crate::{now_ms, to_time, Market};
+
+/// `GET /v1/models`: every hosted model, oldest upload first (uploads in
+/// the same millisecond in hash order); the model bytes are not read.
+pub async fn models(m: &Market) -> Result<ModelList> {
+    query("SELECT hash, size FROM models ORDER BY created_at, hash")
+        .fetch_all(&m.db)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(HostedModel {
+                model: parse(&text(r, "hash")?, "model hash")?,
+                bytes: int(r, "size")? as u64,
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(|models| ModelList { models })
+}
 
 /// `GET /v1/bids/{id}`: only the client who placed it may read it.
 pub async fn bid_status(m: &Market, caller: &AccountId, id: BidId) -> Result<BidStatus> {

@@ -134,6 +134,11 @@ impl Client {
         Ok(resp.json().await?)
     }
 
+    /// Every model the market hosts, oldest upload first.
+    pub async fn models(&self) -> Result<ModelList, Error> {
+        self.get("/v1/models").await
+    }
+
     pub async fn model(&self, hash: &Sha256Hex) -> Result<Vec<u8>, Error> {
         let resp = self
             .send_raw(

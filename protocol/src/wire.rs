@@ -29,6 +29,20 @@ pub struct ModelUploaded {
     pub size: u64,
 }
 
+/// `GET /v1/models`: every model the market hosts, oldest upload first;
+/// what a worker may offer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelList {
+    pub models: Vec<HostedModel>,
+}
+
+/// One hosted model: its address and its size in bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostedModel {
+    pub model: Sha256Hex,
+    pub bytes: u64,
+}
+
 /// `POST /v1/offers`: what a worker runs and for how little.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
