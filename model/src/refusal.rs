@@ -18,7 +18,10 @@ impl Shown {
     pub const MAX_CHARS: usize = 100;
 
     pub(crate) fn new(bytes: &[u8]) -> Shown {
-        let all = String::from_utf8_lossy(bytes);
+        // No character takes more than 4 bytes: this prefix still shows
+        // whether there are more than MAX_CHARS of them.
+        let prefix = &bytes[..bytes.len().min(4 * (Self::MAX_CHARS + 1))];
+        let all = String::from_utf8_lossy(prefix);
         let mut chars = all.char_indices();
         match chars.nth(Self::MAX_CHARS) {
             Some((end, _)) => Shown {
@@ -65,8 +68,8 @@ pub enum Refusal {
     },
 
     #[error(
-        "a {message} carries field {number} ({wire}), which this market does not know; \
-         unknown fields are refused because a runtime might act on them"
+        "a {message} carries field {number} ({wire}), which is not in the ONNX schema \
+         admission knows; unknown fields are refused because a runtime might act on them"
     )]
     UnknownField {
         message: &'static str,
@@ -148,6 +151,13 @@ mod tests {
         assert_eq!(long.as_str().chars().count(), Shown::MAX_CHARS);
         assert!(long.to_string().ends_with("\"..."));
         assert_eq!(Shown::new(&[0xff]).to_string(), "\"\u{fffd}\"");
+        let exact = "é".repeat(Shown::MAX_CHARS);
+        assert_eq!(
+            Shown::new(exact.as_bytes()).to_string(),
+            format!("{exact:?}")
+        );
+        let garbage = Shown::new(&[0xff; 1000]);
+        assert!(garbage.to_string().ends_with("..."));
     }
 
     #[test]
