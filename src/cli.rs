@@ -40,6 +40,21 @@ pub enum Command {
     /// The sample model and images.
     #[command(subcommand)]
     Assets(AssetsCommand),
+    /// The confined inference child a worker starts (not for people).
+    #[command(name = "__infer", hide = true)]
+    InferChild(InferChildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InferChildArgs {
+    #[arg(long)]
+    pub backend: String,
+    #[arg(long)]
+    pub ort_dylib: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    #[arg(long, default_value_t = 4096)]
+    pub memory_mb: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,10 +117,19 @@ pub struct WorkArgs {
     pub capacity: u32,
     #[arg(long, default_value = "tally-models")]
     pub models_dir: PathBuf,
-    /// Models to offer (sha256); by default every model in --models-dir
-    /// plus any given with --model.
+    /// Models to offer (sha256); by default every model the market hosts
+    /// (up to --max-model-mb), fetched when first needed.
     #[arg(long = "offer")]
     pub offer: Vec<String>,
+    /// The largest model to fetch and run, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub max_model_mb: u64,
+    /// Address space of each inference child, in MiB.
+    #[arg(long, default_value_t = 4096)]
+    pub max_memory_mb: u64,
+    /// Wall-clock seconds one inference may take before its child is stopped.
+    #[arg(long, default_value_t = 120)]
+    pub task_timeout_secs: u64,
     /// A model file to offer (uploaded to the market if it lacks it).
     #[arg(long)]
     pub model: Vec<PathBuf>,

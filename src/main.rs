@@ -7,6 +7,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = tally::cli::Cli::parse();
+    if let tally::cli::Command::InferChild(args) = cli.command {
+        // Before any thread exists: the child confines itself first.
+        return tally::cmd::work::infer_child(args);
+    }
     let quiet = matches!(
         cli.command,
         tally::cli::Command::Demo(_) | tally::cli::Command::Bench(_)

@@ -33,7 +33,7 @@ pub async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
             backend,
             iterations,
             threads,
-        } => (inference(&backend, iterations, threads)?, json),
+        } => (inference(&backend, iterations, threads).await?, json),
         BenchCommand::Settle { json, txs } => (settle(txs), json),
     };
     if json {
@@ -92,7 +92,10 @@ async fn market(db: &str, tasks: usize, workers: usize) -> anyhow::Result<serde_
             Stroops(price * 5 * tasks as i64),
         )
         .await?;
-    let model = client.upload_model(b"bench-model".to_vec()).await?.model;
+    let model = client
+        .upload_model(tally_model::build::tiny_yolox("bench"))
+        .await?
+        .model;
     let png = tiny_png();
     let done = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
@@ -182,7 +185,10 @@ async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value
     lm.client(lm.operator.clone())
         .credit(client.signer().unwrap().account(), Stroops(1_000_000_000))
         .await?;
-    let model = client.upload_model(b"bench-model".to_vec()).await?.model;
+    let model = client
+        .upload_model(tally_model::build::tiny_yolox("bench"))
+        .await?
+        .model;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tally_protocol::TaskId, Instant)>();
     let done = Arc::new(AtomicBool::new(false));
     let online = Arc::new(AtomicUsize::new(0));
@@ -255,7 +261,9 @@ async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value
     }))
 }
 
-fn inference(
+/// In-process latency, then the same images through a confined inference
+/// child as a worker runs them: the difference is what isolation costs.
+async fn inference(
     backend: &str,
     iterations: usize,
     threads: usize,
@@ -275,9 +283,40 @@ fn inference(
         threads,
         sessions: 1,
     };
-    let r = tally_worker::bench::bench_inference_with(&model, &options, &images, iterations)?;
+    let (model_path, bench_images) = (model.clone(), images.clone());
+    let r = tokio::task::spawn_blocking(move || {
+        tally_worker::bench::bench_inference_with(&model_path, &options, &bench_images, iterations)
+    })
+    .await??;
+    let in_process_p50 = r.ms_p50;
     let mut v = serde_json::to_value(r)?;
     v["bench"] = json!("inference");
+
+    let mut config = tally_worker::sandbox::SandboxConfig::new(std::env::current_exe()?, &["__infer"]);
+    config.backend = choice;
+    config.threads = threads.max(1);
+    let sandbox = tally_worker::sandbox::Sandbox::start(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the inference child: {e}"))?;
+    let bytes = std::sync::Arc::new(std::fs::read(&model)?);
+    let hash = Sha256Hex::of(&bytes);
+    let mut isolated = Vec::with_capacity(images.len() * iterations);
+    for image in &images {
+        // Warm-up: the child loads the model on first use.
+        sandbox.detect(&hash, &bytes, image).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    for _ in 0..iterations {
+        for image in &images {
+            let started = Instant::now();
+            sandbox.detect(&hash, &bytes, image).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            isolated.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let p50 = tally_worker::bench::percentile(&mut isolated, 50.0);
+    v["isolated_ms_p50"] = json!(p50);
+    v["isolated_ms_p99"] = json!(tally_worker::bench::percentile(&mut isolated, 99.0));
+    v["isolation_overhead_ms_p50"] = json!(p50 - in_process_p50);
+    v["landlock"] = json!(sandbox.hello().landlock);
     Ok(v)
 }
 

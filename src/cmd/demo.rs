@@ -14,6 +14,7 @@ use serde_json::json;
 use tally_protocol::wire::{BidRequest, TaskState};
 use tally_protocol::{Client, Signer, Stroops};
 use tally_worker::agent::{self, Agent};
+use tally_worker::sandbox::SandboxConfig;
 
 use crate::cli::DemoArgs;
 use crate::local::LocalMarket;
@@ -64,8 +65,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for i in 0..args.workers {
         let signer = Signer::generate();
         let faulty = i >= args.workers - args.faulty;
-        let mut a = Agent::new(vec![model.clone()], dirs.path().join(format!("worker-{i}")));
-        a.backend = backend;
+        let exe = std::env::current_exe().context("finding this program")?;
+        let mut sandbox = SandboxConfig::new(exe, &["__infer"]);
+        sandbox.backend = backend;
+        let mut a = Agent::new(
+            vec![model.clone()],
+            dirs.path().join(format!("worker-{i}")),
+            sandbox,
+        );
         a.faulty = faulty;
         let c = lm.client(signer.clone());
         let mut stop = stop_rx.clone();

@@ -14,7 +14,7 @@ use anyhow::{anyhow, Context};
 use serde::Serialize;
 use tally_protocol::Detection;
 use tally_worker::detector::decode_image;
-use tally_worker::{draw, BackendChoice, Detector};
+use tally_worker::{draw, one_line, BackendChoice, Detector};
 
 use crate::cli::DetectArgs;
 
@@ -150,22 +150,6 @@ fn write_stdout(text: &str) -> anyhow::Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(e).context("writing to stdout"),
     }
-}
-
-/// An error and its causes on one line, without repeating a cause its
-/// parent already quotes.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn ms_since(t: Instant) -> f64 {

@@ -19,6 +19,18 @@ pub fn generate(out: Option<&Path>) -> anyhow::Result<ExitCode> {
                     path.display()
                 );
             }
+            // A key's folder is private too (created 0700 when missing).
+            if let Some(parent) = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+            {
+                let mut dirs = std::fs::DirBuilder::new();
+                dirs.recursive(true);
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
+                dirs.create(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create_new(true);
             #[cfg(unix)]

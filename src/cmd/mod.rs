@@ -45,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(args.which).await,
         Command::Detect(args) => detect::run(args).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::InferChild(_) => bail!("the inference child runs only as a worker's child"),
     }
 }
 

@@ -1,6 +1,8 @@
 //! `tally work` processes as a test drives them: their keys, their logs
 //! (waited on line by line), and the sample assets and runtimes they need.
 
+#![allow(dead_code)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -46,6 +48,9 @@ pub fn key_file(dir: &Path, name: &str) -> (Signer, PathBuf) {
     let signer = Signer::generate();
     let path = dir.join(format!("{name}.key"));
     std::fs::write(&path, format!("{}\n", signer.secret())).expect("write key");
+    // Readable by its owner alone, or `tally work` refuses it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
     (signer, path)
 }
 

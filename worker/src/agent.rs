@@ -2,10 +2,15 @@
 //!
 //! [`run`] posts the worker's offer and long-polls claims for as many tasks
 //! as it has free slots (`capacity` inferences at once, a [`Semaphore`]).
-//! Each assignment runs as a task of its own: fetch the input, run the
-//! model's [`Detector`] in `spawn_blocking` (never on the async runtime),
-//! heartbeat every third of the lease meanwhile, then submit the signed
-//! result — or report a failure when the input or the model cannot be run.
+//! Each assignment runs as a task of its own: fetch the model (first use
+//! only, admitted before use) and the input, run the model in a confined
+//! child process ([`crate::sandbox`]; this process holds the key and never
+//! runs a model), check the detections ([`crate::sanity`]), heartbeat every
+//! third of the lease meanwhile, then submit the signed result — or report
+//! a failure when the input or the model cannot be run.
+//!
+//! With no models named, the worker offers what the market hosts and looks
+//! again every [`DISCOVER_EVERY`] for new models ([`models`]).
 //!
 //! While the market is unreachable every call is retried with exponential
 //! backoff (100 ms doubling to 5 s); only a refusal the worker cannot fix
@@ -16,7 +21,6 @@
 //! by the shutdown may have been granted anyway; such slots return to the
 //! pool when their lease expires.)
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -29,21 +33,25 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::cache::{CacheError, ModelCache};
-use crate::{BackendChoice, Detector, DetectorOptions};
+use crate::sandbox::{Sandbox, SandboxConfig};
 
 mod job;
+mod models;
 mod retry;
 
 pub use job::sabotage;
 pub use retry::is_transient;
 
 use job::{work_on, Shared};
+use models::Models;
 use retry::{retry, Backoff};
 
 /// The longest a claim may wait on the market (its limit is 60 s).
 const CLAIM_WAIT_MS: u64 = 20_000;
 /// The most assignments one claim may take (the market's limit).
 const MAX_CLAIM: u32 = 64;
+/// How often a worker that offers what the market hosts looks for new models.
+pub const DISCOVER_EVERY: Duration = Duration::from_secs(30);
 
 /// How a worker runs: what it offers, at what price, how much at once.
 #[derive(Debug, Clone)]
@@ -52,14 +60,16 @@ pub struct Agent {
     pub capacity: u32,
     /// The lowest price per result this worker takes.
     pub min_price: Stroops,
-    pub backend: BackendChoice,
-    /// Threads per inference.
-    pub threads: usize,
-    /// The models offered; fetched from the market into the cache when missing.
+    /// The models offered; empty: every model the market hosts (up to
+    /// `max_model_bytes`). Fetched into the cache when first needed.
     pub models: Vec<Sha256Hex>,
     /// Models of `models` the market may lack: uploaded from the cache at start.
     pub publish: Vec<Sha256Hex>,
     pub models_dir: PathBuf,
+    /// The largest model this worker fetches and runs.
+    pub max_model_bytes: u64,
+    /// How inference children are started and limited (backend and threads included).
+    pub sandbox: SandboxConfig,
     /// Answer with deliberately wrong detections, so demos show the vote catching them.
     pub faulty: bool,
     /// Stop after this many submitted results.
@@ -71,16 +81,20 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// One slot, any price, the best backend, 30 s of grace.
-    pub fn new(models: Vec<Sha256Hex>, models_dir: impl Into<PathBuf>) -> Self {
+    /// One slot, any price, models up to 64 MiB, 30 s of grace.
+    pub fn new(
+        models: Vec<Sha256Hex>,
+        models_dir: impl Into<PathBuf>,
+        sandbox: SandboxConfig,
+    ) -> Self {
         Agent {
             capacity: 1,
             min_price: Stroops::ZERO,
-            backend: BackendChoice::Auto,
-            threads: 1,
             models,
             publish: Vec::new(),
             models_dir: models_dir.into(),
+            max_model_bytes: 64 << 20,
+            sandbox,
             faulty: false,
             max_results: None,
             grace: Duration::from_secs(30),
@@ -103,16 +117,12 @@ pub struct AgentReport {
 /// Why a worker stopped on its own.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("no model to offer")]
+    #[error("none of the models named can be offered")]
     NothingToOffer,
     #[error(transparent)]
     Cache(#[from] CacheError),
-    #[error("cannot load model {model}")]
-    Load {
-        model: Sha256Hex,
-        #[source]
-        source: crate::Error,
-    },
+    #[error("cannot start inference")]
+    Sandbox(#[source] crate::sandbox::InferError),
     #[error("{what}")]
     Market {
         what: &'static str,
@@ -146,41 +156,31 @@ async fn run_until_stopped(
     agent: Agent,
     mut stop: watch::Receiver<bool>,
 ) -> Result<AgentReport, AgentError> {
-    if agent.models.is_empty() {
-        return Err(AgentError::NothingToOffer);
-    }
     let capacity = agent.capacity.max(1);
     let cache = ModelCache::new(&agent.models_dir);
-    let Some(detectors) = prepare(&client, &agent, &cache, &stop).await? else {
-        return Ok(AgentReport::default());
-    };
-    let offer = OfferRequest {
-        models: agent.models.clone(),
-        min_price: agent.min_price,
-        capacity,
-    };
-    if retry("posting the offer", &stop, || client.post_offer(&offer))
+    let sandbox = Sandbox::start(agent.sandbox.clone())
         .await
-        .map_err(|source| AgentError::Market {
-            what: "posting the offer",
-            source,
-        })?
-        .is_none()
-    {
+        .map_err(AgentError::Sandbox)?;
+    let hello = sandbox.hello();
+    tracing::info!(backend = %hello.backend, "inference runs in confined child processes");
+    for line in &hello.confinement {
+        if line.contains("NOT") {
+            tracing::warn!("sandbox: {line}");
+        } else {
+            tracing::info!("sandbox: {line}");
+        }
+    }
+    if publish(&client, &agent, &cache, &stop).await?.is_none() {
         return Ok(AgentReport::default());
     }
-    tracing::info!(
-        worker = %client.signer().map(|s| s.account().to_string()).unwrap_or_default(),
-        models = agent.models.len(),
-        min_price = agent.min_price.0,
-        capacity,
-        faulty = agent.faulty,
-        "offer posted; waiting for tasks"
-    );
-
+    let models = Models::new(cache, agent.models.clone(), agent.max_model_bytes);
+    if !models.discovers() && prefetch(&client, &models, &stop).await.is_none() {
+        return Ok(AgentReport::default());
+    }
     let shared = Arc::new(Shared {
         client: client.clone(),
-        detectors,
+        models,
+        sandbox,
         faulty: agent.faulty,
         pause_after_claim: agent.pause_after_claim,
         results: AtomicU64::new(0),
@@ -192,12 +192,82 @@ async fn run_until_stopped(
     let mut jobs = JoinSet::new();
     let mut backoff = Backoff::new();
     let mut fatal = None;
+    // What the market was last told we offer; `None`: nothing posted yet.
+    let mut posted: Option<Vec<Sha256Hex>> = None;
+    let mut discovered_at: Option<Instant> = None;
     loop {
         while let Some(done) = jobs.try_join_next() {
             log_panic(done);
         }
         if *stop.borrow() {
             break;
+        }
+        if shared.models.discovers() && discovered_at.is_none_or(|t| t.elapsed() >= DISCOVER_EVERY)
+        {
+            match shared.models.refresh(&client).await {
+                Ok(()) => discovered_at = Some(Instant::now()),
+                Err(e) if is_transient(&e) => {
+                    tokio::select! {
+                        () = backoff.wait("listing the market's models", &e) => {}
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
+                    continue;
+                }
+                Err(source) => {
+                    fatal = Some(AgentError::Market {
+                        what: "listing the market's models",
+                        source,
+                    });
+                    break;
+                }
+            }
+        }
+        let offer = OfferRequest {
+            models: shared.models.offer(),
+            min_price: agent.min_price,
+            capacity,
+        };
+        if offer.models.is_empty() {
+            if !shared.models.discovers() {
+                fatal = Some(AgentError::NothingToOffer);
+                break;
+            }
+            if posted.is_none() {
+                tracing::info!(
+                    "the market hosts no model this worker can run yet; looking again every {} s",
+                    DISCOVER_EVERY.as_secs()
+                );
+                posted = Some(Vec::new());
+            }
+            let wait = DISCOVER_EVERY
+                .saturating_sub(discovered_at.map_or(Duration::ZERO, |t| t.elapsed()));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            continue;
+        }
+        if posted.as_ref() != Some(&offer.models) {
+            match retry("posting the offer", &stop, || client.post_offer(&offer)).await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(source) => {
+                    fatal = Some(AgentError::Market {
+                        what: "posting the offer",
+                        source,
+                    });
+                    break;
+                }
+            }
+            tracing::info!(
+                worker = %client.signer().map(|s| s.account().to_string()).unwrap_or_default(),
+                models = offer.models.len(),
+                min_price = agent.min_price.0,
+                capacity,
+                faulty = agent.faulty,
+                "offer posted; waiting for tasks"
+            );
+            posted = Some(offer.models.clone());
         }
         let budget = match agent.max_results {
             Some(max) => {
@@ -222,8 +292,14 @@ async fn run_until_stopped(
         };
         let free = 1 + slots.available_permits() as u64;
         let want = free.min(budget).min(u64::from(MAX_CLAIM)) as u32;
+        // A discovering worker comes back in time to look for new models.
+        let wait_ms = if shared.models.discovers() {
+            CLAIM_WAIT_MS.min(DISCOVER_EVERY.as_millis() as u64)
+        } else {
+            CLAIM_WAIT_MS
+        };
         let claimed = tokio::select! {
-            r = client.claim(want, CLAIM_WAIT_MS) => r,
+            r = client.claim(want, wait_ms) => r,
             _ = stop.wait_for(|s| *s) => break,
         };
         let assignments = match claimed {
@@ -242,15 +318,7 @@ async fn run_until_stopped(
             Err(e) if api_code(&e) == Some("no_offer") => {
                 // The market forgot our offer (a fresh database, say): post it again.
                 tracing::warn!("the market has no offer from us ({e}); posting it again");
-                if let Err(source) =
-                    retry("posting the offer", &stop, || client.post_offer(&offer)).await
-                {
-                    fatal = Some(AgentError::Market {
-                        what: "posting the offer",
-                        source,
-                    });
-                    break;
-                }
+                posted = None;
                 continue;
             }
             Err(source) => {
@@ -327,13 +395,13 @@ async fn drain(jobs: &mut JoinSet<()>, grace: Duration, abort: &watch::Sender<bo
     }
 }
 
-/// Uploads the models to publish and loads every offered model; `None` when stopped first.
-async fn prepare(
+/// Uploads the models the market may lack; `None` when stopped first.
+async fn publish(
     client: &Client,
     agent: &Agent,
     cache: &ModelCache,
     stop: &watch::Receiver<bool>,
-) -> Result<Option<HashMap<Sha256Hex, Arc<Detector>>>, AgentError> {
+) -> Result<Option<()>, AgentError> {
     for hash in &agent.publish {
         let path = cache.path_of(hash);
         let bytes = tokio::fs::read(&path)
@@ -354,72 +422,34 @@ async fn prepare(
             None => return Ok(None),
         }
     }
-    let options = DetectorOptions {
-        backend: agent.backend,
-        threads: agent.threads.max(1),
-        sessions: agent.capacity.max(1) as usize,
-    };
-    let mut detectors = HashMap::new();
-    for hash in &agent.models {
-        if detectors.contains_key(hash) {
-            continue;
-        }
+    Ok(Some(()))
+}
+
+/// Fetches and admits the named models before the first offer, so a model
+/// that cannot be had shows at start; `None` when stopped first.
+async fn prefetch(client: &Client, models: &Models, stop: &watch::Receiver<bool>) -> Option<()> {
+    for hash in models.offer() {
         let mut backoff = Backoff::new();
-        let path = loop {
-            match cache.get_or_fetch(client, hash).await {
-                Ok(path) => break path,
-                Err(CacheError::Fetch { source, .. }) if is_transient(&source) => {
+        loop {
+            match models.get(client, &hash).await {
+                Ok(_) | Err(models::Unusable::Refused(_)) => break,
+                Err(models::Unusable::Unavailable(why)) => {
                     let mut stop = stop.clone();
                     tokio::select! {
-                        () = backoff.wait("fetching a model", &source) => {}
-                        _ = stop.wait_for(|s| *s) => return Ok(None),
+                        () = backoff.wait_for("fetching a model", &why) => {}
+                        _ = stop.wait_for(|s| *s) => return None,
                     }
                 }
-                Err(e) => return Err(e.into()),
             }
-        };
-        let started = Instant::now();
-        let detector = tokio::task::spawn_blocking(move || {
-            let bytes = std::fs::read(&path).map_err(|source| crate::Error::Io { path, source })?;
-            Detector::with_options(&bytes, &options)
-        })
-        .await
-        .expect("loading a model does not panic")
-        .map_err(|source| AgentError::Load {
-            model: hash.clone(),
-            source,
-        })?;
-        tracing::info!(
-            model = %hash,
-            backend = %detector.backend(),
-            ms = started.elapsed().as_millis() as u64,
-            "model loaded"
-        );
-        detectors.insert(hash.clone(), Arc::new(detector));
+        }
     }
-    Ok(Some(detectors))
+    Some(())
 }
 
 fn total_earned(me: &AccountView) -> Stroops {
     me.earned_unpaid
         .checked_add(me.paid_total)
         .unwrap_or(Stroops(i64::MAX))
-}
-
-/// An error and its causes on one line, without repeating a cause its
-/// parent already quotes.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The market's error code, when it refused the request.
@@ -450,7 +480,22 @@ mod tests {
             Some(tally_protocol::Signer::generate()),
         );
         let dir = tempfile::tempdir().unwrap();
-        let agent = Agent::new(vec![Sha256Hex::of(b"model")], dir.path());
+        // A stand-in inference child: it says hello, then waits.
+        let hello = crate::sandbox::wire::Reply::Hello(crate::sandbox::Hello {
+            backend: "tract".into(),
+            confinement: vec![],
+            landlock: false,
+        });
+        let mut frame = Vec::new();
+        crate::sandbox::wire::write_blocking(&mut frame, &hello, b"").unwrap();
+        let hello_file = dir.path().join("hello.bin");
+        std::fs::write(&hello_file, frame).unwrap();
+        let script = format!("/bin/cat {}; exec /bin/sleep 60", hello_file.display());
+        let agent = Agent::new(
+            vec![Sha256Hex::of(b"model")],
+            dir.path(),
+            SandboxConfig::new("/bin/sh", &["-c", &script, "child"]),
+        );
         let report = run(
             client,
             agent,

@@ -103,8 +103,17 @@ impl Detector {
         )
     }
 
-    /// Loads a model from its ONNX bytes.
+    /// Loads a model from its ONNX bytes, once it has passed admission.
+    ///
+    /// The runtime gets the bytes alone, never a path: admission has refused
+    /// anything that would make it open a file (external data).
     pub fn with_options(model: &[u8], options: &DetectorOptions) -> Result<Self, Error> {
+        // Size is the caller's limit to set (market upload, worker fetch); safety is not.
+        let policy = tally_model::Policy {
+            max_bytes: usize::MAX,
+            ..tally_model::Policy::default()
+        };
+        tally_model::admit(model, &policy)?;
         let (backend, env) = backend::activate(options.backend)?;
         let mut slots = Vec::with_capacity(options.sessions.max(1));
         for _ in 0..options.sessions.max(1) {

@@ -15,6 +15,11 @@ pub enum Error {
     #[error("undecodable image: {0}")]
     Image(#[source] image::ImageError),
 
+    /// The model failed admission: it must not be run at all (external
+    /// data, foreign operators, not the supported family, ...).
+    #[error("model refused: {0}")]
+    Refused(#[from] tally_model::Refusal),
+
     /// The model could not be loaded or run.
     #[error("model error: {context}")]
     Model {
@@ -63,4 +68,20 @@ impl Error {
             source: None,
         }
     }
+}
+
+/// An error and its causes on one line, without repeating a cause its
+/// parent already quotes.
+pub fn one_line(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -9,12 +9,15 @@
 //!   post-processing (grid decode, threshold, class-wise NMS).
 //! - [`detector`]: a loaded model, `Send + Sync`: image bytes in, detections out.
 //! - [`draw`]: boxes and labels drawn on the image, for people to check.
+//! - [`sanity`]: what detections must look like before the worker signs them.
 //! - [`bench`]: end-to-end and model-only latency, as `tally bench inference` reports it.
 //! - [`error`]: the crate's one error type.
 //!
 //! The other half sells the cycles:
 //!
 //! - [`cache`]: models on disk by sha256, verified, written atomically.
+//! - [`sandbox`]: inference in confined child processes (Landlock, rlimits,
+//!   no network, no key): a client's model is hostile input.
 //! - [`agent`]: the claim loop: offer, claim, infer, heartbeat, submit, retry, drain.
 //!
 //! The worker never links the server stack: its only Tally dependency is
@@ -27,9 +30,11 @@ pub mod cache;
 pub mod detector;
 pub mod draw;
 pub mod error;
+pub mod sandbox;
+pub mod sanity;
 pub mod yolox;
 
 pub use backend::{Backend, BackendChoice};
 pub use bench::{bench_inference, InferenceBench};
 pub use detector::{DetectOutput, Detector, DetectorOptions};
-pub use error::Error;
+pub use error::{one_line, Error};

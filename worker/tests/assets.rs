@@ -272,13 +272,13 @@ fn parallel_detections_from_spawn_blocking_agree() {
 }
 
 #[test]
-fn a_model_that_is_not_onnx_is_a_model_error() {
+fn a_model_that_is_not_onnx_is_refused_before_any_runtime_sees_it() {
     in_own_process(
-        "a_model_that_is_not_onnx_is_a_model_error",
+        "a_model_that_is_not_onnx_is_refused_before_any_runtime_sees_it",
         || match Detector::from_bytes(b"not an onnx model", BackendChoice::Tract, 1) {
-            Err(Error::Model { .. }) => {}
+            Err(Error::Refused(r)) => assert_eq!(r.code(), "malformed", "{r}"),
             other => panic!(
-                "expected Error::Model, got {:?}",
+                "expected Error::Refused, got {:?}",
                 other.map(|d| d.backend())
             ),
         },

@@ -1,18 +1,20 @@
 //! One assignment, from claim to signed result (or reported failure).
 
-use std::collections::HashMap;
+use std::io::Cursor;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tally_protocol::signing::now_ms;
 use tally_protocol::wire::{Assignment, ResultRequest};
-use tally_protocol::{labels, AssignmentId, Client, Detection, Sha256Hex};
+use tally_protocol::{labels, AssignmentId, Client, Detection};
 use tokio::sync::watch;
 
+use super::models::{Models, Unusable};
 use super::retry::{is_transient, retry};
-use super::{one_line, total_earned};
-use crate::Detector;
+use super::total_earned;
+use crate::detector::MAX_IMAGE_SIDE;
+use crate::one_line;
+use crate::sandbox::{InferError, Sandbox};
 
 /// The longest failure reason the market accepts.
 const MAX_REASON: usize = 1000;
@@ -20,7 +22,8 @@ const MAX_REASON: usize = 1000;
 /// What one assignment task shares with the others.
 pub(super) struct Shared {
     pub(super) client: Client,
-    pub(super) detectors: HashMap<Sha256Hex, Arc<Detector>>,
+    pub(super) models: Models,
+    pub(super) sandbox: Sandbox,
     pub(super) faulty: bool,
     pub(super) pause_after_claim: Option<Duration>,
     pub(super) results: AtomicU64,
@@ -89,6 +92,10 @@ async fn attempt(shared: &Shared, a: &Assignment, abort: watch::Receiver<bool>) 
             _ = abort_wait.wait_for(|s| *s) => return Done::Aborted,
         }
     }
+    let model = match shared.models.get(client, &a.model).await {
+        Ok(bytes) => bytes,
+        Err(Unusable::Refused(why) | Unusable::Unavailable(why)) => return Done::Failed(why),
+    };
     let input = match retry("fetching an input", &abort, || client.input(&a.input)).await {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Done::Aborted,
@@ -97,20 +104,33 @@ async fn attempt(shared: &Shared, a: &Assignment, abort: watch::Receiver<bool>) 
             return Done::Dropped;
         }
     };
-    let Some(detector) = shared.detectors.get(&a.model).map(Arc::clone) else {
-        return Done::Failed(format!("model {} is not loaded on this worker", a.model));
+    // The image's size, read here from its header: the child's word is not taken for it.
+    let Some((width, height)) = image_size(&input) else {
+        return Done::Failed("undecodable image: cannot read its size".into());
     };
-    let inference = tokio::task::spawn_blocking(move || detector.detect(&input));
     let mut abort_wait = abort.clone();
     let output = tokio::select! {
-        r = inference => r,
+        r = shared.sandbox.detect(&a.model, &model, &input) => r,
         _ = abort_wait.wait_for(|s| *s) => return Done::Aborted,
     };
     let output = match output {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => return Done::Failed(one_line(&e)),
-        Err(e) => return Done::Failed(format!("inference crashed: {e}")),
+        Ok(out) => out,
+        Err(InferError::Model(why)) => {
+            shared.models.refuse(&a.model, &why);
+            return Done::Failed(format!("model error: {why}"));
+        }
+        Err(InferError::Input(why)) => return Done::Failed(why),
+        Err(InferError::Child(why)) => return Done::Failed(why),
     };
+    if (output.width, output.height) != (width, height) {
+        return Done::Failed(format!(
+            "the inference child reported a {}x{} image for a {width}x{height} one",
+            output.width, output.height
+        ));
+    }
+    if let Err(insane) = crate::sanity::check(&output.detections, width, height) {
+        return Done::Failed(format!("unusable model output: {insane}"));
+    }
     let detections = if shared.faulty {
         sabotage(output.detections)
     } else {
@@ -150,13 +170,24 @@ async fn attempt(shared: &Shared, a: &Assignment, abort: watch::Receiver<bool>) 
     Done::Submitted
 }
 
-/// Extends the lease every third of its remaining time; returns only when it is lost.
+/// The pixel size in an image's header, without decoding it; `None` when
+/// it is not an image or is larger than any worker decodes.
+fn image_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let (w, h) = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()?;
+    (w <= MAX_IMAGE_SIDE && h <= MAX_IMAGE_SIDE).then_some((w, h))
+}
+
 /// A heartbeat refused because this worker's own result (or failure
 /// report) for the assignment is already in: only this worker can finish it.
 fn is_own_submission(e: &tally_protocol::Error) -> bool {
     matches!(e, tally_protocol::Error::Api { status: 409, code, .. } if code == "already_finished")
 }
 
+/// Extends the lease every third of its remaining time; returns only when it is lost.
 async fn keep_leased(
     client: &Client,
     id: AssignmentId,

@@ -72,11 +72,15 @@ impl Backoff {
     }
 
     pub(super) async fn wait(&mut self, what: &str, error: &tally_protocol::Error) {
+        self.wait_for(what, &crate::one_line(error)).await
+    }
+
+    /// [`Self::wait`] with the reason already put in words.
+    pub(super) async fn wait_for(&mut self, what: &str, why: &str) {
         let delay = self.step();
         tracing::warn!(
             retry_in_ms = delay.as_millis() as u64,
-            "market unreachable while {what}: {}",
-            super::one_line(error)
+            "market unreachable while {what}: {why}"
         );
         tokio::time::sleep(delay).await;
     }
