@@ -391,3 +391,55 @@ async fn a_reported_failure_returns_the_slot(backend: Backend) {
     market.finish().await;
 }
 both!(a_reported_failure_returns_the_slot);
+
+/// replicas 3, quorum 2, max_replicas 3: a wrong answer and a right one
+/// come in first. The third replica was never claimed, so the task waits
+/// for it instead of failing; the third answer verifies it.
+async fn an_early_wrong_answer_cannot_fail_a_task_whose_last_replica_is_unclaimed(
+    backend: Backend,
+) {
+    let market = spawn_market(backend).await;
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let req = tally_protocol::wire::BidRequest {
+        max_replicas: Some(3),
+        ..bid_request(&model, 10_000)
+    };
+    let created = client.bid_images(req, &[png(7)]).await.unwrap();
+    let (liar, honest_a, honest_b) = (
+        market.worker(&model).await,
+        market.worker(&model).await,
+        market.worker(&model).await,
+    );
+    let a = liar.claim(1, 2_000).await.unwrap().assignments.remove(0);
+    let b = honest_a
+        .claim(1, 2_000)
+        .await
+        .unwrap()
+        .assignments
+        .remove(0);
+    liar.submit_result(a.assignment, &wrong()).await.unwrap();
+    let second = honest_a
+        .submit_result(b.assignment, &honest())
+        .await
+        .unwrap();
+    assert_eq!(second.status, "submitted", "judged before its peers spoke");
+    assert_ne!(second.task_status, TaskState::Failed);
+    // The replica asked for is still there for the taking.
+    let c = honest_b
+        .claim(1, 2_000)
+        .await
+        .unwrap()
+        .assignments
+        .remove(0);
+    assert_eq!(c.task, created.tasks[0]);
+    let third = honest_b
+        .submit_result(c.assignment, &honest_noisy())
+        .await
+        .unwrap();
+    assert_eq!(third.task_status, TaskState::Verified);
+    assert_eq!(liar.account_me().await.unwrap().earned_unpaid, Stroops(0));
+    assert!(honest_a.account_me().await.unwrap().earned_unpaid.0 > 0);
+    market.finish().await;
+}
+both!(an_early_wrong_answer_cannot_fail_a_task_whose_last_replica_is_unclaimed);

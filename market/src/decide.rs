@@ -13,9 +13,13 @@ use crate::db::{int, parse, placeholders, query, text, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::lifecycle::{assignment_transition, task_transition, AssignmentState};
 use crate::payment::{close_bid_if_done, fail_task, pay};
-use crate::results::{load_task, set_assignment, StoredVerdict, TaskRow};
+use crate::task::{load_task, set_assignment, StoredVerdict, TaskRow};
 use crate::wake::Work;
 use crate::{now_ms, Market};
+
+mod outcome;
+
+pub use outcome::{outcome, Outcome, Replicas};
 
 /// What a decision did.
 pub struct Decision {
@@ -111,63 +115,78 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
         close_bid_if_done(m, tx, task.bid).await?;
         return Ok(unchanged);
     }
-    if (submitted.len() as u64) < u64::from(task.params.quorum) {
-        return Ok(unchanged);
-    }
-    let ballots = submitted
-        .iter()
-        .map(|s| {
-            Ok(Ballot {
-                assignment: s.id,
-                detections: s.parse()?.detections,
-            })
-        })
-        .collect::<Result<Vec<Ballot>>>()?;
-    let verdict = vote::vote(&task.params, &ballots);
-    if verdict.is_verified(&task.params) {
-        task_transition(task.state, TaskState::Verified)?;
-        let judged: Vec<(AssignmentId, bool)> = submitted
+    let replicas = Replicas {
+        out: outstanding as u64,
+        unclaimed: (task.wanted - task.taken).max(0) as u64,
+        wanted: task.wanted.max(0) as u64,
+        max: task.max_replicas.max(0) as u64,
+    };
+    // Too few results for a quorum: the vote cannot verify, only the replicas decide.
+    let vote_due = submitted.len() as u64 >= u64::from(task.params.quorum);
+    let ballots = if vote_due {
+        submitted
             .iter()
-            .map(|s| (s.id, verdict.agree.contains(&s.id)))
-            .collect();
-        let stored = StoredVerdict {
-            voted: ballots.iter().map(|b| b.assignment).collect(),
-            verdict,
-        };
-        query("UPDATE tasks SET status = 'verified', finished_at = $1, verdict = $2 WHERE id = $3")
-            .bind(now_ms())
-            .bind(serde_json::to_string(&stored).expect("verdict serializes"))
-            .bind(task_id.0)
-            .execute(&mut *tx)
-            .await?;
-        judge(m, tx, &task, &submitted, &judged).await?;
-        m.metrics.verified.fetch_add(1, Ordering::Relaxed);
-        close_bid_unless_out(m, tx, &task, outstanding).await?;
-        return Ok(Decision {
-            task_state: TaskState::Verified,
-            wake: None,
-            judged,
-        });
+            .map(|s| {
+                Ok(Ballot {
+                    assignment: s.id,
+                    detections: s.parse()?.detections,
+                })
+            })
+            .collect::<Result<Vec<Ballot>>>()?
+    } else {
+        Vec::new()
+    };
+    let verdict = vote_due.then(|| vote::vote(&task.params, &ballots));
+    let verified = verdict
+        .as_ref()
+        .is_some_and(|v| v.is_verified(&task.params));
+    match outcome(verified, replicas) {
+        Outcome::Verify => {
+            let verdict = verdict.expect("a verified task was voted on");
+            task_transition(task.state, TaskState::Verified)?;
+            let judged: Vec<(AssignmentId, bool)> = submitted
+                .iter()
+                .map(|s| (s.id, verdict.agree.contains(&s.id)))
+                .collect();
+            let stored = StoredVerdict {
+                voted: ballots.iter().map(|b| b.assignment).collect(),
+                verdict,
+            };
+            query("UPDATE tasks SET status = 'verified', finished_at = $1, verdict = $2 WHERE id = $3")
+                .bind(now_ms())
+                .bind(serde_json::to_string(&stored).expect("verdict serializes"))
+                .bind(task_id.0)
+                .execute(&mut *tx)
+                .await?;
+            judge(m, tx, &task, &submitted, &judged).await?;
+            m.metrics.verified.fetch_add(1, Ordering::Relaxed);
+            close_bid_unless_out(m, tx, &task, outstanding).await?;
+            Ok(Decision {
+                task_state: TaskState::Verified,
+                wake: None,
+                judged,
+            })
+        }
+        Outcome::Wait => Ok(unchanged),
+        Outcome::AddReplica => {
+            query("UPDATE tasks SET wanted = wanted + 1 WHERE id = $1")
+                .bind(task_id.0)
+                .execute(&mut *tx)
+                .await?;
+            Ok(Decision {
+                wake: Some(task.one_slot()),
+                ..unchanged
+            })
+        }
+        Outcome::Fail => {
+            fail_task(m, tx, &task).await?;
+            Ok(Decision {
+                task_state: TaskState::Failed,
+                wake: None,
+                judged: vec![],
+            })
+        }
     }
-    if outstanding > 0 {
-        return Ok(unchanged);
-    }
-    if task.wanted < task.max_replicas {
-        query("UPDATE tasks SET wanted = wanted + 1 WHERE id = $1")
-            .bind(task_id.0)
-            .execute(&mut *tx)
-            .await?;
-        return Ok(Decision {
-            wake: Some(task.one_slot()),
-            ..unchanged
-        });
-    }
-    fail_task(m, tx, &task).await?;
-    Ok(Decision {
-        task_state: TaskState::Failed,
-        wake: None,
-        judged: vec![],
-    })
 }
 
 /// Close the task's bid if it is done. A replica of this task still out

@@ -12,6 +12,7 @@
 //! - [`decide`]: the vote and its outcome: verify and pay, judge late results, add a replica, fail.
 //! - [`payment`]: paying agreeing results, failing tasks, closing bids with refunds.
 //! - [`sweep`]: lease expiry and bid deadlines.
+//! - [`task`]: a task's row, lock and assignment state changes, shared by the decision path.
 //! - [`settle`]: settlement batches: earnings netted per worker into signed,
 //!   hash-chained records; their submission to Horizon / Stellar RPC.
 //! - [`views`]: read models: hosted models, bid status, evidence, accounts, market stats, metrics.
@@ -35,6 +36,7 @@ pub mod results;
 pub mod server;
 pub mod settle;
 pub mod sweep;
+pub mod task;
 pub mod views;
 pub mod wake;
 

@@ -11,7 +11,7 @@ use crate::db::{query, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::ledger::{self, Book, Cause, Leg};
 use crate::lifecycle::task_transition;
-use crate::results::TaskRow;
+use crate::task::TaskRow;
 use crate::{now_ms, Market};
 
 /// Pay a task's agreeing results: for each, the price leaves the bid's

@@ -1,72 +1,25 @@
 //! Leases, results and failures: everything a worker does to its
 //! assignment, each in one transaction that then lets the vote run
 //! ([`crate::decide`]). Paying, failing and closing live in
-//! [`crate::payment`], expiry in [`crate::sweep`].
+//! [`crate::payment`], expiry in [`crate::sweep`], the task row and its
+//! state changes in [`crate::task`].
 
 use std::sync::atomic::Ordering;
 
 use tally_protocol::signing::SignedHeaders;
-use tally_protocol::vote::{Verdict, VoteParams};
 use tally_protocol::wire::{AssignmentOutcome, Lease, ResultRequest, TaskState};
-use tally_protocol::{AccountId, AssignmentId, BidId, Sha256Hex, Stroops, TaskId};
+use tally_protocol::{AccountId, AssignmentId, TaskId};
 
 use crate::auth::begin_signed;
-use crate::db::{int, json, parse, text};
-use crate::db::{query, WriteTx};
+use crate::db::{int, query, WriteTx};
 use crate::decide::decide;
 use crate::error::{MarketError, Result};
-use crate::lifecycle::{assignment_transition, parse_task_state, AssignmentState};
+use crate::lifecycle::AssignmentState;
 use crate::payment::fail_task;
-use crate::wake::Work;
+use crate::task::{
+    load_assignment, load_task, lock_task, release_slot, set_assignment, AssignmentRow,
+};
 use crate::{now_ms, to_time, Market};
-
-/// The verdict as stored: the public one plus which results formed it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct StoredVerdict {
-    #[serde(flatten)]
-    pub verdict: Verdict,
-    /// The results the consensus was voted from; later ones were judged against it.
-    pub voted: Vec<AssignmentId>,
-}
-
-pub(crate) struct AssignmentRow {
-    pub task: TaskId,
-    pub worker: AccountId,
-    pub state: AssignmentState,
-}
-
-pub(crate) async fn load_assignment(
-    tx: &mut WriteTx<'_>,
-    id: AssignmentId,
-) -> Result<AssignmentRow> {
-    let r = query("SELECT task_id, worker, status FROM assignments WHERE id = $1")
-        .bind(id.0)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| MarketError::NotFound(format!("no assignment {id}")))?;
-    Ok(AssignmentRow {
-        task: TaskId(int(&r, "task_id")?),
-        worker: parse(&text(&r, "worker")?, "worker")?,
-        state: AssignmentState::parse(&text(&r, "status")?)?,
-    })
-}
-
-/// Lock a task's row for the rest of the transaction. Every write path that
-/// changes a task's assignments takes this lock first (claims take it with
-/// their slot update), so decisions on one task are serialised and locks are
-/// always taken task first, then assignments: no two votes on one task, no
-/// deadlock. On SQLite the write lock already serialises everything.
-pub(crate) async fn lock_task(tx: &mut WriteTx<'_>, task: TaskId) -> Result<()> {
-    if !tx.is_postgres() {
-        return Ok(());
-    }
-    tx.serialize_decisions().await?;
-    query("UPDATE tasks SET wanted = wanted WHERE id = $1")
-        .bind(task.0)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
 
 /// Load an assignment the caller holds under a live lease, with its task locked.
 async fn load_leased(
@@ -99,31 +52,6 @@ async fn load_leased(
             "already_finished",
             format!("assignment {id} is already {}", other.as_str()),
         )),
-    }
-}
-
-pub(crate) async fn set_assignment(
-    tx: &mut WriteTx<'_>,
-    id: AssignmentId,
-    from: AssignmentState,
-    to: AssignmentState,
-) -> Result<()> {
-    assignment_transition(from, to)?;
-    let n = query("UPDATE assignments SET status = $1, finished_at = COALESCE(finished_at, $2) WHERE id = $3 AND status = $4")
-        .bind(to.as_str())
-        .bind(now_ms())
-        .bind(id.0)
-        .bind(from.as_str())
-        .execute(&mut *tx)
-        .await?
-        ;
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(MarketError::conflict(
-            "state_changed",
-            format!("assignment {id} changed state meanwhile"),
-        ))
     }
 }
 
@@ -324,66 +252,4 @@ pub async fn report_failure(
         status: AssignmentState::Failed.as_str().to_string(),
         task_status: task_state,
     })
-}
-
-pub(crate) async fn release_slot(tx: &mut WriteTx<'_>, task: TaskId) -> Result<()> {
-    query(
-        "UPDATE tasks SET taken = taken - 1,
-         status = CASE WHEN status = 'running' AND taken - 1 = 0 THEN 'open' ELSE status END
-         WHERE id = $1",
-    )
-    .bind(task.0)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-pub struct TaskRow {
-    pub id: TaskId,
-    pub model: Sha256Hex,
-    pub bid: BidId,
-    pub client: AccountId,
-    pub state: TaskState,
-    pub price: Stroops,
-    pub fee_bps: u32,
-    pub wanted: i64,
-    pub max_replicas: i64,
-    pub params: VoteParams,
-    pub verdict: Option<StoredVerdict>,
-}
-
-pub async fn load_task(tx: &mut WriteTx<'_>, id: TaskId) -> Result<TaskRow> {
-    let r = query(
-        "SELECT t.id, t.model, t.bid_id, t.status, t.price, t.wanted, t.max_replicas, t.verdict, b.params, b.fee_bps, b.client
-         FROM tasks t JOIN bids b ON b.id = t.bid_id WHERE t.id = $1",
-    )
-    .bind(id.0)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| MarketError::NotFound(format!("no task {id}")))?;
-    let verdict: Option<String> = r.try_get("verdict")?;
-    Ok(TaskRow {
-        id,
-        model: parse(&text(&r, "model")?, "model hash")?,
-        bid: BidId(int(&r, "bid_id")?),
-        client: parse(&text(&r, "client")?, "client")?,
-        state: parse_task_state(&text(&r, "status")?)?,
-        price: Stroops(int(&r, "price")?),
-        fee_bps: int(&r, "fee_bps")? as u32,
-        wanted: int(&r, "wanted")?,
-        max_replicas: int(&r, "max_replicas")?,
-        params: json(&text(&r, "params")?, "bid params")?,
-        verdict: verdict.map(|v| json(&v, "verdict")).transpose()?,
-    })
-}
-
-impl TaskRow {
-    /// One more replica of this task, for waiting claims.
-    pub fn one_slot(&self) -> Work {
-        Work {
-            model: self.model.clone(),
-            price: self.price.0,
-            slots: 1,
-        }
-    }
 }

@@ -10,7 +10,7 @@ use crate::db::query;
 use crate::decide::decide;
 use crate::error::Result;
 use crate::payment::fail_task;
-use crate::results::{load_assignment, load_task, lock_task, release_slot};
+use crate::task::{load_assignment, load_task, lock_task, release_slot};
 use crate::{now_ms, Market};
 
 /// Expire leases past their time: each returns its slot, and its worker's

@@ -13,7 +13,7 @@ use crate::db::{int, json, parse, text};
 use crate::error::{MarketError, Result};
 use crate::ledger::{self, Book};
 use crate::lifecycle::parse_task_state;
-use crate::results::StoredVerdict;
+use crate::task::StoredVerdict;
 use crate::{now_ms, to_time, Market};
 
 /// `GET /v1/models`: every hosted model, oldest upload first (uploads in
