@@ -37,6 +37,11 @@ pub enum Command {
     Demo(DemoArgs),
     /// Benchmarks.
     Bench(BenchArgs),
+    /// This account's balance, reservations, earnings and reputation.
+    Account(AccountArgs),
+    /// Operator commands, signed with the operator key.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// The sample model and images.
     #[command(subcommand)]
     Assets(AssetsCommand),
@@ -65,6 +70,8 @@ pub enum KeysCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print the G... address of a key file (or env:VAR).
+    Address { key: String },
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +208,34 @@ pub struct DetectArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct AccountArgs {
+    #[arg(long, env = "TALLY_MARKET")]
+    pub market: String,
+    /// The account's key: a file holding an S... seed, or env:VAR.
+    #[arg(long)]
+    pub key: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Credit a client's balance by hand (stroops).
+    Credit {
+        #[arg(long, env = "TALLY_MARKET")]
+        market: String,
+        /// The operator's key.
+        #[arg(long)]
+        key: String,
+        /// The G... account to credit.
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        amount: i64,
+    },
+}
+
+#[derive(Debug, Args)]
 pub struct AuditArgs {
     #[arg(long, env = "TALLY_MARKET")]
     pub market: String,
@@ -265,6 +300,35 @@ pub enum BenchCommand {
         json: bool,
         #[arg(long, default_value_t = 200)]
         txs: usize,
+    },
+    /// Wrong answers verified and saboteurs paid, against simulated fleets.
+    Trust {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 300)]
+        tasks: usize,
+        #[arg(long, default_value_t = 12)]
+        workers: usize,
+        /// Fraction of the workers that are saboteurs (rounded to a count).
+        #[arg(long, default_value_t = 0.4)]
+        saboteurs: f64,
+        /// Saboteur kinds, assigned round-robin: random, lazy, colluding,
+        /// farming, intermittent.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "random,lazy,colluding,farming,intermittent"
+        )]
+        mix: Vec<String>,
+        /// Bid fields; the bid's defaults when absent.
+        #[arg(long)]
+        replicas: Option<u32>,
+        #[arg(long)]
+        quorum: Option<u32>,
+        #[arg(long)]
+        max_replicas: Option<u32>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 

@@ -49,3 +49,10 @@ pub fn generate(out: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Print the G... address of a key.
+pub fn address(key: &str) -> anyhow::Result<ExitCode> {
+    let signer = Signer::load(key).with_context(|| format!("reading the key {key}"))?;
+    println!("{}", signer.account());
+    Ok(ExitCode::SUCCESS)
+}

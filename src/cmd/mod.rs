@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 
 use crate::cli::{Cli, Command, KeysCommand};
 
+pub mod account;
 pub mod assets;
 pub mod audit;
 pub mod bench;
@@ -37,6 +38,9 @@ pub fn init_logging(verbose: u8, quiet: bool) {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(out.as_deref()),
+        Command::Keys(KeysCommand::Address { key }) => keys::address(&key),
+        Command::Account(args) => account::show(args).await,
+        Command::Admin(cmd) => account::admin(cmd).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Work(args) => work::run(args).await,
         Command::Bid(args) => bid::run(args).await,

@@ -37,14 +37,18 @@ pub struct Confined {
     pub landlock: bool,
 }
 
-/// Folders of shared libraries the dynamic loader may need for ONNX Runtime.
-pub const SYSTEM_LIBRARIES: [&str; 6] = [
+/// What the runtime may read besides its own folder: the shared libraries
+/// the dynamic loader needs, and the CPU's description (ONNX Runtime sizes
+/// its thread pools from it). Nothing here is private to the worker.
+pub const SYSTEM_LIBRARIES: [&str; 8] = [
     "/lib",
     "/lib64",
     "/usr/lib",
     "/usr/lib64",
     "/usr/local/lib",
     "/etc/ld.so.cache",
+    "/proc/cpuinfo",
+    "/sys/devices/system/cpu",
 ];
 
 /// Applies every layer to the calling (single-threaded) process.
@@ -137,7 +141,7 @@ fn landlock(readable: &[PathBuf]) -> (String, bool) {
     match applied {
         Ok(status) => match status.ruleset {
             RulesetStatus::FullyEnforced => (
-                "Landlock: fully enforced (no file readable but the runtime's libraries; no TCP; no signals out)".into(),
+                "Landlock: fully enforced (no file readable but the runtime's libraries and the CPU description; no TCP; no signals out)".into(),
                 true,
             ),
             RulesetStatus::PartiallyEnforced => (
