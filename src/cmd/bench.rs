@@ -1,4 +1,4 @@
-//! `tally bench market|claims|inference|settle`: throughput and latency,
+//! `tally bench market|claims|inference|settle|trust`: throughput and latency,
 //! measured on the real thing (HTTP, database, signatures), printed as JSON
 //! with `--json`.
 
@@ -14,6 +14,8 @@ use tally_protocol::{Client, Detection, Sha256Hex, Signer, Stroops};
 
 use crate::cli::BenchCommand;
 use crate::local::LocalMarket;
+
+pub mod trust;
 
 pub async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
     let (report, json) = match which {
@@ -35,6 +37,29 @@ pub async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
             threads,
         } => (inference(&backend, iterations, threads).await?, json),
         BenchCommand::Settle { json, txs } => (settle(txs), json),
+        BenchCommand::Trust {
+            json,
+            tasks,
+            workers,
+            saboteurs,
+            mix,
+            replicas,
+            quorum,
+            max_replicas,
+            seed,
+        } => {
+            let args = trust::TrustArgs {
+                tasks,
+                workers,
+                saboteurs,
+                mix,
+                replicas,
+                quorum,
+                max_replicas,
+                seed,
+            };
+            (trust::run(args).await?, json)
+        }
     };
     if json {
         println!("{}", serde_json::to_string(&report)?);
@@ -292,7 +317,8 @@ async fn inference(
     let mut v = serde_json::to_value(r)?;
     v["bench"] = json!("inference");
 
-    let mut config = tally_worker::sandbox::SandboxConfig::new(std::env::current_exe()?, &["__infer"]);
+    let mut config =
+        tally_worker::sandbox::SandboxConfig::new(std::env::current_exe()?, &["__infer"]);
     config.backend = choice;
     config.threads = threads.max(1);
     let sandbox = tally_worker::sandbox::Sandbox::start(config)
@@ -303,12 +329,18 @@ async fn inference(
     let mut isolated = Vec::with_capacity(images.len() * iterations);
     for image in &images {
         // Warm-up: the child loads the model on first use.
-        sandbox.detect(&hash, &bytes, image).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        sandbox
+            .detect(&hash, &bytes, image)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     for _ in 0..iterations {
         for image in &images {
             let started = Instant::now();
-            sandbox.detect(&hash, &bytes, image).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            sandbox
+                .detect(&hash, &bytes, image)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             isolated.push(started.elapsed().as_secs_f64() * 1e3);
         }
     }
