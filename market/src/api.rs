@@ -82,6 +82,20 @@ async fn upload_model(State(m): S, s: Signed) -> Result<Json<ModelUploaded>> {
             "the model is the raw ONNX bytes of the body",
         ));
     }
+    // Admission: a model no worker may run (external data, foreign
+    // operators, not a YOLOX detector, ...) is refused, 422 with the rule's
+    // code and a sentence naming the problem, and never stored.
+    let policy = tally_model::Policy {
+        max_bytes: m.config.limits.max_model_bytes,
+        ..tally_model::Policy::default()
+    };
+    if let Err(refusal) = tally_model::admit(&s.body, &policy) {
+        tracing::info!(account = %s.account(), code = refusal.code(), "model refused: {refusal}");
+        return Err(MarketError::unprocessable(
+            refusal.code(),
+            refusal.to_string(),
+        ));
+    }
     let h = Sha256Hex::of(&s.body);
     let mut tx = m.db.begin().await?;
     query(

@@ -266,10 +266,10 @@ pub fn wrong() -> ResultRequest {
     }
 }
 
-/// Upload a fake model (the market never runs it).
+/// Upload the tiny YOLOX model (the market admits only real detectors).
 pub async fn model(client: &Client) -> Sha256Hex {
     client
-        .upload_model(b"onnx-model-bytes-for-tests".to_vec())
+        .upload_model(tally_model::build::tiny_yolox("tests"))
         .await
         .expect("upload")
         .model
