@@ -431,3 +431,42 @@ async fn detect_finds_the_dog_bicycle_and_car_and_refuses_a_truncated_jpeg() {
     assert!(stderr.contains("truncated.jpg"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Workers started with nothing but a market and a key (no model named,
+/// an empty models folder) find the model a client uploaded, fetch it on
+/// first use and verify the client's image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_workers_with_only_a_market_and_a_key_take_and_verify_work() {
+    let Some(assets) = assets() else { return };
+    let market = spawn_market(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The workers start first, on a market that hosts no model yet.
+    let mut workers = Vec::new();
+    for name in ["new-1", "new-2"] {
+        let mut w = Worker::start(&market.url, dir.path(), name, &["--max-results", "1"]).await;
+        w.expect_line(
+            "hosts no model this worker can run yet",
+            Duration::from_secs(30),
+        )
+        .await;
+        workers.push(w);
+    }
+    let client = market.funded_client(1_000_000).await;
+    let (model, _) = upload_sample_model(&client, &assets).await;
+    let image = std::fs::read(assets.join("images/dog.jpg")).unwrap();
+    let mut request = bid_request(&model, 1_000);
+    request.replicas = 2;
+    request.max_replicas = Some(2);
+    let created = client.bid_images(request, &[image]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for w in &mut workers {
+        w.expect_clean_exit(remaining(deadline)).await;
+        assert_eq!(w.count("model admitted"), 1, "{}", w.log());
+        assert_eq!(w.count("submitted result"), 1, "{}", w.log());
+    }
+    let status = client.bid(created.bid).await.unwrap();
+    assert_eq!(status.tasks[0].status, TaskState::Verified);
+    let labels = labels(status.tasks[0].consensus.as_deref().unwrap_or_default());
+    assert!(labels.contains("dog"), "{labels:?}");
+    market.finish().await;
+}

@@ -52,6 +52,8 @@ const CLAIM_WAIT_MS: u64 = 20_000;
 const MAX_CLAIM: u32 = 64;
 /// How often a worker that offers what the market hosts looks for new models.
 pub const DISCOVER_EVERY: Duration = Duration::from_secs(30);
+/// How often it looks while the market hosts nothing it can run.
+const DISCOVER_IDLE_EVERY: Duration = Duration::from_secs(5);
 
 /// How a worker runs: what it offers, at what price, how much at once.
 #[derive(Debug, Clone)]
@@ -202,8 +204,13 @@ async fn run_until_stopped(
         if *stop.borrow() {
             break;
         }
-        if shared.models.discovers() && discovered_at.is_none_or(|t| t.elapsed() >= DISCOVER_EVERY)
-        {
+        // Nothing offered yet: look more often, so a first model is picked up soon.
+        let every = if posted.as_ref().is_some_and(|p| p.is_empty()) {
+            DISCOVER_IDLE_EVERY
+        } else {
+            DISCOVER_EVERY
+        };
+        if shared.models.discovers() && discovered_at.is_none_or(|t| t.elapsed() >= every) {
             match shared.models.refresh(&client).await {
                 Ok(()) => discovered_at = Some(Instant::now()),
                 Err(e) if is_transient(&e) => {
@@ -235,11 +242,11 @@ async fn run_until_stopped(
             if posted.is_none() {
                 tracing::info!(
                     "the market hosts no model this worker can run yet; looking again every {} s",
-                    DISCOVER_EVERY.as_secs()
+                    DISCOVER_IDLE_EVERY.as_secs()
                 );
                 posted = Some(Vec::new());
             }
-            let wait = DISCOVER_EVERY
+            let wait = DISCOVER_IDLE_EVERY
                 .saturating_sub(discovered_at.map_or(Duration::ZERO, |t| t.elapsed()));
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
