@@ -1,0 +1,134 @@
+//! Credibility: how far the market trusts a worker, and a group of agreeing
+//! results, to be right. Pure functions, so every auditor re-runs them.
+//!
+//! A worker's credibility comes from spot checks alone (tasks whose answer
+//! the market knows), after Sarmenta ("Sabotage-tolerance mechanisms for
+//! volunteer computing systems", 2002), with blacklisting: `f` is the
+//! fraction of saboteurs the market assumes; a worker that has passed `k`
+//! checks and failed none is wrong on a given task with probability at most
+//! `f / ((1 - f) k e)`; one failed check and it is never trusted again.
+//! Votes never raise credibility: colluders would farm it on each other.
+
+use serde::{Deserialize, Serialize};
+
+/// The fraction of saboteurs the market assumes when nothing is known.
+pub const ASSUMED_SABOTEURS: f64 = 0.4;
+
+/// A worker's spot-check record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    pub passed: u64,
+    pub failed: u64,
+}
+
+/// The credibility of a worker with `record`, assuming a saboteur fraction `f`.
+///
+/// A new identity gets `1 - f`; `k >= 1` passed checks and no failure give
+/// `max(1 - f, 1 - f / ((1 - f) k e))`; any failed check gives 0.
+pub fn credibility(f: f64, record: CheckRecord) -> f64 {
+    let f = f.clamp(0.0, 0.999_999);
+    if record.failed > 0 {
+        return 0.0;
+    }
+    let base = 1.0 - f;
+    if record.passed == 0 {
+        return base;
+    }
+    let bound = f / ((1.0 - f) * record.passed as f64 * std::f64::consts::E);
+    (1.0 - bound).max(base)
+}
+
+/// The probability that each group of agreeing results is the right one.
+///
+/// `groups[g]` holds the credibilities of the workers whose results form
+/// group `g` (every result in exactly one group). With saboteurs assumed to
+/// agree with each other, group `a` is right when all its members are good
+/// and every other result is bad:
+/// `P(a) = prod_{i in a} Cr_i prod_{j not in a} (1 - Cr_j) / Z`, where `Z`
+/// sums that over every group plus the case "every result is bad".
+pub fn group_credibility(groups: &[Vec<f64>]) -> Vec<f64> {
+    let bad_all: f64 = groups.iter().flatten().map(|c| 1.0 - c).product();
+    let right: Vec<f64> = groups
+        .iter()
+        .enumerate()
+        .map(|(a, members)| {
+            let good: f64 = members.iter().product();
+            let others_bad: f64 = groups
+                .iter()
+                .enumerate()
+                .filter(|(g, _)| *g != a)
+                .flat_map(|(_, m)| m.iter())
+                .map(|c| 1.0 - c)
+                .product();
+            good * others_bad
+        })
+        .collect();
+    let z = bad_all + right.iter().sum::<f64>();
+    if z <= 0.0 {
+        return vec![0.0; groups.len()];
+    }
+    right.into_iter().map(|r| r / z).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(passed: u64, failed: u64) -> CheckRecord {
+        CheckRecord { passed, failed }
+    }
+
+    #[test]
+    fn new_identities_start_at_one_minus_f_and_checks_raise_it() {
+        assert!((credibility(0.4, rec(0, 0)) - 0.6).abs() < 1e-12);
+        let ten = credibility(0.4, rec(10, 0));
+        assert!((ten - (1.0 - 0.4 / (0.6 * 10.0 * std::f64::consts::E))).abs() < 1e-12);
+        let mut last = 0.0;
+        for k in [1, 2, 5, 10, 100, 1000] {
+            let c = credibility(0.4, rec(k, 0));
+            assert!(c >= last && c < 1.0, "k={k}: {c}");
+            last = c;
+        }
+    }
+
+    #[test]
+    fn one_failed_check_is_the_end_of_trust() {
+        assert_eq!(credibility(0.4, rec(10_000, 1)), 0.0);
+        assert_eq!(credibility(0.4, rec(0, 3)), 0.0);
+    }
+
+    #[test]
+    fn two_new_identities_agreeing_are_far_from_three_nines() {
+        let p = group_credibility(&[vec![0.6, 0.6]]);
+        // Both good (0.36) against both bad and colluding (0.16).
+        assert!((p[0] - 0.36 / 0.52).abs() < 1e-12, "{p:?}");
+        assert!(p[0] < 0.999);
+    }
+
+    #[test]
+    fn two_checked_workers_agreeing_reach_three_nines() {
+        let c = credibility(ASSUMED_SABOTEURS, rec(10, 0));
+        let p = group_credibility(&[vec![c, c]]);
+        assert!(p[0] >= 0.999, "{p:?}");
+        // Alone, one of them does not.
+        assert!(group_credibility(&[vec![c]])[0] < 0.999);
+    }
+
+    #[test]
+    fn a_dissenting_group_takes_credibility_from_the_other() {
+        let c = credibility(ASSUMED_SABOTEURS, rec(10, 0));
+        let alone = group_credibility(&[vec![c, c]])[0];
+        let p = group_credibility(&[vec![c, c], vec![0.6]]);
+        assert!(p[0] < alone && p[1] < 0.01, "{p:?}");
+        assert!(p.iter().sum::<f64>() < 1.0);
+        // A caught worker's results weigh nothing either way.
+        let q = group_credibility(&[vec![c, c], vec![0.0]]);
+        assert!((q[0] - alone).abs() < 1e-12 && q[1] == 0.0, "{q:?}");
+    }
+
+    #[test]
+    fn groups_of_caught_workers_are_never_credible() {
+        assert_eq!(group_credibility(&[vec![0.0, 0.0]]), vec![0.0]);
+        assert!(group_credibility(&[]).is_empty());
+    }
+}
