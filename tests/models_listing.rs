@@ -17,16 +17,16 @@ fn sample_model() -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The list as JSON, fetched without the typed client.
+async fn raw_list(market: &TestMarket) -> serde_json::Value {
+    let url = format!("{}/v1/models", market.url);
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
 async fn an_empty_market_lists_no_models(backend: Backend) {
     let market = spawn_market(backend).await;
     assert!(market.anonymous().models().await.unwrap().models.is_empty());
-    let raw: serde_json::Value = reqwest::get(format!("{}/v1/models", market.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(raw, serde_json::json!({ "models": [] }));
+    assert_eq!(raw_list(&market).await, serde_json::json!({ "models": [] }));
     market.finish().await;
 }
 both!(an_empty_market_lists_no_models);
@@ -61,12 +61,7 @@ async fn uploaded_models_are_listed_once_each_in_upload_order(backend: Backend) 
     assert_eq!(anyone.models().await.unwrap().models, want);
 
     // The field names are the contract's.
-    let raw: serde_json::Value = reqwest::get(format!("{}/v1/models", market.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let raw = raw_list(&market).await;
     assert_eq!(raw["models"][0]["model"], first.as_str());
     assert_eq!(raw["models"][0]["bytes"], 3_713_911);
     assert_eq!(raw["models"][1]["model"], second.as_str());
