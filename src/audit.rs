@@ -42,6 +42,8 @@ pub struct Report {
     pub amount: i64,
     /// Tasks whose evidence was checked.
     pub tasks: u64,
+    /// Payouts of spot checks, whose evidence is withheld (amount checked only).
+    pub withheld_checks: u64,
     pub findings: Vec<Finding>,
 }
 
@@ -52,6 +54,12 @@ impl Report {
             "{} records, {} payouts, {} stroops paid, {} tasks checked\n",
             self.records, self.payouts, self.amount, self.tasks
         );
+        if self.withheld_checks > 0 {
+            out.push_str(&format!(
+                "{} paid results were spot checks (evidence withheld; amounts checked)\n",
+                self.withheld_checks
+            ));
+        }
         if self.findings.is_empty() {
             out.push_str("all consistent\n");
         }
@@ -71,6 +79,8 @@ struct TaskFacts {
     agree: HashSet<AssignmentId>,
     /// `price - fee` of one agreeing result, when the evidence was read.
     net: Option<i64>,
+    /// A spot check whose evidence the market withholds.
+    withheld: bool,
 }
 
 /// Audit the market behind `client` (which needs no key).
@@ -89,6 +99,7 @@ pub async fn audit(client: &Client) -> anyhow::Result<Report> {
         payouts: 0,
         amount: 0,
         tasks: 0,
+        withheld_checks: 0,
         findings: Vec::new(),
     };
     let mut tasks: HashMap<TaskId, TaskFacts> = HashMap::new();
@@ -197,6 +208,10 @@ async fn check_payout(
         if facts.net.is_none() {
             continue; // no evidence: reported once for the task
         }
+        if facts.withheld {
+            report.withheld_checks += 1;
+            continue;
+        }
         match facts.workers.get(a) {
             None => report.findings.push(Finding::new(
                 "unknown_assignment",
@@ -261,6 +276,10 @@ async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec<Finding>) 
         .fee_bps(ev.fee_bps)
         .and_then(|fee| ev.price.checked_sub(fee))
         .map(|net| net.0);
+    if ev.withheld {
+        facts.withheld = true;
+        return (facts, findings);
+    }
     let mut ballots = Vec::new();
     let mut late = Vec::new();
     for r in &ev.results {

@@ -105,6 +105,14 @@ pub struct ServeArgs {
     /// Submit settlement transactions to this Stellar RPC server.
     #[arg(long)]
     pub rpc: Option<String>,
+    /// Spot-check answers: a folder of models/*.onnx, images/* and
+    /// expected/<image>.json (the layout of the repository's assets/).
+    #[arg(long)]
+    pub golden: Option<PathBuf>,
+    /// How often a new worker's claim gets a spot check (trusted workers:
+    /// a fifth of that).
+    #[arg(long, default_value_t = 0.25)]
+    pub check_rate: f64,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tally_protocol::wire::{Assignment, ClaimRequest, Claimed, Offer, OfferRequest};
 use tally_protocol::{AccountId, AssignmentId, Sha256Hex, Stroops, TaskId};
 
+use crate::checks;
 use crate::db::{int, parse, text};
 use crate::db::{placeholders, query, Row, WriteTx};
 use crate::error::{MarketError, Result};
@@ -119,6 +120,7 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
         )
     })?;
     touch_worker(m, worker).await?;
+    let check_rate = check_rate(m, worker).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms);
     let mut shutdown = m.shutdown_signal();
     let models: Arc<[Sha256Hex]> = Arc::from(offer.models.clone());
@@ -133,7 +135,7 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
                 assignments: vec![],
             });
         }
-        let got = try_claim(m, worker, &offer, room).await?;
+        let got = try_claim(m, worker, &offer, room, check_rate).await?;
         if !got.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
             return Ok(Claimed { assignments: got });
         }
@@ -147,6 +149,28 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// How likely a claim is to get a spot check instead of a client task; a
+/// worker caught by a check gets no more work at all.
+async fn check_rate(m: &Market, worker: &AccountId) -> Result<f64> {
+    let r = query("SELECT checks_passed, checks_failed FROM workers WHERE account = $1")
+        .bind(worker.as_str())
+        .fetch_optional(&m.db)
+        .await?;
+    let (passed, failed) = match r {
+        Some(r) => (int(&r, "checks_passed")?, int(&r, "checks_failed")?),
+        None => (0, 0),
+    };
+    if failed > 0 {
+        return Err(MarketError::Forbidden(
+            "this worker failed a spot check (a task whose answer the market knew); it gets no more work".into(),
+        ));
+    }
+    if m.config.golden.items.is_empty() {
+        return Ok(0.0);
+    }
+    Ok(m.config.check_rates.for_worker(passed.max(0) as u64))
 }
 
 async fn leased_count(m: &Market, worker: &AccountId) -> Result<i64> {
@@ -189,10 +213,12 @@ async fn try_claim(
     worker: &AccountId,
     offer: &StoredOffer,
     n: i64,
+    check_rate: f64,
 ) -> Result<Vec<Assignment>> {
     let mut out = Vec::new();
     for _ in 0..8 {
-        let (mut got, lost) = claim_pass(m, worker, offer, n - out.len() as i64).await?;
+        let (mut got, lost) =
+            claim_pass(m, worker, offer, n - out.len() as i64, check_rate).await?;
         out.append(&mut got);
         if lost == 0 || out.len() as i64 >= n {
             break;
@@ -211,6 +237,7 @@ async fn claim_pass(
     worker: &AccountId,
     offer: &StoredOffer,
     n: i64,
+    check_rate: f64,
 ) -> Result<(Vec<Assignment>, usize)> {
     if offer.models.is_empty() {
         return Ok((vec![], 0));
@@ -243,13 +270,13 @@ async fn claim_pass(
     }
     let mut tx = m.db.begin().await?;
     let mut out = Vec::with_capacity(seen.len());
-    let mut lost = take(&mut tx, m, worker, &seen, &mut out).await?;
+    let mut lost = take(&mut tx, m, worker, &seen, &mut out, check_rate).await?;
     if lost > 0 {
         // The tasks just taken are excluded by the query itself (this
         // worker is on them now).
         let mut fresh = candidates().fetch_all(&mut tx).await?;
         fresh.truncate(n as usize - out.len());
-        lost = take(&mut tx, m, worker, &fresh, &mut out).await?;
+        lost = take(&mut tx, m, worker, &fresh, &mut out, check_rate).await?;
     }
     tx.commit().await?;
     Ok((out, lost))
@@ -263,12 +290,43 @@ async fn take(
     worker: &AccountId,
     candidates: &[Row],
     out: &mut Vec<Assignment>,
+    check_rate: f64,
 ) -> Result<usize> {
     let now = now_ms();
-    let expires = now + m.config.lease.as_millis() as i64;
+    let lease_ms = m.config.lease.as_millis() as i64;
+    let expires = now + lease_ms;
     let mut lost = 0;
     for c in candidates {
         let task = int(c, "id")?;
+        let model: Sha256Hex = parse(&text(c, "model")?, "model hash")?;
+        let price = Stroops(int(c, "price")?);
+        // Now and then a spot check of the same model and price takes this
+        // candidate's place; the candidate stays in the pool for others.
+        if check_rate > 0.0 && checks::draw() < check_rate {
+            if let Some(item) = checks::pick(m, &model) {
+                if let Some((check, input)) = checks::create(tx, m, item, price, lease_ms).await? {
+                    let row = query(
+                        "INSERT INTO assignments (task_id, worker, status, lease_expires_at, created_at)
+                         VALUES ($1, $2, 'leased', $3, $4) RETURNING id",
+                    )
+                    .bind(check.0)
+                    .bind(worker.as_str())
+                    .bind(expires)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    out.push(Assignment {
+                        assignment: AssignmentId(row.try_get("id")?),
+                        task: check,
+                        model,
+                        input,
+                        price,
+                        lease_expires_at: to_time(expires),
+                    });
+                    continue;
+                }
+            }
+        }
         // Take the slot first: the row lock it takes orders concurrent claims.
         let took = query(
             "UPDATE tasks SET taken = taken + 1, status = 'running'
@@ -303,9 +361,9 @@ async fn take(
         out.push(Assignment {
             assignment: AssignmentId(row.try_get("id")?),
             task: TaskId(task),
-            model: parse(&text(c, "model")?, "model hash")?,
+            model,
             input: parse(&text(c, "input")?, "input hash")?,
-            price: Stroops(int(c, "price")?),
+            price,
             lease_expires_at: to_time(expires),
         });
     }

@@ -62,6 +62,9 @@ pub struct Config {
     /// Stellar RPC URL to submit settlement transactions to.
     pub rpc: Option<String>,
     pub limits: Limits,
+    /// Known answers for spot checks (`--golden DIR`); empty: no checks.
+    pub golden: crate::checks::Golden,
+    pub check_rates: crate::checks::CheckRates,
 }
 
 impl Config {
@@ -80,6 +83,8 @@ impl Config {
             horizon: None,
             rpc: None,
             limits: Limits::default(),
+            golden: crate::checks::Golden::default(),
+            check_rates: crate::checks::CheckRates::default(),
         }
     }
 }

@@ -115,6 +115,9 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
         close_bid_if_done(m, tx, task.bid).await?;
         return Ok(unchanged);
     }
+    if task.is_check {
+        return decide_check(m, tx, &task, &submitted, outstanding).await;
+    }
     let replicas = Replicas {
         out: outstanding as u64,
         unclaimed: (task.wanted - task.taken).max(0) as u64,
@@ -187,6 +190,50 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
             })
         }
     }
+}
+
+/// A spot check's one result, judged against the known answer: a pass is
+/// paid and counted, a failure counted (and the worker caught).
+async fn decide_check(
+    m: &Market,
+    tx: &mut WriteTx<'_>,
+    task: &TaskRow,
+    submitted: &[Submitted],
+    outstanding: usize,
+) -> Result<Decision> {
+    let Some(s) = submitted.first() else {
+        return Ok(Decision {
+            task_state: task.state,
+            wake: None,
+            judged: vec![],
+        });
+    };
+    let reference = crate::checks::reference(tx, task.id).await?;
+    let passed = crate::checks::passes(&task.params, &reference, &s.parse()?.detections);
+    crate::checks::record(tx, &s.worker, passed).await?;
+    let judged = vec![(s.id, passed)];
+    let stored = StoredVerdict {
+        voted: vec![s.id],
+        verdict: vote::Verdict {
+            consensus: reference,
+            agree: if passed { vec![s.id] } else { vec![] },
+            disagree: if passed { vec![] } else { vec![s.id] },
+        },
+    };
+    task_transition(task.state, TaskState::Verified)?;
+    query("UPDATE tasks SET status = 'verified', finished_at = $1, verdict = $2 WHERE id = $3")
+        .bind(now_ms())
+        .bind(serde_json::to_string(&stored).expect("verdict serializes"))
+        .bind(task.id.0)
+        .execute(&mut *tx)
+        .await?;
+    judge(m, tx, task, submitted, &judged).await?;
+    close_bid_unless_out(m, tx, task, outstanding).await?;
+    Ok(Decision {
+        task_state: TaskState::Verified,
+        wake: None,
+        judged,
+    })
 }
 
 /// Close the task's bid if it is done. A replica of this task still out

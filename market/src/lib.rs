@@ -7,6 +7,7 @@
 //! - [`lifecycle`]: task and assignment states and their one transition check.
 //! - [`ledger`]: double-entry postings, balances, and the invariant check.
 //! - [`bids`]: validating a bid, storing its inputs, reserving its money.
+//! - [`checks`]: spot checks: known answers from the golden set, handed out in place of client work.
 //! - [`claims`]: matching workers to tasks; exclusive, long-polled, woken by new work.
 //! - [`results`]: leases, results, failures.
 //! - [`decide`]: the vote and its outcome: verify and pay, judge late results, add a replica, fail.
@@ -24,6 +25,7 @@
 pub mod api;
 pub mod auth;
 pub mod bids;
+pub mod checks;
 pub mod claims;
 pub mod config;
 pub mod db;

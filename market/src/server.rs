@@ -30,6 +30,8 @@ pub struct Metrics {
     pub paid_results: AtomicU64,
     pub settlements: AtomicU64,
     pub replays: AtomicU64,
+    /// Spot checks handed out.
+    pub checks: AtomicU64,
 }
 
 /// The running market: database, configuration, wake-ups and counters.
@@ -48,6 +50,7 @@ impl Market {
     /// Connect to the database (running migrations) and build the market.
     pub async fn open(config: Config) -> Result<Arc<Market>> {
         let db = Db::connect(&config.db_url).await?;
+        crate::checks::store_golden_models(&db, &config).await?;
         Ok(Arc::new(Market {
             db,
             config,

@@ -114,11 +114,13 @@ pub struct TaskRow {
     pub max_replicas: i64,
     pub params: VoteParams,
     pub verdict: Option<StoredVerdict>,
+    /// A spot check: judged against its known answer, not by a vote.
+    pub is_check: bool,
 }
 
 pub async fn load_task(tx: &mut WriteTx<'_>, id: TaskId) -> Result<TaskRow> {
     let r = query(
-        "SELECT t.id, t.model, t.bid_id, t.status, t.price, t.wanted, t.taken, t.max_replicas, t.verdict, b.params, b.fee_bps, b.client
+        "SELECT t.id, t.model, t.bid_id, t.status, t.price, t.wanted, t.taken, t.max_replicas, t.verdict, b.params, b.fee_bps, b.client, b.kind
          FROM tasks t JOIN bids b ON b.id = t.bid_id WHERE t.id = $1",
     )
     .bind(id.0)
@@ -139,6 +141,7 @@ pub async fn load_task(tx: &mut WriteTx<'_>, id: TaskId) -> Result<TaskRow> {
         max_replicas: int(&r, "max_replicas")?,
         params: json(&text(&r, "params")?, "bid params")?,
         verdict: verdict.map(|v| json(&v, "verdict")).transpose()?,
+        is_check: text(&r, "kind")? == "check",
     })
 }
 

@@ -15,6 +15,7 @@ use crate::ledger::{self, Book};
 use crate::lifecycle::parse_task_state;
 use crate::task::StoredVerdict;
 use crate::{now_ms, to_time, Market};
+use tally_protocol::trust::{credibility, CheckRecord, ASSUMED_SABOTEURS};
 
 /// `GET /v1/models`: every hosted model, oldest upload first (uploads in
 /// the same millisecond in hash order); the model bytes are not read.
@@ -96,13 +97,37 @@ pub async fn bid_status(m: &Market, caller: &AccountId, id: BidId) -> Result<Bid
 pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
     let pool = &m.db;
     let t = query(
-        "SELECT t.bid_id, t.status, t.model, t.input, t.price, t.verdict, b.params, b.fee_bps
+        "SELECT t.bid_id, t.status, t.model, t.input, t.price, t.verdict, b.params, b.fee_bps, b.kind
          FROM tasks t JOIN bids b ON b.id = t.bid_id WHERE t.id = $1",
     )
     .bind(id.0)
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| MarketError::NotFound(format!("no task {id}")))?;
+    let status = parse_task_state(&text(&t, "status")?)?;
+    // Published once decided, for every task alike: while a task runs, its
+    // workers must not learn from it whether it is a spot check.
+    if !status.is_final() {
+        return Err(MarketError::NotFound(format!(
+            "task {id} is not decided yet; its evidence is published when it is"
+        )));
+    }
+    if text(&t, "kind")? == "check" {
+        return Ok(Evidence {
+            task: id,
+            bid: BidId(int(&t, "bid_id")?),
+            status,
+            model: parse::<Sha256Hex>(&text(&t, "model")?, "model")?,
+            input: parse::<Sha256Hex>(&text(&t, "input")?, "input")?,
+            price: Stroops(int(&t, "price")?),
+            fee_bps: int(&t, "fee_bps")? as u32,
+            params: json(&text(&t, "params")?, "params")?,
+            results: vec![],
+            voted: vec![],
+            verdict: None,
+            withheld: true,
+        });
+    }
     let rows = query(
         "SELECT id, worker, body, signed_at, nonce, signature FROM assignments
          WHERE task_id = $1 AND body IS NOT NULL ORDER BY id",
@@ -129,7 +154,7 @@ pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
     Ok(Evidence {
         task: id,
         bid: BidId(int(&t, "bid_id")?),
-        status: parse_task_state(&text(&t, "status")?)?,
+        status,
         model: parse::<Sha256Hex>(&text(&t, "model")?, "model")?,
         input: parse::<Sha256Hex>(&text(&t, "input")?, "input")?,
         price: Stroops(int(&t, "price")?),
@@ -138,6 +163,7 @@ pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
         results,
         voted: stored.as_ref().map(|s| s.voted.clone()).unwrap_or_default(),
         verdict: stored.map(|s| s.verdict),
+        withheld: false,
     })
 }
 
@@ -153,17 +179,25 @@ pub async fn account_view(m: &Market, account: &AccountId) -> Result<AccountView
     .fetch_one(pool)
     .await?
     .try_get("fees")?;
-    let rep = query("SELECT agreed, disagreed, timed_out FROM workers WHERE account = $1")
+    let rep = query(
+        "SELECT agreed, disagreed, timed_out, checks_passed, checks_failed FROM workers WHERE account = $1",
+    )
         .bind(owner)
         .fetch_optional(pool)
         .await?;
-    let reputation = match rep {
-        Some(r) => Reputation {
-            agreed: int(&r, "agreed")? as u64,
-            disagreed: int(&r, "disagreed")? as u64,
-            timed_out: int(&r, "timed_out")? as u64,
-        },
-        None => Reputation::default(),
+    let (reputation, checks) = match rep {
+        Some(r) => (
+            Reputation {
+                agreed: int(&r, "agreed")? as u64,
+                disagreed: int(&r, "disagreed")? as u64,
+                timed_out: int(&r, "timed_out")? as u64,
+            },
+            CheckRecord {
+                passed: int(&r, "checks_passed")?.max(0) as u64,
+                failed: int(&r, "checks_failed")?.max(0) as u64,
+            },
+        ),
+        None => (Reputation::default(), CheckRecord::default()),
     };
     Ok(AccountView {
         account: account.clone(),
@@ -173,6 +207,8 @@ pub async fn account_view(m: &Market, account: &AccountId) -> Result<AccountView
         paid_total: ledger::balance(pool, Book::Paid, owner).await?,
         fees_paid: Stroops(fees),
         reputation,
+        checks,
+        credibility: credibility(ASSUMED_SABOTEURS, checks),
     })
 }
 

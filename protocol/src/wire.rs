@@ -253,6 +253,10 @@ pub struct Evidence {
     #[serde(default)]
     pub voted: Vec<AssignmentId>,
     pub verdict: Option<Verdict>,
+    /// A spot check: its results and known answer are withheld while its
+    /// image may be used again (price and fee still show what it paid).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withheld: bool,
 }
 
 /// A result exactly as its worker signed it.
@@ -369,6 +373,12 @@ pub struct AccountView {
     pub paid_total: Stroops,
     pub fees_paid: Stroops,
     pub reputation: Reputation,
+    /// Spot checks passed and failed (one failure and the worker is caught).
+    #[serde(default)]
+    pub checks: crate::trust::CheckRecord,
+    /// How far the market trusts this worker's results ([`crate::trust::credibility`]).
+    #[serde(default)]
+    pub credibility: f64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,6 +25,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.settle_max_ops = args.settle_max_ops;
     config.horizon = args.horizon.clone();
     config.rpc = args.rpc.clone();
+    if let Some(dir) = &args.golden {
+        config.golden =
+            tally_market::checks::load_golden(dir).map_err(|e| anyhow::anyhow!("--golden: {e}"))?;
+        tracing::info!(
+            images = config.golden.items.len(),
+            dir = %dir.display(),
+            "spot checks: golden set loaded"
+        );
+    }
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.check_rate),
+        "--check-rate must be between 0 and 1"
+    );
+    config.check_rates.new = args.check_rate;
+    config.check_rates.trusted = (args.check_rate / 5.0).min(args.check_rate);
     let market = Market::open(config)
         .await
         .with_context(|| format!("opening the database {}", args.db))?;

@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lean_indexes",
         include_str!("../../../migrations/sqlite/0004_lean_indexes.sql"),
     ),
+    (
+        5,
+        "spot_checks",
+        include_str!("../../../migrations/sqlite/0005_spot_checks.sql"),
+    ),
 ];
 
 /// Pragmas of every SQLite connection.

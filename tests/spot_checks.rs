@@ -1,0 +1,143 @@
+//! Spot checks over real HTTP: a claim may get a task whose answer the
+//! market knows (from the golden set, here the repository's assets), in a
+//! form no field tells from client work; a worker that answers it right is
+//! paid from the operator's fees and counted; one that answers it wrong is
+//! caught and gets no more work; the check's evidence stays withheld and
+//! the audit still passes. On SQLite and PostgreSQL.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use tally_protocol::wire::{Assignment, BidRequest, ResultRequest};
+use tally_protocol::{Client, Stroops};
+
+fn golden_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
+}
+
+/// The reference answer of the golden image whose pixels `bytes` carry.
+fn answer_for(bytes: &[u8]) -> Option<ResultRequest> {
+    let golden = tally_market::checks::load_golden(&golden_dir()).unwrap();
+    let pixels = image::load_from_memory(bytes).ok()?.into_rgb8();
+    golden
+        .items
+        .iter()
+        .find(|i| image::load_from_memory(&i.bytes).unwrap().into_rgb8() == pixels)
+        .map(|i| ResultRequest {
+            detections: i.reference.clone(),
+            elapsed_ms: 20.0,
+        })
+}
+
+async fn claim_one(w: &Client) -> Assignment {
+    let mut got = w.claim(1, 5_000).await.expect("claim").assignments;
+    assert_eq!(got.len(), 1);
+    got.remove(0)
+}
+
+async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
+    let market = spawn_market_with(
+        backend,
+        Options {
+            fee_bps: 5_000,
+            tweak: |c| {
+                c.golden = tally_market::checks::load_golden(&golden_dir()).unwrap();
+                c.check_rates.new = 1.0;
+                c.check_rates.trusted = 1.0;
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let client = market.funded_client(1_000_000).await;
+    let sample = std::fs::read(golden_dir().join("models/yolox_nano.onnx")).unwrap();
+    let model = client.upload_model(sample).await.unwrap().model;
+    let dog = std::fs::read(golden_dir().join("images/dog.jpg")).unwrap();
+    let honest_dog = answer_for(&dog).expect("dog.jpg is in the golden set");
+
+    // No fee income yet: nothing pays for a check, so claims get client work.
+    let first = BidRequest {
+        replicas: 2,
+        max_replicas: Some(2),
+        ..BidRequest::new(model.clone(), Stroops(10_000))
+    };
+    let bid = client.bid_images(first, &[dog.clone()]).await.unwrap();
+    let (w1, w2) = (market.worker(&model).await, market.worker(&model).await);
+    let (a1, a2) = (claim_one(&w1).await, claim_one(&w2).await);
+    assert_eq!((a1.task, a2.task), (bid.tasks[0], bid.tasks[0]));
+    w1.submit_result(a1.assignment, &honest_dog).await.unwrap();
+    w2.submit_result(a2.assignment, &honest_dog).await.unwrap();
+    // 2 x 5,000 stroops of fees now pay for two checks of 5,000.
+
+    let second = BidRequest::new(model.clone(), Stroops(5_000));
+    let bid = client
+        .bid_images(second, &[dog.clone(), dog.clone()])
+        .await
+        .unwrap();
+    let honest = market.worker(&model).await;
+    let check = claim_one(&honest).await;
+    assert!(
+        !bid.tasks.contains(&check.task),
+        "a check, not a client task"
+    );
+    // Nothing in the assignment tells it from client work.
+    let client_like = serde_json::to_value(&a1).unwrap();
+    let check_json = serde_json::to_value(&check).unwrap();
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&check_json), keys(&client_like));
+    assert_eq!(check.model, model);
+    assert_eq!(
+        check.price,
+        Stroops(5_000),
+        "priced like the work it replaced"
+    );
+    // A fresh byte variant of a golden image: same pixels, new bytes.
+    let input = honest.input(&check.input).await.unwrap();
+    let golden = tally_market::checks::load_golden(&golden_dir()).unwrap();
+    assert!(golden.items.iter().all(|i| i.bytes != input));
+    let answer = answer_for(&input).expect("the check's pixels are a golden image's");
+    // While it runs, its evidence is not public (nor is any running task's).
+    assert!(market.anonymous().evidence(check.task).await.is_err());
+    let outcome = honest
+        .submit_result(check.assignment, &answer)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, "agreed");
+    let me = honest.account_me().await.unwrap();
+    assert_eq!(me.checks.passed, 1);
+    assert_eq!(me.earned_unpaid, Stroops(2_500), "price less the 50 % fee");
+    assert!(me.credibility > 0.6, "{}", me.credibility);
+    // Decided, its evidence is withheld: the image may be used again.
+    let ev = market.anonymous().evidence(check.task).await.unwrap();
+    assert!(ev.withheld && ev.results.is_empty() && ev.verdict.is_none());
+
+    let liar = market.worker(&model).await;
+    let check = claim_one(&liar).await;
+    assert!(!bid.tasks.contains(&check.task));
+    let outcome = liar
+        .submit_result(check.assignment, &wrong())
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, "disagreed");
+    let me = liar.account_me().await.unwrap();
+    assert_eq!((me.checks.passed, me.checks.failed), (0, 1));
+    assert_eq!(me.credibility, 0.0);
+    assert_eq!(me.earned_unpaid, Stroops(0));
+    let refused = liar.claim(1, 0).await.unwrap_err();
+    assert!(refused.to_string().contains("spot check"), "{refused}");
+
+    // The client's own tasks were left for others, untouched by the checks.
+    let status = client.bid(bid.bid).await.unwrap();
+    assert!(status.tasks.iter().all(|t| t.consensus.is_none()));
+
+    tally_market::settle::settle_now(&market.market)
+        .await
+        .unwrap();
+    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
+    assert!(report.ok, "{}", report.summary());
+    assert_eq!(report.withheld_checks, 1, "{}", report.summary());
+    market.finish().await;
+}
+both!(a_check_is_paid_when_right_and_catches_a_liar);
