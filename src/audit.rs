@@ -243,6 +243,62 @@ async fn check_payout(
     }
 }
 
+/// Where the bid bought a confidence: every voted result's weight is the
+/// credibility its recorded check record gives, and the agreeing group's
+/// credibility under those weights is the recorded one and reaches the bid's.
+fn check_weights(
+    at: &str,
+    confidence: f64,
+    voted: &vote::Verdict,
+    weights: &[tally_protocol::trust::Weight],
+    recorded: Option<f64>,
+) -> Vec<Finding> {
+    use tally_protocol::trust::{credibility, weighed_credibility, ASSUMED_SABOTEURS};
+    let mut findings = Vec::new();
+    for w in weights {
+        let expected = credibility(ASSUMED_SABOTEURS, w.checks);
+        if (expected - w.credibility).abs() > 1e-9 {
+            findings.push(Finding::new(
+                "bad_weight",
+                format!(
+                    "{at}: assignment {} weighs {} but its check record ({} passed, {} failed) gives {expected}",
+                    w.assignment, w.credibility, w.checks.passed, w.checks.failed
+                ),
+            ));
+        }
+    }
+    for id in voted.agree.iter().chain(&voted.disagree) {
+        if !weights.iter().any(|w| &w.assignment == id) {
+            findings.push(Finding::new(
+                "bad_weight",
+                format!("{at}: voted assignment {id} has no recorded weight"),
+            ));
+        }
+    }
+    let fair: Vec<_> = weights
+        .iter()
+        .map(|w| tally_protocol::trust::Weight {
+            credibility: credibility(ASSUMED_SABOTEURS, w.checks),
+            ..w.clone()
+        })
+        .collect();
+    let p = weighed_credibility(voted, &fair);
+    match recorded {
+        Some(r) if (r - p).abs() <= 1e-9 => {}
+        other => findings.push(Finding::new(
+            "bad_credibility",
+            format!("{at}: the agreeing group's credibility is {p}, the evidence says {other:?}"),
+        )),
+    }
+    if p < confidence {
+        findings.push(Finding::new(
+            "below_confidence",
+            format!("{at}: verified at credibility {p}, below the bid's {confidence}"),
+        ));
+    }
+    findings
+}
+
 /// Read and check one task's evidence: signatures, then the vote re-run.
 async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec<Finding>) {
     let mut findings = Vec::new();
@@ -334,6 +390,15 @@ async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec<Finding>) 
     // The market's rule, re-run: the vote on `voted`, later results judged
     // against its consensus alone.
     let mut rerun = vote::vote(&ev.params, &ballots);
+    if let Some(confidence) = ev.params.confidence {
+        findings.extend(check_weights(
+            &at,
+            confidence,
+            &rerun,
+            &ev.weights,
+            ev.credibility,
+        ));
+    }
     for b in &late {
         if vote::agrees(&ev.params, &rerun.consensus, &b.detections) {
             rerun.agree.push(b.assignment);

@@ -186,6 +186,10 @@ pub struct BidArgs {
     pub max_replicas: Option<u32>,
     #[arg(long, default_value_t = 3600)]
     pub deadline_secs: u64,
+    /// The credibility a verified answer must reach (markets with spot
+    /// checks; 0.999 when not given).
+    #[arg(long)]
+    pub confidence: Option<f64>,
     /// Wait until every task is decided, showing progress.
     #[arg(long)]
     pub wait: bool,

@@ -58,9 +58,11 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
     let honest_dog = answer_for(&dog).expect("dog.jpg is in the golden set");
 
     // No fee income yet: nothing pays for a check, so claims get client work.
+    // Two new identities are credible enough for this bid's modest confidence.
     let first = BidRequest {
         replicas: 2,
         max_replicas: Some(2),
+        confidence: Some(0.6),
         ..BidRequest::new(model.clone(), Stroops(10_000))
     };
     let bid = client.bid_images(first, &[dog.clone()]).await.unwrap();
@@ -141,3 +143,113 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
     market.finish().await;
 }
 both!(a_check_is_paid_when_right_and_catches_a_liar);
+
+/// Sets a worker's check record, as if it had passed `passed` checks.
+async fn set_checks(market: &TestMarket, worker: &Client, passed: i64) {
+    let mut tx = market.market.db.begin().await.unwrap();
+    tally_market::db::query("UPDATE workers SET checks_passed = $1 WHERE account = $2")
+        .bind(passed)
+        .bind(worker.signer().unwrap().account().as_str())
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// A bid buys a confidence: two checked workers agreeing verify a task
+/// (their weights and the group's credibility are in the evidence, and the
+/// audit re-runs them); two new identities agreeing do not, however many
+/// they are; a rewritten weight makes the audit fail.
+async fn verdicts_weigh_results_by_credibility(backend: Backend) {
+    let market = spawn_market_with(
+        backend,
+        Options {
+            tweak: |c| {
+                c.golden = tally_market::checks::load_golden(&golden_dir()).unwrap();
+                c.check_rates.new = 0.0;
+                c.check_rates.trusted = 0.0;
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let req = BidRequest {
+        replicas: 2,
+        quorum: 2,
+        max_replicas: Some(2),
+        confidence: Some(0.999),
+        ..BidRequest::new(model.clone(), Stroops(1_000))
+    };
+    let trusted = [market.worker(&model).await, market.worker(&model).await];
+    for w in &trusted {
+        set_checks(&market, w, 10).await;
+    }
+    let bid = client.bid_images(req.clone(), &[png(1)]).await.unwrap();
+    for w in &trusted {
+        let a = claim_one(w).await;
+        w.submit_result(a.assignment, &honest()).await.unwrap();
+    }
+    let status = client.bid(bid.bid).await.unwrap();
+    assert_eq!(
+        status.tasks[0].status,
+        tally_protocol::wire::TaskState::Verified
+    );
+    let ev = market.anonymous().evidence(bid.tasks[0]).await.unwrap();
+    assert_eq!(ev.params.confidence, Some(0.999));
+    assert_eq!(ev.weights.len(), 2);
+    assert!(ev.weights.iter().all(|w| w.checks.passed == 10));
+    let p = ev.credibility.expect("the group's credibility is recorded");
+    assert!(p >= 0.999, "{p}");
+
+    // Two fresh identities agree: 0.6 each is far from three nines.
+    let newcomers = [market.worker(&model).await, market.worker(&model).await];
+    let bid = client.bid_images(req, &[png(2)]).await.unwrap();
+    for w in &newcomers {
+        let a = claim_one(w).await;
+        w.submit_result(a.assignment, &honest()).await.unwrap();
+    }
+    let status = client.bid(bid.bid).await.unwrap();
+    assert_eq!(
+        status.tasks[0].status,
+        tally_protocol::wire::TaskState::Failed
+    );
+    for w in &newcomers {
+        assert_eq!(w.account_me().await.unwrap().earned_unpaid, Stroops(0));
+    }
+
+    tally_market::settle::settle_now(&market.market)
+        .await
+        .unwrap();
+    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
+    assert!(report.ok, "{}", report.summary());
+
+    // Rewrite one weight in the stored verdict: the audit names it.
+    let task = ev.task;
+    let row = tally_market::db::query("SELECT verdict FROM tasks WHERE id = $1")
+        .bind(task.0)
+        .fetch_one(&market.market.db)
+        .await
+        .unwrap();
+    let mut verdict: serde_json::Value =
+        serde_json::from_str(&row.try_get::<String>("verdict").unwrap()).unwrap();
+    verdict["weights"][0]["credibility"] = serde_json::json!(0.99999);
+    let mut tx = market.market.db.begin().await.unwrap();
+    tally_market::db::query("UPDATE tasks SET verdict = $1 WHERE id = $2")
+        .bind(verdict.to_string())
+        .bind(task.0)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
+    assert!(!report.ok);
+    assert!(
+        report.findings.iter().any(|f| f.kind == "bad_weight"),
+        "{}",
+        report.summary()
+    );
+    market.finish().await;
+}
+both!(verdicts_weigh_results_by_credibility);

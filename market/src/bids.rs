@@ -22,6 +22,25 @@ struct Input {
     height: u32,
 }
 
+/// The confidence a bid's verdicts must reach: only where the market runs
+/// spot checks (so credibility can be earned); elsewhere the quorum decides.
+fn confidence(m: &Market, asked: Option<f64>) -> Result<Option<f64>> {
+    if let Some(c) = asked {
+        if !(c > 0.0 && c < 1.0) {
+            return Err(MarketError::bad(
+                "bad_confidence",
+                "confidence must be strictly between 0 and 1, e.g. 0.999",
+            ));
+        }
+    }
+    if m.config.golden.items.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        asked.unwrap_or(tally_protocol::trust::DEFAULT_CONFIDENCE),
+    ))
+}
+
 /// Check a bid's numbers; returns its voting parameters and replica ceiling.
 fn validate(m: &Market, req: &BidRequest) -> Result<(VoteParams, u32, Stroops)> {
     let lim = &m.config.limits;
@@ -85,6 +104,7 @@ fn validate(m: &Market, req: &BidRequest) -> Result<(VoteParams, u32, Stroops)> 
         min_score: unit(req.min_score, d.min_score, "min_score")?,
         agree: unit(req.agree, d.agree, "agree")?,
         margin: d.margin,
+        confidence: confidence(m, req.confidence)?,
     };
     let reserve = req
         .price

@@ -7,7 +7,8 @@
 //! model the golden set covers, the market may instead (with probability
 //! [`CheckRates::for_worker`]: high for workers with few passed checks, low
 //! for trusted ones) hand the worker a check at the same price: a task of a
-//! bid the market itself places, funded from the operator's fee income, on
+//! bid the market itself places, funded from the operator's fee income (or
+//! its own available balance when fees fall short), on
 //! a fresh byte variant of a golden image (a random comment inserted into
 //! the file: the pixels, hence the right answer, are the same; the bytes
 //! and the sha256 never repeat). The check's result is judged against the
@@ -239,8 +240,8 @@ pub(crate) fn pick<'a>(m: &'a Market, model: &Sha256Hex) -> Option<&'a GoldenIte
 }
 
 /// A new check task of one replica for `item`, at `price`, funded from the
-/// operator's fees and already taken by the claiming worker; `None` when
-/// the fees cannot pay for it. Runs inside the claim's transaction.
+/// operator's fees (else its available balance) and already taken by the
+/// claiming worker; `None` when neither can pay for it. Runs inside the claim's transaction.
 pub(crate) async fn create(
     tx: &mut WriteTx<'_>,
     m: &Market,
@@ -250,40 +251,48 @@ pub(crate) async fn create(
 ) -> Result<Option<(TaskId, Sha256Hex)>> {
     let operator = m.config.operator.account().as_str().to_string();
     let now = now_ms();
-    // Look before posting (a refused posting may already have written),
-    // holding the fees row on PostgreSQL so concurrent claims cannot both
-    // spend the same fees; SQLite's single writer already serialises them.
+    // Fees pay for checks; when they fall short, the operator's own
+    // available balance does (credited like any account's). Look before
+    // posting (a refused posting may already have written), holding the
+    // rows on PostgreSQL so concurrent claims cannot spend the same money;
+    // SQLite's single writer already serialises them.
     let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
-    let fees = query(format!(
-        "SELECT amount FROM balances WHERE book = 'fees' AND owner = $1{lock}"
-    ))
-    .bind(operator.as_str())
-    .fetch_optional(&mut *tx)
-    .await?
-    .map(|r| r.try_get::<i64>("amount"))
-    .transpose()?
-    .unwrap_or(0);
-    if fees < price.0 {
+    let mut held = [0i64; 2];
+    for (i, book) in [Book::Fees, Book::Available].into_iter().enumerate() {
+        held[i] = query(format!(
+            "SELECT amount FROM balances WHERE book = $1 AND owner = $2{lock}"
+        ))
+        .bind(book.as_str())
+        .bind(operator.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get::<i64>("amount"))
+        .transpose()?
+        .unwrap_or(0);
+    }
+    let [fees, available] = held;
+    if fees >= price.0 {
+        ledger::post(
+            tx,
+            "check_fund",
+            Cause::default(),
+            &[
+                Leg {
+                    book: Book::Fees,
+                    owner: &operator,
+                    amount: -price.0,
+                },
+                Leg {
+                    book: Book::Available,
+                    owner: &operator,
+                    amount: price.0,
+                },
+            ],
+        )
+        .await?;
+    } else if available < price.0 {
         return Ok(None);
     }
-    ledger::post(
-        tx,
-        "check_fund",
-        Cause::default(),
-        &[
-            Leg {
-                book: Book::Fees,
-                owner: &operator,
-                amount: -price.0,
-            },
-            Leg {
-                book: Book::Available,
-                owner: &operator,
-                amount: price.0,
-            },
-        ],
-    )
-    .await?;
     let params = VoteParams {
         quorum: 1,
         ..VoteParams::default()

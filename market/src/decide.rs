@@ -5,6 +5,7 @@
 
 use std::sync::atomic::Ordering;
 
+use tally_protocol::trust::{self, weighed_credibility, CheckRecord, Weight, ASSUMED_SABOTEURS};
 use tally_protocol::vote::{self, Ballot};
 use tally_protocol::wire::{ResultRequest, TaskState};
 use tally_protocol::{AccountId, AssignmentId, TaskId};
@@ -140,9 +141,23 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
         Vec::new()
     };
     let verdict = vote_due.then(|| vote::vote(&task.params, &ballots));
-    let verified = verdict
+    let quorum_met = verdict
         .as_ref()
         .is_some_and(|v| v.is_verified(&task.params));
+    // Where the bid buys a confidence, the agreeing group's credibility must reach it too.
+    let (weights, credibility) = match (&verdict, task.params.confidence) {
+        (Some(v), Some(_)) if quorum_met => {
+            let weights = weigh(tx, &submitted).await?;
+            let p = weighed_credibility(v, &weights);
+            (weights, Some(p))
+        }
+        _ => (Vec::new(), None),
+    };
+    let verified = quorum_met
+        && match (task.params.confidence, credibility) {
+            (Some(c), Some(p)) => p >= c,
+            _ => true,
+        };
     match outcome(verified, replicas) {
         Outcome::Verify => {
             let verdict = verdict.expect("a verified task was voted on");
@@ -154,6 +169,8 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
             let stored = StoredVerdict {
                 voted: ballots.iter().map(|b| b.assignment).collect(),
                 verdict,
+                weights,
+                credibility,
             };
             query("UPDATE tasks SET status = 'verified', finished_at = $1, verdict = $2 WHERE id = $3")
                 .bind(now_ms())
@@ -192,6 +209,38 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
     }
 }
 
+/// Each submitted result's weight: its worker's check record and credibility now.
+async fn weigh(tx: &mut WriteTx<'_>, submitted: &[Submitted]) -> Result<Vec<Weight>> {
+    let mut q = query(format!(
+        "SELECT account, checks_passed, checks_failed FROM workers WHERE account IN ({})",
+        placeholders(1, submitted.len())
+    ));
+    for s in submitted {
+        q = q.bind(s.worker.as_str());
+    }
+    let mut records = std::collections::HashMap::new();
+    for r in q.fetch_all(&mut *tx).await? {
+        records.insert(
+            text(&r, "account")?,
+            CheckRecord {
+                passed: int(&r, "checks_passed")?.max(0) as u64,
+                failed: int(&r, "checks_failed")?.max(0) as u64,
+            },
+        );
+    }
+    Ok(submitted
+        .iter()
+        .map(|s| {
+            let checks = records.get(s.worker.as_str()).copied().unwrap_or_default();
+            Weight {
+                assignment: s.id,
+                checks,
+                credibility: trust::credibility(ASSUMED_SABOTEURS, checks),
+            }
+        })
+        .collect())
+}
+
 /// A spot check's one result, judged against the known answer: a pass is
 /// paid and counted, a failure counted (and the worker caught).
 async fn decide_check(
@@ -214,6 +263,8 @@ async fn decide_check(
     let judged = vec![(s.id, passed)];
     let stored = StoredVerdict {
         voted: vec![s.id],
+        weights: vec![],
+        credibility: None,
         verdict: vote::Verdict {
             consensus: reference,
             agree: if passed { vec![s.id] } else { vec![] },

@@ -22,6 +22,12 @@ pub struct StoredVerdict {
     pub verdict: Verdict,
     /// The results the consensus was voted from; later ones were judged against it.
     pub voted: Vec<AssignmentId>,
+    /// Each voted result's weight, where the bid buys a confidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<tally_protocol::trust::Weight>,
+    /// The agreeing group's credibility when it was verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credibility: Option<f64>,
 }
 
 pub(crate) struct AssignmentRow {

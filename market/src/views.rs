@@ -125,6 +125,8 @@ pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
             results: vec![],
             voted: vec![],
             verdict: None,
+            weights: vec![],
+            credibility: None,
             withheld: true,
         });
     }
@@ -162,6 +164,11 @@ pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
         params: json(&text(&t, "params")?, "params")?,
         results,
         voted: stored.as_ref().map(|s| s.voted.clone()).unwrap_or_default(),
+        weights: stored
+            .as_ref()
+            .map(|s| s.weights.clone())
+            .unwrap_or_default(),
+        credibility: stored.as_ref().and_then(|s| s.credibility),
         verdict: stored.map(|s| s.verdict),
         withheld: false,
     })

@@ -70,6 +70,42 @@ pub fn group_credibility(groups: &[Vec<f64>]) -> Vec<f64> {
     right.into_iter().map(|r| r / z).collect()
 }
 
+/// The default confidence a bid buys.
+pub const DEFAULT_CONFIDENCE: f64 = 0.999;
+
+/// One result's weight in a decision, as the evidence records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Weight {
+    pub assignment: crate::AssignmentId,
+    /// The worker's check record when the task was decided.
+    pub checks: CheckRecord,
+    pub credibility: f64,
+}
+
+/// The credibility of a verdict's agreeing group: the agreeing results form
+/// one group, each disagreeing result a group of its own (so saboteurs who
+/// disagree with each other cannot pool their weight).
+pub fn verdict_credibility(agree: &[f64], disagree: &[f64]) -> f64 {
+    let mut groups = vec![agree.to_vec()];
+    groups.extend(disagree.iter().map(|c| vec![*c]));
+    group_credibility(&groups)[0]
+}
+
+/// The credibility of `verdict`'s agreeing group under `weights` (a result
+/// without a weight counts as a caught worker's: 0). The market verifies
+/// with it; auditors re-run it on the evidence.
+pub fn weighed_credibility(verdict: &crate::vote::Verdict, weights: &[Weight]) -> f64 {
+    let of = |id: &crate::AssignmentId| {
+        weights
+            .iter()
+            .find(|w| &w.assignment == id)
+            .map_or(0.0, |w| w.credibility)
+    };
+    let agree: Vec<f64> = verdict.agree.iter().map(of).collect();
+    let disagree: Vec<f64> = verdict.disagree.iter().map(of).collect();
+    verdict_credibility(&agree, &disagree)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +160,18 @@ mod tests {
         // A caught worker's results weigh nothing either way.
         let q = group_credibility(&[vec![c, c], vec![0.0]]);
         assert!((q[0] - alone).abs() < 1e-12 && q[1] == 0.0, "{q:?}");
+    }
+
+    #[test]
+    fn a_verdict_weighs_its_agreeing_group_against_each_dissenter() {
+        let c = credibility(ASSUMED_SABOTEURS, rec(10, 0));
+        assert_eq!(
+            verdict_credibility(&[c, c], &[]),
+            group_credibility(&[vec![c, c]])[0]
+        );
+        let with_dissent = verdict_credibility(&[c, c], &[0.6]);
+        assert_eq!(with_dissent, group_credibility(&[vec![c, c], vec![0.6]])[0]);
+        assert!(with_dissent < verdict_credibility(&[c, c], &[]));
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub struct VoteParams {
     pub agree: f64,
     /// Detections scoring below `min_score + margin` are optional.
     pub margin: f64,
+    /// When set, a verdict also needs its agreeing group's credibility
+    /// ([`crate::trust::verdict_credibility`]) to reach this; when absent
+    /// (a market without spot checks), the quorum alone decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
 }
 
 impl Default for VoteParams {
@@ -47,6 +52,7 @@ impl Default for VoteParams {
             min_score: 0.3,
             agree: 0.8,
             margin: 0.1,
+            confidence: None,
         }
     }
 }

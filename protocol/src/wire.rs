@@ -97,6 +97,11 @@ pub struct BidRequest {
     pub min_score: Option<f64>,
     #[serde(default)]
     pub agree: Option<f64>,
+    /// The probability, at least, that a verified answer is right (0.999
+    /// when absent). Used where the market runs spot checks, so workers'
+    /// credibility is known; elsewhere the quorum alone decides.
+    #[serde(default)]
+    pub confidence: Option<f64>,
 }
 
 impl BidRequest {
@@ -115,6 +120,7 @@ impl BidRequest {
             iou: None,
             min_score: None,
             agree: None,
+            confidence: None,
         }
     }
 }
@@ -253,6 +259,13 @@ pub struct Evidence {
     #[serde(default)]
     pub voted: Vec<AssignmentId>,
     pub verdict: Option<Verdict>,
+    /// Where the bid bought a confidence: each voted result's weight (its
+    /// worker's check record and credibility at the time) and the
+    /// agreeing group's credibility that verified the task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<crate::trust::Weight>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credibility: Option<f64>,
     /// A spot check: its results and known answer are withheld while its
     /// image may be used again (price and fee still show what it paid).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

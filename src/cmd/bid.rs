@@ -38,6 +38,7 @@ pub async fn run(args: BidArgs) -> anyhow::Result<ExitCode> {
         quorum: args.quorum,
         max_replicas: args.max_replicas,
         deadline_secs: args.deadline_secs,
+        confidence: args.confidence,
         ..BidRequest::new(model, Stroops(args.price))
     };
     let created = client

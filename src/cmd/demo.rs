@@ -43,12 +43,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let paths = crate::assets::images(&assets)?;
     let images: Vec<Vec<u8>> = paths.iter().map(std::fs::read).collect::<Result<_, _>>()?;
 
+    // Spot checks from the sample images' reference answers: every worker's
+    // first claim is a check, so the faulty one is caught at once.
+    let golden = tally_market::checks::load_golden(&assets)
+        .map_err(|e| anyhow::anyhow!("the sample assets as a golden set: {e}"))?;
     let lm = LocalMarket::start("sqlite", |c| {
         c.settle_every = Duration::from_secs(1);
         c.lease = Duration::from_secs(60);
+        c.golden = golden;
+        c.check_rates = tally_market::checks::CheckRates {
+            new: 1.0,
+            trusted: 0.1,
+            trusted_after: 1,
+        };
     })
     .await?;
     let operator = lm.client(lm.operator.clone());
+    // The operator's own money pays for checks until fees do.
+    operator
+        .credit(
+            lm.operator.account(),
+            Stroops(PRICE * 2 * args.workers as i64),
+        )
+        .await?;
     let client = lm.client(Signer::generate());
     operator
         .credit(
@@ -85,9 +102,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         workers.push((signer, faulty, handle));
     }
 
+    // Workers that have passed one check each (credibility 0.755): three
+    // agreeing reach 0.95; a market that has run for a while reaches 0.999.
     let req = BidRequest {
         max_replicas: Some(5),
         deadline_secs: 600,
+        confidence: Some(0.95),
         ..BidRequest::new(model, Stroops(PRICE))
     };
     let created = client
@@ -128,6 +148,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let mut accounts = Vec::with_capacity(workers.len());
+    for (s, _, _) in &workers {
+        accounts.push(lm.client(s.clone()).account_me().await?);
+    }
+    let faulty_caught = workers
+        .iter()
+        .zip(&accounts)
+        .filter(|((_, f, _), _)| *f)
+        .all(|(_, me)| me.checks.failed > 0);
+    let honest_caught = workers
+        .iter()
+        .zip(&accounts)
+        .any(|((_, f, _), me)| !*f && me.checks.failed > 0);
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
         println!(
@@ -136,6 +169,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 "tasks": status.tasks.len(), "verified": verified, "labels": labels,
                 "payouts": payouts, "paid": paid, "faulty_paid": faulty_paid,
                 "audit_ok": report.ok, "seconds": seconds,
+                "faulty_caught": faulty_caught, "honest_caught": honest_caught,
+                "credibility": accounts.iter().map(|me| me.credibility).collect::<Vec<_>>(),
                 "tx_hashes": records.iter().map(|r| r.tx_hash.clone()).collect::<Vec<_>>(),
             })
         );
@@ -155,14 +190,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             println!("  {name:<12} {:<9} {}", t.status.as_str(), found.join(", "));
         }
         println!("\nWorkers:");
-        for (s, faulty, _) in &workers {
-            let me = lm.client(s.clone()).account_me().await?;
+        for (s, faulty, me) in workers
+            .iter()
+            .zip(&accounts)
+            .map(|((s, f, _), me)| (s, f, me))
+        {
             println!(
-                "  {}…  {:<7} agreed {:>2}  disagreed {:>2}  earned {:>7} stroops",
+                "  {}…  {:<7} agreed {:>2}  disagreed {:>2}  checks {}/{}  credibility {:.3}{}  earned {:>7} stroops",
                 &s.account().as_str()[..8],
                 if *faulty { "faulty" } else { "honest" },
                 me.reputation.agreed,
                 me.reputation.disagreed,
+                me.checks.passed,
+                me.checks.passed + me.checks.failed,
+                me.credibility,
+                if me.checks.failed > 0 { " CAUGHT by a spot check" } else { "" },
                 me.paid_total.0 + me.earned_unpaid.0
             );
         }
@@ -180,7 +222,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("\n{seconds:.1} s in all");
     }
     lm.stop();
-    let ok = report.ok && verified == status.tasks.len() && faulty_paid == 0;
+    let ok = report.ok
+        && verified == status.tasks.len()
+        && faulty_paid == 0
+        && faulty_caught
+        && !honest_caught;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

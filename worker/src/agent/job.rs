@@ -153,8 +153,10 @@ async fn attempt(shared: &Shared, a: &Assignment, abort: watch::Receiver<bool>) 
         }
     };
     let results = shared.results.fetch_add(1, Ordering::SeqCst) + 1;
+    let mut credibility = None;
     if let Ok(me) = client.account_me().await {
         shared.earned.store(total_earned(&me).0, Ordering::SeqCst);
+        credibility = Some(me.credibility);
     }
     tracing::info!(
         assignment = %id,
@@ -164,6 +166,7 @@ async fn attempt(shared: &Shared, a: &Assignment, abort: watch::Receiver<bool>) 
         detections = body.detections.len(),
         elapsed_ms = output.elapsed_ms.round() as u64,
         results,
+        credibility = credibility.map(|c| format!("{c:.4}")).unwrap_or_default(),
         "submitted result; earned {} stroops so far",
         shared.earned.load(Ordering::SeqCst)
     );
