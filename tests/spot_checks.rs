@@ -129,6 +129,22 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
     assert_eq!(me.earned_unpaid, Stroops(0));
     let refused = liar.claim(1, 0).await.unwrap_err();
     assert!(refused.to_string().contains("spot check"), "{refused}");
+    // The market's public view lists both, the checked one first.
+    let stats = market.anonymous().market().await.unwrap();
+    let seen = |w: &Client| {
+        stats
+            .workers
+            .iter()
+            .find(|s| &s.account == w.signer().unwrap().account())
+            .cloned()
+            .expect("worker listed")
+    };
+    assert_eq!(seen(&liar).credibility, 0.0);
+    assert_eq!(seen(&honest).checks.passed, 1);
+    assert_eq!(
+        stats.workers[0].account,
+        *honest.signer().unwrap().account()
+    );
 
     // The client's own tasks were left for others, untouched by the checks.
     let status = client.bid(bid.bid).await.unwrap();

@@ -253,6 +253,25 @@ pub async fn market_stats(m: &Market) -> Result<MarketStats> {
         .bind(now_ms() - 60_000)
         .fetch_one(pool)
         .await?;
+    let mut workers = Vec::new();
+    for r in query(
+        "SELECT account, checks_passed, checks_failed FROM workers WHERE last_seen > $1
+         ORDER BY checks_failed ASC, checks_passed DESC, account LIMIT 100",
+    )
+    .bind(now_ms() - 60_000)
+    .fetch_all(pool)
+    .await?
+    {
+        let checks = CheckRecord {
+            passed: int(&r, "checks_passed")?.max(0) as u64,
+            failed: int(&r, "checks_failed")?.max(0) as u64,
+        };
+        workers.push(WorkerSummary {
+            account: parse(&text(&r, "account")?, "worker")?,
+            checks,
+            credibility: credibility(ASSUMED_SABOTEURS, checks),
+        });
+    }
     let clearing = query("SELECT price FROM tasks WHERE status = 'verified' ORDER BY finished_at DESC, id DESC LIMIT 20")
         .fetch_all(pool)
         .await?
@@ -266,6 +285,7 @@ pub async fn market_stats(m: &Market) -> Result<MarketStats> {
         failed_tasks: by_state[3],
         price_levels: levels,
         workers_online: int(&online, "n")? as u64,
+        workers,
         recent_clearing_prices: clearing,
         fee_bps: m.config.fee_bps,
         asset: m.config.asset.clone(),

@@ -355,11 +355,22 @@ pub struct MarketStats {
     pub failed_tasks: u64,
     pub price_levels: Vec<PriceLevel>,
     pub workers_online: u64,
+    /// The workers seen in the last minute (at most 100, most credible
+    /// first) with their spot-check record and credibility.
+    #[serde(default)]
+    pub workers: Vec<WorkerSummary>,
     pub recent_clearing_prices: Vec<Stroops>,
     pub fee_bps: u32,
     pub asset: String,
     pub network: String,
     pub operator: AccountId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerSummary {
+    pub account: AccountId,
+    pub checks: crate::trust::CheckRecord,
+    pub credibility: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
