@@ -174,6 +174,29 @@ fn decode_input(m_limits: &crate::Limits, index: usize, b64: &str) -> Result<Inp
 }
 
 /// Take a bid for `client`.
+/// Stores an input image once (content-addressed); a second copy is a no-op.
+pub(crate) async fn store_input(
+    tx: &mut crate::db::WriteTx<'_>,
+    hash: &Sha256Hex,
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    now: i64,
+) -> Result<()> {
+    query(
+        "INSERT INTO inputs (hash, bytes, width, height, created_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (hash) DO NOTHING",
+    )
+    .bind(hash.as_str())
+    .bind(bytes)
+    .bind(i64::from(width))
+    .bind(i64::from(height))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Result<BidCreated> {
     let (params, max_replicas, reserve) = validate(m, &req)?;
     let model_known = query("SELECT 1 AS one FROM models WHERE hash = $1")
@@ -237,16 +260,14 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
     );
     let mut tasks = Vec::with_capacity(inputs.len());
     for input in &inputs {
-        query(
-            "INSERT INTO inputs (hash, bytes, width, height, created_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (hash) DO NOTHING",
+        store_input(
+            &mut tx,
+            &input.hash,
+            &input.bytes,
+            input.width,
+            input.height,
+            now,
         )
-        .bind(input.hash.as_str())
-        .bind(&input.bytes)
-        .bind(i64::from(input.width))
-        .bind(i64::from(input.height))
-        .bind(now)
-        .execute(&mut tx)
         .await?;
         let id: i64 = query(
             "INSERT INTO tasks (bid_id, input, model, price, status, wanted, max_replicas, created_at)

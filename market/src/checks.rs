@@ -336,17 +336,7 @@ pub(crate) async fn create(
     .await?;
     let bytes = variant(&item.bytes);
     let input = Sha256Hex::of(&bytes);
-    query(
-        "INSERT INTO inputs (hash, bytes, width, height, created_at) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (hash) DO NOTHING",
-    )
-    .bind(input.as_str())
-    .bind(&bytes)
-    .bind(i64::from(item.width))
-    .bind(i64::from(item.height))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    crate::bids::store_input(tx, &input, &bytes, item.width, item.height, now).await?;
     let task: i64 = query(
         "INSERT INTO tasks (bid_id, input, model, price, status, wanted, taken, max_replicas, created_at)
          VALUES ($1, $2, $3, $4, 'running', 1, 1, 1, $5) RETURNING id",
