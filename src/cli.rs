@@ -341,6 +341,20 @@ pub enum BenchCommand {
         max_replicas: Option<u32>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Spot checks from a golden set of the bench's own images (the
+        /// default).
+        #[arg(long, overrides_with = "no_checks")]
+        checks: bool,
+        /// No spot checks.
+        #[arg(long, overrides_with = "checks")]
+        no_checks: bool,
+        /// Share of claimed tasks that are spot checks for new workers
+        /// (trusted workers get a fifth of it); 0 turns checks off.
+        #[arg(long, default_value_t = 0.25)]
+        check_rate: f64,
+        /// Seconds the bids allow; tasks still unfinished then fail.
+        #[arg(long, default_value_t = 300)]
+        deadline: u64,
     },
 }
 

@@ -47,6 +47,10 @@ pub async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
             quorum,
             max_replicas,
             seed,
+            checks: _,
+            no_checks,
+            check_rate,
+            deadline,
         } => {
             let args = trust::TrustArgs {
                 tasks,
@@ -57,6 +61,9 @@ pub async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
                 quorum,
                 max_replicas,
                 seed,
+                checks: !no_checks,
+                check_rate,
+                deadline_secs: deadline,
             };
             (trust::run(args).await?, json)
         }

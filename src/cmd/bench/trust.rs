@@ -4,11 +4,18 @@
 //! share of the pay, and what the honest answer costs in results.
 //!
 //! The detector is simulated: the "right" detections of an image are a pure
-//! function of its bytes ([`truth`]), so an honest worker can answer any
-//! input the market hands it, a client image or anything else (a market spot
-//! check), and every worker treats every assignment alike: it learns the
-//! input's bytes and nothing else about the task. Saboteurs derive their
-//! wrong answers from the bytes too, so colluders agree with each other.
+//! function of its decoded pixels ([`truth`]), so an honest worker can answer
+//! any input the market hands it, a client image or a market spot check (a
+//! golden image in new bytes, the same pixels), and every worker treats every
+//! assignment alike: it learns the input's bytes and nothing else about the
+//! task. Saboteurs derive their wrong answers from the pixels too, so
+//! colluders agree with each other.
+//!
+//! With spot checks (the default), the market is given a golden set of
+//! [`GOLDEN_ITEMS`] more generated images, none of them a client input, with
+//! their [`truth`] as the known answer; the operator's account is credited
+//! to pay for the checks. A worker caught by a check (its claims answered
+//! 403) stops.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +45,12 @@ pub struct TrustArgs {
     pub quorum: Option<u32>,
     pub max_replicas: Option<u32>,
     pub seed: u64,
+    /// Spot checks from a golden set of the bench's own images.
+    pub checks: bool,
+    /// The market's check rate for new workers (trusted ones get a fifth).
+    pub check_rate: f64,
+    /// The bids' deadline: tasks still unfinished then fail.
+    pub deadline_secs: u64,
 }
 
 /// Side of the square input images, in pixels.
@@ -52,8 +65,13 @@ const CAPACITY: u32 = 4;
 const FARMING_HONEST: u64 = 15;
 /// Share of its tasks (in percent) an intermittent saboteur lies on.
 const INTERMITTENT_PERCENT: u64 = 30;
-/// The bench gives up when the bids are not all done by then.
-const GIVE_UP: Duration = Duration::from_secs(600);
+/// Images in the golden set of spot checks.
+pub const GOLDEN_ITEMS: usize = 20;
+/// Golden image `j` is generated as input `GOLDEN_BASE + j`: never a client's.
+const GOLDEN_BASE: usize = 1 << 30;
+/// The bench gives up when the bids are not all done this long after their
+/// deadline (the market fails what is left at the deadline).
+const GIVE_UP_AFTER_DEADLINE: Duration = Duration::from_secs(60);
 
 /// What a simulated worker is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -157,12 +175,29 @@ fn detection(class_id: u32, score: f64, bbox: [f64; 4]) -> Detection {
     }
 }
 
+/// What an image shows, as a number: the first 64 bits of the sha256 of its
+/// size and decoded RGB pixels, so the same picture in other bytes (a spot
+/// check's variant) is the same image. Bytes that are no image: their sha256.
+fn pixels_key(bytes: &[u8]) -> u64 {
+    match image::load_from_memory(bytes) {
+        Ok(img) => {
+            let rgb = img.into_rgb8();
+            let mut buf = Vec::with_capacity(8 + rgb.as_raw().len());
+            buf.extend_from_slice(&rgb.width().to_le_bytes());
+            buf.extend_from_slice(&rgb.height().to_le_bytes());
+            buf.extend_from_slice(rgb.as_raw());
+            key(&Sha256Hex::of(&buf))
+        }
+        Err(_) => key(&Sha256Hex::of(bytes)),
+    }
+}
+
 /// The right detections of an image: 1-3 objects of distinct classes, boxes
 /// 12-30 px inside the [`IMAGE_SIDE`] square, scores 0.5-0.95; a pure
-/// function of the image's bytes (of their sha256). A golden set of spot
-/// checks for this bench must be answered with it.
+/// function of the image's decoded pixels ([`pixels_key`]). The bench's
+/// golden set of spot checks is answered with it.
 pub fn truth(bytes: &[u8]) -> Vec<Detection> {
-    let mut r = Rng::new(&[key(&Sha256Hex::of(bytes))]);
+    let mut r = Rng::new(&[pixels_key(bytes)]);
     let side = f64::from(IMAGE_SIDE);
     let n = 1 + r.below(3) as usize;
     let mut classes: Vec<u32> = Vec::with_capacity(n);
@@ -262,6 +297,39 @@ fn input_png(seed: u64, i: usize) -> Vec<u8> {
     out.into_inner()
 }
 
+/// The golden set of spot checks for `model`: [`GOLDEN_ITEMS`] generated
+/// images that are none of the client's, each with its [`truth`].
+fn golden(seed: u64, model: &[u8]) -> tally_market::checks::Golden {
+    let hash = Sha256Hex::of(model);
+    let items = (0..GOLDEN_ITEMS)
+        .map(|j| {
+            let bytes = input_png(seed, GOLDEN_BASE + j);
+            tally_market::checks::GoldenItem {
+                model: hash.clone(),
+                name: format!("golden-{j}"),
+                reference: truth(&bytes),
+                bytes,
+                width: IMAGE_SIDE,
+                height: IMAGE_SIDE,
+            }
+        })
+        .collect();
+    tally_market::checks::Golden {
+        models: vec![model.to_vec()],
+        items,
+    }
+}
+
+/// Whether the market answered 403: this worker was caught by a spot check.
+fn is_forbidden(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<tally_protocol::Error>(),
+            Some(tally_protocol::Error::Api { status: 403, .. })
+        )
+    })
+}
+
 /// What a simulated worker did.
 #[derive(Debug, Default)]
 struct WorkerLog {
@@ -271,6 +339,9 @@ struct WorkerLog {
     refused: u64,
     claim_errors: u64,
     first_error: Option<String>,
+    /// Seconds into the run when the market first answered this worker 403
+    /// (caught by a spot check); it stopped then.
+    caught_at: Option<f64>,
 }
 
 /// One simulated worker.
@@ -331,13 +402,18 @@ impl Sim {
         Ok(())
     }
 
-    /// Claim and answer until `done`.
-    async fn run(self, w: Client, done: Arc<AtomicBool>) -> WorkerLog {
+    /// Claim and answer until `done`, or until the market refuses this
+    /// worker (403: caught by a spot check).
+    async fn run(self, w: Client, done: Arc<AtomicBool>, started: Instant) -> WorkerLog {
         let mut log = WorkerLog::default();
         let mut taken = 0u64;
-        while !done.load(Ordering::Relaxed) {
+        while !done.load(Ordering::Relaxed) && log.caught_at.is_none() {
             let got = match w.claim(CAPACITY, 200).await {
                 Ok(got) => got,
+                Err(tally_protocol::Error::Api { status: 403, .. }) => {
+                    log.caught_at = Some(started.elapsed().as_secs_f64());
+                    break;
+                }
                 Err(e) => {
                     log.claim_errors += 1;
                     log.first_error.get_or_insert_with(|| format!("claim: {e}"));
@@ -354,6 +430,10 @@ impl Sim {
             for (a, outcome) in futures::future::join_all(jobs).await {
                 match outcome {
                     Ok(()) => log.inputs.push(a.input.clone()),
+                    Err(e) if is_forbidden(&e) => {
+                        log.caught_at
+                            .get_or_insert_with(|| started.elapsed().as_secs_f64());
+                    }
                     Err(e) => {
                         log.refused += 1;
                         log.first_error
@@ -384,6 +464,13 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
     if saboteurs > 0 && mix.is_empty() {
         bail!("--mix names no saboteur kind");
     }
+    if args.deadline_secs == 0 {
+        bail!("--deadline must be at least 1 second");
+    }
+    if !(0.0..=1.0).contains(&args.check_rate) {
+        bail!("--check-rate is a probability, between 0 and 1");
+    }
+    let checks = args.checks && args.check_rate > 0.0;
     // Who is who: saboteurs get the kinds round-robin, then the roles are
     // shuffled (seeded) so neither side always starts waiting first.
     let mut kinds: Vec<Kind> = (0..args.workers)
@@ -400,22 +487,40 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
         kinds.swap(i, r.below(i as u64 + 1) as usize);
     }
 
+    let model_bytes = tally_model::build::tiny_yolox("trust");
     let lm = LocalMarket::start("sqlite", |c| {
         c.settle_every = Duration::from_millis(500);
         c.sweep_every = Duration::from_millis(500);
+        if checks {
+            c.golden = golden(args.seed, &model_bytes);
+            c.check_rates = tally_market::checks::CheckRates {
+                new: args.check_rate,
+                trusted: args.check_rate / 5.0,
+                ..tally_market::checks::CheckRates::default()
+            };
+        }
     })
     .await?;
     let client = lm.client(Signer::generate());
-    lm.client(lm.operator.clone())
+    let operator = lm.client(lm.operator.clone());
+    operator
         .credit(
             client.signer().unwrap().account(),
             Stroops(PRICE * 64 * args.tasks as i64),
         )
         .await?;
-    let model = client
-        .upload_model(tally_model::build::tiny_yolox("trust"))
-        .await?
-        .model;
+    if checks {
+        // Checks are paid from the operator's fees, and from its own balance
+        // while the fees fall short (they do at first): more than enough for
+        // many checks per client task.
+        operator
+            .credit(
+                lm.operator.account(),
+                Stroops(PRICE * 16 * args.tasks as i64),
+            )
+            .await?;
+    }
+    let model = client.upload_model(model_bytes.clone()).await?.model;
 
     // The client's inputs, by address.
     let images: Vec<Vec<u8>> = (0..args.tasks).map(|i| input_png(args.seed, i)).collect();
@@ -427,7 +532,24 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
     if by_hash.len() != images.len() {
         bail!("two generated inputs have the same bytes");
     }
+    if checks {
+        // A golden image showing what a client image shows would let a
+        // check's answer be learnt from client work, and the reverse.
+        let client_pixels: std::collections::HashSet<u64> =
+            images.iter().map(|b| pixels_key(b)).collect();
+        if lm
+            .market
+            .config
+            .golden
+            .items
+            .iter()
+            .any(|i| client_pixels.contains(&pixels_key(&i.bytes)))
+        {
+            bail!("a golden image has the pixels of a client input");
+        }
+    }
 
+    let started = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
     let mut fleet = Vec::new();
     for (index, &kind) in kinds.iter().enumerate() {
@@ -443,14 +565,14 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
             kind,
             seed: args.seed,
         };
-        let handle = tokio::spawn(sim.run(w.clone(), Arc::clone(&done)));
+        let handle = tokio::spawn(sim.run(w.clone(), Arc::clone(&done), started));
         fleet.push((kind, w, handle));
     }
 
-    let started = Instant::now();
     let mut bids = Vec::new();
     for chunk in images.chunks(PER_BID) {
         let mut req = BidRequest::new(model.clone(), Stroops(PRICE));
+        req.deadline_secs = args.deadline_secs;
         if let Some(r) = args.replicas {
             req.replicas = r;
         }
@@ -480,10 +602,11 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
         if open.is_empty() {
             break;
         }
-        if started.elapsed() > GIVE_UP {
+        let give_up = Duration::from_secs(args.deadline_secs) + GIVE_UP_AFTER_DEADLINE;
+        if started.elapsed() > give_up {
             bail!(
-                "after {} s, {} of {} bids are still open (too few workers for the replicas asked?)",
-                GIVE_UP.as_secs(),
+                "after {} s, {} of {} bids are still open, past their deadline",
+                give_up.as_secs(),
                 open.len(),
                 bids.len()
             );
@@ -543,20 +666,37 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
         agreed: u64,
         disagreed: u64,
         paid: i64,
+        checks_passed: u64,
+        checks_failed: u64,
+        caught: u64,
     }
     let mut per_kind: BTreeMap<Kind, PerKind> = BTreeMap::new();
     let (mut results, mut off_client, mut refused, mut claim_errors) = (0u64, 0u64, 0u64, 0u64);
     let (mut paid_all, mut paid_saboteurs) = (0i64, 0i64);
     let mut first_error = None;
+    let (mut caught, mut honest_caught) = (0u64, 0u64);
+    let mut caught_seconds: Vec<f64> = Vec::new();
     for (kind, w, log) in &logs {
         let me = w.account_me().await?;
         let paid = me.earned_unpaid.0 + me.paid_total.0;
+        let is_caught = log.caught_at.is_some() || me.checks.failed > 0;
         let k = per_kind.entry(*kind).or_default();
         k.workers += 1;
         k.results += log.inputs.len() as u64;
         k.agreed += me.reputation.agreed;
         k.disagreed += me.reputation.disagreed;
         k.paid += paid;
+        k.checks_passed += me.checks.passed;
+        k.checks_failed += me.checks.failed;
+        if is_caught {
+            k.caught += 1;
+            if *kind == Kind::Honest {
+                honest_caught += 1;
+            } else {
+                caught += 1;
+                caught_seconds.extend(log.caught_at);
+            }
+        }
         results += log.inputs.len() as u64;
         off_client += log
             .inputs
@@ -573,6 +713,12 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
             paid_saboteurs += paid;
         }
     }
+    caught_seconds.sort_by(f64::total_cmp);
+    let checks_issued = lm
+        .market
+        .metrics
+        .checks
+        .load(std::sync::atomic::Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();
     lm.stop();
 
@@ -588,6 +734,9 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
                     "agreed": k.agreed,
                     "disagreed": k.disagreed,
                     "paid": k.paid,
+                    "checks_passed": k.checks_passed,
+                    "checks_failed": k.checks_failed,
+                    "caught": k.caught,
                 }),
             )
         })
@@ -603,6 +752,9 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
         "replicas": args.replicas,
         "quorum": args.quorum,
         "max_replicas": args.max_replicas,
+        "deadline_secs": args.deadline_secs,
+        "checks": checks,
+        "check_rate": if checks { args.check_rate } else { 0.0 },
         "verified": verified,
         "failed": failed,
         "undecided": undecided,
@@ -613,6 +765,10 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
         "results": results,
         "results_per_verified": ratio(results as f64, verified as f64),
         "spot_check_share": ratio(off_client as f64, results as f64),
+        "checks_issued": checks_issued,
+        "caught": caught,
+        "honest_caught": honest_caught,
+        "caught_seconds": caught_seconds,
         "paid": paid_all,
         "saboteur_paid": paid_saboteurs,
         "client_spent": spent,
@@ -637,7 +793,11 @@ mod tests {
             let png = input_png(7, i);
             let t = truth(&png);
             assert!((1..=3).contains(&t.len()));
-            assert_eq!(t, truth(&png), "the truth is a function of the bytes");
+            assert_eq!(t, truth(&png), "the truth is deterministic");
+            let check = tally_market::checks::variant(&png);
+            assert_ne!(check, png);
+            assert_eq!(t, truth(&check), "the truth is a function of the pixels");
+            assert_eq!(colluding(&check), colluding(&png));
             let mut r = Rng::new(&[i as u64]);
             assert!(agrees(&p, &t, &honest(&png, &mut r)));
             assert!(!agrees(&p, &t, &colluding(&png)));
@@ -653,5 +813,22 @@ mod tests {
         assert_ne!(a, input_png(2, 0));
         let img = image::load_from_memory(&a).unwrap();
         assert_eq!((img.width(), img.height()), (IMAGE_SIDE, IMAGE_SIDE));
+    }
+
+    #[test]
+    fn the_golden_set_is_none_of_the_clients_inputs_and_knows_the_truth() {
+        let model = b"model".to_vec();
+        let g = golden(3, &model);
+        assert_eq!(g.models, vec![model.clone()]);
+        assert_eq!(g.items.len(), GOLDEN_ITEMS);
+        let clients: std::collections::HashSet<u64> =
+            (0..1000).map(|i| pixels_key(&input_png(3, i))).collect();
+        for item in &g.items {
+            assert_eq!(item.model, Sha256Hex::of(&model));
+            assert!(!clients.contains(&pixels_key(&item.bytes)));
+            assert_eq!(item.reference, truth(&item.bytes));
+            let img = image::load_from_memory(&item.bytes).unwrap();
+            assert_eq!((img.width(), img.height()), (item.width, item.height));
+        }
     }
 }
