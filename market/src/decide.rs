@@ -280,11 +280,33 @@ async fn decide_check(
         .await?;
     judge(m, tx, task, submitted, &judged).await?;
     close_bid_unless_out(m, tx, task, outstanding).await?;
+    if passed {
+        redecide_for(m, tx, &s.worker).await?;
+    }
     Ok(Decision {
         task_state: TaskState::Verified,
         wake: None,
         judged,
     })
+}
+
+/// A worker's credibility just rose: the undecided tasks it has a result
+/// on may now reach their bids' confidence, so they are decided again
+/// (else they would wait for replicas no one is left to take).
+async fn redecide_for(m: &Market, tx: &mut WriteTx<'_>, worker: &AccountId) -> Result<()> {
+    let rows = query(
+        "SELECT DISTINCT a.task_id FROM assignments a JOIN tasks t ON t.id = a.task_id
+         WHERE a.worker = $1 AND a.status = 'submitted' AND t.status IN ('open', 'running')",
+    )
+    .bind(worker.as_str())
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in rows {
+        let task = TaskId(int(&r, "task_id")?);
+        crate::task::lock_task(tx, task).await?;
+        Box::pin(decide(m, tx, task)).await?;
+    }
+    Ok(())
 }
 
 /// Close the task's bid if it is done. A replica of this task still out
