@@ -16,21 +16,36 @@
 //! their [`truth`] as the known answer; the operator's account is credited
 //! to pay for the checks. A worker caught by a check (its claims answered
 //! 403) stops.
+//!
+//! - `images`: the client's inputs, the golden set, and what an image
+//!   shows ([`truth`]) and how each worker answers it.
+//! - `fleet`: the simulated workers, by kind, and their claim loop.
+//! - `tally`: the verdicts against the truth, and per kind of worker what
+//!   it did, earned and was caught at.
+//! - `rng`: the seeded randomness all of it is drawn from.
 
-use std::collections::{BTreeMap, HashMap};
+mod fleet;
+mod images;
+mod rng;
+mod tally;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::json;
-use tally_protocol::vote::{agrees, VoteParams};
-use tally_protocol::wire::{
-    Assignment, BidRequest, BidState, OfferRequest, ResultRequest, TaskState,
-};
-use tally_protocol::{Client, Detection, Sha256Hex, Signer, Stroops};
+use tally_protocol::wire::{BidRequest, BidState, OfferRequest};
+use tally_protocol::{Sha256Hex, Signer, Stroops};
 
 use crate::local::LocalMarket;
+
+use fleet::{Kind, Sim, CAPACITY};
+use images::{golden, input_png, pixels_key};
+use rng::Rng;
+
+pub use images::{truth, GOLDEN_ITEMS, IMAGE_SIDE};
 
 /// The flags of `tally bench trust`.
 #[derive(Debug, Clone)]
@@ -53,398 +68,13 @@ pub struct TrustArgs {
     pub deadline_secs: u64,
 }
 
-/// Side of the square input images, in pixels.
-pub const IMAGE_SIDE: u32 = 64;
 /// Stroops per agreeing result.
 const PRICE: i64 = 100;
 /// Tasks per bid.
 const PER_BID: usize = 50;
-/// Assignments a simulated worker holds at once (its offer's capacity).
-const CAPACITY: u32 = 4;
-/// Results a farming saboteur answers honestly before it starts lying.
-const FARMING_HONEST: u64 = 15;
-/// Share of its tasks (in percent) an intermittent saboteur lies on.
-const INTERMITTENT_PERCENT: u64 = 30;
-/// Images in the golden set of spot checks.
-pub const GOLDEN_ITEMS: usize = 20;
-/// Golden image `j` is generated as input `GOLDEN_BASE + j`: never a client's.
-const GOLDEN_BASE: usize = 1 << 30;
 /// The bench gives up when the bids are not all done this long after their
 /// deadline (the market fails what is left at the deadline).
 const GIVE_UP_AFTER_DEADLINE: Duration = Duration::from_secs(60);
-
-/// What a simulated worker is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    Honest,
-    /// 1-3 random boxes, random classes and scores.
-    Random,
-    /// Always the empty list.
-    Lazy,
-    /// The same wrong answer as every other colluder: [`colluding`].
-    Colluding,
-    /// Honest for its first [`FARMING_HONEST`] results, then colluding.
-    Farming,
-    /// Colluding on a seeded [`INTERMITTENT_PERCENT`] of its tasks.
-    Intermittent,
-}
-
-impl Kind {
-    fn parse(s: &str) -> anyhow::Result<Kind> {
-        Ok(match s.trim() {
-            "random" => Kind::Random,
-            "lazy" => Kind::Lazy,
-            "colluding" => Kind::Colluding,
-            "farming" => Kind::Farming,
-            "intermittent" => Kind::Intermittent,
-            other => bail!(
-                "--mix: {other:?} is not a saboteur kind (random, lazy, colluding, farming, intermittent)"
-            ),
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Honest => "honest",
-            Kind::Random => "random",
-            Kind::Lazy => "lazy",
-            Kind::Colluding => "colluding",
-            Kind::Farming => "farming",
-            Kind::Intermittent => "intermittent",
-        }
-    }
-}
-
-/// How one assignment is answered.
-#[derive(Debug, Clone, Copy)]
-enum Answer {
-    Honest,
-    Colluding,
-    Random,
-    Lazy,
-}
-
-/// SplitMix64: small, seedable, good enough for a simulation.
-struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded from several numbers.
-    fn new(parts: &[u64]) -> Rng {
-        let mut r = Rng(0x7a11_7a11_7a11_7a11);
-        for &p in parts {
-            r.0 ^= p;
-            r.next();
-        }
-        r
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `[lo, hi)`.
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-}
-
-/// The first 64 bits of a sha256, as a number.
-fn key(h: &Sha256Hex) -> u64 {
-    u64::from_str_radix(&h.as_str()[..16], 16).expect("a sha256 is hex")
-}
-
-fn detection(class_id: u32, score: f64, bbox: [f64; 4]) -> Detection {
-    Detection {
-        class_id,
-        label: tally_protocol::labels::label(class_id).to_string(),
-        score,
-        bbox,
-    }
-}
-
-/// What an image shows, as a number: the first 64 bits of the sha256 of its
-/// size and decoded RGB pixels, so the same picture in other bytes (a spot
-/// check's variant) is the same image. Bytes that are no image: their sha256.
-fn pixels_key(bytes: &[u8]) -> u64 {
-    match image::load_from_memory(bytes) {
-        Ok(img) => {
-            let rgb = img.into_rgb8();
-            let mut buf = Vec::with_capacity(8 + rgb.as_raw().len());
-            buf.extend_from_slice(&rgb.width().to_le_bytes());
-            buf.extend_from_slice(&rgb.height().to_le_bytes());
-            buf.extend_from_slice(rgb.as_raw());
-            key(&Sha256Hex::of(&buf))
-        }
-        Err(_) => key(&Sha256Hex::of(bytes)),
-    }
-}
-
-/// The right detections of an image: 1-3 objects of distinct classes, boxes
-/// 12-30 px inside the [`IMAGE_SIDE`] square, scores 0.5-0.95; a pure
-/// function of the image's decoded pixels ([`pixels_key`]). The bench's
-/// golden set of spot checks is answered with it.
-pub fn truth(bytes: &[u8]) -> Vec<Detection> {
-    let mut r = Rng::new(&[pixels_key(bytes)]);
-    let side = f64::from(IMAGE_SIDE);
-    let n = 1 + r.below(3) as usize;
-    let mut classes: Vec<u32> = Vec::with_capacity(n);
-    while classes.len() < n {
-        let c = r.below(80) as u32;
-        if !classes.contains(&c) {
-            classes.push(c);
-        }
-    }
-    classes
-        .into_iter()
-        .map(|c| {
-            let (w, h) = (r.range(12.0, 30.0), r.range(12.0, 30.0));
-            let (x, y) = (r.range(0.0, side - w), r.range(0.0, side - h));
-            detection(c, r.range(0.5, 0.95), [x, y, x + w, y + h])
-        })
-        .collect()
-}
-
-/// The colluders' shared wrong answer: the truth with every class shifted
-/// by one and every box moved 20 px sideways (kept inside the image).
-fn colluding(bytes: &[u8]) -> Vec<Detection> {
-    let side = f64::from(IMAGE_SIDE);
-    truth(bytes)
-        .into_iter()
-        .map(|d| {
-            let dx = if d.bbox[2] + 20.0 <= side {
-                20.0
-            } else {
-                -20.0
-            };
-            let [x1, y1, x2, y2] = d.bbox;
-            let bbox = [
-                (x1 + dx).clamp(0.0, side),
-                y1,
-                (x2 + dx).clamp(0.0, side),
-                y2,
-            ];
-            detection((d.class_id + 1) % 80, d.score, bbox)
-        })
-        .collect()
-}
-
-/// The truth as one honest worker reports it: ±0.5 px and ±0.005 of noise.
-fn honest(bytes: &[u8], r: &mut Rng) -> Vec<Detection> {
-    let side = f64::from(IMAGE_SIDE);
-    truth(bytes)
-        .into_iter()
-        .map(|d| {
-            let bbox = d.bbox.map(|v| (v + r.range(-0.5, 0.5)).clamp(0.0, side));
-            detection(d.class_id, d.score + r.range(-0.005, 0.005), bbox)
-        })
-        .collect()
-}
-
-/// 1-3 random boxes with random classes and scores.
-fn random(r: &mut Rng) -> Vec<Detection> {
-    let side = f64::from(IMAGE_SIDE);
-    (0..1 + r.below(3))
-        .map(|_| {
-            let (w, h) = (r.range(4.0, 40.0), r.range(4.0, 40.0));
-            let (x, y) = (r.range(0.0, side - w), r.range(0.0, side - h));
-            detection(r.below(80) as u32, r.range(0.4, 0.99), [x, y, x + w, y + h])
-        })
-        .collect()
-}
-
-/// Input `i` of the client: a PNG of [`IMAGE_SIDE`] square, a gradient in
-/// seeded colours, with `i` and the seed written into its first row so that
-/// every input is distinct bytes.
-fn input_png(seed: u64, i: usize) -> Vec<u8> {
-    let mut r = Rng::new(&[seed, i as u64, 0x1a9e]);
-    let (a, b) = (
-        [r.below(256), r.below(256), r.below(256)],
-        [r.below(256), r.below(256), r.below(256)],
-    );
-    let tag: Vec<u8> = (i as u64)
-        .to_le_bytes()
-        .into_iter()
-        .chain(seed.to_le_bytes())
-        .collect();
-    let side = IMAGE_SIDE;
-    let img = image::RgbImage::from_fn(side, side, |x, y| {
-        if y == 0 && (x as usize) < tag.len() {
-            let t = tag[x as usize];
-            return image::Rgb([t, t, t]);
-        }
-        let t = u64::from(x + y);
-        let mix = |k: usize| {
-            ((a[k] * (2 * u64::from(side) - t) + b[k] * t) / (2 * u64::from(side))) as u8
-        };
-        image::Rgb([mix(0), mix(1), mix(2)])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .expect("png encodes");
-    out.into_inner()
-}
-
-/// The golden set of spot checks for `model`: [`GOLDEN_ITEMS`] generated
-/// images that are none of the client's, each with its [`truth`].
-fn golden(seed: u64, model: &[u8]) -> tally_market::checks::Golden {
-    let hash = Sha256Hex::of(model);
-    let items = (0..GOLDEN_ITEMS)
-        .map(|j| {
-            let bytes = input_png(seed, GOLDEN_BASE + j);
-            tally_market::checks::GoldenItem {
-                model: hash.clone(),
-                name: format!("golden-{j}"),
-                reference: truth(&bytes),
-                bytes,
-                width: IMAGE_SIDE,
-                height: IMAGE_SIDE,
-            }
-        })
-        .collect();
-    tally_market::checks::Golden {
-        models: vec![model.to_vec()],
-        items,
-    }
-}
-
-/// Whether the market answered 403: this worker was caught by a spot check.
-fn is_forbidden(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<tally_protocol::Error>(),
-            Some(tally_protocol::Error::Api { status: 403, .. })
-        )
-    })
-}
-
-/// What a simulated worker did.
-#[derive(Debug, Default)]
-struct WorkerLog {
-    /// The input of each result the market accepted.
-    inputs: Vec<Sha256Hex>,
-    /// Results or input fetches the market refused.
-    refused: u64,
-    claim_errors: u64,
-    first_error: Option<String>,
-    /// Seconds into the run when the market first answered this worker 403
-    /// (caught by a spot check); it stopped then.
-    caught_at: Option<f64>,
-}
-
-/// One simulated worker.
-struct Sim {
-    index: u64,
-    kind: Kind,
-    seed: u64,
-}
-
-impl Sim {
-    /// How the `n`th assignment this worker takes (from 0) is answered.
-    fn answer(&self, n: u64, a: &Assignment) -> Answer {
-        match self.kind {
-            Kind::Honest => Answer::Honest,
-            Kind::Random => Answer::Random,
-            Kind::Lazy => Answer::Lazy,
-            Kind::Colluding => Answer::Colluding,
-            Kind::Farming if n < FARMING_HONEST => Answer::Honest,
-            Kind::Farming => Answer::Colluding,
-            Kind::Intermittent => {
-                let mut r = Rng::new(&[self.seed, self.index, key(&a.input), 0x1e]);
-                if r.below(100) < INTERMITTENT_PERCENT {
-                    Answer::Colluding
-                } else {
-                    Answer::Honest
-                }
-            }
-        }
-    }
-
-    /// Answer one assignment: fetch the input when the answer needs it,
-    /// compute (honest answers take 20-60 ms), submit.
-    async fn handle(&self, w: &Client, a: &Assignment, answer: Answer) -> anyhow::Result<()> {
-        let mut r = Rng::new(&[self.seed, self.index, a.assignment.0 as u64]);
-        let (detections, elapsed_ms) = match answer {
-            Answer::Lazy => (vec![], 0.0),
-            Answer::Random => (random(&mut r), 0.0),
-            Answer::Colluding => {
-                let bytes = w.input(&a.input).await.context("input")?;
-                (colluding(&bytes), 0.0)
-            }
-            Answer::Honest => {
-                let bytes = w.input(&a.input).await.context("input")?;
-                let ms = 20 + r.below(41);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                (honest(&bytes, &mut r), ms as f64)
-            }
-        };
-        w.submit_result(
-            a.assignment,
-            &ResultRequest {
-                detections,
-                elapsed_ms,
-            },
-        )
-        .await
-        .context("result")?;
-        Ok(())
-    }
-
-    /// Claim and answer until `done`, or until the market refuses this
-    /// worker (403: caught by a spot check).
-    async fn run(self, w: Client, done: Arc<AtomicBool>, started: Instant) -> WorkerLog {
-        let mut log = WorkerLog::default();
-        let mut taken = 0u64;
-        while !done.load(Ordering::Relaxed) && log.caught_at.is_none() {
-            let got = match w.claim(CAPACITY, 200).await {
-                Ok(got) => got,
-                Err(tally_protocol::Error::Api { status: 403, .. }) => {
-                    log.caught_at = Some(started.elapsed().as_secs_f64());
-                    break;
-                }
-                Err(e) => {
-                    log.claim_errors += 1;
-                    log.first_error.get_or_insert_with(|| format!("claim: {e}"));
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let (sim, w) = (&self, &w);
-            let jobs = got.assignments.iter().map(|a| {
-                let answer = sim.answer(taken, a);
-                taken += 1;
-                async move { (a, sim.handle(w, a, answer).await) }
-            });
-            for (a, outcome) in futures::future::join_all(jobs).await {
-                match outcome {
-                    Ok(()) => log.inputs.push(a.input.clone()),
-                    Err(e) if is_forbidden(&e) => {
-                        log.caught_at
-                            .get_or_insert_with(|| started.elapsed().as_secs_f64());
-                    }
-                    Err(e) => {
-                        log.refused += 1;
-                        log.first_error
-                            .get_or_insert_with(|| format!("assignment {}: {e:#}", a.assignment));
-                    }
-                }
-            }
-        }
-        log
-    }
-}
 
 /// Run the bench; the JSON report.
 pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
@@ -621,99 +251,9 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
     }
     tally_market::settle::settle_now(&lm.market).await?;
 
-    // The verdicts against the truth.
-    let params = VoteParams::default();
-    let (mut verified, mut failed, mut undecided, mut wrong) = (0u64, 0u64, 0u64, 0u64);
-    let mut wrong_as: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut spent = 0i64;
-    for s in &statuses {
-        spent += s.spent.0;
-        for t in &s.tasks {
-            match t.status {
-                TaskState::Verified => verified += 1,
-                TaskState::Failed => {
-                    failed += 1;
-                    continue;
-                }
-                _ => {
-                    undecided += 1;
-                    continue;
-                }
-            }
-            let i = *by_hash
-                .get(&t.input)
-                .with_context(|| format!("task {} has an input the client never sent", t.task))?;
-            let consensus = t.consensus.clone().unwrap_or_default();
-            if !agrees(&params, &truth(&images[i]), &consensus) {
-                wrong += 1;
-                let like = if consensus.is_empty() {
-                    "empty"
-                } else if agrees(&params, &colluding(&images[i]), &consensus) {
-                    "colluding"
-                } else {
-                    "other"
-                };
-                *wrong_as.entry(like).or_default() += 1;
-            }
-        }
-    }
-
-    // Results, pay and reputation per kind.
-    #[derive(Default)]
-    struct PerKind {
-        workers: u64,
-        results: u64,
-        agreed: u64,
-        disagreed: u64,
-        paid: i64,
-        checks_passed: u64,
-        checks_failed: u64,
-        caught: u64,
-    }
-    let mut per_kind: BTreeMap<Kind, PerKind> = BTreeMap::new();
-    let (mut results, mut off_client, mut refused, mut claim_errors) = (0u64, 0u64, 0u64, 0u64);
-    let (mut paid_all, mut paid_saboteurs) = (0i64, 0i64);
-    let mut first_error = None;
-    let (mut caught, mut honest_caught) = (0u64, 0u64);
-    let mut caught_seconds: Vec<f64> = Vec::new();
-    for (kind, w, log) in &logs {
-        let me = w.account_me().await?;
-        let paid = me.earned_unpaid.0 + me.paid_total.0;
-        let is_caught = log.caught_at.is_some() || me.checks.failed > 0;
-        let k = per_kind.entry(*kind).or_default();
-        k.workers += 1;
-        k.results += log.inputs.len() as u64;
-        k.agreed += me.reputation.agreed;
-        k.disagreed += me.reputation.disagreed;
-        k.paid += paid;
-        k.checks_passed += me.checks.passed;
-        k.checks_failed += me.checks.failed;
-        if is_caught {
-            k.caught += 1;
-            if *kind == Kind::Honest {
-                honest_caught += 1;
-            } else {
-                caught += 1;
-                caught_seconds.extend(log.caught_at);
-            }
-        }
-        results += log.inputs.len() as u64;
-        off_client += log
-            .inputs
-            .iter()
-            .filter(|h| !by_hash.contains_key(*h))
-            .count() as u64;
-        refused += log.refused;
-        claim_errors += log.claim_errors;
-        if first_error.is_none() {
-            first_error.clone_from(&log.first_error);
-        }
-        paid_all += paid;
-        if *kind != Kind::Honest {
-            paid_saboteurs += paid;
-        }
-    }
-    caught_seconds.sort_by(f64::total_cmp);
+    // The verdicts against the truth; results, pay and reputation per kind.
+    let v = tally::verdicts(&statuses, &images, &by_hash)?;
+    let f = tally::fleet(&logs, &by_hash).await?;
     let checks_issued = lm
         .market
         .metrics
@@ -723,7 +263,8 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
     lm.stop();
 
     let ratio = |n: f64, d: f64| if d > 0.0 { n / d } else { 0.0 };
-    let by_kind: serde_json::Map<String, serde_json::Value> = per_kind
+    let by_kind: serde_json::Map<String, serde_json::Value> = f
+        .per_kind
         .iter()
         .map(|(kind, k)| {
             (
@@ -755,80 +296,29 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
         "deadline_secs": args.deadline_secs,
         "checks": checks,
         "check_rate": if checks { args.check_rate } else { 0.0 },
-        "verified": verified,
-        "failed": failed,
-        "undecided": undecided,
-        "wrong_verified": wrong,
-        "wrong_verified_as": wrong_as,
-        "error_rate": ratio(wrong as f64, verified as f64),
-        "saboteur_paid_share": ratio(paid_saboteurs as f64, paid_all as f64),
-        "results": results,
-        "results_per_verified": ratio(results as f64, verified as f64),
-        "spot_check_share": ratio(off_client as f64, results as f64),
+        "verified": v.verified,
+        "failed": v.failed,
+        "undecided": v.undecided,
+        "wrong_verified": v.wrong,
+        "wrong_verified_as": v.wrong_as,
+        "error_rate": ratio(v.wrong as f64, v.verified as f64),
+        "saboteur_paid_share": ratio(f.paid_saboteurs as f64, f.paid_all as f64),
+        "results": f.results,
+        "results_per_verified": ratio(f.results as f64, v.verified as f64),
+        "spot_check_share": ratio(f.off_client as f64, f.results as f64),
         "checks_issued": checks_issued,
-        "caught": caught,
-        "honest_caught": honest_caught,
-        "caught_seconds": caught_seconds,
-        "paid": paid_all,
-        "saboteur_paid": paid_saboteurs,
-        "client_spent": spent,
-        "spent_per_verified": ratio(spent as f64, verified as f64),
-        "refused": refused,
-        "claim_errors": claim_errors,
-        "first_error": first_error,
+        "caught": f.caught,
+        "honest_caught": f.honest_caught,
+        "caught_seconds": f.caught_seconds,
+        "paid": f.paid_all,
+        "saboteur_paid": f.paid_saboteurs,
+        "client_spent": v.spent,
+        "spent_per_verified": ratio(v.spent as f64, v.verified as f64),
+        "refused": f.refused,
+        "claim_errors": f.claim_errors,
+        "first_error": f.first_error,
         "by_kind": by_kind,
         "decided_seconds": decided_secs,
         "seconds": secs,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn honest_answers_agree_with_the_truth_and_sabotage_does_not() {
-        let p = VoteParams::default();
-        for i in 0..200 {
-            let png = input_png(7, i);
-            let t = truth(&png);
-            assert!((1..=3).contains(&t.len()));
-            assert_eq!(t, truth(&png), "the truth is deterministic");
-            let check = tally_market::checks::variant(&png);
-            assert_ne!(check, png);
-            assert_eq!(t, truth(&check), "the truth is a function of the pixels");
-            assert_eq!(colluding(&check), colluding(&png));
-            let mut r = Rng::new(&[i as u64]);
-            assert!(agrees(&p, &t, &honest(&png, &mut r)));
-            assert!(!agrees(&p, &t, &colluding(&png)));
-            assert!(!agrees(&p, &t, &[]));
-            assert!(agrees(&p, &colluding(&png), &colluding(&png)));
-        }
-    }
-
-    #[test]
-    fn inputs_are_distinct_valid_images() {
-        let a = input_png(1, 0);
-        assert_ne!(a, input_png(1, 1));
-        assert_ne!(a, input_png(2, 0));
-        let img = image::load_from_memory(&a).unwrap();
-        assert_eq!((img.width(), img.height()), (IMAGE_SIDE, IMAGE_SIDE));
-    }
-
-    #[test]
-    fn the_golden_set_is_none_of_the_clients_inputs_and_knows_the_truth() {
-        let model = b"model".to_vec();
-        let g = golden(3, &model);
-        assert_eq!(g.models, vec![model.clone()]);
-        assert_eq!(g.items.len(), GOLDEN_ITEMS);
-        let clients: std::collections::HashSet<u64> =
-            (0..1000).map(|i| pixels_key(&input_png(3, i))).collect();
-        for item in &g.items {
-            assert_eq!(item.model, Sha256Hex::of(&model));
-            assert!(!clients.contains(&pixels_key(&item.bytes)));
-            assert_eq!(item.reference, truth(&item.bytes));
-            let img = image::load_from_memory(&item.bytes).unwrap();
-            assert_eq!((img.width(), img.height()), (item.width, item.height));
-        }
-    }
 }
