@@ -191,22 +191,6 @@ async fn get_input(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Re
         .fetch_one(&m.db)
         .await?;
     let bytes: Vec<u8> = row.try_get("bytes")?;
-    // A model stored before admission existed is admitted here too: no
-    // worker is ever handed one that fails it.
-    let policy = tally_model::Policy {
-        max_bytes: usize::MAX,
-        ..tally_model::Policy::default()
-    };
-    let bytes =
-        tokio::task::spawn_blocking(move || tally_model::admit(&bytes, &policy).map(|_| bytes))
-            .await
-            .map_err(|e| MarketError::Corrupt(format!("admission panicked: {e}")))?
-            .map_err(|refusal| {
-                MarketError::unprocessable(
-                    refusal.code(),
-                    format!("model {h} was stored before admission and fails it: {refusal}"),
-                )
-            })?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
