@@ -197,6 +197,36 @@ pub(crate) async fn store_input(
     Ok(())
 }
 
+/// Moves `amount` of `owner`'s available balance into the reservation of `bid`.
+pub(crate) async fn reserve_for(
+    tx: &mut crate::db::WriteTx<'_>,
+    bid: BidId,
+    owner: &str,
+    amount: Stroops,
+) -> Result<()> {
+    ledger::post(
+        tx,
+        "reserve",
+        Cause {
+            bid: Some(bid),
+            ..Cause::default()
+        },
+        &[
+            Leg {
+                book: Book::Available,
+                owner,
+                amount: -amount.0,
+            },
+            Leg {
+                book: Book::Reserved,
+                owner,
+                amount: amount.0,
+            },
+        ],
+    )
+    .await
+}
+
 pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Result<BidCreated> {
     let (params, max_replicas, reserve) = validate(m, &req)?;
     let model_known = query("SELECT 1 AS one FROM models WHERE hash = $1")
@@ -285,27 +315,7 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
         .try_get("id")?;
         tasks.push(TaskId(id));
     }
-    let reserved = ledger::post(
-        &mut tx,
-        "reserve",
-        Cause {
-            bid: Some(bid),
-            ..Cause::default()
-        },
-        &[
-            Leg {
-                book: Book::Available,
-                owner: client.as_str(),
-                amount: -reserve.0,
-            },
-            Leg {
-                book: Book::Reserved,
-                owner: client.as_str(),
-                amount: reserve.0,
-            },
-        ],
-    )
-    .await;
+    let reserved = reserve_for(&mut tx, bid, client.as_str(), reserve).await;
     if let Err(MarketError::InsufficientFunds(_)) = reserved {
         let available = ledger::balance(&mut tx, Book::Available, client.as_str()).await?;
         return Err(MarketError::InsufficientFunds(format!(

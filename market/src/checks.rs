@@ -313,27 +313,7 @@ pub(crate) async fn create(
         .await?
         .try_get::<i64>("id")?,
     );
-    ledger::post(
-        tx,
-        "reserve",
-        Cause {
-            bid: Some(bid),
-            ..Cause::default()
-        },
-        &[
-            Leg {
-                book: Book::Available,
-                owner: &operator,
-                amount: -price.0,
-            },
-            Leg {
-                book: Book::Reserved,
-                owner: &operator,
-                amount: price.0,
-            },
-        ],
-    )
-    .await?;
+    crate::bids::reserve_for(tx, bid, &operator, price).await?;
     let bytes = variant(&item.bytes);
     let input = Sha256Hex::of(&bytes);
     crate::bids::store_input(tx, &input, &bytes, item.width, item.height, now).await?;
