@@ -146,6 +146,19 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
         *honest.signer().unwrap().account()
     );
 
+    // A worker that earned before it was caught is never settled: w1 was
+    // paid for the first bid; its next claim is a check (paid for by the
+    // operator's own balance now that fees ran short), which it fails.
+    market
+        .client(&market.operator)
+        .credit(market.operator.account(), Stroops(100_000))
+        .await
+        .unwrap();
+    let check = claim_one(&w1).await;
+    assert!(!bid.tasks.contains(&check.task));
+    w1.submit_result(check.assignment, &wrong()).await.unwrap();
+    assert_eq!(w1.account_me().await.unwrap().checks.failed, 1);
+
     // The client's own tasks were left for others, untouched by the checks.
     let status = client.bid(bid.bid).await.unwrap();
     assert!(status.tasks.iter().all(|t| t.consensus.is_none()));

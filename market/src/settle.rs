@@ -327,6 +327,7 @@ async fn collect(
          FROM assignments a JOIN tasks t ON t.id = a.task_id JOIN bids b ON b.id = t.bid_id
          WHERE a.status = 'agreed' AND a.payout_seq IS NULL AND t.price > 0 AND b.fee_bps < 10000
            AND NOT EXISTS (SELECT 1 FROM payout_holds h WHERE h.worker = a.worker AND h.retry_at > $1)
+           AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.account = a.worker AND w.caught_at IS NOT NULL)
          ORDER BY a.id LIMIT $2",
     )
     .bind(now)
