@@ -156,8 +156,17 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
         .unwrap();
     let check = claim_one(&w1).await;
     assert!(!bid.tasks.contains(&check.task));
+    let before = client.account_me().await.unwrap().balance;
+    assert_eq!(w1.account_me().await.unwrap().earned_unpaid, Stroops(5_000));
     w1.submit_result(check.assignment, &wrong()).await.unwrap();
-    assert_eq!(w1.account_me().await.unwrap().checks.failed, 1);
+    let caught = w1.account_me().await.unwrap();
+    assert_eq!(caught.checks.failed, 1);
+    // Its unsettled earnings went back to the client whose task paid them.
+    assert_eq!(caught.earned_unpaid, Stroops(0));
+    assert_eq!(
+        client.account_me().await.unwrap().balance,
+        Stroops(before.0 + 5_000)
+    );
 
     // The client's own tasks were left for others, untouched by the checks.
     let status = client.bid(bid.bid).await.unwrap();
