@@ -119,8 +119,7 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
             "post an offer (POST /v1/offers) before claiming",
         )
     })?;
-    touch_worker(m, worker).await?;
-    let check_rate = check_rate(m, worker).await?;
+    let check_rate = touch_worker(m, worker).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms);
     let mut shutdown = m.shutdown_signal();
     let models: Arc<[Sha256Hex]> = Arc::from(offer.models.clone());
@@ -151,28 +150,6 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
     }
 }
 
-/// How likely a claim is to get a spot check instead of a client task; a
-/// worker caught by a check gets no more work at all.
-async fn check_rate(m: &Market, worker: &AccountId) -> Result<f64> {
-    let r = query("SELECT checks_passed, checks_failed FROM workers WHERE account = $1")
-        .bind(worker.as_str())
-        .fetch_optional(&m.db)
-        .await?;
-    let (passed, failed) = match r {
-        Some(r) => (int(&r, "checks_passed")?, int(&r, "checks_failed")?),
-        None => (0, 0),
-    };
-    if failed > 0 {
-        return Err(MarketError::Forbidden(
-            "this worker failed a spot check (a task whose answer the market knew); it gets no more work".into(),
-        ));
-    }
-    if m.config.golden.items.is_empty() {
-        return Ok(0.0);
-    }
-    Ok(m.config.check_rates.for_worker(passed.max(0) as u64))
-}
-
 async fn leased_count(m: &Market, worker: &AccountId) -> Result<i64> {
     let r = query("SELECT COUNT(*) AS n FROM assignments WHERE worker = $1 AND status = 'leased'")
         .bind(worker.as_str())
@@ -181,17 +158,35 @@ async fn leased_count(m: &Market, worker: &AccountId) -> Result<i64> {
     int(&r, "n")
 }
 
-/// Mark the worker as seen (at most every few seconds, to spare writes).
-async fn touch_worker(m: &Market, worker: &AccountId) -> Result<()> {
+/// Mark the worker as seen (at most every few seconds, to spare writes) and
+/// say how likely its claim is to get a spot check instead of a client
+/// task; a worker caught by a check gets no more work at all.
+async fn touch_worker(m: &Market, worker: &AccountId) -> Result<f64> {
     let now = now_ms();
-    let r = query("SELECT last_seen FROM workers WHERE account = $1")
+    let r = query("SELECT last_seen, checks_passed, checks_failed FROM workers WHERE account = $1")
         .bind(worker.as_str())
         .fetch_optional(&m.db)
         .await?;
-    if let Some(r) = r {
-        if now - int(&r, "last_seen")? < 5_000 {
-            return Ok(());
-        }
+    let (last_seen, passed, failed) = match &r {
+        Some(r) => (
+            int(r, "last_seen")?,
+            int(r, "checks_passed")?,
+            int(r, "checks_failed")?,
+        ),
+        None => (i64::MIN, 0, 0),
+    };
+    if failed > 0 {
+        return Err(MarketError::Forbidden(
+            "this worker failed a spot check (a task whose answer the market knew); it gets no more work".into(),
+        ));
+    }
+    let rate = if m.config.golden.items.is_empty() {
+        0.0
+    } else {
+        m.config.check_rates.for_worker(passed.max(0) as u64)
+    };
+    if now.saturating_sub(last_seen) < 5_000 {
+        return Ok(rate);
     }
     let mut tx = m.db.begin().await?;
     query(
@@ -202,7 +197,8 @@ async fn touch_worker(m: &Market, worker: &AccountId) -> Result<()> {
     .bind(now)
     .execute(&mut tx)
     .await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(rate)
 }
 
 /// Take up to `n` slots now. A pass that loses races to concurrent claims

@@ -22,7 +22,7 @@ use tally_protocol::Sha256Hex;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::backend::locate_onnxruntime;
-use crate::{Backend, BackendChoice};
+use crate::BackendChoice;
 
 pub mod child;
 pub mod confine;
@@ -133,14 +133,6 @@ impl Sandbox {
     /// How the children are confined and which backend they run.
     pub fn hello(&self) -> &Hello {
         &self.hello
-    }
-
-    /// The backend the children run.
-    pub fn backend(&self) -> Backend {
-        match self.backend {
-            BackendChoice::Tract => Backend::Tract,
-            _ => Backend::OnnxRuntime,
-        }
     }
 
     /// Runs `model` (its bytes, already admitted by the caller) on `image` in a child.
