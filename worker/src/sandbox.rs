@@ -307,3 +307,63 @@ async fn dead(mut proc: Proc, io: std::io::Error) -> String {
         _ => format!("the inference child stopped answering: {io}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in child that says hello, then never answers.
+    fn silent_child(dir: &std::path::Path) -> SandboxConfig {
+        let hello = wire::Reply::Hello(Hello {
+            backend: "tract".into(),
+            confinement: vec![],
+            landlock: false,
+        });
+        let mut frame = Vec::new();
+        wire::write_blocking(&mut frame, &hello, b"").unwrap();
+        let file = dir.join("hello.bin");
+        std::fs::write(&file, frame).unwrap();
+        let script = format!("/bin/cat {}; exec /bin/sleep 60", file.display());
+        let mut config = SandboxConfig::new("/bin/sh", &["-c", &script, "child"]);
+        config.backend = BackendChoice::Tract;
+        config
+    }
+
+    #[tokio::test]
+    async fn a_child_past_its_wall_clock_limit_is_stopped_and_the_task_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = silent_child(dir.path());
+        config.timeout = Duration::from_millis(300);
+        let sandbox = Sandbox::start(config).await.unwrap();
+        let model = Arc::new(b"model".to_vec());
+        let err = sandbox
+            .detect(&Sha256Hex::of(&model), &model, b"image")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, InferError::Child(m) if m.contains("longer than")),
+            "{err}"
+        );
+        // The stopped child is not put back in the pool.
+        assert!(sandbox.idle_procs().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_child_that_dies_fails_its_task_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = silent_child(dir.path());
+        // Say hello, then exit instead of answering.
+        let file = dir.path().join("hello.bin");
+        config.args[1] = format!("/bin/cat {}; exit 3", file.display()).into();
+        let sandbox = Sandbox::start(config).await.unwrap();
+        let model = Arc::new(b"model".to_vec());
+        let err = sandbox
+            .detect(&Sha256Hex::of(&model), &model, b"image")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, InferError::Child(m) if m.contains("exited")),
+            "{err}"
+        );
+    }
+}
