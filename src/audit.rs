@@ -44,6 +44,9 @@ pub struct Report {
     pub tasks: u64,
     /// Payouts of spot checks, whose evidence is withheld (amount checked only).
     pub withheld_checks: u64,
+    /// Payouts for results that agreed with a verdict since undone (their
+    /// worker was caught after it was paid): money lost, rules kept.
+    pub revised_payouts: u64,
     pub findings: Vec<Finding>,
 }
 
@@ -58,6 +61,12 @@ impl Report {
             out.push_str(&format!(
                 "{} paid results were spot checks (evidence withheld; amounts checked)\n",
                 self.withheld_checks
+            ));
+        }
+        if self.revised_payouts > 0 {
+            out.push_str(&format!(
+                "{} paid results agreed with a verdict since undone (a worker caught after payout)\n",
+                self.revised_payouts
             ));
         }
         if self.findings.is_empty() {
@@ -81,6 +90,8 @@ struct TaskFacts {
     net: Option<i64>,
     /// A spot check whose evidence the market withholds.
     withheld: bool,
+    /// Results that agreed with an earlier verdict, undone since.
+    revised_agree: HashSet<AssignmentId>,
 }
 
 /// Audit the market behind `client` (which needs no key).
@@ -100,6 +111,7 @@ pub async fn audit(client: &Client) -> anyhow::Result<Report> {
         amount: 0,
         tasks: 0,
         withheld_checks: 0,
+        revised_payouts: 0,
         findings: Vec::new(),
     };
     let mut tasks: HashMap<TaskId, TaskFacts> = HashMap::new();
@@ -223,7 +235,9 @@ async fn check_payout(
             )),
             Some(_) => {}
         }
-        if !facts.agree.contains(a) {
+        if !facts.agree.contains(a) && facts.revised_agree.contains(a) {
+            report.revised_payouts += 1;
+        } else if !facts.agree.contains(a) {
             report.findings.push(Finding::new(
                 "not_agreeing",
                 format!("{at}: assignment {a} does not agree with the consensus of task {t}"),
@@ -336,6 +350,11 @@ async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec<Finding>) 
         facts.withheld = true;
         return (facts, findings);
     }
+    facts.revised_agree = ev
+        .revisions
+        .iter()
+        .flat_map(|r| r.verdict.agree.iter().copied())
+        .collect();
     let mut ballots = Vec::new();
     let mut late = Vec::new();
     for r in &ev.results {
@@ -360,6 +379,10 @@ async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec<Finding>) 
             }
         };
         facts.workers.insert(r.assignment, r.worker.clone());
+        if ev.excluded.contains(&r.assignment) {
+            // A worker caught before the decision: neither voted nor judged.
+            continue;
+        }
         let ballot = Ballot {
             assignment: r.assignment,
             detections: request.detections,

@@ -113,6 +113,11 @@ pub struct ServeArgs {
     /// a fifth of that).
     #[arg(long, default_value_t = 0.25)]
     pub check_rate: f64,
+    /// Probation (with --golden): a worker's earnings are settled this
+    /// many seconds after they were earned until it has passed enough spot
+    /// checks to be trusted, so a saboteur caught meanwhile forfeits them.
+    #[arg(long, default_value_t = 86_400)]
+    pub holdback_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -178,10 +183,13 @@ pub struct BidArgs {
     /// Stroops per agreeing result.
     #[arg(long)]
     pub price: i64,
-    #[arg(long, default_value_t = 3)]
-    pub replicas: u32,
-    #[arg(long, default_value_t = 2)]
-    pub quorum: u32,
+    /// Replicas at first (default: 1 where the market runs spot checks and
+    /// credibility decides how many more, else 3).
+    #[arg(long)]
+    pub replicas: Option<u32>,
+    /// Agreeing results needed at least (default: 1 with spot checks, else 2).
+    #[arg(long)]
+    pub quorum: Option<u32>,
     #[arg(long)]
     pub max_replicas: Option<u32>,
     #[arg(long, default_value_t = 3600)]

@@ -143,8 +143,8 @@ async fn one_slot_wakes_one_waiting_claim(backend: Backend) {
         until_waiting(&market, i + 1).await;
     }
     let req = BidRequest {
-        replicas: 1,
-        quorum: 1,
+        replicas: Some(1),
+        quorum: Some(1),
         max_replicas: Some(1),
         ..bid_request(&model, 10)
     };
@@ -173,8 +173,8 @@ async fn a_woken_claim_that_cannot_take_the_slot_passes_it_on(backend: Backend) 
     let x = market.worker(&model).await;
     let y = market.worker(&model).await;
     let req = BidRequest {
-        replicas: 1,
-        quorum: 1,
+        replicas: Some(1),
+        quorum: Some(1),
         max_replicas: Some(2),
         ..bid_request(&model, 10)
     };

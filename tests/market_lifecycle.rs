@@ -115,8 +115,8 @@ async fn an_expired_lease_is_reassigned(backend: Backend) {
     let client = market.funded_client(1_000_000).await;
     let model = model(&client).await;
     let mut req = bid_request(&model, 100);
-    req.replicas = 1;
-    req.quorum = 1;
+    req.replicas = Some(1);
+    req.quorum = Some(1);
     req.max_replicas = Some(1);
     let created = client.bid_images(req, &[png(2)]).await.unwrap();
     let sleepy = market.worker(&model).await;
@@ -183,8 +183,8 @@ async fn no_quorum_adds_replicas_then_fails_and_refunds(backend: Backend) {
     let client = market.funded_client(1_000_000).await;
     let model = model(&client).await;
     let mut req = bid_request(&model, 1_000);
-    req.replicas = 2;
-    req.quorum = 2;
+    req.replicas = Some(2);
+    req.quorum = Some(2);
     req.max_replicas = Some(3);
     let created = client.bid_images(req, &[png(4)]).await.unwrap();
     let answers = [honest(), wrong(), common::ResultBody::other()];
@@ -366,8 +366,8 @@ async fn a_reported_failure_returns_the_slot(backend: Backend) {
     let client = market.funded_client(1_000_000).await;
     let model = model(&client).await;
     let mut req = bid_request(&model, 10);
-    req.replicas = 1;
-    req.quorum = 1;
+    req.replicas = Some(1);
+    req.quorum = Some(1);
     client.bid_images(req, &[png(6)]).await.unwrap();
     let a = market.worker(&model).await;
     let got = a.claim(1, 1_000).await.unwrap().assignments.remove(0);

@@ -7,35 +7,10 @@
 
 mod common;
 
-use std::path::Path;
-
+use common::golden::*;
 use common::*;
-use tally_protocol::wire::{Assignment, BidRequest, ResultRequest};
+use tally_protocol::wire::BidRequest;
 use tally_protocol::{Client, Stroops};
-
-fn golden_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
-}
-
-/// The reference answer of the golden image whose pixels `bytes` carry.
-fn answer_for(bytes: &[u8]) -> Option<ResultRequest> {
-    let golden = tally_market::checks::load_golden(&golden_dir()).unwrap();
-    let pixels = image::load_from_memory(bytes).ok()?.into_rgb8();
-    golden
-        .items
-        .iter()
-        .find(|i| image::load_from_memory(&i.bytes).unwrap().into_rgb8() == pixels)
-        .map(|i| ResultRequest {
-            detections: i.reference.clone(),
-            elapsed_ms: 20.0,
-        })
-}
-
-async fn claim_one(w: &Client) -> Assignment {
-    let mut got = w.claim(1, 5_000).await.expect("claim").assignments;
-    assert_eq!(got.len(), 1);
-    got.remove(0)
-}
 
 async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
     let market = spawn_market_with(
@@ -46,6 +21,8 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
                 c.golden = tally_market::checks::load_golden(&golden_dir()).unwrap();
                 c.check_rates.new = 1.0;
                 c.check_rates.trusted = 1.0;
+                // No probation: what is earned settles at once.
+                c.holdback = std::time::Duration::ZERO;
             },
             ..Options::default()
         },
@@ -60,7 +37,7 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
     // No fee income yet: nothing pays for a check, so claims get client work.
     // Two new identities are credible enough for this bid's modest confidence.
     let first = BidRequest {
-        replicas: 2,
+        replicas: Some(2),
         max_replicas: Some(2),
         confidence: Some(0.6),
         ..BidRequest::new(model.clone(), Stroops(10_000))
@@ -182,18 +159,6 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
 }
 both!(a_check_is_paid_when_right_and_catches_a_liar);
 
-/// Sets a worker's check record, as if it had passed `passed` checks.
-async fn set_checks(market: &TestMarket, worker: &Client, passed: i64) {
-    let mut tx = market.market.db.begin().await.unwrap();
-    tally_market::db::query("UPDATE workers SET checks_passed = $1 WHERE account = $2")
-        .bind(passed)
-        .bind(worker.signer().unwrap().account().as_str())
-        .execute(&mut tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-}
-
 /// A bid buys a confidence: two checked workers agreeing verify a task
 /// (their weights and the group's credibility are in the evidence, and the
 /// audit re-runs them); two new identities agreeing do not, however many
@@ -206,6 +171,7 @@ async fn verdicts_weigh_results_by_credibility(backend: Backend) {
                 c.golden = tally_market::checks::load_golden(&golden_dir()).unwrap();
                 c.check_rates.new = 0.0;
                 c.check_rates.trusted = 0.0;
+                c.holdback = std::time::Duration::ZERO;
             },
             ..Options::default()
         },
@@ -214,8 +180,8 @@ async fn verdicts_weigh_results_by_credibility(backend: Backend) {
     let client = market.funded_client(1_000_000).await;
     let model = model(&client).await;
     let req = BidRequest {
-        replicas: 2,
-        quorum: 2,
+        replicas: Some(2),
+        quorum: Some(2),
         max_replicas: Some(2),
         confidence: Some(0.999),
         ..BidRequest::new(model.clone(), Stroops(1_000))

@@ -81,7 +81,7 @@ async fn three_workers_on_two_backends_agree_on_every_sample_image_and_are_paid(
     // fastest workers verify a task alone, and its third slot is no longer
     // handed out to the slowest.)
     let mut request = bid_request(&model, price);
-    request.quorum = 3;
+    request.quorum = Some(3);
     request.max_replicas = Some(3);
     let created = client
         .bid_images(request, &bytes)
@@ -196,8 +196,8 @@ async fn a_worker_killed_mid_task_loses_it_after_the_lease_and_others_verify_it(
     )
     .await;
     let mut request = bid_request(&model, 1_000);
-    request.replicas = 2;
-    request.quorum = 2;
+    request.replicas = Some(2);
+    request.quorum = Some(2);
     let dog = std::fs::read(assets.join("images/dog.jpg")).unwrap();
     let created = client.bid_images(request, &[dog]).await.unwrap();
     doomed
@@ -265,8 +265,8 @@ async fn a_stopped_worker_finishes_its_task_or_hands_it_back_after_the_grace_per
     let (model, _) = upload_sample_model(&client, &assets).await;
     let dog = std::fs::read(assets.join("images/dog.jpg")).unwrap();
     let mut request = bid_request(&model, 1_000);
-    request.replicas = 1;
-    request.quorum = 1;
+    request.replicas = Some(1);
+    request.quorum = Some(1);
 
     for (name, grace, finished) in [("patient", "30", true), ("hasty", "0", false)] {
         let mut worker = Worker::start(
@@ -455,7 +455,7 @@ async fn new_workers_with_only_a_market_and_a_key_take_and_verify_work() {
     let (model, _) = upload_sample_model(&client, &assets).await;
     let image = std::fs::read(assets.join("images/dog.jpg")).unwrap();
     let mut request = bid_request(&model, 1_000);
-    request.replicas = 2;
+    request.replicas = Some(2);
     request.max_replicas = Some(2);
     let created = client.bid_images(request, &[image]).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -41,36 +41,58 @@ fn confidence(m: &Market, asked: Option<f64>) -> Result<Option<f64>> {
     ))
 }
 
-/// Check a bid's numbers; returns its voting parameters and replica ceiling.
-fn validate(m: &Market, req: &BidRequest) -> Result<(VoteParams, u32, Stroops)> {
+/// A bid's numbers once checked and defaulted.
+struct Shape {
+    params: VoteParams,
+    replicas: u32,
+    max_replicas: u32,
+    reserve: Stroops,
+}
+
+/// Check a bid's numbers and fill in the defaults: where credibility
+/// decides (a market with spot checks), one replica and a quorum of one,
+/// and more replicas only as the results' credibility needs them; else
+/// three replicas and a quorum of two.
+fn validate(m: &Market, req: &BidRequest) -> Result<Shape> {
     let lim = &m.config.limits;
+    let confidence = confidence(m, req.confidence)?;
+    let (replicas, quorum, headroom) = match confidence {
+        Some(_) => (req.replicas.unwrap_or(1), req.quorum.unwrap_or(1), 4),
+        None => (req.replicas.unwrap_or(3), req.quorum.unwrap_or(2), 2),
+    };
+    // A quorum above the default replicas raises them with it.
+    let replicas = if req.replicas.is_none() {
+        replicas.max(quorum)
+    } else {
+        replicas
+    };
     if req.price.0 <= 0 {
         return Err(MarketError::bad(
             "bad_price",
             "price must be a positive number of stroops",
         ));
     }
-    if req.replicas == 0 || req.replicas > lim.max_replicas {
+    if replicas == 0 || replicas > lim.max_replicas {
         return Err(MarketError::bad(
             "bad_replicas",
             format!("replicas must be between 1 and {}", lim.max_replicas),
         ));
     }
-    if req.quorum == 0 || req.quorum > req.replicas {
+    if quorum == 0 || quorum > replicas {
         return Err(MarketError::bad(
             "bad_quorum",
-            format!("quorum must be between 1 and replicas ({})", req.replicas),
+            format!("quorum must be between 1 and replicas ({replicas})"),
         ));
     }
     let max_replicas = req
         .max_replicas
-        .unwrap_or((req.replicas + 2).min(lim.max_replicas));
-    if max_replicas < req.replicas || max_replicas > lim.max_replicas {
+        .unwrap_or((replicas + headroom).min(lim.max_replicas));
+    if max_replicas < replicas || max_replicas > lim.max_replicas {
         return Err(MarketError::bad(
             "bad_max_replicas",
             format!(
-                "max_replicas must be between replicas ({}) and {}",
-                req.replicas, lim.max_replicas
+                "max_replicas must be between replicas ({replicas}) and {}",
+                lim.max_replicas
             ),
         ));
     }
@@ -99,12 +121,12 @@ fn validate(m: &Market, req: &BidRequest) -> Result<(VoteParams, u32, Stroops)> 
         }
     };
     let params = VoteParams {
-        quorum: req.quorum,
+        quorum,
         iou: unit(req.iou, d.iou, "iou")?,
         min_score: unit(req.min_score, d.min_score, "min_score")?,
         agree: unit(req.agree, d.agree, "agree")?,
         margin: d.margin,
-        confidence: confidence(m, req.confidence)?,
+        confidence,
     };
     let reserve = req
         .price
@@ -113,7 +135,12 @@ fn validate(m: &Market, req: &BidRequest) -> Result<(VoteParams, u32, Stroops)> 
         .ok_or_else(|| {
             MarketError::bad("amount_overflow", "price x max_replicas x inputs overflows")
         })?;
-    Ok((params, max_replicas, reserve))
+    Ok(Shape {
+        params,
+        replicas,
+        max_replicas,
+        reserve,
+    })
 }
 
 /// Decode and check one base64 image (runs on a blocking thread).
@@ -228,7 +255,12 @@ pub(crate) async fn reserve_for(
 }
 
 pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Result<BidCreated> {
-    let (params, max_replicas, reserve) = validate(m, &req)?;
+    let Shape {
+        params,
+        replicas,
+        max_replicas,
+        reserve,
+    } = validate(m, &req)?;
     let model_known = query("SELECT 1 AS one FROM models WHERE hash = $1")
         .bind(req.model.as_str())
         .fetch_optional(&m.db)
@@ -276,8 +308,8 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
         .bind(client.as_str())
         .bind(req.model.as_str())
         .bind(req.price.0)
-        .bind(i64::from(req.replicas))
-        .bind(i64::from(req.quorum))
+        .bind(i64::from(replicas))
+        .bind(i64::from(params.quorum))
         .bind(i64::from(max_replicas))
         .bind(params_json)
         .bind(i64::from(m.config.fee_bps))
@@ -307,7 +339,7 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
         .bind(input.hash.as_str())
         .bind(req.model.as_str())
         .bind(req.price.0)
-        .bind(i64::from(req.replicas))
+        .bind(i64::from(replicas))
         .bind(i64::from(max_replicas))
         .bind(now)
         .fetch_one(&mut tx)
@@ -332,7 +364,7 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
     m.work_arrived(Work {
         model: req.model.clone(),
         price: req.price.0,
-        slots: tasks.len() * req.replicas as usize,
+        slots: tasks.len() * replicas as usize,
     })
     .await;
     Ok(BidCreated {

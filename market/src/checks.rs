@@ -55,11 +55,14 @@ pub struct CheckRates {
 }
 
 impl Default for CheckRates {
+    /// A quarter of the claims of a worker whose single result cannot yet
+    /// verify a task at the default confidence, a twentieth after.
     fn default() -> Self {
+        use tally_protocol::trust::{checks_for, ASSUMED_SABOTEURS, DEFAULT_CONFIDENCE};
         CheckRates {
             new: 0.25,
             trusted: 0.05,
-            trusted_after: 10,
+            trusted_after: checks_for(ASSUMED_SABOTEURS, DEFAULT_CONFIDENCE),
         }
     }
 }
@@ -376,63 +379,13 @@ pub(crate) async fn record(tx: &mut WriteTx<'_>, worker: &AccountId, passed: boo
 }
 
 /// A caught worker's unsettled earnings go back to the clients whose tasks
-/// paid them, one entry pair per assignment in one `forfeit` posting (the
-/// market keeps its fee: it did the matching and the vote).
+/// paid them, in one `forfeit` posting naming each assignment.
 async fn forfeit(tx: &mut WriteTx<'_>, worker: &AccountId) -> Result<()> {
-    let rows = query(
-        "SELECT a.id, a.task_id, t.bid_id, b.client,
-           (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e
-             WHERE e.assignment_id = a.id AND e.book = 'earned') AS earned
-         FROM assignments a JOIN tasks t ON t.id = a.task_id JOIN bids b ON b.id = t.bid_id
-         WHERE a.worker = $1 AND a.status = 'agreed' AND a.payout_seq IS NULL AND b.kind = 'client'
-         ORDER BY a.id",
-    )
-    .bind(worker.as_str())
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut owed = Vec::new();
-    for r in rows {
-        let earned = crate::db::int(&r, "earned")?;
-        if earned <= 0 {
-            continue;
-        }
-        let cause = Cause {
-            bid: Some(BidId(crate::db::int(&r, "bid_id")?)),
-            task: Some(TaskId(crate::db::int(&r, "task_id")?)),
-            assignment: Some(tally_protocol::AssignmentId(crate::db::int(&r, "id")?)),
-            settlement: None,
-        };
-        owed.push((cause, crate::db::text(&r, "client")?, earned));
+    let n = crate::payment::give_back(tx, "forfeit", worker, None).await?;
+    if n > 0 {
+        tracing::warn!(%worker, results = n, "a caught worker's unsettled earnings go back to its clients");
     }
-    if owed.is_empty() {
-        return Ok(());
-    }
-    let legs: Vec<(Cause, [Leg<'_>; 2])> = owed
-        .iter()
-        .map(|(cause, client, earned)| {
-            (
-                *cause,
-                [
-                    Leg {
-                        book: Book::Earned,
-                        owner: worker.as_str(),
-                        amount: -earned,
-                    },
-                    Leg {
-                        book: Book::Available,
-                        owner: client.as_str(),
-                        amount: *earned,
-                    },
-                ],
-            )
-        })
-        .collect();
-    let entries: Vec<(Cause, &Leg<'_>)> = legs
-        .iter()
-        .flat_map(|(cause, legs)| legs.iter().map(move |l| (*cause, l)))
-        .collect();
-    tracing::warn!(%worker, results = owed.len(), "a caught worker's unsettled earnings go back to its clients");
-    ledger::post_entries(tx, "forfeit", &entries).await
+    Ok(())
 }
 
 #[cfg(test)]

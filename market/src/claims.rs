@@ -119,14 +119,16 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
             "post an offer (POST /v1/offers) before claiming",
         )
     })?;
-    let check_rate = touch_worker(m, worker).await?;
+    let standing = touch_worker(m, worker).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms);
     let mut shutdown = m.shutdown_signal();
     let models: Arc<[Sha256Hex]> = Arc::from(offer.models.clone());
     let mut woken: Option<WakeUp<'_>> = None;
     loop {
         // Register before looking: work that arrives after the look wakes us.
-        let waiting = m.waiters.register(Arc::clone(&models), offer.min_price);
+        let waiting = m
+            .waiters
+            .register_as(Arc::clone(&models), offer.min_price, standing.trusted);
         let held = leased_count(m, worker).await?;
         let room = (offer.capacity - held).clamp(0, i64::from(req.max_tasks));
         if room == 0 {
@@ -134,7 +136,10 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
                 assignments: vec![],
             });
         }
-        let got = try_claim(m, worker, &offer, room, check_rate).await?;
+        // Rule 7: a worker not yet trusted does not join another one on a
+        // task while a trusted worker waits for such work.
+        let pairing = !standing.trusted && m.waiters.trusted_waiting(&offer.models);
+        let got = try_claim(m, worker, &offer, room, standing.check_rate, pairing).await?;
         if !got.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
             return Ok(Claimed { assignments: got });
         }
@@ -158,10 +163,17 @@ async fn leased_count(m: &Market, worker: &AccountId) -> Result<i64> {
     int(&r, "n")
 }
 
+/// Where a claiming worker stands.
+struct Standing {
+    /// How likely its claim is to get a spot check instead of a client task.
+    check_rate: f64,
+    /// It has passed the checks that make its single result credible.
+    trusted: bool,
+}
+
 /// Mark the worker as seen (at most every few seconds, to spare writes) and
-/// say how likely its claim is to get a spot check instead of a client
-/// task; a worker caught by a check gets no more work at all.
-async fn touch_worker(m: &Market, worker: &AccountId) -> Result<f64> {
+/// say where it stands; a worker caught by a check gets no more work at all.
+async fn touch_worker(m: &Market, worker: &AccountId) -> Result<Standing> {
     let now = now_ms();
     let r = query("SELECT last_seen, checks_passed, checks_failed FROM workers WHERE account = $1")
         .bind(worker.as_str())
@@ -180,13 +192,17 @@ async fn touch_worker(m: &Market, worker: &AccountId) -> Result<f64> {
             "this worker failed a spot check (a task whose answer the market knew); it gets no more work".into(),
         ));
     }
-    let rate = if m.config.golden.items.is_empty() {
-        0.0
-    } else {
-        m.config.check_rates.for_worker(passed.max(0) as u64)
+    let checked = !m.config.golden.items.is_empty();
+    let standing = Standing {
+        check_rate: if checked {
+            m.config.check_rates.for_worker(passed.max(0) as u64)
+        } else {
+            0.0
+        },
+        trusted: checked && passed.max(0) as u64 >= m.config.check_rates.trusted_after,
     };
     if now.saturating_sub(last_seen) < 5_000 {
-        return Ok(rate);
+        return Ok(standing);
     }
     let mut tx = m.db.begin().await?;
     query(
@@ -198,7 +214,7 @@ async fn touch_worker(m: &Market, worker: &AccountId) -> Result<f64> {
     .execute(&mut tx)
     .await?;
     tx.commit().await?;
-    Ok(rate)
+    Ok(standing)
 }
 
 /// Take up to `n` slots now. A pass that loses races to concurrent claims
@@ -210,11 +226,12 @@ async fn try_claim(
     offer: &StoredOffer,
     n: i64,
     check_rate: f64,
+    pairing: bool,
 ) -> Result<Vec<Assignment>> {
     let mut out = Vec::new();
     for _ in 0..8 {
         let (mut got, lost) =
-            claim_pass(m, worker, offer, n - out.len() as i64, check_rate).await?;
+            claim_pass(m, worker, offer, n - out.len() as i64, check_rate, pairing).await?;
         out.append(&mut got);
         if lost == 0 || out.len() as i64 >= n {
             break;
@@ -227,22 +244,34 @@ async fn try_claim(
 }
 
 /// One matching pass: the slots taken, and how many candidates were lost to
-/// concurrent claims.
+/// concurrent claims. With `pairing`, tasks another untrusted worker is on
+/// are left to trusted ones.
 async fn claim_pass(
     m: &Market,
     worker: &AccountId,
     offer: &StoredOffer,
     n: i64,
     check_rate: f64,
+    pairing: bool,
 ) -> Result<(Vec<Assignment>, usize)> {
     if offer.models.is_empty() {
         return Ok((vec![], 0));
     }
+    let not_with_untrusted = if pairing {
+        format!(
+            "AND NOT EXISTS (SELECT 1 FROM assignments p JOIN workers pw ON pw.account = p.worker
+               WHERE p.task_id = t.id AND pw.checks_passed < {})",
+            m.config.check_rates.trusted_after.min(i64::MAX as u64)
+        )
+    } else {
+        String::new()
+    };
     let sql = format!(
         "SELECT t.id, t.model, t.input, t.price FROM tasks t
          WHERE t.status IN ('open', 'running') AND t.taken < t.wanted AND t.price >= $1
            AND t.model IN ({})
            AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker = $2)
+           {not_with_untrusted}
          ORDER BY t.price DESC, t.id ASC LIMIT $3",
         placeholders(4, offer.models.len()),
     );

@@ -65,6 +65,11 @@ pub struct Config {
     /// Known answers for spot checks (`--golden DIR`); empty: no checks.
     pub golden: crate::checks::Golden,
     pub check_rates: crate::checks::CheckRates,
+    /// Probation: where the market runs spot checks, earnings of a worker
+    /// not yet trusted (fewer than `check_rates.trusted_after` passed
+    /// checks) are settled only this long after they were earned, so a
+    /// saboteur caught meanwhile forfeits them.
+    pub holdback: Duration,
 }
 
 impl Config {
@@ -85,6 +90,7 @@ impl Config {
             limits: Limits::default(),
             golden: crate::checks::Golden::default(),
             check_rates: crate::checks::CheckRates::default(),
+            holdback: Duration::from_secs(24 * 3600),
         }
     }
 }

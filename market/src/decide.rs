@@ -1,41 +1,62 @@
 //! The vote on a task and what follows from it: verification with payment
 //! of the agreeing results, judging late results against the consensus, an
-//! extra replica, or failure. Runs inside the transaction that stored the
-//! result (or the failure, or the expiry) that made it due.
+//! extra replica, or failure; and, when a spot check catches a worker,
+//! deciding again every task it helped verify ([`backtrack`]). Runs inside
+//! the transaction that stored the result (or the failure, or the expiry)
+//! that made it due.
+//!
+//! Results of workers caught by a spot check never vote and are never
+//! paid: they are listed as excluded in the evidence.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use tally_protocol::trust::{self, weighed_credibility, CheckRecord, Weight, ASSUMED_SABOTEURS};
-use tally_protocol::vote::{self, Ballot};
+use tally_protocol::vote::{self, Ballot, Verdict};
 use tally_protocol::wire::{ResultRequest, TaskState};
 use tally_protocol::{AccountId, AssignmentId, TaskId};
 
 use crate::db::{int, parse, placeholders, query, text, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::lifecycle::{assignment_transition, task_transition, AssignmentState};
-use crate::payment::{close_bid_if_done, fail_task, pay};
-use crate::task::{load_task, set_assignment, StoredVerdict, TaskRow};
+use crate::payment::{close_bid_if_done, fail_task, give_back, pay};
+use crate::task::{load_task, StoredVerdict, TaskRow};
 use crate::wake::Work;
 use crate::{now_ms, Market};
 
+mod backtrack;
 mod outcome;
 
+pub(crate) use backtrack::backtrack;
 pub use outcome::{outcome, Outcome, Replicas};
 
 /// What a decision did.
 pub struct Decision {
     pub task_state: TaskState,
-    /// Work for waiting claims (a replica was added).
-    pub wake: Option<Work>,
+    /// Work for waiting claims (replicas added or re-opened).
+    pub wake: Vec<Work>,
     /// The results judged now, and whether each agreed.
     pub judged: Vec<(AssignmentId, bool)>,
 }
 
-/// A submitted result as loaded for the vote; its body is parsed only once
-/// a vote needs it.
+impl Decision {
+    fn unchanged(task: &TaskRow) -> Decision {
+        Decision {
+            task_state: task.state,
+            wake: vec![],
+            judged: vec![],
+        }
+    }
+}
+
+/// A result as loaded for the vote; its body is parsed only once a vote
+/// needs it.
 struct Submitted {
     id: AssignmentId,
     worker: AccountId,
+    state: AssignmentState,
+    /// Its worker has failed a spot check.
+    caught: bool,
     body: Vec<u8>,
 }
 
@@ -44,91 +65,138 @@ impl Submitted {
         serde_json::from_slice(&self.body)
             .map_err(|e| MarketError::Corrupt(format!("stored result body: {e}")))
     }
+
+    /// Whether it takes part in a vote: in, judged or not, and its worker not caught.
+    fn votes(&self) -> bool {
+        !self.caught
+            && matches!(
+                self.state,
+                AssignmentState::Submitted | AssignmentState::Agreed | AssignmentState::Disagreed
+            )
+    }
+}
+
+/// A task's results (every assignment with a body, with its worker's
+/// standing), and how many replicas are still out.
+async fn load_results(tx: &mut WriteTx<'_>, task: TaskId) -> Result<(Vec<Submitted>, usize)> {
+    let rows = query(
+        "SELECT a.id, a.worker, a.status, a.body, COALESCE(w.checks_failed, 0) AS failed
+         FROM assignments a LEFT JOIN workers w ON w.account = a.worker
+         WHERE a.task_id = $1 ORDER BY a.id",
+    )
+    .bind(task.0)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut results = Vec::new();
+    let mut outstanding = 0;
+    for r in rows {
+        let state = AssignmentState::parse(&text(&r, "status")?)?;
+        if state == AssignmentState::Leased {
+            outstanding += 1;
+            continue;
+        }
+        let body: Option<Vec<u8>> = r.try_get("body")?;
+        let Some(body) = body else { continue };
+        results.push(Submitted {
+            id: AssignmentId(int(&r, "id")?),
+            worker: parse(&text(&r, "worker")?, "worker")?,
+            state,
+            caught: int(&r, "failed")? > 0,
+            body,
+        });
+    }
+    Ok((results, outstanding))
 }
 
 /// Run the vote on a task if it can be decided, and act on the outcome.
 pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result<Decision> {
     let task = load_task(tx, task_id).await?;
-    let rows =
-        query("SELECT id, worker, status, body FROM assignments WHERE task_id = $1 ORDER BY id")
-            .bind(task_id.0)
-            .fetch_all(&mut *tx)
-            .await?;
-    let mut submitted = Vec::new();
-    let mut outstanding = 0;
-    for r in rows {
-        match AssignmentState::parse(&text(&r, "status")?)? {
-            AssignmentState::Leased => outstanding += 1,
-            AssignmentState::Submitted => submitted.push(Submitted {
-                id: AssignmentId(int(&r, "id")?),
-                worker: parse(&text(&r, "worker")?, "worker")?,
-                body: r.try_get("body")?,
-            }),
-            _ => {}
+    let (results, outstanding) = load_results(tx, task_id).await?;
+    match task.state {
+        TaskState::Verified => judge_late(m, tx, &task, &results, outstanding).await,
+        TaskState::Failed => {
+            let submitted: Vec<&Submitted> = results
+                .iter()
+                .filter(|s| s.state == AssignmentState::Submitted)
+                .collect();
+            reject(tx, &submitted).await?;
+            close_bid_if_done(m, tx, task.bid).await?;
+            Ok(Decision::unchanged(&task))
+        }
+        _ if task.is_check => decide_check(m, tx, &task, &results, outstanding).await,
+        _ => decide_open(m, tx, &task, &results, outstanding).await,
+    }
+}
+
+/// Late results on a verified task are judged against its consensus; a
+/// caught worker's is excluded.
+async fn judge_late(
+    m: &Market,
+    tx: &mut WriteTx<'_>,
+    task: &TaskRow,
+    results: &[Submitted],
+    outstanding: usize,
+) -> Result<Decision> {
+    let mut stored = task
+        .verdict
+        .clone()
+        .ok_or_else(|| MarketError::Corrupt(format!("verified task {} has no verdict", task.id)))?;
+    let late: Vec<&Submitted> = results
+        .iter()
+        .filter(|s| s.state == AssignmentState::Submitted)
+        .collect();
+    let mut judged = Vec::with_capacity(late.len());
+    let mut voters = Vec::new();
+    let mut caught = Vec::new();
+    for s in &late {
+        if s.caught {
+            stored.excluded.push(s.id);
+            caught.push(*s);
+            continue;
+        }
+        let agrees = vote::agrees(
+            &task.params,
+            &stored.verdict.consensus,
+            &s.parse()?.detections,
+        );
+        judged.push((s.id, agrees));
+        voters.push(*s);
+        if agrees {
+            stored.verdict.agree.push(s.id);
+        } else {
+            stored.verdict.disagree.push(s.id);
         }
     }
-    let unchanged = Decision {
-        task_state: task.state,
-        wake: None,
-        judged: vec![],
-    };
-    if task.state == TaskState::Verified {
-        // Late results are judged against the consensus.
-        let mut stored = task.verdict.clone().ok_or_else(|| {
-            MarketError::Corrupt(format!("verified task {task_id} has no verdict"))
-        })?;
-        let mut judged = Vec::with_capacity(submitted.len());
-        for s in &submitted {
-            let agrees = vote::agrees(
-                &task.params,
-                &stored.verdict.consensus,
-                &s.parse()?.detections,
-            );
-            judged.push((s.id, agrees));
-            if agrees {
-                stored.verdict.agree.push(s.id);
-            } else {
-                stored.verdict.disagree.push(s.id);
-            }
-        }
-        stored.verdict.agree.sort();
-        stored.verdict.disagree.sort();
-        if !submitted.is_empty() {
-            judge(m, tx, &task, &submitted, &judged).await?;
-            save_verdict(tx, task_id, &stored).await?;
-        }
-        close_bid_unless_out(m, tx, &task, outstanding).await?;
-        return Ok(Decision {
-            judged,
-            ..unchanged
-        });
+    stored.verdict.agree.sort();
+    stored.verdict.disagree.sort();
+    stored.excluded.sort();
+    if !late.is_empty() {
+        reject(tx, &caught).await?;
+        judge(m, tx, task, &voters, &judged).await?;
+        save_verdict(tx, task.id, &stored).await?;
     }
-    if task.state == TaskState::Failed {
-        for s in &submitted {
-            set_assignment(
-                tx,
-                s.id,
-                AssignmentState::Submitted,
-                AssignmentState::Rejected,
-            )
-            .await?;
-        }
-        close_bid_if_done(m, tx, task.bid).await?;
-        return Ok(unchanged);
-    }
-    if task.is_check {
-        return decide_check(m, tx, &task, &submitted, outstanding).await;
-    }
-    let replicas = Replicas {
-        out: outstanding as u64,
-        unclaimed: (task.wanted - task.taken).max(0) as u64,
-        wanted: task.wanted.max(0) as u64,
-        max: task.max_replicas.max(0) as u64,
-    };
+    close_bid_unless_out(m, tx, task, outstanding).await?;
+    Ok(Decision {
+        judged,
+        ..Decision::unchanged(task)
+    })
+}
+
+/// A vote on an undecided task's results, weighed where the bid buys a confidence.
+struct Vote {
+    ballots: Vec<AssignmentId>,
+    verdict: Option<Verdict>,
+    weights: Vec<Weight>,
+    credibility: Option<f64>,
+    /// The results in verify the task.
+    verified: bool,
+}
+
+async fn run_vote(tx: &mut WriteTx<'_>, task: &TaskRow, voters: &[&Submitted]) -> Result<Vote> {
     // Too few results for a quorum: the vote cannot verify, only the replicas decide.
-    let vote_due = submitted.len() as u64 >= u64::from(task.params.quorum);
+    let vote_due = voters.len() as u64 >= u64::from(task.params.quorum);
     let ballots = if vote_due {
-        submitted
+        voters
             .iter()
             .map(|s| {
                 Ok(Ballot {
@@ -147,7 +215,7 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
     // Where the bid buys a confidence, the agreeing group's credibility must reach it too.
     let (weights, credibility) = match (&verdict, task.params.confidence) {
         (Some(v), Some(_)) if quorum_met => {
-            let weights = weigh(tx, &submitted).await?;
+            let weights = weigh(tx, voters).await?;
             let p = weighed_credibility(v, &weights);
             (weights, Some(p))
         }
@@ -158,64 +226,103 @@ pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result
             (Some(c), Some(p)) => p >= c,
             _ => true,
         };
-    match outcome(verified, replicas) {
+    Ok(Vote {
+        ballots: ballots.iter().map(|b| b.assignment).collect(),
+        verdict,
+        weights,
+        credibility,
+        verified,
+    })
+}
+
+async fn decide_open(
+    m: &Market,
+    tx: &mut WriteTx<'_>,
+    task: &TaskRow,
+    results: &[Submitted],
+    outstanding: usize,
+) -> Result<Decision> {
+    let voters: Vec<&Submitted> = results.iter().filter(|s| s.votes()).collect();
+    let caught: Vec<&Submitted> = results.iter().filter(|s| s.caught).collect();
+    let replicas = Replicas {
+        out: outstanding as u64,
+        unclaimed: (task.wanted - task.taken).max(0) as u64,
+        wanted: task.wanted.max(0) as u64,
+        max: task.max_replicas.max(0) as u64,
+    };
+    let vote = run_vote(tx, task, &voters).await?;
+    match outcome(vote.verified, replicas) {
         Outcome::Verify => {
-            let verdict = verdict.expect("a verified task was voted on");
+            let verdict = vote.verdict.expect("a verified task was voted on");
             task_transition(task.state, TaskState::Verified)?;
-            let judged: Vec<(AssignmentId, bool)> = submitted
+            let judged: Vec<(AssignmentId, bool)> = voters
                 .iter()
                 .map(|s| (s.id, verdict.agree.contains(&s.id)))
                 .collect();
             let stored = StoredVerdict {
-                voted: ballots.iter().map(|b| b.assignment).collect(),
+                voted: vote.ballots,
                 verdict,
-                weights,
-                credibility,
+                weights: vote.weights,
+                credibility: vote.credibility,
+                excluded: caught.iter().map(|s| s.id).collect(),
             };
             query("UPDATE tasks SET status = 'verified', finished_at = $1, verdict = $2 WHERE id = $3")
                 .bind(now_ms())
                 .bind(serde_json::to_string(&stored).expect("verdict serializes"))
-                .bind(task_id.0)
+                .bind(task.id.0)
                 .execute(&mut *tx)
                 .await?;
-            judge(m, tx, &task, &submitted, &judged).await?;
+            reject(tx, &caught).await?;
+            judge(m, tx, task, &voters, &judged).await?;
             m.metrics.verified.fetch_add(1, Ordering::Relaxed);
-            close_bid_unless_out(m, tx, &task, outstanding).await?;
+            close_bid_unless_out(m, tx, task, outstanding).await?;
             Ok(Decision {
                 task_state: TaskState::Verified,
-                wake: None,
+                wake: vec![],
                 judged,
             })
         }
-        Outcome::Wait => Ok(unchanged),
+        Outcome::Wait => Ok(Decision::unchanged(task)),
         Outcome::AddReplica => {
             query("UPDATE tasks SET wanted = wanted + 1 WHERE id = $1")
-                .bind(task_id.0)
+                .bind(task.id.0)
                 .execute(&mut *tx)
                 .await?;
             Ok(Decision {
-                wake: Some(task.one_slot()),
-                ..unchanged
+                wake: vec![task.one_slot()],
+                ..Decision::unchanged(task)
             })
         }
         Outcome::Fail => {
-            fail_task(m, tx, &task).await?;
+            // A task re-opened by backtracking that fails pays nothing
+            // either: what its earlier verdict paid goes back.
+            let paid: Vec<&Submitted> = voters
+                .iter()
+                .copied()
+                .filter(|s| s.state == AssignmentState::Agreed)
+                .collect();
+            for s in &paid {
+                give_back(tx, "revise", &s.worker, Some(&[s.id])).await?;
+            }
+            reject(tx, &paid).await?;
+            reject(tx, &caught).await?;
+            fail_task(m, tx, task).await?;
             Ok(Decision {
                 task_state: TaskState::Failed,
-                wake: None,
+                wake: vec![],
                 judged: vec![],
             })
         }
     }
 }
 
-/// Each submitted result's weight: its worker's check record and credibility now.
-async fn weigh(tx: &mut WriteTx<'_>, submitted: &[Submitted]) -> Result<Vec<Weight>> {
+/// Each voting result's weight: its worker's check record and credibility now.
+async fn weigh(tx: &mut WriteTx<'_>, voters: &[&Submitted]) -> Result<Vec<Weight>> {
     let mut q = query(format!(
         "SELECT account, checks_passed, checks_failed FROM workers WHERE account IN ({})",
-        placeholders(1, submitted.len())
+        placeholders(1, voters.len())
     ));
-    for s in submitted {
+    for s in voters {
         q = q.bind(s.worker.as_str());
     }
     let mut records = std::collections::HashMap::new();
@@ -228,7 +335,7 @@ async fn weigh(tx: &mut WriteTx<'_>, submitted: &[Submitted]) -> Result<Vec<Weig
             },
         );
     }
-    Ok(submitted
+    Ok(voters
         .iter()
         .map(|s| {
             let checks = records.get(s.worker.as_str()).copied().unwrap_or_default();
@@ -242,20 +349,20 @@ async fn weigh(tx: &mut WriteTx<'_>, submitted: &[Submitted]) -> Result<Vec<Weig
 }
 
 /// A spot check's one result, judged against the known answer: a pass is
-/// paid and counted, a failure counted (and the worker caught).
+/// paid and counted, a failure counted, the worker caught, and every task
+/// it helped verify decided again without it.
 async fn decide_check(
     m: &Market,
     tx: &mut WriteTx<'_>,
     task: &TaskRow,
-    submitted: &[Submitted],
+    results: &[Submitted],
     outstanding: usize,
 ) -> Result<Decision> {
-    let Some(s) = submitted.first() else {
-        return Ok(Decision {
-            task_state: task.state,
-            wake: None,
-            judged: vec![],
-        });
+    let Some(s) = results
+        .iter()
+        .find(|s| s.state == AssignmentState::Submitted)
+    else {
+        return Ok(Decision::unchanged(task));
     };
     let reference = crate::checks::reference(tx, task.id).await?;
     let passed = crate::checks::passes(&task.params, &reference, &s.parse()?.detections);
@@ -265,7 +372,8 @@ async fn decide_check(
         voted: vec![s.id],
         weights: vec![],
         credibility: None,
-        verdict: vote::Verdict {
+        excluded: vec![],
+        verdict: Verdict {
             consensus: reference,
             agree: if passed { vec![s.id] } else { vec![] },
             disagree: if passed { vec![] } else { vec![s.id] },
@@ -278,14 +386,16 @@ async fn decide_check(
         .bind(task.id.0)
         .execute(&mut *tx)
         .await?;
-    judge(m, tx, task, submitted, &judged).await?;
+    judge(m, tx, task, &[s], &judged).await?;
     close_bid_unless_out(m, tx, task, outstanding).await?;
-    if passed {
-        redecide_for(m, tx, &s.worker).await?;
-    }
+    let wake = if passed {
+        redecide_for(m, tx, &s.worker).await?
+    } else {
+        backtrack(m, tx, &s.worker).await?
+    };
     Ok(Decision {
         task_state: TaskState::Verified,
-        wake: None,
+        wake,
         judged,
     })
 }
@@ -293,7 +403,7 @@ async fn decide_check(
 /// A worker's credibility just rose: the undecided tasks it has a result
 /// on may now reach their bids' confidence, so they are decided again
 /// (else they would wait for replicas no one is left to take).
-async fn redecide_for(m: &Market, tx: &mut WriteTx<'_>, worker: &AccountId) -> Result<()> {
+async fn redecide_for(m: &Market, tx: &mut WriteTx<'_>, worker: &AccountId) -> Result<Vec<Work>> {
     let rows = query(
         "SELECT DISTINCT a.task_id FROM assignments a JOIN tasks t ON t.id = a.task_id
          WHERE a.worker = $1 AND a.status = 'submitted' AND t.status IN ('open', 'running')",
@@ -301,12 +411,13 @@ async fn redecide_for(m: &Market, tx: &mut WriteTx<'_>, worker: &AccountId) -> R
     .bind(worker.as_str())
     .fetch_all(&mut *tx)
     .await?;
+    let mut wake = Vec::new();
     for r in rows {
         let task = TaskId(int(&r, "task_id")?);
         crate::task::lock_task(tx, task).await?;
-        Box::pin(decide(m, tx, task)).await?;
+        wake.extend(Box::pin(decide(m, tx, task)).await?.wake);
     }
-    Ok(())
+    Ok(wake)
 }
 
 /// Close the task's bid if it is done. A replica of this task still out
@@ -334,38 +445,62 @@ async fn save_verdict(tx: &mut WriteTx<'_>, task: TaskId, v: &StoredVerdict) -> 
     Ok(())
 }
 
-/// Record the verdict on submitted results, pay those that agreed, and count
-/// each in its worker's reputation: a handful of statements, whatever the
-/// number of results.
+/// Results that count for nothing (a caught worker's, or those of a task
+/// that failed) move to `rejected`, whatever they were.
+async fn reject(tx: &mut WriteTx<'_>, results: &[&Submitted]) -> Result<()> {
+    for s in results {
+        if s.state == AssignmentState::Rejected {
+            continue;
+        }
+        crate::task::set_assignment(tx, s.id, s.state, AssignmentState::Rejected).await?;
+    }
+    Ok(())
+}
+
+/// Record the verdict on results, pay those that now agree, give back what
+/// was paid to those that no longer do (a verdict decided again), and count
+/// each in its worker's reputation: a handful of statements per change,
+/// whatever the number of results.
 async fn judge(
     m: &Market,
     tx: &mut WriteTx<'_>,
     task: &TaskRow,
-    submitted: &[Submitted],
+    results: &[&Submitted],
     judged: &[(AssignmentId, bool)],
 ) -> Result<()> {
-    for agreed in [true, false] {
-        let group: Vec<&Submitted> = submitted
-            .iter()
-            .filter(|s| judged.contains(&(s.id, agreed)))
-            .collect();
-        if group.is_empty() {
+    let mut moves: BTreeMap<(&'static str, bool), Vec<&Submitted>> = BTreeMap::new();
+    for s in results {
+        let Some((_, agreed)) = judged.iter().find(|(id, _)| *id == s.id) else {
             continue;
+        };
+        let to = if *agreed {
+            AssignmentState::Agreed
+        } else {
+            AssignmentState::Disagreed
+        };
+        if s.state != to {
+            moves
+                .entry((s.state.as_str(), *agreed))
+                .or_default()
+                .push(s);
         }
-        // Only submitted results are judged.
+    }
+    for ((_, agreed), group) in moves {
+        let from = group[0].state;
         let to = if agreed {
             AssignmentState::Agreed
         } else {
             AssignmentState::Disagreed
         };
-        assignment_transition(AssignmentState::Submitted, to)?;
+        assignment_transition(from, to)?;
         let mut q = query(format!(
             "UPDATE assignments SET status = $1, finished_at = COALESCE(finished_at, $2)
-             WHERE status = 'submitted' AND id IN ({})",
-            placeholders(3, group.len())
+             WHERE status = $3 AND id IN ({})",
+            placeholders(4, group.len())
         ))
         .bind(to.as_str())
-        .bind(now_ms());
+        .bind(now_ms())
+        .bind(from.as_str());
         for s in &group {
             q = q.bind(s.id.0);
         }
@@ -379,10 +514,19 @@ async fn judge(
             let paid: Vec<(AssignmentId, &AccountId)> =
                 group.iter().map(|s| (s.id, &s.worker)).collect();
             pay(m, tx, task, &paid).await?;
+        } else if from == AssignmentState::Agreed {
+            for s in &group {
+                give_back(tx, "revise", &s.worker, Some(&[s.id])).await?;
+            }
         }
         let column = if agreed { "agreed" } else { "disagreed" };
+        let undo = match from {
+            AssignmentState::Agreed => ", agreed = agreed - 1",
+            AssignmentState::Disagreed => ", disagreed = disagreed - 1",
+            _ => "",
+        };
         let mut q = query(format!(
-            "UPDATE workers SET {column} = {column} + 1 WHERE account IN ({})",
+            "UPDATE workers SET {column} = {column} + 1{undo} WHERE account IN ({})",
             placeholders(1, group.len())
         ));
         for s in &group {

@@ -11,6 +11,8 @@ pub fn task_transition(from: TaskState, to: TaskState) -> Result<()> {
     let ok = match (from, to) {
         (Open, Running) | (Running, Open) => true,
         (Open | Running, Verified | Failed) => true,
+        // Backtracking re-opens a verdict a caught worker helped reach.
+        (Verified, Running) => true,
         (Verified | Failed, _) => false,
         (Open, Open) | (Running, Running) => false,
     };
@@ -90,6 +92,9 @@ pub fn assignment_transition(from: AssignmentState, to: AssignmentState) -> Resu
         // A late result is judged against the consensus at once.
         (Leased, Agreed | Disagreed) => true,
         (Submitted, Agreed | Disagreed | Rejected) => true,
+        // Backtracking decided the task again without a caught worker.
+        (Agreed, Disagreed) | (Disagreed, Agreed) => true,
+        (Agreed | Disagreed, Rejected) => true,
         _ => false,
     };
     if ok {
@@ -135,6 +140,7 @@ mod tests {
             (TaskState::Open, TaskState::Failed),
             (TaskState::Running, TaskState::Verified),
             (TaskState::Running, TaskState::Failed),
+            (TaskState::Verified, TaskState::Running),
         ];
         for from in TASKS {
             for to in TASKS {
@@ -159,6 +165,10 @@ mod tests {
             (Submitted, Agreed),
             (Submitted, Disagreed),
             (Submitted, Rejected),
+            (Agreed, Disagreed),
+            (Disagreed, Agreed),
+            (Agreed, Rejected),
+            (Disagreed, Rejected),
         ];
         for from in ASSIGNMENTS {
             for to in ASSIGNMENTS {

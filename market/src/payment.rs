@@ -35,12 +35,13 @@ pub(crate) async fn pay(
         .0
         .checked_mul(agreed.len() as i64)
         .ok_or_else(|| MarketError::Corrupt("payment overflows".into()))?;
-    let spent =
-        query("UPDATE bids SET spent = spent + $1 WHERE id = $2 AND spent + $1 <= reserved")
-            .bind(total)
-            .bind(task.bid.0)
-            .execute(&mut *tx)
-            .await?;
+    let spent = query(
+        "UPDATE bids SET spent = spent + $1 WHERE id = $2 AND spent + $1 <= reserved - refunded",
+    )
+    .bind(total)
+    .bind(task.bid.0)
+    .execute(&mut *tx)
+    .await?;
     if spent != 1 {
         return Err(MarketError::Corrupt(format!(
             "bid {} cannot cover {} results of task {}",
@@ -116,7 +117,7 @@ pub(crate) async fn fail_task(m: &Market, tx: &mut WriteTx<'_>, task: &TaskRow) 
 /// bid and refund what its reservation did not spend.
 pub async fn close_bid_if_done(_m: &Market, tx: &mut WriteTx<'_>, bid: BidId) -> Result<()> {
     // Cheapest test first: most calls come while other tasks are open.
-    let r = query("SELECT client, reserved, spent, status FROM bids WHERE id = $1")
+    let r = query("SELECT client, reserved, spent, refunded, status FROM bids WHERE id = $1")
         .bind(bid.0)
         .fetch_one(&mut *tx)
         .await?;
@@ -142,17 +143,22 @@ pub async fn close_bid_if_done(_m: &Market, tx: &mut WriteTx<'_>, bid: BidId) ->
     if out.is_some() {
         return Ok(());
     }
-    let closed =
-        query("UPDATE bids SET status = 'done', closed_at = $1 WHERE id = $2 AND status = 'open'")
-            .bind(now_ms())
-            .bind(bid.0)
-            .execute(&mut *tx)
-            .await?;
+    let client = text(&r, "client")?;
+    // A bid re-opened by backtracking closes again: only what it reserved
+    // since is refunded.
+    let refund = int(&r, "reserved")? - int(&r, "spent")? - int(&r, "refunded")?;
+    let closed = query(
+        "UPDATE bids SET status = 'done', closed_at = $1, refunded = refunded + $2
+         WHERE id = $3 AND status = 'open'",
+    )
+    .bind(now_ms())
+    .bind(refund)
+    .bind(bid.0)
+    .execute(&mut *tx)
+    .await?;
     if closed != 1 {
         return Ok(());
     }
-    let client = text(&r, "client")?;
-    let refund = int(&r, "reserved")? - int(&r, "spent")?;
     ledger::post(
         tx,
         "refund",
@@ -174,4 +180,99 @@ pub async fn close_bid_if_done(_m: &Market, tx: &mut WriteTx<'_>, bid: BidId) ->
         ],
     )
     .await
+}
+
+/// Give a worker's unsettled earnings on client tasks back to the clients
+/// that paid them, one entry pair per assignment in one posting of `kind`
+/// (the market keeps its fee: it did the matching and the vote). `only`
+/// limits it to those assignments; how many were given back.
+pub(crate) async fn give_back(
+    tx: &mut WriteTx<'_>,
+    kind: &str,
+    worker: &AccountId,
+    only: Option<&[AssignmentId]>,
+) -> Result<usize> {
+    let rows = query(
+        "SELECT a.id, a.task_id, t.bid_id, b.client,
+           (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e
+             WHERE e.assignment_id = a.id AND e.book = 'earned') AS earned
+         FROM assignments a JOIN tasks t ON t.id = a.task_id JOIN bids b ON b.id = t.bid_id
+         WHERE a.worker = $1 AND a.payout_seq IS NULL AND b.kind = 'client'
+           AND a.status IN ('agreed', 'disagreed')
+         ORDER BY a.id",
+    )
+    .bind(worker.as_str())
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut owed = Vec::new();
+    for r in rows {
+        let id = AssignmentId(int(&r, "id")?);
+        if only.is_some_and(|ids| !ids.contains(&id)) {
+            continue;
+        }
+        let earned = int(&r, "earned")?;
+        if earned <= 0 {
+            continue;
+        }
+        let cause = Cause {
+            bid: Some(BidId(int(&r, "bid_id")?)),
+            task: Some(tally_protocol::TaskId(int(&r, "task_id")?)),
+            assignment: Some(id),
+            settlement: None,
+        };
+        owed.push((cause, text(&r, "client")?, earned));
+    }
+    if owed.is_empty() {
+        return Ok(0);
+    }
+    let legs: Vec<(Cause, [Leg<'_>; 2])> = owed
+        .iter()
+        .map(|(cause, client, earned)| {
+            (
+                *cause,
+                [
+                    Leg {
+                        book: Book::Earned,
+                        owner: worker.as_str(),
+                        amount: -earned,
+                    },
+                    Leg {
+                        book: Book::Available,
+                        owner: client.as_str(),
+                        amount: *earned,
+                    },
+                ],
+            )
+        })
+        .collect();
+    let entries: Vec<(Cause, &Leg<'_>)> = legs
+        .iter()
+        .flat_map(|(cause, legs)| legs.iter().map(move |l| (*cause, l)))
+        .collect();
+    ledger::post_entries(tx, kind, &entries).await?;
+    Ok(owed.len())
+}
+
+/// Reserve `amount` more for a task of `bid` that backtracking re-opened
+/// (the bid opens again if it had closed); false, with nothing moved, when
+/// the client's available balance cannot cover it.
+pub(crate) async fn reserve_again(
+    tx: &mut WriteTx<'_>,
+    bid: BidId,
+    client: &AccountId,
+    amount: i64,
+) -> Result<bool> {
+    let available = ledger::balance(&mut *tx, Book::Available, client.as_str()).await?;
+    if available.0 < amount {
+        return Ok(false);
+    }
+    crate::bids::reserve_for(tx, bid, client.as_str(), tally_protocol::Stroops(amount)).await?;
+    query(
+        "UPDATE bids SET reserved = reserved + $1, status = 'open', closed_at = NULL WHERE id = $2",
+    )
+    .bind(amount)
+    .bind(bid.0)
+    .execute(&mut *tx)
+    .await?;
+    Ok(true)
 }

@@ -144,7 +144,7 @@ async fn submit_once(
         None => AssignmentState::Submitted,
     };
     tx.commit().await?;
-    if let Some(work) = outcome.wake {
+    for work in outcome.wake {
         m.work_arrived(work).await;
     }
     Ok(AssignmentOutcome {

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub replays: AtomicU64,
     /// Spot checks handed out.
     pub checks: AtomicU64,
+    /// Verdicts undone by backtracking (the task re-opened).
+    pub revised: AtomicU64,
 }
 
 /// The running market: database, configuration, wake-ups and counters.

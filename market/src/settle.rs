@@ -154,7 +154,13 @@ async fn settle_batch(
     if submitting && in_flight(&mut tx).await? > 0 {
         return nothing(tx).await;
     }
-    let batch = collect(&mut tx, now, m.config.settle_max_ops.clamp(1, 100)).await?;
+    let batch = collect(
+        &mut tx,
+        now,
+        m.config.settle_max_ops.clamp(1, 100),
+        Probation::of(m, now),
+    )
+    .await?;
     if batch.is_empty() {
         return nothing(tx).await;
     }
@@ -310,14 +316,39 @@ async fn in_flight(tx: &mut WriteTx<'_>) -> Result<i64> {
     int(&row, "n")
 }
 
+/// The probation holdback as it stands at a moment: earnings of workers
+/// with fewer than `min_checks` passed checks, earned after `since`, wait.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probation {
+    pub(crate) min_checks: i64,
+    pub(crate) since: i64,
+}
+
+impl Probation {
+    pub(crate) fn of(m: &Market, now: i64) -> Probation {
+        // Without spot checks no worker can earn trust: nothing is held.
+        let min_checks = if m.config.golden.items.is_empty() {
+            0
+        } else {
+            m.config.check_rates.trusted_after.min(i64::MAX as u64) as i64
+        };
+        Probation {
+            min_checks,
+            since: now.saturating_sub(m.config.holdback.as_millis().min(i64::MAX as u128) as i64),
+        }
+    }
+}
+
 /// The next batch: up to `max_ops` workers (in account order) with their
-/// unpaid agreeing assignments. Workers on hold are skipped; one whose
-/// hold has run out is retried first, in a batch of its own, so a payout
-/// the network refuses again takes no one else's with it.
+/// unpaid agreeing assignments. Workers on hold are skipped, and so are
+/// earnings still on probation; a worker whose hold has run out is retried
+/// first, in a batch of its own, so a payout the network refuses again
+/// takes no one else's with it.
 async fn collect(
     tx: &mut WriteTx<'_>,
     now: i64,
     max_ops: usize,
+    probation: Probation,
 ) -> Result<Vec<(String, Vec<Due>)>> {
     let rows = query(
         "SELECT a.id, a.worker, a.task_id, t.price, b.fee_bps,
@@ -327,11 +358,14 @@ async fn collect(
          FROM assignments a JOIN tasks t ON t.id = a.task_id JOIN bids b ON b.id = t.bid_id
          WHERE a.status = 'agreed' AND a.payout_seq IS NULL AND t.price > 0 AND b.fee_bps < 10000
            AND NOT EXISTS (SELECT 1 FROM payout_holds h WHERE h.worker = a.worker AND h.retry_at > $1)
-           AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.account = a.worker AND w.caught_at IS NOT NULL)
+           AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.account = a.worker
+             AND (w.caught_at IS NOT NULL OR (w.checks_passed < $3 AND a.finished_at > $4)))
          ORDER BY a.id LIMIT $2",
     )
     .bind(now)
     .bind(MAX_ASSIGNMENTS)
+    .bind(probation.min_checks)
+    .bind(probation.since)
     .fetch_all(&mut *tx)
     .await?;
     let mut fresh: BTreeMap<String, Vec<Due>> = BTreeMap::new();

@@ -28,6 +28,9 @@ pub struct StoredVerdict {
     /// The agreeing group's credibility when it was verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credibility: Option<f64>,
+    /// Results of workers caught before the decision: neither voted nor judged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<AssignmentId>,
 }
 
 pub(crate) struct AssignmentRow {

@@ -51,7 +51,7 @@ pub async fn bid_status(m: &Market, caller: &AccountId, id: BidId) -> Result<Bid
         )));
     }
     let rows = query(
-        "SELECT t.id, t.status, t.input, t.verdict,
+        "SELECT t.id, t.status, t.input, t.verdict, t.revisions,
            (SELECT COUNT(*) FROM assignments a WHERE a.task_id = t.id AND a.body IS NOT NULL) AS results
          FROM tasks t WHERE t.bid_id = $1 ORDER BY t.id",
     )
@@ -74,6 +74,7 @@ pub async fn bid_status(m: &Market, caller: &AccountId, id: BidId) -> Result<Bid
             input: parse(&text(&r, "input")?, "input")?,
             results: int(&r, "results")? as u32,
             consensus,
+            revisions: int(&r, "revisions")?.max(0) as u32,
         });
     }
     Ok(BidStatus {
@@ -146,6 +147,23 @@ pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
     let stored = verdict
         .map(|v| json::<StoredVerdict>(&v, "verdict"))
         .transpose()?;
+    let mut revisions = Vec::new();
+    if !withheld {
+        let rows = query(
+            "SELECT verdict, caught, revised_at FROM task_revisions WHERE task_id = $1 ORDER BY revision",
+        )
+        .bind(id.0)
+        .fetch_all(pool)
+        .await?;
+        for r in rows {
+            let old = json::<StoredVerdict>(&text(&r, "verdict")?, "revised verdict")?;
+            revisions.push(tally_protocol::wire::Revision {
+                verdict: old.verdict,
+                revised_at: to_time(int(&r, "revised_at")?),
+                caught: parse(&text(&r, "caught")?, "caught worker")?,
+            });
+        }
+    }
     Ok(Evidence {
         task: id,
         bid: BidId(int(&t, "bid_id")?),
@@ -162,9 +180,32 @@ pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
             .map(|s| s.weights.clone())
             .unwrap_or_default(),
         credibility: stored.as_ref().and_then(|s| s.credibility),
+        excluded: stored
+            .as_ref()
+            .map(|s| s.excluded.clone())
+            .unwrap_or_default(),
         verdict: stored.map(|s| s.verdict),
         withheld,
+        revisions,
     })
+}
+
+/// What the probation holdback keeps from settlement now of a worker's
+/// unpaid earnings.
+async fn held(m: &Market, worker: &AccountId) -> Result<Stroops> {
+    let p = crate::settle::Probation::of(m, now_ms());
+    let r = query(
+        "SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS held FROM ledger_entries e
+           JOIN assignments a ON a.id = e.assignment_id JOIN workers w ON w.account = a.worker
+         WHERE e.book = 'earned' AND a.worker = $1 AND a.payout_seq IS NULL
+           AND w.caught_at IS NULL AND w.checks_passed < $2 AND a.finished_at > $3",
+    )
+    .bind(worker.as_str())
+    .bind(p.min_checks)
+    .bind(p.since)
+    .fetch_one(&m.db)
+    .await?;
+    Ok(Stroops(int(&r, "held")?))
 }
 
 /// `GET /v1/accounts/me`.
@@ -204,6 +245,7 @@ pub async fn account_view(m: &Market, account: &AccountId) -> Result<AccountView
         balance: ledger::balance(pool, Book::Available, owner).await?,
         reserved: ledger::balance(pool, Book::Reserved, owner).await?,
         earned_unpaid: ledger::balance(pool, Book::Earned, owner).await?,
+        held: held(m, account).await?,
         paid_total: ledger::balance(pool, Book::Paid, owner).await?,
         fees_paid: Stroops(fees),
         reputation,

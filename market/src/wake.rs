@@ -42,6 +42,8 @@ struct Waiter {
     id: u64,
     models: Arc<[Sha256Hex]>,
     min_price: i64,
+    /// A trusted worker's claim (see [`Waiters::trusted_waiting`]).
+    trusted: bool,
     slot: Arc<Slot>,
 }
 
@@ -77,6 +79,16 @@ impl Waiters {
     /// Register a claim that may wait for tasks of `models` paying at least
     /// `min_price`. It stays registered until woken or dropped.
     pub fn register(&self, models: Arc<[Sha256Hex]>, min_price: i64) -> Waiting<'_> {
+        self.register_as(models, min_price, false)
+    }
+
+    /// [`Waiters::register`], saying whether the claim is a trusted worker's.
+    pub fn register_as(
+        &self,
+        models: Arc<[Sha256Hex]>,
+        min_price: i64,
+        trusted: bool,
+    ) -> Waiting<'_> {
         let slot = Arc::new(Slot {
             notify: Notify::new(),
             reason: Mutex::new(None),
@@ -88,6 +100,7 @@ impl Waiters {
             id,
             models,
             min_price,
+            trusted,
             slot: Arc::clone(&slot),
         });
         Waiting {
@@ -95,6 +108,15 @@ impl Waiters {
             id,
             slot,
         }
+    }
+
+    /// Whether a trusted worker's claim waits for work of any of `models`.
+    pub fn trusted_waiting(&self, models: &[Sha256Hex]) -> bool {
+        let inner = self.inner.lock().expect("waiters");
+        inner
+            .queue
+            .iter()
+            .any(|w| w.trusted && w.models.iter().any(|m| models.contains(m)))
     }
 
     /// How many claims are waiting.

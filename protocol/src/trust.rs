@@ -3,11 +3,23 @@
 //!
 //! A worker's credibility comes from spot checks alone (tasks whose answer
 //! the market knows), after Sarmenta ("Sabotage-tolerance mechanisms for
-//! volunteer computing systems", 2002), with blacklisting: `f` is the
-//! fraction of saboteurs the market assumes; a worker that has passed `k`
-//! checks and failed none is wrong on a given task with probability at most
-//! `f / ((1 - f) k e)`; one failed check and it is never trusted again.
+//! volunteer computing systems", 2002) with a Bayesian estimate in place of
+//! his worst case. `f` is the fraction of saboteurs the market assumes.
+//!
+//! - An identity that has passed no check may be a saboteur that always
+//!   lies (identities cost nothing): `Cr = 1 - f`.
+//! - One that has passed `k >= 1` checks and failed none is no always-liar;
+//!   if it is a saboteur, it lies on each task with a rate `s` the market
+//!   does not know, taken uniform on (0, 1). The chance that its next answer
+//!   is wrong is then
+//!   `P = f ∫ s (1-s)^k ds / (f ∫ (1-s)^k ds + 1 - f)
+//!      = [f / ((k+1)(k+2))] / [f / (k+1) + 1 - f]`, and `Cr = 1 - P`.
+//! - One failed check and it is never trusted again: `Cr = 0`.
+//!
 //! Votes never raise credibility: colluders would farm it on each other.
+//! A saboteur lying rarely on purpose (`s` near `1/k`) is wrong more often
+//! than `P` says; the market's answer to it is backtracking: once caught,
+//! every task it helped verify is decided again without it.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,21 +33,42 @@ pub struct CheckRecord {
     pub failed: u64,
 }
 
-/// The credibility of a worker with `record`, assuming a saboteur fraction `f`.
-///
-/// A new identity gets `1 - f`; `k >= 1` passed checks and no failure give
-/// `max(1 - f, 1 - f / ((1 - f) k e))`; any failed check gives 0.
+/// The credibility of a worker with `record`, assuming a saboteur fraction `f`
+/// (the formula in the module's documentation).
 pub fn credibility(f: f64, record: CheckRecord) -> f64 {
     let f = f.clamp(0.0, 0.999_999);
     if record.failed > 0 {
         return 0.0;
     }
-    let base = 1.0 - f;
     if record.passed == 0 {
-        return base;
+        return 1.0 - f;
     }
-    let bound = f / ((1.0 - f) * record.passed as f64 * std::f64::consts::E);
-    (1.0 - bound).max(base)
+    let k = record.passed as f64;
+    let wrong = (f / ((k + 1.0) * (k + 2.0))) / (f / (k + 1.0) + 1.0 - f);
+    1.0 - wrong
+}
+
+/// The fewest passed checks that give a credibility of at least `level`
+/// under a saboteur fraction `f` (`u64::MAX` when `level` is out of reach).
+pub fn checks_for(f: f64, level: f64) -> u64 {
+    if level <= 0.0 {
+        return 0;
+    }
+    if level >= 1.0 {
+        return u64::MAX;
+    }
+    // Credibility rises with k and its error falls like 1/k^2: the loop is short.
+    (0..10_000_000)
+        .find(|&k| {
+            credibility(
+                f,
+                CheckRecord {
+                    passed: k,
+                    failed: 0,
+                },
+            ) >= level
+        })
+        .unwrap_or(u64::MAX)
 }
 
 /// The probability that each group of agreeing results is the right one.
@@ -117,14 +150,26 @@ mod tests {
     #[test]
     fn new_identities_start_at_one_minus_f_and_checks_raise_it() {
         assert!((credibility(0.4, rec(0, 0)) - 0.6).abs() < 1e-12);
+        // k = 10: [0.4 / (11 * 12)] / [0.4 / 11 + 0.6] = 1 / 210.
         let ten = credibility(0.4, rec(10, 0));
-        assert!((ten - (1.0 - 0.4 / (0.6 * 10.0 * std::f64::consts::E))).abs() < 1e-12);
+        assert!((ten - (1.0 - 1.0 / 210.0)).abs() < 1e-12, "{ten}");
+        // k = 1: (0.4 / 6) / (0.2 + 0.6) = 1 / 12.
+        assert!((credibility(0.4, rec(1, 0)) - 11.0 / 12.0).abs() < 1e-12);
         let mut last = 0.0;
         for k in [1, 2, 5, 10, 100, 1000] {
             let c = credibility(0.4, rec(k, 0));
             assert!(c >= last && c < 1.0, "k={k}: {c}");
             last = c;
         }
+    }
+
+    #[test]
+    fn a_single_result_reaches_three_nines_after_24_checks() {
+        assert_eq!(checks_for(ASSUMED_SABOTEURS, DEFAULT_CONFIDENCE), 24);
+        assert!(credibility(0.4, rec(23, 0)) < DEFAULT_CONFIDENCE);
+        assert!(credibility(0.4, rec(24, 0)) >= DEFAULT_CONFIDENCE);
+        assert_eq!(checks_for(0.4, 0.6), 0);
+        assert_eq!(checks_for(0.4, 1.0), u64::MAX);
     }
 
     #[test]
@@ -143,11 +188,13 @@ mod tests {
 
     #[test]
     fn two_checked_workers_agreeing_reach_three_nines() {
-        let c = credibility(ASSUMED_SABOTEURS, rec(10, 0));
+        let c = credibility(ASSUMED_SABOTEURS, rec(3, 0));
         let p = group_credibility(&[vec![c, c]]);
         assert!(p[0] >= 0.999, "{p:?}");
-        // Alone, one of them does not.
+        // Alone, one of them does not; two with two checks each do not either.
         assert!(group_credibility(&[vec![c]])[0] < 0.999);
+        let two = credibility(ASSUMED_SABOTEURS, rec(2, 0));
+        assert!(group_credibility(&[vec![two, two]])[0] < 0.999);
     }
 
     #[test]

@@ -61,12 +61,6 @@ pub struct Offer {
     pub updated_at: DateTime<Utc>,
 }
 
-fn default_replicas() -> u32 {
-    3
-}
-fn default_quorum() -> u32 {
-    2
-}
 fn default_deadline() -> u64 {
     3600
 }
@@ -78,12 +72,16 @@ pub struct BidRequest {
     pub model: Sha256Hex,
     /// Paid per agreeing result, fee included.
     pub price: Stroops,
-    #[serde(default = "default_replicas")]
-    pub replicas: u32,
-    #[serde(default = "default_quorum")]
-    pub quorum: u32,
-    /// Replicas allowed in all when the first ones do not reach a quorum;
-    /// defaults to `replicas + 2`.
+    /// Replicas asked for at first, a floor. Absent: 1 where the market
+    /// runs spot checks (credibility decides how many more), else 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// Agreeing results needed at least. Absent: 1 where the market runs
+    /// spot checks (with the bid's confidence), else 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
+    /// Replicas allowed in all when the first ones do not decide; defaults
+    /// to `replicas + 2` (`replicas + 4` where credibility decides).
     #[serde(default)]
     pub max_replicas: Option<u32>,
     #[serde(default = "default_deadline")]
@@ -105,15 +103,15 @@ pub struct BidRequest {
 }
 
 impl BidRequest {
-    /// A bid for `model` at `price` with the documented defaults (3
-    /// replicas, quorum 2, `max_replicas` = replicas + 2, one hour) and no
+    /// A bid for `model` at `price` with the documented defaults (replicas,
+    /// quorum and `max_replicas` chosen by the market, one hour) and no
     /// inputs yet.
     pub fn new(model: Sha256Hex, price: Stroops) -> Self {
         BidRequest {
             model,
             price,
-            replicas: default_replicas(),
-            quorum: default_quorum(),
+            replicas: None,
+            quorum: None,
             max_replicas: None,
             deadline_secs: default_deadline(),
             inputs: vec![],
@@ -184,6 +182,10 @@ pub struct TaskStatus {
     pub input: Sha256Hex,
     pub results: u32,
     pub consensus: Option<Vec<Detection>>,
+    /// Times this task's verdict was undone (a worker in its agreeing
+    /// group was caught) and the task decided again.
+    #[serde(default)]
+    pub revisions: u32,
 }
 
 /// `POST /v1/claims`: long-poll for up to `max_tasks` assignments.
@@ -270,6 +272,23 @@ pub struct Evidence {
     /// image may be used again (price and fee still show what it paid).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub withheld: bool,
+    /// Results of workers caught by a spot check before the decision: left
+    /// out of the vote and of the judgement, never paid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<AssignmentId>,
+    /// Earlier verdicts of this task, oldest first, each undone when a
+    /// worker in its agreeing group was caught.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<Revision>,
+}
+
+/// A verdict that was undone: what it said, when, and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revision {
+    pub verdict: Verdict,
+    pub revised_at: DateTime<Utc>,
+    /// The caught worker whose results no longer count.
+    pub caught: AccountId,
 }
 
 /// A result exactly as its worker signed it.
@@ -394,6 +413,10 @@ pub struct AccountView {
     pub balance: Stroops,
     pub reserved: Stroops,
     pub earned_unpaid: Stroops,
+    /// Of `earned_unpaid`, what the probation holdback keeps from
+    /// settlement for now (a worker not yet trusted).
+    #[serde(default)]
+    pub held: Stroops,
     pub paid_total: Stroops,
     pub fees_paid: Stroops,
     pub reputation: Reputation,

@@ -19,12 +19,19 @@ pub async fn show(args: AccountArgs) -> anyhow::Result<ExitCode> {
     println!("account        {}", me.account);
     println!("balance        {} stroops available", me.balance.0);
     println!("reserved       {} stroops for open bids", me.reserved.0);
-    println!("earned unpaid  {} stroops", me.earned_unpaid.0);
+    println!(
+        "earned unpaid  {} stroops ({} held on probation)",
+        me.earned_unpaid.0, me.held.0
+    );
     println!("paid out       {} stroops", me.paid_total.0);
     println!("fees paid      {} stroops", me.fees_paid.0);
     println!(
         "reputation     {} agreed, {} disagreed, {} timed out",
         me.reputation.agreed, me.reputation.disagreed, me.reputation.timed_out
+    );
+    println!(
+        "credibility    {:.6} ({} spot checks passed, {} failed)",
+        me.credibility, me.checks.passed, me.checks.failed
     );
     Ok(ExitCode::SUCCESS)
 }

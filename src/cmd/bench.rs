@@ -260,7 +260,7 @@ async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value
         // Quorum 3: the task stays open until every replica is claimed (with
         // quorum 2 two fast results would verify it and retire the third).
         let req = BidRequest {
-            quorum: 3,
+            quorum: Some(3),
             max_replicas: Some(3),
             ..BidRequest::new(model.clone(), Stroops(100))
         };

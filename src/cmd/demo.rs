@@ -102,8 +102,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         workers.push((signer, faulty, handle));
     }
 
-    // Workers that have passed one check each (credibility 0.755): three
-    // agreeing reach 0.95; a market that has run for a while reaches 0.999.
+    // Workers that have passed one check each (credibility 0.917): two
+    // agreeing reach 0.99, one alone does not reach 0.95; a market that has
+    // run for a while trusts single results at 0.999.
     let req = BidRequest {
         max_replicas: Some(5),
         deadline_secs: 600,

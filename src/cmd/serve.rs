@@ -40,6 +40,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     config.check_rates.new = args.check_rate;
     config.check_rates.trusted = (args.check_rate / 5.0).min(args.check_rate);
+    config.holdback = std::time::Duration::from_secs(args.holdback_secs);
     let market = Market::open(config)
         .await
         .with_context(|| format!("opening the database {}", args.db))?;

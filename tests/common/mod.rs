@@ -3,6 +3,8 @@
 //! for its parties, and the ledger invariant check run after each scenario.
 #![allow(dead_code)]
 
+pub mod golden;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "spot_checks",
         include_str!("../../../migrations/sqlite/0005_spot_checks.sql"),
     ),
+    (
+        6,
+        "backtracking",
+        include_str!("../../../migrations/sqlite/0006_backtracking.sql"),
+    ),
 ];
 
 /// Pragmas of every SQLite connection.

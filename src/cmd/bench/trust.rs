@@ -203,41 +203,31 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
     for chunk in images.chunks(PER_BID) {
         let mut req = BidRequest::new(model.clone(), Stroops(PRICE));
         req.deadline_secs = args.deadline_secs;
-        if let Some(r) = args.replicas {
-            req.replicas = r;
-        }
-        if let Some(q) = args.quorum {
-            req.quorum = q;
-        }
+        req.replicas = args.replicas;
+        req.quorum = args.quorum;
         if let Some(m) = args.max_replicas {
             req.max_replicas = Some(m);
         }
         bids.push(client.bid_images(req, chunk).await.context("bid")?.bid);
     }
 
-    // Wait until every bid is done.
-    let mut statuses = Vec::with_capacity(bids.len());
-    let mut open = bids.clone();
+    // Wait until every bid is done at once (backtracking may re-open a
+    // bid that was done).
     loop {
-        let mut still = Vec::new();
-        for id in open {
-            let s = client.bid(id).await?;
-            if s.status == BidState::Done {
-                statuses.push(s);
-            } else {
-                still.push(id);
+        let mut open = 0;
+        for id in &bids {
+            if client.bid(*id).await?.status != BidState::Done {
+                open += 1;
             }
         }
-        open = still;
-        if open.is_empty() {
+        if open == 0 {
             break;
         }
         let give_up = Duration::from_secs(args.deadline_secs) + GIVE_UP_AFTER_DEADLINE;
         if started.elapsed() > give_up {
             bail!(
-                "after {} s, {} of {} bids are still open, past their deadline",
+                "after {} s, {open} of {} bids are still open, past their deadline",
                 give_up.as_secs(),
-                open.len(),
                 bids.len()
             );
         }
@@ -250,15 +240,19 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
         logs.push((kind, w, handle.await?));
     }
     tally_market::settle::settle_now(&lm.market).await?;
+    // The verdicts as they stand once the fleet has stopped (a result in
+    // flight at the end may have caught a worker and undone a verdict).
+    let mut statuses = Vec::with_capacity(bids.len());
+    for id in &bids {
+        statuses.push(client.bid(*id).await?);
+    }
 
     // The verdicts against the truth; results, pay and reputation per kind.
     let v = tally::verdicts(&statuses, &images, &by_hash)?;
     let f = tally::fleet(&logs, &by_hash).await?;
-    let checks_issued = lm
-        .market
-        .metrics
-        .checks
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let metrics = &lm.market.metrics;
+    let checks_issued = metrics.checks.load(Ordering::Relaxed);
+    let revised = metrics.revised.load(Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();
     lm.stop();
 
@@ -303,6 +297,10 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
         "wrong_verified_as": v.wrong_as,
         "error_rate": ratio(v.wrong as f64, v.verified as f64),
         "saboteur_paid_share": ratio(f.paid_saboteurs as f64, f.paid_all as f64),
+        "saboteur_settled_share": ratio(f.settled_saboteurs as f64, f.settled_all as f64),
+        "settled": f.settled_all,
+        "held": f.held_all,
+        "revised": revised,
         "results": f.results,
         "results_per_verified": ratio(f.results as f64, v.verified as f64),
         "spot_check_share": ratio(f.off_client as f64, f.results as f64),

@@ -97,6 +97,11 @@ pub(super) struct FleetTally {
     /// Earned, paid or not, by every worker and by the saboteurs.
     pub(super) paid_all: i64,
     pub(super) paid_saboteurs: i64,
+    /// Settled (paid out), by every worker and by the saboteurs.
+    pub(super) settled_all: i64,
+    pub(super) settled_saboteurs: i64,
+    /// Earned but kept back by the probation holdback at the end.
+    pub(super) held_all: i64,
     /// The first worker's first error, in fleet order.
     pub(super) first_error: Option<String>,
     /// Saboteurs caught, and honest workers caught.
@@ -146,8 +151,11 @@ pub(super) async fn fleet(
             f.first_error.clone_from(&log.first_error);
         }
         f.paid_all += paid;
+        f.settled_all += me.paid_total.0;
+        f.held_all += me.held.0;
         if *kind != Kind::Honest {
             f.paid_saboteurs += paid;
+            f.settled_saboteurs += me.paid_total.0;
         }
     }
     f.caught_seconds.sort_by(f64::total_cmp);

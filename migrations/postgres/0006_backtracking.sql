@@ -1,0 +1,14 @@
+-- Backtracking: a verdict undone when a worker in its agreeing group is
+-- caught; the task is decided again (re-opened where the rest no longer
+-- suffices) and the client sees the revision.
+ALTER TABLE tasks ADD COLUMN revisions BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE task_revisions (
+    task_id    BIGINT NOT NULL REFERENCES tasks(id),
+    revision   BIGINT NOT NULL,
+    verdict    TEXT NOT NULL,
+    caught     TEXT NOT NULL,
+    revised_at BIGINT NOT NULL,
+    PRIMARY KEY (task_id, revision)
+);
+-- A re-opened bid reserves again; what its closes refunded so far.
+ALTER TABLE bids ADD COLUMN refunded BIGINT NOT NULL DEFAULT 0;
