@@ -59,7 +59,7 @@ impl Report {
         );
         if self.withheld_checks > 0 {
             out.push_str(&format!(
-                "{} paid results were spot checks (evidence withheld; amounts checked)\n",
+                "{} paid results were spot checks or client tasks whose answer is in use as one (evidence withheld; amounts checked)\n",
                 self.withheld_checks
             ));
         }

@@ -321,3 +321,111 @@ async fn an_untrusted_worker_does_not_join_another_while_a_trusted_one_waits(bac
     market.finish().await;
 }
 both!(an_untrusted_worker_does_not_join_another_while_a_trusted_one_waits);
+
+/// Claims one assignment for `w` while client work of `model` is open;
+/// `bid` names the client's tasks, so a check is told apart.
+async fn a_check_for(
+    w: &tally_protocol::Client,
+    client_tasks: &[tally_protocol::TaskId],
+) -> tally_protocol::wire::Assignment {
+    let a = claim_one(w).await;
+    assert!(!client_tasks.contains(&a.task), "a check, not client work");
+    a
+}
+
+async fn answers_verified_at_very_high_credibility_become_checks(backend: Backend) {
+    let market = spawn_market_with(
+        backend,
+        Options {
+            tweak: |c| {
+                c.golden = golden();
+                c.check_rates.new = 1.0;
+                c.check_rates.trusted = 1.0;
+                c.holdback = Duration::ZERO;
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let client = market.funded_client(10_000_000).await;
+    // A model the golden set does not cover: only harvested answers check it.
+    let model = model(&client).await;
+    let sample = std::fs::read(golden_dir().join("models/yolox_nano.onnx")).unwrap();
+    let golden_model = client.upload_model(sample).await.unwrap().model;
+    let (t1, t2) = (market.worker(&model).await, market.worker(&model).await);
+    for t in [&t1, &t2] {
+        set_checks(&market, t, 30).await;
+        t.post_offer(&tally_protocol::wire::OfferRequest {
+            models: vec![model.clone(), golden_model.clone()],
+            min_price: Stroops(0),
+            capacity: 4,
+        })
+        .await
+        .unwrap();
+    }
+    // Two trusted workers agree: 0.9999994, past the harvest level; the
+    // bid asks 0.99999, which one of them alone (0.99925) does not reach.
+    let strict = BidRequest {
+        replicas: Some(2),
+        confidence: Some(0.999_99),
+        ..BidRequest::new(model.clone(), Stroops(10_000))
+    };
+    let bid = client.bid_images(strict, &[png(8)]).await.unwrap();
+    let (a1, a2) = (claim_one(&t1).await, claim_one(&t2).await);
+    t1.submit_result(a1.assignment, &honest()).await.unwrap();
+    t2.submit_result(a2.assignment, &honest()).await.unwrap();
+    let ev = market.anonymous().evidence(bid.tasks[0]).await.unwrap();
+    assert!(ev.withheld && ev.results.is_empty(), "its answer is in use");
+
+    // Checks are funded; more client work comes. A newcomer's claim is a
+    // check with the harvested image's pixels in new bytes; it lies: caught.
+    market
+        .client(&market.operator)
+        .credit(market.operator.account(), Stroops(1_000_000))
+        .await
+        .unwrap();
+    let more = client
+        .bid_images(BidRequest::new(model.clone(), Stroops(10_000)), &[png(9)])
+        .await
+        .unwrap();
+    let newcomer = market.worker(&model).await;
+    let check = a_check_for(&newcomer, &more.tasks).await;
+    let bytes = newcomer.input(&check.input).await.unwrap();
+    assert_ne!(bytes, png(8));
+    assert_eq!(
+        image::load_from_memory(&bytes).unwrap().into_rgb8(),
+        image::load_from_memory(&png(8)).unwrap().into_rgb8()
+    );
+    newcomer
+        .submit_result(check.assignment, &wrong())
+        .await
+        .unwrap();
+    assert_eq!(newcomer.account_me().await.unwrap().checks.failed, 1);
+    // A worker that computed the harvested task never gets it as a check:
+    // t1's claim on the model finds client work.
+    let work = claim_one(&t1).await;
+    assert_eq!(work.task, more.tasks[0]);
+    t1.submit_result(work.assignment, &honest()).await.unwrap();
+
+    // t1 is caught by a golden check; the harvested verdict, which needed
+    // it, is undone: the answer leaves the pool and the newcomer's failure
+    // on a check made from it is void.
+    let decoy = client
+        .bid_images(
+            BidRequest::new(golden_model.clone(), Stroops(10_000)),
+            &[png(10)],
+        )
+        .await
+        .unwrap();
+    let check = a_check_for(&t1, &decoy.tasks).await;
+    t1.submit_result(check.assignment, &wrong()).await.unwrap();
+    assert_eq!(t1.account_me().await.unwrap().checks.failed, 1);
+    let status = client.bid(bid.bid).await.unwrap();
+    assert_eq!(status.tasks[0].revisions, 1);
+    let cleared = newcomer.account_me().await.unwrap();
+    assert_eq!(cleared.checks.failed, 0, "the check it failed is void");
+    assert!(cleared.credibility > 0.0);
+    newcomer.claim(1, 0).await.expect("it may claim again");
+    market.finish().await;
+}
+both!(answers_verified_at_very_high_credibility_become_checks);

@@ -15,6 +15,14 @@
 //! known answer alone: a pass is paid and counted; a failure is counted,
 //! and a worker that fails a check is caught (credibility 0, no more work).
 //! A check's evidence is never public: its image may be used again.
+//!
+//! - `harvest`: known answers harvested from client tasks verified at very
+//!   high credibility, used beside the golden set.
+
+mod harvest;
+
+pub(crate) use harvest::{in_use as harvest_in_use, keep as harvest, withdraw as unharvest};
+pub use harvest::{HARVEST_CREDIBILITY, MAX_AGE_MS, MAX_USES};
 
 use std::path::Path;
 
@@ -225,21 +233,39 @@ pub(crate) fn draw() -> f64 {
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// A golden item of `model`, at random; `None` when the set has none.
-pub(crate) fn pick<'a>(m: &'a Market, model: &Sha256Hex) -> Option<&'a GoldenItem> {
-    let items: Vec<&GoldenItem> = m
+/// A known answer for a check of `model` on `worker`'s claim, at random:
+/// a golden item, or one harvested from client work (at most half the
+/// time while the golden set covers the model); `None` when there is none.
+pub(crate) async fn choose(
+    tx: &mut WriteTx<'_>,
+    m: &Market,
+    model: &Sha256Hex,
+    worker: &AccountId,
+) -> Result<Option<GoldenItem>> {
+    let golden: Vec<&GoldenItem> = m
         .config
         .golden
         .items
         .iter()
         .filter(|i| &i.model == model)
         .collect();
-    if items.is_empty() {
-        return None;
+    let harvested = harvest::available(tx, model, worker).await?;
+    let share = if golden.is_empty() {
+        1.0
+    } else {
+        (harvested as f64 / (harvested as f64 + golden.len() as f64)).min(0.5)
+    };
+    if harvested > 0 && draw() < share {
+        return harvest::take(tx, model, worker).await;
+    }
+    if golden.is_empty() {
+        return Ok(None);
     }
     let mut b = [0u8; 8];
     let _ = getrandom::fill(&mut b);
-    Some(items[(u64::from_le_bytes(b) % items.len() as u64) as usize])
+    Ok(Some(
+        golden[(u64::from_le_bytes(b) % golden.len() as u64) as usize].clone(),
+    ))
 }
 
 /// A new check task of one replica for `item`, at `price`, funded from the
@@ -379,7 +405,8 @@ pub(crate) async fn record(tx: &mut WriteTx<'_>, worker: &AccountId, passed: boo
 }
 
 /// A caught worker's unsettled earnings go back to the clients whose tasks
-/// paid them, in one `forfeit` posting naming each assignment.
+/// paid them (checks' to the operator), in one `forfeit` posting naming
+/// each assignment.
 async fn forfeit(tx: &mut WriteTx<'_>, worker: &AccountId) -> Result<()> {
     let n = crate::payment::give_back(tx, "forfeit", worker, None).await?;
     if n > 0 {

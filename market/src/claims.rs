@@ -328,8 +328,8 @@ async fn take(
         // Now and then a spot check of the same model and price takes this
         // candidate's place; the candidate stays in the pool for others.
         if check_rate > 0.0 && checks::draw() < check_rate {
-            if let Some(item) = checks::pick(m, &model) {
-                if let Some((check, input)) = checks::create(tx, m, item, price, lease_ms).await? {
+            if let Some(item) = checks::choose(tx, m, &model, worker).await? {
+                if let Some((check, input)) = checks::create(tx, m, &item, price, lease_ms).await? {
                     let row = query(
                         "INSERT INTO assignments (task_id, worker, status, lease_expires_at, created_at)
                          VALUES ($1, $2, 'leased', $3, $4) RETURNING id",

@@ -266,6 +266,14 @@ async fn decide_open(
                 credibility: vote.credibility,
                 excluded: caught.iter().map(|s| s.id).collect(),
             };
+            crate::checks::harvest(
+                tx,
+                task.id,
+                &task.model,
+                stored.credibility,
+                &stored.verdict.consensus,
+            )
+            .await?;
             query("UPDATE tasks SET status = 'verified', finished_at = $1, verdict = $2 WHERE id = $3")
                 .bind(now_ms())
                 .bind(serde_json::to_string(&stored).expect("verdict serializes"))

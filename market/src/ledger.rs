@@ -233,7 +233,7 @@ pub async fn check_invariants(pool: &Db) -> Result<Vec<Breach>> {
         }
     }
     let rows =
-        query("SELECT id, reserved, spent, status FROM bids WHERE spent > reserved OR spent < 0")
+        query("SELECT id, reserved, spent, status FROM bids WHERE spent > reserved - refunded OR spent < 0")
             .fetch_all(pool)
             .await?;
     for r in rows {
@@ -252,11 +252,14 @@ pub async fn check_invariants(pool: &Db) -> Result<Vec<Breach>> {
     if total != 0 {
         breaches.push(Breach(format!("all entries sum to {total}")));
     }
-    // A closed bid holds nothing in reserve; an open one holds reserved - spent.
+    // A closed bid holds nothing in reserve; an open one holds what it
+    // reserved less what it spent and what earlier closes refunded (a bid
+    // re-opened by backtracking reserves again).
     let rows = query(
-        "SELECT b.id, b.reserved, b.spent, b.status, CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS held
+        "SELECT b.id, b.reserved - b.refunded AS reserved, b.spent, b.status,
+           CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS held
          FROM bids b LEFT JOIN ledger_entries e ON e.bid_id = b.id AND e.book = 'reserved'
-         GROUP BY b.id, b.reserved, b.spent, b.status",
+         GROUP BY b.id, b.reserved, b.refunded, b.spent, b.status",
     )
     .fetch_all(pool)
     .await?;

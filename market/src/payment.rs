@@ -182,8 +182,8 @@ pub async fn close_bid_if_done(_m: &Market, tx: &mut WriteTx<'_>, bid: BidId) ->
     .await
 }
 
-/// Give a worker's unsettled earnings on client tasks back to the clients
-/// that paid them, one entry pair per assignment in one posting of `kind`
+/// Give a worker's unsettled earnings back to those that paid them (the
+/// client of each task; the operator for spot checks), one entry pair per assignment in one posting of `kind`
 /// (the market keeps its fee: it did the matching and the vote). `only`
 /// limits it to those assignments; how many were given back.
 pub(crate) async fn give_back(
@@ -197,7 +197,7 @@ pub(crate) async fn give_back(
            (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e
              WHERE e.assignment_id = a.id AND e.book = 'earned') AS earned
          FROM assignments a JOIN tasks t ON t.id = a.task_id JOIN bids b ON b.id = t.bid_id
-         WHERE a.worker = $1 AND a.payout_seq IS NULL AND b.kind = 'client'
+         WHERE a.worker = $1 AND a.payout_seq IS NULL
            AND a.status IN ('agreed', 'disagreed')
          ORDER BY a.id",
     )

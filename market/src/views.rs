@@ -114,8 +114,9 @@ pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
         )));
     }
     // A spot check shows what it paid, never its results or known answer:
-    // its image may be used again.
-    let withheld = text(&t, "kind")? == "check";
+    // its image may be used again; so does a client task whose answer is
+    // in use as a check.
+    let withheld = text(&t, "kind")? == "check" || crate::checks::harvest_in_use(pool, id).await?;
     let rows = if withheld {
         Vec::new()
     } else {

@@ -12,3 +12,14 @@ CREATE TABLE task_revisions (
 );
 -- A re-opened bid reserves again; what its closes refunded so far.
 ALTER TABLE bids ADD COLUMN refunded BIGINT NOT NULL DEFAULT 0;
+-- Known answers harvested from client tasks verified at very high
+-- credibility, reused as spot checks (their evidence withheld meanwhile).
+CREATE TABLE harvest (
+    task_id    BIGINT PRIMARY KEY REFERENCES tasks(id),
+    model      TEXT NOT NULL,
+    input      TEXT NOT NULL,
+    reference  TEXT NOT NULL,
+    uses       BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX harvest_model ON harvest (model, created_at);

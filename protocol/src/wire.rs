@@ -268,8 +268,9 @@ pub struct Evidence {
     pub weights: Vec<crate::trust::Weight>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credibility: Option<f64>,
-    /// A spot check: its results and known answer are withheld while its
-    /// image may be used again (price and fee still show what it paid).
+    /// A spot check, or a client task whose answer is in use as one: its
+    /// results and answer are withheld while its image may be used again
+    /// (price and fee still show what it paid).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub withheld: bool,
     /// Results of workers caught by a spot check before the decision: left

@@ -123,7 +123,9 @@ async fn revise(
         return Ok(None);
     }
 
-    // Undone: keep the old verdict as a revision and run the task again.
+    // Undone: keep the old verdict as a revision and run the task again;
+    // its answer is no longer known.
+    crate::checks::unharvest(tx, id).await?;
     let revision = query("SELECT revisions FROM tasks WHERE id = $1")
         .bind(id.0)
         .fetch_one(&mut *tx)
