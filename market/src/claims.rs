@@ -138,7 +138,8 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
         }
         // Rule 7: a worker not yet trusted does not join another one on a
         // task while a trusted worker waits for such work.
-        let pairing = !standing.trusted && m.waiters.trusted_waiting(&offer.models);
+        let pairing =
+            standing.checked && !standing.trusted && m.waiters.trusted_waiting(&offer.models);
         let got = try_claim(m, worker, &offer, room, standing.check_rate, pairing).await?;
         if !got.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
             return Ok(Claimed { assignments: got });
@@ -169,6 +170,8 @@ struct Standing {
     check_rate: f64,
     /// It has passed the checks that make its single result credible.
     trusted: bool,
+    /// The market runs spot checks (without them no one is trusted).
+    checked: bool,
 }
 
 /// Mark the worker as seen (at most every few seconds, to spare writes) and
@@ -200,6 +203,7 @@ async fn touch_worker(m: &Market, worker: &AccountId) -> Result<Standing> {
             0.0
         },
         trusted: checked && passed.max(0) as u64 >= m.config.check_rates.trusted_after,
+        checked,
     };
     if now.saturating_sub(last_seen) < 5_000 {
         return Ok(standing);
