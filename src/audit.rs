@@ -47,6 +47,8 @@ pub struct Report {
     /// Payouts for results that agreed with a verdict since undone (their
     /// worker was caught after it was paid): money lost, rules kept.
     pub revised_payouts: u64,
+    /// Client withdrawals paid, each checked against its signed request.
+    pub withdrawals: u64,
     pub findings: Vec<Finding>,
 }
 
@@ -112,9 +114,11 @@ pub async fn audit(client: &Client) -> anyhow::Result<Report> {
         tasks: 0,
         withheld_checks: 0,
         revised_payouts: 0,
+        withdrawals: 0,
         findings: Vec::new(),
     };
     let mut tasks: HashMap<TaskId, TaskFacts> = HashMap::new();
+    let mut withdrawals_paid: HashSet<i64> = HashSet::new();
     let mut after = 0;
     loop {
         let page = client
@@ -134,6 +138,14 @@ pub async fn audit(client: &Client) -> anyhow::Result<Report> {
                 )),
             }
             if status_pays(&record.status) {
+                for w in record.payouts.iter().flat_map(|p| &p.withdrawals) {
+                    if !withdrawals_paid.insert(*w) {
+                        report.findings.push(Finding::new(
+                            "paid_twice",
+                            format!("record {}: withdrawal {w} was paid before", record.seq),
+                        ));
+                    }
+                }
                 report.payouts += record.payouts.len() as u64;
                 report.amount = report
                     .amount
@@ -163,11 +175,18 @@ fn to_record(r: &wire::SettlementRecord) -> Result<SettlementRecord, String> {
         .payouts
         .iter()
         .map(|p| {
-            Ok(tally_settlement::Payout {
-                account: PublicKey::parse(p.account.as_str()).map_err(|e| e.to_string())?,
-                amount: tally_settlement::Stroops(p.amount.0),
-                assignments: p.assignments.iter().map(|a| a.0).collect(),
-            })
+            let mut payout = tally_settlement::Payout::new(
+                PublicKey::parse(p.account.as_str()).map_err(|e| e.to_string())?,
+                tally_settlement::Stroops(p.amount.0),
+                p.assignments.iter().map(|a| a.0).collect(),
+            );
+            payout.withdrawals = p.withdrawals.clone();
+            payout.op = match p.op {
+                wire::PayoutKind::Payment => tally_settlement::PayoutOp::Payment,
+                wire::PayoutKind::CreateAccount => tally_settlement::PayoutOp::CreateAccount,
+                wire::PayoutKind::ClaimableBalance => tally_settlement::PayoutOp::ClaimableBalance,
+            };
+            Ok(payout)
         })
         .collect::<Result<Vec<_>, String>>()?;
     Ok(SettlementRecord {
@@ -242,6 +261,30 @@ async fn check_payout(
                 "not_agreeing",
                 format!("{at}: assignment {a} does not agree with the consensus of task {t}"),
             ));
+        }
+    }
+    for w in &payout.withdrawals {
+        match client.withdrawal_evidence(*w).await {
+            Err(e) => report.findings.push(Finding::new(
+                "missing_evidence",
+                format!("{at}: withdrawal {w}: {e}"),
+            )),
+            Ok(ev) => {
+                report.withdrawals += 1;
+                if let Err(e) = ev.verify() {
+                    report.findings.push(Finding::new(
+                        "bad_withdrawal",
+                        format!("{at}: withdrawal {w}: {e}"),
+                    ));
+                }
+                if ev.account != payout.account {
+                    report.findings.push(Finding::new(
+                        "wrong_account",
+                        format!("{at}: withdrawal {w} was asked for by {}", ev.account),
+                    ));
+                }
+                sum = sum.and_then(|s| s.checked_add(ev.amount.0));
+            }
         }
     }
     if let Some(sum) = sum {

@@ -40,6 +40,9 @@ pub fn router(m: Arc<Market>) -> Router {
         .route("/v1/settlements", get(settlements))
         .route("/v1/market", get(market))
         .route("/v1/accounts/me", get(account_me))
+        .route("/v1/deposits", get(deposits))
+        .route("/v1/withdrawals", get(withdrawals).post(withdraw))
+        .route("/v1/withdrawals/{id}/evidence", get(withdrawal_evidence))
         .route("/v1/admin/credits", post(admin_credit))
         .fallback(|| async {
             MarketError::NotFound("no such endpoint; see the v1 API table".into())
@@ -255,6 +258,30 @@ async fn market(State(m): S) -> Result<Json<MarketStats>> {
 
 async fn account_me(State(m): S, s: Signed) -> Result<Json<AccountView>> {
     Ok(Json(views::account_view(&m, s.account()).await?))
+}
+
+async fn deposits(State(m): S, s: Signed) -> Result<Json<DepositPage>> {
+    Ok(Json(crate::deposits::list(&m, s.account()).await?))
+}
+
+async fn withdraw(State(m): S, SignedWrite(s): SignedWrite) -> Result<Json<Withdrawal>> {
+    let req: WithdrawalRequest = s.json()?;
+    Ok(Json(
+        crate::withdrawals::request(&m, &s.headers, &s.body, &req).await?,
+    ))
+}
+
+async fn withdrawals(State(m): S, s: Signed) -> Result<Json<WithdrawalPage>> {
+    Ok(Json(crate::withdrawals::list(&m, s.account()).await?))
+}
+
+async fn withdrawal_evidence(
+    State(m): S,
+    Path(raw): Path<String>,
+) -> Result<Json<WithdrawalEvidence>> {
+    Ok(Json(
+        crate::withdrawals::evidence(&m, id::<i64>(&raw, "withdrawal")?).await?,
+    ))
 }
 
 async fn admin_credit(State(m): S, s: Signed) -> Result<Json<AccountView>> {

@@ -70,6 +70,9 @@ pub struct Config {
     /// checks) are settled only this long after they were earned, so a
     /// saboteur caught meanwhile forfeits them.
     pub holdback: Duration,
+    /// With `horizon`, how often deposits into the operator's account are
+    /// looked for (a full page is followed at once).
+    pub deposit_poll: Duration,
 }
 
 impl Config {
@@ -91,6 +94,7 @@ impl Config {
             golden: crate::checks::Golden::default(),
             check_rates: crate::checks::CheckRates::default(),
             holdback: Duration::from_secs(24 * 3600),
+            deposit_poll: Duration::from_secs(5),
         }
     }
 }

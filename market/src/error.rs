@@ -40,6 +40,9 @@ pub enum MarketError {
     Settlement(#[from] tally_settlement::Error),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A server the market reads from (Horizon) failed or answered nonsense.
+    #[error("upstream: {0}")]
+    Upstream(String),
 }
 
 pub type Result<T, E = MarketError> = std::result::Result<T, E>;
@@ -93,7 +96,8 @@ impl MarketError {
             | MarketError::Migrate(_)
             | MarketError::Corrupt(_)
             | MarketError::Settlement(_)
-            | MarketError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            | MarketError::Io(_)
+            | MarketError::Upstream(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }

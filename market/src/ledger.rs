@@ -21,6 +21,8 @@ pub enum Book {
     Earned,
     Fees,
     Paid,
+    /// Withdrawals asked for, not yet in a settlement record.
+    Withdrawing,
 }
 
 impl Book {
@@ -32,6 +34,7 @@ impl Book {
             Book::Earned => "earned",
             Book::Fees => "fees",
             Book::Paid => "paid",
+            Book::Withdrawing => "withdrawing",
         }
     }
     /// Every book but `external` must never go negative.

@@ -14,6 +14,8 @@
 //! - [`payment`]: paying agreeing results, failing tasks, closing bids with refunds.
 //! - [`sweep`]: lease expiry and bid deadlines.
 //! - [`task`]: a task's row, lock and assignment state changes, shared by the decision path.
+//! - [`deposits`]: payments into the operator's account on the network, each credited once.
+//! - [`withdrawals`]: clients' balances paid out to their own accounts, through settlement.
 //! - [`settle`]: settlement batches: earnings netted per worker into signed,
 //!   hash-chained records; their submission to Horizon / Stellar RPC.
 //! - [`views`]: read models: hosted models, bid status, evidence, accounts, market stats, metrics.
@@ -30,6 +32,7 @@ pub mod claims;
 pub mod config;
 pub mod db;
 pub mod decide;
+pub mod deposits;
 pub mod error;
 pub mod ledger;
 pub mod lifecycle;
@@ -41,6 +44,7 @@ pub mod sweep;
 pub mod task;
 pub mod views;
 pub mod wake;
+pub mod withdrawals;
 
 pub use config::{Config, Limits};
 pub use error::{MarketError, Result};

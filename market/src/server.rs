@@ -43,6 +43,8 @@ pub struct Market {
     pub metrics: Metrics,
     /// Claims waiting for work.
     pub waiters: Waiters,
+    /// Payees the network has shown able to take a plain payment.
+    pub payable: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Tells this process's own `NOTIFY`s from other processes'.
     instance: String,
     shutdown: watch::Sender<bool>,
@@ -58,6 +60,7 @@ impl Market {
             config,
             metrics: Metrics::default(),
             waiters: Waiters::default(),
+            payable: Default::default(),
             instance: instance_id(),
             shutdown: watch::channel(false).0,
         }))
@@ -139,6 +142,7 @@ impl Market {
             }
         });
         crate::settle::spawn(self);
+        crate::deposits::spawn(self);
         if self.db.is_postgres() {
             let m = Arc::clone(self);
             tokio::spawn(async move { relay_notifications(m).await });

@@ -37,7 +37,8 @@ use tally_protocol::wire;
 use tally_protocol::{AccountId, AssignmentId, Stroops, TaskId};
 use tally_settlement::record::STATUS_PENDING;
 use tally_settlement::{
-    Asset, Keypair, Network, PublicKey, RecordBody, Submitter, TimeBounds, GENESIS_PREV_HASH,
+    Asset, Keypair, Network, PayoutOp, PublicKey, RecordBody, Submitter, TimeBounds,
+    GENESIS_PREV_HASH,
 };
 
 use crate::config::Config;
@@ -103,7 +104,11 @@ pub async fn settle_with(m: &Market, submitter: Option<&Submitter>) -> Result<us
             }
             _ => None,
         };
-        match settle_batch(m, &op, synced, submitter.is_some()).await? {
+        let payees = match submitter {
+            Some(sub) => payees(m, sub, op.asset).await?,
+            None => HashMap::new(),
+        };
+        match settle_batch(m, &op, synced, submitter.is_some(), &payees).await? {
             Some(_) => written += 1,
             None => return Ok(written),
         }
@@ -111,6 +116,56 @@ pub async fn settle_with(m: &Market, submitter: Option<&Submitter>) -> Result<us
             return Ok(written);
         }
     }
+}
+
+/// The least amount that funds a new account: the network's minimum
+/// balance of two base reserves (0.5 XLM each).
+pub const MIN_NEW_ACCOUNT: i64 = 10_000_000;
+
+/// How to pay a payee: a payment where its account exists and can hold
+/// the asset; else a new account where the native amount covers the
+/// minimum balance; else a claimable balance, which never fails.
+/// (`exists_and_trusts`: `None` for a missing account.)
+pub fn payout_op(exists_and_trusts: Option<bool>, native: bool, amount: i64) -> PayoutOp {
+    match exists_and_trusts {
+        Some(true) => PayoutOp::Payment,
+        None if native && amount >= MIN_NEW_ACCOUNT => PayoutOp::CreateAccount,
+        _ => PayoutOp::ClaimableBalance,
+    }
+}
+
+/// The op of every account due a payout now, asked of the network (outside
+/// any database transaction). Accounts seen able to take a payment are
+/// remembered and not asked again.
+async fn payees(m: &Market, sub: &Submitter, asset: Asset) -> Result<HashMap<String, PayoutOp>> {
+    let rows = query(
+        "SELECT a.worker AS account, CAST(SUM(e.amount) AS BIGINT) AS amount
+           FROM assignments a JOIN ledger_entries e ON e.assignment_id = a.id AND e.book = 'earned'
+          WHERE a.status = 'agreed' AND a.payout_seq IS NULL GROUP BY a.worker
+         UNION ALL
+         SELECT account, CAST(SUM(amount) AS BIGINT) AS amount FROM withdrawals
+          WHERE payout_seq IS NULL GROUP BY account",
+    )
+    .fetch_all(&m.db)
+    .await?;
+    let mut due: HashMap<String, i64> = HashMap::new();
+    for r in rows {
+        *due.entry(text(&r, "account")?).or_default() += int(&r, "amount")?;
+    }
+    let mut out = HashMap::new();
+    for (account, amount) in due {
+        if m.payable.lock().expect("payable").contains(&account) {
+            continue; // PayoutOp::Payment, the default
+        }
+        let key = PublicKey::parse(&account)?;
+        let found = sub.payee(&key, &asset).await?;
+        let op = payout_op(found, asset == Asset::Native, amount);
+        if op == PayoutOp::Payment {
+            m.payable.lock().expect("payable").insert(account.clone());
+        }
+        out.insert(account, op);
+    }
+    Ok(out)
 }
 
 /// The stored next transaction sequence number, if known.
@@ -121,10 +176,10 @@ pub async fn next_tx_seq(m: &Market) -> Result<Option<i64>> {
         .try_get("next_tx_seq")
 }
 
-/// One unpaid agreeing assignment.
+/// One unpaid agreeing assignment (with its task), or one withdrawal.
 struct Due {
     id: i64,
-    task: i64,
+    task: Option<i64>,
     amount: i64,
 }
 
@@ -135,6 +190,7 @@ async fn settle_batch(
     op: &Operator,
     synced: Option<i64>,
     submitting: bool,
+    payees: &HashMap<String, PayoutOp>,
 ) -> Result<Option<u64>> {
     let now = now_ms();
     let mut tx = m.db.begin().await?;
@@ -178,12 +234,17 @@ async fn settle_batch(
             .iter()
             .try_fold(0i64, |sum, d| sum.checked_add(d.amount))
             .ok_or_else(|| MarketError::Corrupt(format!("payout to {worker} overflows")))?;
-        task_of.extend(dues.iter().map(|d| (d.id, d.task)));
-        payouts.push(tally_settlement::Payout {
-            account: PublicKey::parse(worker)?,
-            amount: tally_settlement::Stroops(amount),
-            assignments: dues.iter().map(|d| d.id).collect(),
-        });
+        let (withdrawals, assignments): (Vec<&Due>, Vec<&Due>) =
+            dues.iter().partition(|d| d.task.is_none());
+        task_of.extend(assignments.iter().filter_map(|d| Some((d.id, d.task?))));
+        let mut payout = tally_settlement::Payout::new(
+            PublicKey::parse(worker)?,
+            tally_settlement::Stroops(amount),
+            assignments.iter().map(|d| d.id).collect(),
+        );
+        payout.withdrawals = withdrawals.iter().map(|d| d.id).collect();
+        payout.op = payees.get(worker).copied().unwrap_or_default();
+        payouts.push(payout);
     }
     let body = RecordBody::new(
         seq,
@@ -211,6 +272,12 @@ async fn settle_batch(
                 amount: Stroops(p.amount.0),
                 assignments: p.assignments.iter().map(|&a| AssignmentId(a)).collect(),
                 tasks: p.assignments.iter().map(|a| TaskId(task_of[a])).collect(),
+                withdrawals: p.withdrawals.clone(),
+                op: match p.op {
+                    PayoutOp::Payment => wire::PayoutKind::Payment,
+                    PayoutOp::CreateAccount => wire::PayoutKind::CreateAccount,
+                    PayoutOp::ClaimableBalance => wire::PayoutKind::ClaimableBalance,
+                },
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -250,7 +317,21 @@ async fn settle_batch(
                 )));
             }
         }
-        move_payout(&mut tx, "settle", seq, p, Book::Earned, Book::Paid).await?;
+        for w in &p.withdrawals {
+            let n = query(
+                "UPDATE withdrawals SET payout_seq = $1 WHERE id = $2 AND payout_seq IS NULL",
+            )
+            .bind(seq as i64)
+            .bind(*w)
+            .execute(&mut tx)
+            .await?;
+            if n != 1 {
+                return Err(MarketError::Corrupt(format!(
+                    "withdrawal {w} changed while settling"
+                )));
+            }
+        }
+        move_payout(&mut tx, "settle", seq, p, true).await?;
     }
     query("UPDATE settlement_state SET next_tx_seq = $1 WHERE id = 1")
         .bind(tx_seq + 1)
@@ -277,33 +358,49 @@ async fn nothing(tx: WriteTx<'_>) -> Result<Option<u64>> {
     Ok(None)
 }
 
-/// Post one payout's ledger movement from `from` to `to` (`earned -> paid`
-/// when it is settled, back when its transaction paid nothing).
+/// Post one payout's ledger movement: `earned -> paid` for its assignments
+/// and `withdrawing -> paid` for its withdrawals when it is settled
+/// (`settle`), the reverse when its transaction paid nothing.
 pub(crate) async fn move_payout(
     tx: &mut WriteTx<'_>,
     kind: &str,
     seq: u64,
     p: &wire::Payout,
-    from: Book,
-    to: Book,
+    settle: bool,
 ) -> Result<()> {
     let cause = Cause {
         settlement: Some(seq),
         ..Cause::default()
     };
+    let withdrawn = if p.withdrawals.is_empty() {
+        0
+    } else {
+        let mut q = query(format!(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM withdrawals WHERE id IN ({})",
+            crate::db::placeholders(1, p.withdrawals.len())
+        ));
+        for w in &p.withdrawals {
+            q = q.bind(*w);
+        }
+        int(&q.fetch_one(&mut *tx).await?, "total")?
+    };
+    let earned = p.amount.0 - withdrawn;
     let owner = p.account.as_str();
-    let legs = [
-        Leg {
-            book: from,
-            owner,
-            amount: -p.amount.0,
-        },
-        Leg {
-            book: to,
-            owner,
-            amount: p.amount.0,
-        },
-    ];
+    let sign = if settle { 1 } else { -1 };
+    let mut legs = vec![Leg {
+        book: Book::Paid,
+        owner,
+        amount: sign * p.amount.0,
+    }];
+    for (book, part) in [(Book::Earned, earned), (Book::Withdrawing, withdrawn)] {
+        if part != 0 {
+            legs.push(Leg {
+                book,
+                owner,
+                amount: -sign * part,
+            });
+        }
+    }
     ledger::post(tx, kind, cause, &legs).await
 }
 
@@ -385,7 +482,7 @@ async fn collect(
         }
         let due = Due {
             id,
-            task: int(&r, "task_id")?,
+            task: Some(int(&r, "task_id")?),
             amount,
         };
         let side = if int(&r, "held")? > 0 {
@@ -394,6 +491,32 @@ async fn collect(
             &mut fresh
         };
         side.entry(text(&r, "worker")?).or_default().push(due);
+    }
+    // Withdrawals asked for, of accounts not on hold.
+    let rows = query(
+        "SELECT w.id, w.account, w.amount,
+           (SELECT COUNT(*) FROM payout_holds h WHERE h.worker = w.account) AS held
+         FROM withdrawals w
+         WHERE w.payout_seq IS NULL
+           AND NOT EXISTS (SELECT 1 FROM payout_holds h WHERE h.worker = w.account AND h.retry_at > $1)
+         ORDER BY w.id LIMIT $2",
+    )
+    .bind(now)
+    .bind(MAX_ASSIGNMENTS)
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in rows {
+        let due = Due {
+            id: int(&r, "id")?,
+            task: None,
+            amount: int(&r, "amount")?,
+        };
+        let side = if int(&r, "held")? > 0 {
+            &mut retry
+        } else {
+            &mut fresh
+        };
+        side.entry(text(&r, "account")?).or_default().push(due);
     }
     // A retry goes first, alone, or a busy market would never get to it.
     Ok(match retry.into_iter().next() {

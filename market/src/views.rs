@@ -252,6 +252,8 @@ pub async fn account_view(m: &Market, account: &AccountId) -> Result<AccountView
         reputation,
         checks,
         credibility: credibility(ASSUMED_SABOTEURS, checks),
+        deposit_memo: crate::deposits::code_for(m, account).await?,
+        withdrawing: ledger::balance(pool, Book::Withdrawing, owner).await?,
     })
 }
 

@@ -252,6 +252,27 @@ impl Client {
         self.get("/v1/accounts/me").await
     }
 
+    /// Ask for `amount` of the available balance to be paid out (signed).
+    pub async fn withdraw(&self, amount: Stroops) -> Result<Withdrawal, Error> {
+        self.post("/v1/withdrawals", &WithdrawalRequest { amount })
+            .await
+    }
+
+    /// This account's withdrawals (signed).
+    pub async fn withdrawals(&self) -> Result<WithdrawalPage, Error> {
+        self.get("/v1/withdrawals").await
+    }
+
+    /// A withdrawal's signed request, for auditors (public).
+    pub async fn withdrawal_evidence(&self, id: i64) -> Result<WithdrawalEvidence, Error> {
+        self.get(&format!("/v1/withdrawals/{id}/evidence")).await
+    }
+
+    /// The deposits credited to this account or sent from it (signed).
+    pub async fn deposits(&self) -> Result<DepositPage, Error> {
+        self.get("/v1/deposits").await
+    }
+
     pub async fn credit(&self, account: &AccountId, amount: Stroops) -> Result<AccountView, Error> {
         self.post(
             "/v1/admin/credits",

@@ -25,4 +25,7 @@ pub enum Error {
     },
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+    /// Evidence that does not say what it claims.
+    #[error("{0}")]
+    Invalid(String),
 }

@@ -364,6 +364,33 @@ pub struct Payout {
     /// makes the audit fail to find the assignment).
     #[serde(default)]
     pub tasks: Vec<TaskId>,
+    /// The client withdrawals this payout pays (`GET /v1/withdrawals/{id}/evidence`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawals: Vec<i64>,
+    /// How the transaction pays it.
+    #[serde(default, skip_serializing_if = "PayoutKind::is_payment")]
+    pub op: PayoutKind,
+}
+
+/// The operation a payout is paid by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutKind {
+    /// A payment to an account that exists (and trusts the asset).
+    #[default]
+    Payment,
+    /// A new account funded with the amount (native asset, amount at least
+    /// the network's minimum balance).
+    CreateAccount,
+    /// A claimable balance the payee claims when it can: for a missing
+    /// account paid less than the minimum balance, or no trustline.
+    ClaimableBalance,
+}
+
+impl PayoutKind {
+    pub fn is_payment(&self) -> bool {
+        *self == PayoutKind::Payment
+    }
 }
 
 /// `GET /v1/market`: what an operator or a worker owner looks at first.
@@ -427,6 +454,107 @@ pub struct AccountView {
     /// How far the market trusts this worker's results ([`crate::trust::credibility`]).
     #[serde(default)]
     pub credibility: f64,
+    /// The text memo that credits a payment into the operator's account to
+    /// this account whoever sends it (say, an exchange).
+    #[serde(default)]
+    pub deposit_memo: String,
+    /// Withdrawals asked for and not yet in a settlement record.
+    #[serde(default)]
+    pub withdrawing: Stroops,
+}
+
+/// One payment into the operator's account, as the market read it from
+/// the network: credited once, or refused with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deposit {
+    /// The network's operation id.
+    pub id: String,
+    /// The account credited (none when refused).
+    pub account: Option<AccountId>,
+    pub sender: String,
+    pub amount: Stroops,
+    /// `native` or `CODE:ISSUER`.
+    pub asset: String,
+    pub memo: Option<String>,
+    pub tx_hash: String,
+    /// `credited` or `refused`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /v1/withdrawals`: move `amount` of the caller's available balance
+/// out to its own account on the network, through the settlement records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalRequest {
+    pub amount: Stroops,
+}
+
+/// A withdrawal as the market holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    pub id: i64,
+    pub account: AccountId,
+    pub amount: Stroops,
+    /// The settlement record paying it, once written.
+    pub payout_seq: Option<u64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `GET /v1/withdrawals`: the caller's withdrawals, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WithdrawalPage {
+    pub withdrawals: Vec<Withdrawal>,
+}
+
+/// `GET /v1/withdrawals/{id}/evidence`: the request exactly as its account
+/// signed it, so an auditor checks that a payout's withdrawal was asked for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WithdrawalEvidence {
+    pub id: i64,
+    pub account: AccountId,
+    pub amount: Stroops,
+    /// The request body as sent, base64.
+    pub body: String,
+    pub timestamp: i64,
+    pub nonce: String,
+    pub signature: String,
+    pub payout_seq: Option<u64>,
+}
+
+impl WithdrawalEvidence {
+    /// The signature verifies for `POST /v1/withdrawals` with this body, and
+    /// the body asks for `amount`.
+    pub fn verify(&self) -> Result<(), crate::Error> {
+        use base64::Engine as _;
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(&self.body)
+            .map_err(|e| crate::Error::Invalid(format!("withdrawal body: {e}")))?;
+        let message = crate::signing::message(
+            "POST",
+            "/v1/withdrawals",
+            self.timestamp,
+            &self.nonce,
+            &body,
+        );
+        crate::signing::verify(&self.account, &message, &self.signature)?;
+        let req: WithdrawalRequest = serde_json::from_slice(&body)
+            .map_err(|e| crate::Error::Invalid(format!("withdrawal body: {e}")))?;
+        if req.amount != self.amount {
+            return Err(crate::Error::Invalid(format!(
+                "the signed request asks for {} stroops, not {}",
+                req.amount.0, self.amount.0
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `GET /v1/deposits`: the caller's deposits, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DepositPage {
+    pub deposits: Vec<Deposit>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,8 @@
 //! | kind | meaning |
 //! | --- | --- |
 //! | `broken_chain` | `seq` not consecutive from 1, or `prev_hash` not the previous `hash` |
-//! | `bad_record` | malformed fields: hex, empty or unsorted payouts, non-positive amounts |
+//! | `bad_record` | malformed fields: hex, empty or unsorted payouts, non-positive amounts, a payout for nothing |
+//! | `bad_op` | a payout whose op cannot pay the record's asset (`create_account` in a non-native asset) |
 //! | `bad_hash` | `hash` is not the hash of the record's canonical encoding |
 //! | `bad_envelope` | `envelope_xdr` does not decode as a payment batch |
 //! | `source_mismatch` | the envelope's source is not the record's (or the expected operator) |
@@ -14,12 +15,12 @@
 //! | `bad_signature` | the envelope is not signed by `source` for `network` |
 //! | `tx_hash_mismatch` | the envelope's hash on `network` is not `tx_hash` |
 //! | `memo_mismatch` | the envelope's `MemoHash` is not the hash of the record body |
-//! | `payout_mismatch` | the payments are not exactly the payouts (account, amount, asset, order) |
-//! | `double_payment` | an assignment id paid by two payouts (in one record or two) |
+//! | `payout_mismatch` | the operations are not exactly the payouts (op kind, account, amount, asset, order) |
+//! | `double_payment` | an assignment or withdrawal id paid by two payouts (in one record or two) |
 //!
-//! Assignments of records whose status says they paid nothing (see
-//! [`status_pays`]) do not count as paid, so their replacement is no double
-//! payment.
+//! Assignments and withdrawals of records whose status says they paid
+//! nothing (see [`status_pays`]) do not count as paid, so their replacement
+//! is no double payment.
 
 use std::collections::HashMap;
 
@@ -49,12 +50,13 @@ impl Finding {
 }
 
 /// Checks a chain of records in order, keeping what it needs between calls
-/// (the last hash, the next seq, every paid assignment id).
+/// (the last hash, the next seq, every paid assignment and withdrawal id).
 #[derive(Debug, Clone)]
 pub struct ChainChecker {
     next_seq: u64,
     prev_hash: String,
     paid: HashMap<i64, u64>,
+    paid_withdrawals: HashMap<i64, u64>,
     source: Option<PublicKey>,
     network: Option<Network>,
     asset: Option<Asset>,
@@ -73,6 +75,7 @@ impl ChainChecker {
             next_seq: 1,
             prev_hash: GENESIS_PREV_HASH.to_owned(),
             paid: HashMap::new(),
+            paid_withdrawals: HashMap::new(),
             source: None,
             network: None,
             asset: None,
@@ -166,6 +169,14 @@ impl ChainChecker {
                     ));
                 }
             }
+            for id in record.payouts.iter().flat_map(|p| &p.withdrawals) {
+                if let Some(first) = self.paid_withdrawals.insert(*id, record.seq) {
+                    findings.push(Finding::new(
+                        "double_payment",
+                        format!("{at}: withdrawal {id} was already paid by record {first}"),
+                    ));
+                }
+            }
         }
         findings
     }
@@ -182,8 +193,11 @@ pub fn check_record(record: &SettlementRecord) -> Vec<Finding> {
     let mut findings = Vec::new();
     let at = format!("record {}", record.seq);
     let body = record.body();
-    if let Some(problem) = body.problem() {
+    if let Some(problem) = body.shape_problem() {
         findings.push(Finding::new("bad_record", format!("{at}: {problem}")));
+    }
+    for problem in body.op_problems() {
+        findings.push(Finding::new("bad_op", format!("{at}: {problem}")));
     }
     for (name, value) in [("hash", &record.hash), ("tx_hash", &record.tx_hash)] {
         if !is_hash_hex(value) {
@@ -253,21 +267,25 @@ pub fn check_record(record: &SettlementRecord) -> Vec<Finding> {
         .payments
         .iter()
         .zip(&record.payouts)
-        .position(|(pay, out)| {
-            pay.destination != out.account || pay.amount != out.amount || pay.asset != record.asset
-        });
+        .position(|(pay, out)| *pay != out.payment(record.asset));
     if !same_len || mismatch.is_some() {
         let detail = match mismatch {
-            Some(i) => format!(
-                "{at}: payment {i} pays {} {} to {}, payout is {} to {}",
-                decoded.payments[i].amount,
-                decoded.payments[i].asset,
-                decoded.payments[i].destination,
-                record.payouts[i].amount,
-                record.payouts[i].account
-            ),
+            Some(i) => {
+                let (pay, out) = (&decoded.payments[i], &record.payouts[i]);
+                format!(
+                    "{at}: operation {i} is a {} of {} {} to {}, payout is a {} of {} {} to {}",
+                    pay.op,
+                    pay.amount,
+                    pay.asset,
+                    pay.destination,
+                    out.op,
+                    out.amount,
+                    record.asset,
+                    out.account
+                )
+            }
             None => format!(
-                "{at}: {} payments for {} payouts",
+                "{at}: {} operations for {} payouts",
                 decoded.payments.len(),
                 record.payouts.len()
             ),

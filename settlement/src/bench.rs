@@ -82,11 +82,11 @@ fn batch(source: PublicKey, seq: i64, workers: &[PublicKey]) -> PaymentBatch {
     PaymentBatch::new(source, seq)
         .with_time_bounds(1_700_000_000, 1_700_000_300)
         .with_memo_hash(memo)
-        .with_payments(workers.iter().enumerate().map(|(i, w)| Payment {
-            destination: *w,
-            asset: Asset::Native,
-            amount: Stroops((i as i64 + 1) * 1000 + seq),
-        }))
+        .with_payments(
+            workers.iter().enumerate().map(|(i, w)| {
+                Payment::new(*w, Asset::Native, Stroops((i as i64 + 1) * 1000 + seq))
+            }),
+        )
 }
 
 #[cfg(test)]

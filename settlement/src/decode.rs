@@ -1,9 +1,11 @@
 //! Reading a payment envelope back: what the auditor checks records against.
 //!
 //! [`decode_envelope`] accepts exactly what [`PaymentBatch`] produces — a
-//! `TransactionEnvelope::Tx` from a plain ed25519 account with `Payment`
-//! ops only, no per-op sources, optional time bounds, no memo or a
-//! `MemoHash`, no Soroban data — and rejects everything else as
+//! `TransactionEnvelope::Tx` from a plain ed25519 account whose ops are
+//! `Payment`, `CreateAccount` or `CreateClaimableBalance` with exactly one
+//! claimant and an unconditional predicate (the three [`PayoutOp`]s), no
+//! per-op sources, plain (not muxed) accounts, optional time bounds, no
+//! memo or a `MemoHash`, no Soroban data — and rejects everything else as
 //! [`Error::Unsupported`], so nothing in an envelope escapes the check.
 
 use stellar_xdr as xdr;
@@ -14,10 +16,10 @@ use crate::asset::Asset;
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
 use crate::network::Network;
-use crate::tx::{Payment, PaymentBatch, TimeBounds};
+use crate::tx::{Payment, PaymentBatch, PayoutOp, TimeBounds};
 
 /// Limits for decoding untrusted envelopes: a 100-op payment envelope is
-/// under 10 KiB and a few levels deep.
+/// under 16 KiB and a few levels deep.
 pub(crate) fn decode_limits() -> xdr::Limits {
     xdr::Limits {
         depth: 64,
@@ -116,19 +118,7 @@ pub fn decode_envelope(envelope_xdr: &str) -> Result<DecodedPayment> {
     let payments = tx
         .operations
         .iter()
-        .map(|op| {
-            if op.source_account.is_some() {
-                return Err(Error::Unsupported("an operation with its own source"));
-            }
-            let xdr::OperationBody::Payment(p) = &op.body else {
-                return Err(Error::Unsupported("an operation other than Payment"));
-            };
-            Ok(Payment {
-                destination: plain_account(&p.destination)?,
-                asset: Asset::from_xdr(&p.asset)?,
-                amount: Stroops(p.amount),
-            })
-        })
+        .map(decode_op)
         .collect::<Result<Vec<_>>>()?;
     let signatures = v1
         .signatures
@@ -158,6 +148,50 @@ pub fn verify_signature(
     expected_signer: &PublicKey,
 ) -> bool {
     decode_envelope(envelope_xdr).is_ok_and(|d| d.is_signed_by(network, expected_signer))
+}
+
+/// One operation as a [`Payment`], when it is one of the [`PayoutOp`] shapes.
+fn decode_op(op: &xdr::Operation) -> Result<Payment> {
+    if op.source_account.is_some() {
+        return Err(Error::Unsupported("an operation with its own source"));
+    }
+    match &op.body {
+        xdr::OperationBody::Payment(p) => Ok(Payment::new(
+            plain_account(&p.destination)?,
+            Asset::from_xdr(&p.asset)?,
+            Stroops(p.amount),
+        )),
+        xdr::OperationBody::CreateAccount(c) => Ok(Payment::create_account(
+            account(&c.destination),
+            Stroops(c.starting_balance),
+        )),
+        xdr::OperationBody::CreateClaimableBalance(c) => {
+            let [xdr::Claimant::ClaimantTypeV0(claimant)] = c.claimants.as_slice() else {
+                return Err(Error::Unsupported(
+                    "a claimable balance without exactly one claimant",
+                ));
+            };
+            if claimant.predicate != xdr::ClaimPredicate::Unconditional {
+                return Err(Error::Unsupported(
+                    "a claimable balance with a conditional predicate",
+                ));
+            }
+            Ok(Payment::with_op(
+                PayoutOp::ClaimableBalance,
+                account(&claimant.destination),
+                Asset::from_xdr(&c.asset)?,
+                Stroops(c.amount),
+            ))
+        }
+        _ => Err(Error::Unsupported(
+            "an operation other than Payment, CreateAccount or CreateClaimableBalance",
+        )),
+    }
+}
+
+fn account(id: &xdr::AccountId) -> PublicKey {
+    let xdr::PublicKey::PublicKeyTypeEd25519(xdr::Uint256(bytes)) = &id.0;
+    PublicKey::from_bytes(*bytes)
 }
 
 fn plain_account(account: &xdr::MuxedAccount) -> Result<PublicKey> {
@@ -197,6 +231,67 @@ mod tests {
         assert_eq!(decoded.signatures[0].hint, kp.public_key().hint());
         let hash = batch.sign(&kp, &network).unwrap().hash;
         assert_eq!(decoded.tx_hash(&network).unwrap(), hash);
+    }
+
+    /// A signed batch with one op of each kind, and its envelope as XDR.
+    fn mixed_ops() -> (PaymentBatch, xdr::TransactionEnvelope) {
+        let kp = Keypair::from_seed(&[5; 32]);
+        let usdc = Asset::parse(&format!("USDC:{}", kp.public_key())).unwrap();
+        let to = |i: u8| Keypair::from_seed(&[i; 32]).public_key();
+        let batch = PaymentBatch::new(kp.public_key(), 3)
+            .with_memo_hash([1; 32])
+            .with_create_account(to(6), Stroops(10_000_000))
+            .with_payment(to(7), usdc, Stroops(2))
+            .with_claimable_balance(to(8), usdc, Stroops(3))
+            .with_claimable_balance(to(9), Asset::Native, Stroops(4));
+        let envelope = batch.sign(&kp, &Network::testnet()).unwrap();
+        (batch, envelope.envelope().unwrap())
+    }
+
+    #[test]
+    fn every_op_kind_decodes_back() {
+        let (batch, envelope) = mixed_ops();
+        let decoded = decode_envelope(&envelope.to_xdr_base64(Limits::none()).unwrap()).unwrap();
+        let ops: Vec<PayoutOp> = decoded.payments.iter().map(|p| p.op).collect();
+        use PayoutOp::*;
+        assert_eq!(
+            ops,
+            [CreateAccount, Payment, ClaimableBalance, ClaimableBalance]
+        );
+        assert_eq!(decoded.payments[0].asset, Asset::Native);
+        assert_eq!(decoded.to_batch().unwrap(), batch);
+    }
+
+    #[test]
+    fn claimable_balances_tally_did_not_make_are_unsupported() {
+        let (_, envelope) = mixed_ops();
+        let edit = |f: &dyn Fn(&mut xdr::CreateClaimableBalanceOp)| {
+            let mut env = envelope.clone();
+            if let xdr::TransactionEnvelope::Tx(v1) = &mut env {
+                let mut ops = v1.tx.operations.to_vec();
+                if let xdr::OperationBody::CreateClaimableBalance(c) = &mut ops[2].body {
+                    f(c);
+                }
+                v1.tx.operations = ops.try_into().unwrap();
+            }
+            decode_envelope(&env.to_xdr_base64(Limits::none()).unwrap())
+        };
+        assert!(edit(&|_| {}).is_ok());
+        let conditional = edit(&|c| {
+            let mut claimants = c.claimants.to_vec();
+            let xdr::Claimant::ClaimantTypeV0(v0) = &mut claimants[0];
+            v0.predicate = xdr::ClaimPredicate::BeforeRelativeTime(60);
+            c.claimants = claimants.try_into().unwrap();
+        });
+        assert!(matches!(conditional, Err(Error::Unsupported(_))));
+        let two = edit(&|c| {
+            let mut claimants = c.claimants.to_vec();
+            claimants.push(claimants[0].clone());
+            c.claimants = claimants.try_into().unwrap();
+        });
+        assert!(matches!(two, Err(Error::Unsupported(_))));
+        let none = edit(&|c| c.claimants = Vec::new().try_into().unwrap());
+        assert!(matches!(none, Err(Error::Unsupported(_))));
     }
 
     #[test]

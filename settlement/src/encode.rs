@@ -1,7 +1,8 @@
 //! Direct XDR encoding and signing of payment transactions, into reused buffers.
 //!
-//! A payment transaction has a fixed shape, so its XDR is written here field
-//! by field instead of through `stellar-xdr`'s generic writer (which would
+//! A payment transaction has a fixed shape (its ops are `Payment`,
+//! `CreateAccount` or `CreateClaimableBalance` with one unconditional
+//! claimant, see [`PayoutOp`]), so its XDR is written here field by field instead of through `stellar-xdr`'s generic writer (which would
 //! also serialize the whole transaction a second time, from a clone, to hash
 //! it). The envelope starts with `ENVELOPE_TYPE_TX` followed by the
 //! transaction, which is exactly the tail of the signature payload
@@ -16,7 +17,7 @@ use crate::asset::Asset;
 use crate::error::{Error, Result};
 use crate::keys::{Keypair, PublicKey};
 use crate::network::Network;
-use crate::tx::{PaymentBatch, SignedTx};
+use crate::tx::{PaymentBatch, PayoutOp, SignedTx};
 
 /// `EnvelopeType::Tx`, also the tag of the signature payload.
 const ENVELOPE_TYPE_TX: u32 = 2;
@@ -25,7 +26,11 @@ const PRECOND_NONE: u32 = 0;
 const PRECOND_TIME: u32 = 1;
 const MEMO_NONE: u32 = 0;
 const MEMO_HASH: u32 = 3;
+const OP_CREATE_ACCOUNT: u32 = 0;
 const OP_PAYMENT: u32 = 1;
+const OP_CREATE_CLAIMABLE_BALANCE: u32 = 14;
+const CLAIMANT_TYPE_V0: u32 = 0;
+const CLAIM_PREDICATE_UNCONDITIONAL: u32 = 0;
 const ASSET_NATIVE: u32 = 0;
 const ASSET_ALPHANUM4: u32 = 1;
 const ASSET_ALPHANUM12: u32 = 2;
@@ -55,7 +60,7 @@ impl TxSigner {
             source: keypair.public_key(),
             keypair,
             network_id: network.network_id(),
-            buf: Vec::with_capacity(8 * 1024),
+            buf: Vec::with_capacity(16 * 1024),
         }
     }
 
@@ -138,10 +143,29 @@ fn write_transaction(buf: &mut Vec<u8>, batch: &PaymentBatch, fee: u32) {
     put_u32(buf, payments.len() as u32);
     for p in payments {
         put_u32(buf, 0); // no per-operation source account
-        put_u32(buf, OP_PAYMENT);
-        put_account(buf, &p.destination);
-        put_asset(buf, &p.asset);
-        buf.extend_from_slice(&p.amount.0.to_be_bytes());
+        match p.op {
+            PayoutOp::Payment => {
+                put_u32(buf, OP_PAYMENT);
+                put_account(buf, &p.destination);
+                put_asset(buf, &p.asset);
+                buf.extend_from_slice(&p.amount.0.to_be_bytes());
+            }
+            PayoutOp::CreateAccount => {
+                // Validated: the asset is native, and not written.
+                put_u32(buf, OP_CREATE_ACCOUNT);
+                put_account(buf, &p.destination);
+                buf.extend_from_slice(&p.amount.0.to_be_bytes());
+            }
+            PayoutOp::ClaimableBalance => {
+                put_u32(buf, OP_CREATE_CLAIMABLE_BALANCE);
+                put_asset(buf, &p.asset);
+                buf.extend_from_slice(&p.amount.0.to_be_bytes());
+                put_u32(buf, 1); // one Claimant
+                put_u32(buf, CLAIMANT_TYPE_V0);
+                put_account(buf, &p.destination);
+                put_u32(buf, CLAIM_PREDICATE_UNCONDITIONAL);
+            }
+        }
     }
     put_u32(buf, 0); // TransactionExt::V0
 }

@@ -26,6 +26,12 @@ pub enum Error {
     OpCount(usize),
     #[error("payment {index} has a non-positive amount of {amount} stroops")]
     NonPositiveAmount { index: usize, amount: i64 },
+    #[error("payment {index}: a {op} operation cannot pay in {asset} (create_account pays native lumens only)")]
+    OpAsset {
+        index: usize,
+        op: &'static str,
+        asset: String,
+    },
     #[error("fee overflows u32: base fee {base_fee} x {ops} operations")]
     FeeOverflow { base_fee: u32, ops: usize },
     #[error("time bounds are inverted: min {min} > max {max}")]

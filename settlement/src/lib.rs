@@ -9,7 +9,8 @@
 //! - [`network`]: testnet, public or a custom passphrase, and its network id.
 //! - [`asset`]: `native` or `CODE:ISSUER` (alphanum4 / alphanum12) and its XDR.
 //! - [`amount`]: [`Stroops`], checked arithmetic, no floats.
-//! - [`tx`]: [`PaymentBatch`], one transaction with up to 100 payments, signed into a [`SignedTx`].
+//! - [`tx`]: [`PaymentBatch`], one transaction with up to 100 payouts, each a [`PayoutOp`]
+//!   (`Payment`, `CreateAccount` or `CreateClaimableBalance`), signed into a [`SignedTx`].
 //! - [`encode`]: the direct XDR writer and [`TxSigner`] behind `tx`, with reused buffers.
 //! - [`decode`]: a base64 envelope back into a [`DecodedPayment`]; signature checks.
 //! - [`record`]: hash-chained [`SettlementRecord`]s and their canonical encoding.
@@ -42,4 +43,4 @@ pub use keys::{AccountId, Keypair, PublicKey};
 pub use network::Network;
 pub use record::{Payout, RecordBody, SettlementRecord, GENESIS_PREV_HASH};
 pub use submit::{Endpoint, Outcome, Submitter};
-pub use tx::{Payment, PaymentBatch, SignedTx, TimeBounds};
+pub use tx::{Payment, PaymentBatch, PayoutOp, SignedTx, TimeBounds};

@@ -1,8 +1,9 @@
 //! Settlement records: the hash-chained, append-only log of payouts.
 //!
 //! A record pays one batch: its payouts (account, amount, the assignment
-//! ids it pays) and the signed transaction that pays them. Two hashes tie
-//! the record and the transaction together:
+//! and client-withdrawal ids it pays, and the [`PayoutOp`] that pays it)
+//! and the signed transaction that pays them. Two hashes tie the record
+//! and the transaction together:
 //!
 //! * the transaction's `MemoHash` is `sha256(body)`, so the transaction
 //!   commits to the payouts;
@@ -22,16 +23,35 @@
 //!              {asset}                                {asset}
 //!              {payout line}...                       {tx_hash}
 //!                                                     {payout line}...
-//! payout line: {account} {amount} {assignment ids joined by ","}
+//! payout line: {account} {amount} {assignments}[ op={op}][ withdrawals={withdrawals}]
+//! ```
+//!
+//! `{assignments}` is the assignment ids joined by `,`, or `-` when the
+//! payout pays withdrawals only. The two optional fields appear only when
+//! they differ from the default, in this order, each after one space:
+//! ` op=create_account` or ` op=claimable_balance` (never ` op=payment`),
+//! and ` withdrawals={ids joined by ","}` when the payout pays client
+//! withdrawals. So a plain payment for assignments only is the line
+//! `{account} {amount} {ids}` exactly as before payout ops and withdrawals
+//! existed, and records made only of such payouts hash as they always did.
+//! For example:
+//!
+//! ```text
+//! GA... 5000000 4,9
+//! GB... 20000000 7 op=create_account
+//! GC... 150 - op=claimable_balance withdrawals=3,12
+//! GD... 80 2 withdrawals=5
 //! ```
 //!
 //! `memo = sha256(body)` (raw 32 bytes) and `hash = hex(sha256(record))`.
 //! Payouts are sorted by account in the byte order of the `G...` text (not
 //! of the raw key: base32 puts digits after letters), one payout per
-//! account; assignment ids are sorted ascending. The first record has `seq` 1 and `prev_hash` =
-//! [`GENESIS_PREV_HASH`]. `envelope_xdr` and `status` are not hashed: the
-//! envelope is bound by `tx_hash`, and the status changes as the
-//! transaction goes through submission.
+//! account; assignment and withdrawal ids are sorted ascending, unique,
+//! and a payout pays at least one of either. `create_account` payouts
+//! only appear in records paying the native asset. The first record has
+//! `seq` 1 and `prev_hash` = [`GENESIS_PREV_HASH`]. `envelope_xdr` and
+//! `status` are not hashed: the envelope is bound by `tx_hash`, and the
+//! status changes as the transaction goes through submission.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -41,7 +61,7 @@ use crate::asset::Asset;
 use crate::error::{Error, Result};
 use crate::keys::{Keypair, PublicKey};
 use crate::network::Network;
-use crate::tx::{Payment, PaymentBatch, SignedTx, TimeBounds, MAX_OPS};
+use crate::tx::{Payment, PaymentBatch, PayoutOp, SignedTx, TimeBounds, MAX_OPS};
 
 /// `prev_hash` of the first record.
 pub const GENESIS_PREV_HASH: &str =
@@ -68,6 +88,43 @@ pub struct Payout {
     pub amount: Stroops,
     /// The assignment ids this payout pays for.
     pub assignments: Vec<i64>,
+    /// The operation that pays it (omitted in JSON when `payment`).
+    #[serde(default, skip_serializing_if = "PayoutOp::is_payment")]
+    pub op: PayoutOp,
+    /// The ids of the client withdrawals this payout pays (omitted in JSON
+    /// when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawals: Vec<i64>,
+}
+
+impl Payout {
+    /// A plain payment of `amount` to `account` for `assignments`.
+    pub fn new(account: PublicKey, amount: Stroops, assignments: Vec<i64>) -> Self {
+        Payout {
+            account,
+            amount,
+            assignments,
+            op: PayoutOp::Payment,
+            withdrawals: Vec::new(),
+        }
+    }
+
+    /// The same payout paid by an `op` operation.
+    pub fn with_op(mut self, op: PayoutOp) -> Self {
+        self.op = op;
+        self
+    }
+
+    /// The same payout also paying the client withdrawals `ids`.
+    pub fn with_withdrawals(mut self, ids: Vec<i64>) -> Self {
+        self.withdrawals = ids;
+        self
+    }
+
+    /// The operation paying this payout in `asset`.
+    pub fn payment(&self, asset: Asset) -> Payment {
+        Payment::with_op(self.op, self.account, asset, self.amount)
+    }
 }
 
 /// A settlement record, with the field names of `GET /v1/settlements`.
@@ -105,7 +162,8 @@ pub struct RecordBody {
 impl RecordBody {
     /// A body with its payouts put in canonical order (by account, ids
     /// ascending). Fails on an empty or oversized batch, a non-positive
-    /// amount, an account paid twice or a payout for no assignment.
+    /// amount, an account paid twice, a payout for no assignment and no
+    /// withdrawal, or a `create_account` payout in a non-native asset.
     pub fn new(
         seq: u64,
         prev_hash: &str,
@@ -117,6 +175,7 @@ impl RecordBody {
         payouts.sort_by_cached_key(|p| p.account.to_string());
         for p in &mut payouts {
             p.assignments.sort_unstable();
+            p.withdrawals.sort_unstable();
         }
         let body = RecordBody {
             seq,
@@ -132,8 +191,32 @@ impl RecordBody {
         Ok(body)
     }
 
-    /// The first thing wrong with the body's shape, if any.
+    /// The first thing wrong with the body, if any: its
+    /// [`shape_problem`](Self::shape_problem), else the first payout whose
+    /// op cannot pay the record's asset ([`op_problems`](Self::op_problems)).
     pub fn problem(&self) -> Option<String> {
+        self.shape_problem()
+            .or_else(|| self.op_problems().into_iter().next())
+    }
+
+    /// One problem per payout whose op cannot pay in the record's asset
+    /// (`create_account` pays native lumens only).
+    pub fn op_problems(&self) -> Vec<String> {
+        self.payouts
+            .iter()
+            .filter(|p| !p.op.supports(&self.asset))
+            .map(|p| {
+                format!(
+                    "payout to {} is {} in {}: create_account pays native lumens only",
+                    p.account, p.op, self.asset
+                )
+            })
+            .collect()
+    }
+
+    /// The first thing wrong with the body's shape (hex, counts, amounts,
+    /// order, ids), if any.
+    pub fn shape_problem(&self) -> Option<String> {
         if !is_hash_hex(&self.prev_hash) {
             return Some(format!(
                 "prev_hash {:?} is not 64 lowercase hex",
@@ -150,14 +233,22 @@ impl RecordBody {
             if !p.amount.is_positive() {
                 return Some(format!("payout to {} of {}", p.account, p.amount));
             }
-            if p.assignments.is_empty() {
-                return Some(format!("payout to {} pays no assignment", p.account));
-            }
-            if p.assignments.windows(2).any(|w| w[0] >= w[1]) {
+            if p.assignments.is_empty() && p.withdrawals.is_empty() {
                 return Some(format!(
-                    "payout to {}: assignments not sorted and unique",
+                    "payout to {} pays no assignment and no withdrawal",
                     p.account
                 ));
+            }
+            for (what, ids) in [
+                ("assignments", &p.assignments),
+                ("withdrawals", &p.withdrawals),
+            ] {
+                if ids.windows(2).any(|w| w[0] >= w[1]) {
+                    return Some(format!(
+                        "payout to {}: {what} not sorted and unique",
+                        p.account
+                    ));
+                }
             }
             if i > 0 && self.payouts[i - 1].account.to_string() >= p.account.to_string() {
                 return Some(format!("payouts not sorted by account at {}", p.account));
@@ -183,11 +274,7 @@ impl RecordBody {
             .with_base_fee(base_fee)
             .with_time_bounds(bounds.min_time, bounds.max_time)
             .with_memo_hash(self.memo())
-            .with_payments(self.payouts.iter().map(|p| Payment {
-                destination: p.account,
-                asset: self.asset,
-                amount: p.amount,
-            }))
+            .with_payments(self.payouts.iter().map(|p| p.payment(self.asset)))
     }
 
     /// Build and sign the batch, and seal the record around it.
@@ -273,12 +360,28 @@ fn encode(body: &RecordBody, tx_hash: Option<&str>) -> String {
     }
     for p in &body.payouts {
         let _ = write!(out, "{} {} ", p.account, p.amount.0);
-        for (i, id) in p.assignments.iter().enumerate() {
-            let _ = write!(out, "{}{id}", if i > 0 { "," } else { "" });
+        if p.assignments.is_empty() {
+            out.push('-');
+        }
+        write_ids(&mut out, &p.assignments);
+        if !p.op.is_payment() {
+            let _ = write!(out, " op={}", p.op);
+        }
+        if !p.withdrawals.is_empty() {
+            out.push_str(" withdrawals=");
+            write_ids(&mut out, &p.withdrawals);
         }
         out.push('\n');
     }
     out
+}
+
+/// `ids` joined by `,`.
+fn write_ids(out: &mut String, ids: &[i64]) {
+    use std::fmt::Write;
+    for (i, id) in ids.iter().enumerate() {
+        let _ = write!(out, "{}{id}", if i > 0 { "," } else { "" });
+    }
 }
 
 /// 64 lowercase hex characters.

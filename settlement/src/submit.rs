@@ -35,7 +35,8 @@ pub enum Outcome {
     /// Applied in `ledger`: the payments happened.
     Success { ledger: u32 },
     /// Rejected or failed, with Horizon-style codes (`tx_bad_seq`,
-    /// `tx_failed` + `op_no_destination`, `op_no_trust`, ...).
+    /// `tx_failed` + `op_no_destination`, `op_no_trust`, `op_already_exists`
+    /// (a `create_account` payout to an existing account), `op_low_reserve`, ...).
     Failed {
         tx_code: String,
         op_codes: Vec<String>,
@@ -123,6 +124,31 @@ impl Submitter {
                     None => Ok(Outcome::Timeout),
                 }
             }
+        }
+    }
+
+    /// Whether a payee can receive a plain payment of `asset`: `None` when
+    /// its account does not exist, `Some(false)` when it holds no trustline
+    /// to a credit asset. Stellar RPC tells existence only: a credit asset
+    /// is then taken as untrusted (a claimable balance never fails).
+    pub async fn payee(&self, account: &PublicKey, asset: &crate::Asset) -> Result<Option<bool>> {
+        let asset = asset.to_string();
+        match &self.endpoint {
+            Endpoint::Horizon(base) => {
+                let url = format!("{}/accounts/{account}", base.trim_end_matches('/'));
+                let (status, body) =
+                    read(self.http.get(url).send().await)
+                        .await?
+                        .ok_or_else(|| Error::Response {
+                            endpoint: "account",
+                            detail: "timed out".into(),
+                        })?;
+                parse::horizon_trusts(status, &body, &asset)
+            }
+            Endpoint::Rpc(_) => Ok(self
+                .account_sequence(account)
+                .await?
+                .map(|_| asset == "native")),
         }
     }
 

@@ -1,7 +1,16 @@
-//! Payment batches: one Stellar transaction, one `Payment` op per payee.
+//! Payment batches: one Stellar transaction, one operation per payee.
 //!
-//! A [`PaymentBatch`] is validated (1-100 ops, positive amounts, fee =
-//! base fee x ops fits in a `u32`) and then either turned into the XDR
+//! Each [`Payment`] becomes the operation its [`PayoutOp`] names:
+//!
+//! | op | Stellar operation | destination must |
+//! | --- | --- | --- |
+//! | `payment` (default) | `Payment` | exist (and trust the asset) |
+//! | `create_account` | `CreateAccount`, `starting_balance` = amount, native only | not exist yet |
+//! | `claimable_balance` | `CreateClaimableBalance`, one claimant (the destination) with an unconditional predicate | nothing: it claims later |
+//!
+//! A [`PaymentBatch`] is validated (1-100 ops, positive amounts,
+//! `create_account` only for the native asset, fee = base fee x ops fits
+//! in a `u32`) and then either turned into the XDR
 //! [`Transaction`](stellar_xdr::Transaction) or signed into a
 //! [`SignedTx`]: the `TransactionEnvelope::Tx` with one decorated
 //! signature over `sha256(network_id || ENVELOPE_TYPE_TX || tx)`, as
@@ -11,6 +20,7 @@
 //! those bytes against `stellar-xdr`'s encoding of [`PaymentBatch::to_transaction`]
 //! and against envelopes made by the Python `stellar-sdk` (`tests/golden.rs`).
 
+use serde::{Deserialize, Serialize};
 use stellar_xdr as xdr;
 
 use crate::amount::Stroops;
@@ -25,12 +35,129 @@ pub const MAX_OPS: usize = 100;
 /// The network's minimum base fee per operation, in stroops.
 pub const DEFAULT_BASE_FEE: u32 = 100;
 
-/// One payment: `amount` of `asset` to `destination`.
+/// How a payout reaches its account: the kind of operation that pays it.
+///
+/// Serialized (and written in record encodings) in snake_case:
+/// `payment`, `create_account`, `claimable_balance`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutOp {
+    /// A `Payment` op: fails if the destination account does not exist
+    /// (or does not trust a credit asset).
+    #[default]
+    Payment,
+    /// A `CreateAccount` op funding a new account with the amount as its
+    /// starting balance. Native asset only; fails if the account exists.
+    CreateAccount,
+    /// A `CreateClaimableBalance` op the destination claims when it wants
+    /// (one claimant, unconditional predicate): never fails on a missing
+    /// destination.
+    ClaimableBalance,
+}
+
+impl PayoutOp {
+    /// Every op kind, the default first.
+    pub const ALL: [PayoutOp; 3] = [
+        PayoutOp::Payment,
+        PayoutOp::CreateAccount,
+        PayoutOp::ClaimableBalance,
+    ];
+
+    /// Whether this is the default, [`PayoutOp::Payment`].
+    pub fn is_payment(&self) -> bool {
+        *self == PayoutOp::Payment
+    }
+
+    /// The snake_case name: `payment`, `create_account`, `claimable_balance`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PayoutOp::Payment => "payment",
+            PayoutOp::CreateAccount => "create_account",
+            PayoutOp::ClaimableBalance => "claimable_balance",
+        }
+    }
+
+    /// The op kind named `name` (see [`as_str`](Self::as_str)).
+    pub fn parse(name: &str) -> Option<Self> {
+        PayoutOp::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+
+    /// Whether this op can pay in `asset` (`create_account` pays lumens only).
+    pub fn supports(&self, asset: &Asset) -> bool {
+        *self != PayoutOp::CreateAccount || *asset == Asset::Native
+    }
+}
+
+impl std::fmt::Display for PayoutOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One operation of a batch: `amount` of `asset` to `destination`, paid by
+/// an `op` operation (for `create_account` the asset is always native).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Payment {
+    pub op: PayoutOp,
     pub destination: PublicKey,
     pub asset: Asset,
     pub amount: Stroops,
+}
+
+impl Payment {
+    /// A plain `Payment` op.
+    pub fn new(destination: PublicKey, asset: Asset, amount: Stroops) -> Self {
+        Payment::with_op(PayoutOp::Payment, destination, asset, amount)
+    }
+
+    /// An op of kind `op`.
+    pub fn with_op(op: PayoutOp, destination: PublicKey, asset: Asset, amount: Stroops) -> Self {
+        Payment {
+            op,
+            destination,
+            asset,
+            amount,
+        }
+    }
+
+    /// A `CreateAccount` op: `amount` lumens as the new account's starting balance.
+    pub fn create_account(destination: PublicKey, amount: Stroops) -> Self {
+        Payment::with_op(PayoutOp::CreateAccount, destination, Asset::Native, amount)
+    }
+
+    /// A `CreateClaimableBalance` op claimable by `destination` alone, unconditionally.
+    pub fn claimable_balance(destination: PublicKey, asset: Asset, amount: Stroops) -> Self {
+        Payment::with_op(PayoutOp::ClaimableBalance, destination, asset, amount)
+    }
+
+    /// The XDR operation body (no per-operation source). Does not check the
+    /// op against the asset: [`PaymentBatch::validate`] does.
+    pub fn to_operation_body(&self) -> Result<xdr::OperationBody> {
+        Ok(match self.op {
+            PayoutOp::Payment => xdr::OperationBody::Payment(xdr::PaymentOp {
+                destination: muxed(&self.destination),
+                asset: self.asset.to_xdr(),
+                amount: self.amount.0,
+            }),
+            PayoutOp::CreateAccount => xdr::OperationBody::CreateAccount(xdr::CreateAccountOp {
+                destination: account_id(&self.destination),
+                starting_balance: self.amount.0,
+            }),
+            PayoutOp::ClaimableBalance => {
+                xdr::OperationBody::CreateClaimableBalance(xdr::CreateClaimableBalanceOp {
+                    asset: self.asset.to_xdr(),
+                    amount: self.amount.0,
+                    claimants: vec![xdr::Claimant::ClaimantTypeV0(xdr::ClaimantV0 {
+                        destination: account_id(&self.destination),
+                        predicate: xdr::ClaimPredicate::Unconditional,
+                    })]
+                    .try_into()?,
+                })
+            }
+        })
+    }
 }
 
 /// A transaction's validity window in unix seconds; `max_time == 0` means
@@ -85,13 +212,28 @@ impl PaymentBatch {
         self
     }
 
-    /// Add one payment.
+    /// Add one `Payment` op.
     pub fn with_payment(mut self, destination: PublicKey, asset: Asset, amount: Stroops) -> Self {
-        self.payments.push(Payment {
-            destination,
-            asset,
-            amount,
-        });
+        self.payments.push(Payment::new(destination, asset, amount));
+        self
+    }
+
+    /// Add one `CreateAccount` op funding `destination` with `amount` lumens.
+    pub fn with_create_account(mut self, destination: PublicKey, amount: Stroops) -> Self {
+        self.payments
+            .push(Payment::create_account(destination, amount));
+        self
+    }
+
+    /// Add one `CreateClaimableBalance` op claimable by `destination`.
+    pub fn with_claimable_balance(
+        mut self,
+        destination: PublicKey,
+        asset: Asset,
+        amount: Stroops,
+    ) -> Self {
+        self.payments
+            .push(Payment::claimable_balance(destination, asset, amount));
         self
     }
 
@@ -137,6 +279,18 @@ impl PaymentBatch {
                 amount: p.amount.0,
             });
         }
+        if let Some((index, p)) = self
+            .payments
+            .iter()
+            .enumerate()
+            .find(|(_, p)| !p.op.supports(&p.asset))
+        {
+            return Err(Error::OpAsset {
+                index,
+                op: p.op.as_str(),
+                asset: p.asset.to_string(),
+            });
+        }
         if let Some(TimeBounds { min_time, max_time }) = self.time_bounds {
             if max_time != 0 && min_time > max_time {
                 return Err(Error::TimeBounds {
@@ -156,18 +310,16 @@ impl PaymentBatch {
     /// The XDR transaction this batch describes.
     pub fn to_transaction(&self) -> Result<xdr::Transaction> {
         let fee = self.validate()?;
-        let operations: Vec<xdr::Operation> = self
+        let operations = self
             .payments
             .iter()
-            .map(|p| xdr::Operation {
-                source_account: None,
-                body: xdr::OperationBody::Payment(xdr::PaymentOp {
-                    destination: muxed(&p.destination),
-                    asset: p.asset.to_xdr(),
-                    amount: p.amount.0,
-                }),
+            .map(|p| {
+                Ok(xdr::Operation {
+                    source_account: None,
+                    body: p.to_operation_body()?,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         Ok(xdr::Transaction {
             source_account: muxed(&self.source),
             fee,
@@ -226,113 +378,12 @@ pub(crate) fn muxed(key: &PublicKey) -> xdr::MuxedAccount {
     xdr::MuxedAccount::Ed25519(xdr::Uint256(*key.as_bytes()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use xdr::{Limits, WriteXdr};
-
-    fn key(i: u8) -> PublicKey {
-        Keypair::from_seed(&[i; 32]).public_key()
-    }
-
-    fn batch(ops: usize) -> PaymentBatch {
-        let usdc = Asset::parse(&format!("USDC:{}", key(200))).unwrap();
-        let long = Asset::parse(&format!("TALLYCOIN:{}", key(201))).unwrap();
-        let assets = [Asset::Native, usdc, long];
-        (0..ops).fold(
-            PaymentBatch::new(key(1), 77)
-                .with_time_bounds(10, 20)
-                .with_memo_hash([9; 32]),
-            |b, i| b.with_payment(key(i as u8 + 2), assets[i % 3], Stroops(i as i64 + 1)),
-        )
-    }
-
-    #[test]
-    fn the_fee_is_base_fee_times_ops() {
-        assert_eq!(batch(1).validate().unwrap(), 100);
-        assert_eq!(batch(100).validate().unwrap(), 10_000);
-        assert_eq!(batch(3).with_base_fee(250).validate().unwrap(), 750);
-        let tx = batch(3).with_base_fee(250).to_transaction().unwrap();
-        assert_eq!(tx.fee, 750);
-        assert_eq!(tx.operations.len(), 3);
-    }
-
-    #[test]
-    fn empty_oversized_and_overflowing_batches_are_rejected() {
-        assert!(matches!(batch(0).validate(), Err(Error::OpCount(0))));
-        assert!(matches!(batch(101).validate(), Err(Error::OpCount(101))));
-        assert!(matches!(
-            batch(2).with_base_fee(u32::MAX).validate(),
-            Err(Error::FeeOverflow { ops: 2, .. })
-        ));
-        assert!(batch(1).with_base_fee(u32::MAX).validate().is_ok());
-        let inverted = batch(1).with_time_bounds(30, 20);
-        assert!(matches!(inverted.validate(), Err(Error::TimeBounds { .. })));
-        assert!(batch(1).with_time_bounds(30, 0).validate().is_ok());
-    }
-
-    #[test]
-    fn zero_and_negative_amounts_are_rejected() {
-        for amount in [0, -1, i64::MIN] {
-            let b = batch(2).with_payment(key(9), Asset::Native, Stroops(amount));
-            assert!(matches!(
-                b.validate(),
-                Err(Error::NonPositiveAmount { index: 2, .. })
-            ));
-        }
-    }
-
-    #[test]
-    fn signing_needs_the_source_key() {
-        let b = batch(1);
-        let other = Keypair::from_seed(&[42; 32]);
-        assert!(matches!(
-            b.sign(&other, &Network::testnet()),
-            Err(Error::SignerMismatch { .. })
-        ));
-    }
-
-    #[test]
-    fn direct_encoding_equals_stellar_xdr_encoding() {
-        let kp = Keypair::from_seed(&[1; 32]);
-        for ops in [1, 2, 3, 50, 100] {
-            for variant in 0..3 {
-                let mut b = batch(ops).with_base_fee(100 + variant);
-                if variant == 1 {
-                    b.time_bounds = None;
-                }
-                if variant == 2 {
-                    b.memo_hash = None;
-                }
-                let network = Network::testnet();
-                let signed = b.sign(&kp, &network).unwrap();
-                let tx = b.to_transaction().unwrap();
-                assert_eq!(signed.hash, tx.hash(network.network_id()).unwrap());
-                let envelope = xdr::TransactionEnvelope::Tx(xdr::TransactionV1Envelope {
-                    tx,
-                    signatures: vec![xdr::DecoratedSignature {
-                        hint: xdr::SignatureHint(kp.public_key().hint()),
-                        signature: xdr::Signature(signed.signature.to_vec().try_into().unwrap()),
-                    }]
-                    .try_into()
-                    .unwrap(),
-                });
-                assert_eq!(
-                    signed.envelope_xdr,
-                    envelope.to_xdr_base64(Limits::none()).unwrap()
-                );
-                assert_eq!(signed.envelope().unwrap(), envelope);
-                assert!(kp.verify(&signed.hash, &signed.signature));
-            }
-        }
-    }
-
-    #[test]
-    fn the_network_changes_the_hash() {
-        let kp = Keypair::from_seed(&[1; 32]);
-        let a = batch(1).sign(&kp, &Network::testnet()).unwrap();
-        let b = batch(1).sign(&kp, &Network::public()).unwrap();
-        assert_ne!(a.hash, b.hash);
-        assert_eq!(a.hash_hex().len(), 64);
-    }
+/// The `AccountId` of an ed25519 key.
+pub(crate) fn account_id(key: &PublicKey) -> xdr::AccountId {
+    xdr::AccountId(xdr::PublicKey::PublicKeyTypeEd25519(xdr::Uint256(
+        *key.as_bytes(),
+    )))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,11 +1,12 @@
 //! Golden vectors: envelopes made by the Python stellar-sdk
 //! (`tests/golden/make_vectors.py`, regenerated only on purpose) must come
-//! out of the Rust builder byte for byte, and decode back to their inputs.
+//! out of the Rust builder byte for byte, and decode back to their inputs,
+//! for every op kind (`Payment`, `CreateAccount`, `CreateClaimableBalance`).
 
 use serde::Deserialize;
 use tally_settlement::{
-    decode_envelope, verify_signature, Asset, Keypair, Network, Payment, PaymentBatch, PublicKey,
-    Stroops, TimeBounds,
+    decode_envelope, verify_signature, Asset, Keypair, Network, Payment, PaymentBatch, PayoutOp,
+    PublicKey, Stroops, TimeBounds,
 };
 
 #[derive(Deserialize)]
@@ -36,12 +37,15 @@ struct VectorPayment {
     destination: String,
     asset: String,
     amount: i64,
+    /// `payment` when absent.
+    #[serde(default)]
+    op: PayoutOp,
 }
 
 fn vectors() -> Vec<Vector> {
     let text = include_str!("golden/vectors.json");
     let v: Vectors = serde_json::from_str(text).expect("vectors.json parses");
-    assert!(v.vectors.len() >= 5, "expected at least 5 golden vectors");
+    assert!(v.vectors.len() >= 12, "expected at least 12 golden vectors");
     v.vectors
 }
 
@@ -53,10 +57,13 @@ impl Vector {
     fn payments(&self) -> Vec<Payment> {
         self.payments
             .iter()
-            .map(|p| Payment {
-                destination: PublicKey::parse(&p.destination).unwrap(),
-                asset: Asset::parse(&p.asset).unwrap(),
-                amount: Stroops(p.amount),
+            .map(|p| {
+                Payment::with_op(
+                    p.op,
+                    PublicKey::parse(&p.destination).unwrap(),
+                    Asset::parse(&p.asset).unwrap(),
+                    Stroops(p.amount),
+                )
             })
             .collect()
     }
@@ -97,6 +104,13 @@ fn rust_envelopes_are_byte_identical_to_stellar_sdk() {
         let signed = v.batch().sign(&kp, &v.network()).unwrap();
         assert_eq!(signed.envelope_xdr, v.envelope_xdr, "{}: envelope", v.name);
         assert_eq!(signed.hash_hex(), v.tx_hash, "{}: tx hash", v.name);
+        let theirs = decode_envelope(&v.envelope_xdr).unwrap().signatures;
+        assert_eq!(theirs.len(), 1, "{}", v.name);
+        assert_eq!(
+            theirs[0].signature, signed.signature,
+            "{}: signature",
+            v.name
+        );
         assert_eq!(v.batch().validate().unwrap(), v.fee, "{}: fee", v.name);
     }
 }
@@ -127,6 +141,9 @@ fn stellar_sdk_envelopes_decode_to_their_inputs() {
             v.name
         );
         assert_eq!(d.memo_hash, Some(v.memo()), "{}", v.name);
+        let ops: Vec<PayoutOp> = d.payments.iter().map(|p| p.op).collect();
+        let expected: Vec<PayoutOp> = v.payments.iter().map(|p| p.op).collect();
+        assert_eq!(ops, expected, "{}: op kinds", v.name);
         assert_eq!(d.payments, v.payments(), "{}", v.name);
         assert_eq!(d.signatures.len(), 1, "{}", v.name);
         assert_eq!(hex::encode(d.tx_hash(&v.network()).unwrap()), v.tx_hash);
@@ -187,5 +204,55 @@ fn the_vectors_cover_what_they_claim() {
     assert!(
         credit(true) && credit(false),
         "alphanum4 and alphanum12 both covered"
+    );
+}
+
+#[test]
+fn the_vectors_cover_every_op_kind() {
+    let vs = vectors();
+    let payments: Vec<Payment> = vs.iter().flat_map(|v| v.payments()).collect();
+    let has = |op: PayoutOp, native: bool| {
+        payments
+            .iter()
+            .any(|p| p.op == op && (p.asset == Asset::Native) == native)
+    };
+    assert!(has(PayoutOp::CreateAccount, true), "create_account");
+    assert!(
+        !has(PayoutOp::CreateAccount, false),
+        "create_account pays lumens only"
+    );
+    for native in [true, false] {
+        assert!(
+            has(PayoutOp::ClaimableBalance, native),
+            "claimable, native {native}"
+        );
+        assert!(has(PayoutOp::Payment, native), "payment, native {native}");
+    }
+    let kinds = |v: &Vector| {
+        let mut ops: Vec<PayoutOp> = v.payments.iter().map(|p| p.op).collect();
+        ops.sort();
+        ops.dedup();
+        ops
+    };
+    // Alone (a vector of one kind) and mixed (all three in one transaction).
+    for op in [PayoutOp::CreateAccount, PayoutOp::ClaimableBalance] {
+        assert!(vs.iter().any(|v| kinds(v) == [op]), "{op} alone");
+    }
+    let mixed: Vec<&Vector> = vs.iter().filter(|v| kinds(v).len() == 3).collect();
+    assert!(
+        mixed.iter().any(|v| v.payments.len() == 100),
+        "100 mixed ops"
+    );
+    assert!(
+        mixed
+            .iter()
+            .any(|v| v.payments().iter().any(|p| p.asset != Asset::Native)),
+        "mixed ops with a credit asset"
+    );
+    assert!(
+        mixed
+            .iter()
+            .any(|v| v.payments().iter().all(|p| p.asset == Asset::Native)),
+        "mixed native ops"
     );
 }

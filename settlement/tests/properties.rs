@@ -1,11 +1,12 @@
-//! Properties over random batches and assets: the direct encoder agrees
-//! with `stellar-xdr`, decoding inverts signing, text forms round-trip.
+//! Properties over random batches (every op kind) and assets: the direct
+//! encoder agrees with `stellar-xdr`, decoding inverts signing, text forms
+//! round-trip.
 
 use proptest::prelude::*;
 use stellar_xdr::{Limits, WriteXdr};
 use tally_settlement::{
-    decode_envelope, verify_signature, Asset, Keypair, Network, Payment, PaymentBatch, PublicKey,
-    Stroops,
+    decode_envelope, verify_signature, Asset, Keypair, Network, Payment, PaymentBatch, PayoutOp,
+    PublicKey, Stroops,
 };
 
 fn key() -> impl Strategy<Value = PublicKey> {
@@ -20,11 +21,23 @@ fn asset() -> impl Strategy<Value = Asset> {
     ]
 }
 
+fn op() -> impl Strategy<Value = PayoutOp> {
+    prop_oneof![
+        Just(PayoutOp::Payment),
+        Just(PayoutOp::CreateAccount),
+        Just(PayoutOp::ClaimableBalance),
+    ]
+}
+
+/// Any op; `create_account` always in the native asset (the only one it pays).
 fn payment() -> impl Strategy<Value = Payment> {
-    (key(), asset(), 1..=i64::MAX).prop_map(|(destination, asset, amount)| Payment {
-        destination,
-        asset,
-        amount: Stroops(amount),
+    (op(), key(), asset(), 1..=i64::MAX).prop_map(|(op, destination, asset, amount)| {
+        let asset = if op == PayoutOp::CreateAccount {
+            Asset::Native
+        } else {
+            asset
+        };
+        Payment::with_op(op, destination, asset, Stroops(amount))
     })
 }
 

@@ -33,6 +33,24 @@ pub async fn show(args: AccountArgs) -> anyhow::Result<ExitCode> {
         "credibility    {:.6} ({} spot checks passed, {} failed)",
         me.credibility, me.checks.passed, me.checks.failed
     );
+    println!(
+        "deposit memo   {} (pay the operator's account with this text memo to credit this account)",
+        me.deposit_memo
+    );
+    let deposits = client.deposits().await.context("asking for deposits")?;
+    for d in deposits.deposits.iter().take(10) {
+        println!(
+            "deposit        {} {} stroops {} {}{}",
+            d.created_at.format("%Y-%m-%d %H:%M:%S"),
+            d.amount.0,
+            d.asset,
+            d.status,
+            d.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

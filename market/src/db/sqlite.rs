@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "backtracking",
         include_str!("../../../migrations/sqlite/0006_backtracking.sql"),
     ),
+    (
+        7,
+        "deposits",
+        include_str!("../../../migrations/sqlite/0007_deposits.sql"),
+    ),
 ];
 
 /// Pragmas of every SQLite connection.

@@ -42,7 +42,6 @@ use crate::config::Config;
 use crate::db::{int, json, text};
 use crate::db::{query, WriteTx};
 use crate::error::{MarketError, Result};
-use crate::ledger::Book;
 use crate::{now_ms, Market};
 
 /// How often the submission job looks at records in flight.
@@ -290,9 +289,13 @@ async fn unpay(
         return Ok(());
     }
     for p in &rec.payouts {
-        move_payout(&mut tx, "unsettle", rec.seq, p, Book::Paid, Book::Earned).await?;
+        move_payout(&mut tx, "unsettle", rec.seq, p, false).await?;
     }
     query("UPDATE assignments SET payout_seq = NULL WHERE payout_seq = $1")
+        .bind(rec.seq as i64)
+        .execute(&mut tx)
+        .await?;
+    query("UPDATE withdrawals SET payout_seq = NULL WHERE payout_seq = $1")
         .bind(rec.seq as i64)
         .execute(&mut tx)
         .await?;

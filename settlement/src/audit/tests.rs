@@ -2,8 +2,8 @@ use super::*;
 use crate::amount::Stroops;
 use crate::keys::Keypair;
 use crate::record::tests::{operator, payout, record};
-use crate::record::{RecordBody, STATUS_EXPIRED};
-use crate::tx::TimeBounds;
+use crate::record::{Payout, RecordBody, STATUS_EXPIRED, STATUS_PENDING};
+use crate::tx::{Payment, PaymentBatch, PayoutOp, TimeBounds};
 
 fn chain() -> Vec<SettlementRecord> {
     let a = record(
@@ -149,4 +149,191 @@ fn an_expired_record_may_be_replaced() {
     first.status = STATUS_EXPIRED.into();
     let replacement = record(2, &first.hash, vec![payout(1, 70, &[1])]);
     assert_eq!(check_chain(&[first, replacement]), vec![]);
+}
+
+fn usdc() -> Asset {
+    Asset::parse(&format!(
+        "USDC:{}",
+        Keypair::from_seed(&[77; 32]).public_key()
+    ))
+    .unwrap()
+}
+
+const BOUNDS: TimeBounds = TimeBounds {
+    min_time: 0,
+    max_time: 2_000_000_000,
+};
+
+/// `body` sealed around a transaction that commits to it (memo, source,
+/// signature) but whose operations went through `edit`: only the
+/// operations can disagree with the record.
+fn sealed_with(body: RecordBody, edit: impl Fn(&mut Vec<Payment>)) -> SettlementRecord {
+    let mut payments: Vec<Payment> = body.payouts.iter().map(|p| p.payment(body.asset)).collect();
+    edit(&mut payments);
+    let signed = PaymentBatch::new(body.source, 9)
+        .with_time_bounds(BOUNDS.min_time, BOUNDS.max_time)
+        .with_memo_hash(body.memo())
+        .with_payments(payments)
+        .sign(&operator(), &body.network)
+        .unwrap();
+    body.seal(&signed, STATUS_PENDING)
+}
+
+fn body(asset: Asset, payouts: Vec<Payout>) -> RecordBody {
+    RecordBody::new(
+        1,
+        GENESIS_PREV_HASH,
+        Network::testnet(),
+        operator().public_key(),
+        asset,
+        payouts,
+    )
+    .unwrap()
+}
+
+fn mixed_body() -> RecordBody {
+    body(
+        Asset::Native,
+        vec![
+            payout(1, 70, &[1]).with_op(PayoutOp::CreateAccount),
+            payout(2, 35, &[])
+                .with_op(PayoutOp::ClaimableBalance)
+                .with_withdrawals(vec![1]),
+            payout(3, 20, &[2]),
+        ],
+    )
+}
+
+#[test]
+fn an_honest_record_with_every_op_kind_has_no_findings() {
+    let r = mixed_body().sign(&operator(), 9, 100, BOUNDS).unwrap();
+    assert_eq!(check_chain(std::slice::from_ref(&r)), vec![]);
+    assert_eq!(sealed_with(mixed_body(), |_| {}), r);
+}
+
+#[test]
+fn an_envelope_paying_by_another_op_is_a_payout_mismatch() {
+    let payouts = mixed_body().payouts;
+    for i in 0..3 {
+        for other in PayoutOp::ALL {
+            if other == payouts[i].op {
+                continue;
+            }
+            let r = sealed_with(mixed_body(), |p| p[i].op = other);
+            let findings = check_chain(&[r]);
+            assert_eq!(
+                kinds(&findings),
+                ["payout_mismatch"],
+                "{i} {other}: {findings:?}"
+            );
+            assert!(findings[0]
+                .detail
+                .contains(&format!("operation {i} is a {other}")));
+        }
+    }
+}
+
+#[test]
+fn an_envelope_paying_another_destination_asset_or_amount_is_a_payout_mismatch() {
+    let stranger = Keypair::from_seed(&[98; 32]).public_key();
+    for i in 0..3 {
+        let edits: [&dyn Fn(&mut Payment); 3] = [
+            &|p| p.destination = stranger,
+            &|p| p.amount = Stroops(p.amount.0 + 1),
+            &|p| {
+                // create_account cannot carry another asset: pay it by claimable balance.
+                if p.op == PayoutOp::CreateAccount {
+                    p.op = PayoutOp::ClaimableBalance;
+                }
+                p.asset = usdc();
+            },
+        ];
+        for (e, edit) in edits.iter().enumerate() {
+            let r = sealed_with(mixed_body(), |p| edit(&mut p[i]));
+            let findings = check_chain(&[r]);
+            assert_eq!(
+                kinds(&findings),
+                ["payout_mismatch"],
+                "{i} {e}: {findings:?}"
+            );
+        }
+    }
+    let missing = sealed_with(mixed_body(), |p| {
+        p.pop();
+    });
+    assert_eq!(kinds(&check_chain(&[missing])), ["payout_mismatch"]);
+}
+
+#[test]
+fn a_create_account_payout_in_a_credit_asset_is_a_bad_op() {
+    let good = body(
+        usdc(),
+        vec![
+            payout(1, 70, &[1]).with_op(PayoutOp::ClaimableBalance),
+            payout(2, 5, &[2]),
+        ],
+    );
+    // The record RecordBody::new refuses, built by hand.
+    let mut payouts = good.payouts.clone();
+    payouts[0].op = PayoutOp::CreateAccount;
+    let bad = RecordBody { payouts, ..good };
+    assert!(bad.problem().is_some() && bad.shape_problem().is_none());
+    assert!(bad.clone().sign(&operator(), 9, 100, BOUNDS).is_err());
+    // Whatever pays it (lumens by CreateAccount, or the asset by another op),
+    // the op is flagged.
+    for op in [
+        PayoutOp::CreateAccount,
+        PayoutOp::ClaimableBalance,
+        PayoutOp::Payment,
+    ] {
+        let r = sealed_with(bad.clone(), |p| {
+            p[0].op = op;
+            if op == PayoutOp::CreateAccount {
+                p[0].asset = Asset::Native;
+            }
+        });
+        let findings = check_chain(&[r]);
+        let k = kinds(&findings);
+        assert!(k.contains(&"bad_op"), "{op}: {findings:?}");
+        assert!(!k.contains(&"bad_record"), "{op}: {findings:?}");
+        // The record cannot be paid as it says: lumens are not its asset,
+        // and another op is not its op.
+        assert!(k.contains(&"payout_mismatch"), "{op}: {findings:?}");
+    }
+}
+
+#[test]
+fn paying_a_withdrawal_twice_is_a_double_payment() {
+    let first = mixed_body().sign(&operator(), 9, 100, BOUNDS).unwrap();
+    let again = RecordBody::new(
+        2,
+        &first.hash,
+        Network::testnet(),
+        operator().public_key(),
+        Asset::Native,
+        // Assignment 1 and withdrawal 1 are different things.
+        vec![payout(4, 35, &[1_000]).with_withdrawals(vec![1])],
+    )
+    .unwrap()
+    .sign(&operator(), 10, 100, BOUNDS)
+    .unwrap();
+    let findings = check_chain(&[first.clone(), again]);
+    assert_eq!(kinds(&findings), ["double_payment"], "{findings:?}");
+    assert!(findings[0]
+        .detail
+        .contains("withdrawal 1 was already paid by record 1"));
+    let mut expired = first;
+    expired.status = STATUS_EXPIRED.into();
+    let replacement = RecordBody::new(
+        2,
+        &expired.hash,
+        Network::testnet(),
+        operator().public_key(),
+        Asset::Native,
+        vec![payout(4, 35, &[]).with_withdrawals(vec![1])],
+    )
+    .unwrap()
+    .sign(&operator(), 10, 100, BOUNDS)
+    .unwrap();
+    assert_eq!(check_chain(&[expired, replacement]), vec![]);
 }

@@ -9,11 +9,7 @@ pub(crate) fn worker(i: u8) -> PublicKey {
 }
 
 pub(crate) fn payout(i: u8, amount: i64, ids: &[i64]) -> Payout {
-    Payout {
-        account: worker(i),
-        amount: Stroops(amount),
-        assignments: ids.to_vec(),
-    }
+    Payout::new(worker(i), Stroops(amount), ids.to_vec())
 }
 
 pub(crate) fn record(seq: u64, prev: &str, payouts: Vec<Payout>) -> SettlementRecord {
@@ -159,4 +155,179 @@ fn records_serialize_with_the_design_field_names() {
     assert_eq!(json["payouts"][0]["assignments"][0], 5);
     let back: SettlementRecord = serde_json::from_value(json).unwrap();
     assert_eq!(back, r);
+}
+
+/// A body paying `asset` with `payouts`, sorted, not checked.
+fn body_in(asset: Asset, payouts: Vec<Payout>) -> RecordBody {
+    let op = operator().public_key();
+    RecordBody::new(1, GENESIS_PREV_HASH, Network::testnet(), op, asset, payouts).unwrap()
+}
+
+fn usdc() -> Asset {
+    Asset::parse(&format!("USDC:{}", worker(50))).unwrap()
+}
+
+#[test]
+fn plain_payment_records_hash_as_before_payout_ops_existed() {
+    // Pinned from the encoder before `op` and `withdrawals` existed: hash
+    // chains already stored must keep verifying.
+    let r = record(
+        1,
+        GENESIS_PREV_HASH,
+        vec![payout(1, 70, &[5]), payout(2, 3, &[7, 6])],
+    );
+    assert_eq!(
+        r.tx_hash,
+        "2380eab68422bec3e800ecd91277a389393b0ef59ace2dfc9dabc6a49f180604"
+    );
+    assert_eq!(
+        hex::encode(r.body().memo()),
+        "4329f608db935f0a7f1d1b2d325a542e1625982d0c02582b410cf925fe2f42bb"
+    );
+    assert_eq!(
+        r.hash,
+        "74aa489454e79f63e88564c0abdbb9a631fcb3be82144420b439373a68946569"
+    );
+}
+
+#[test]
+fn non_default_ops_and_withdrawals_are_encoded_as_documented() {
+    let payouts = vec![
+        payout(1, 70, &[5]).with_op(PayoutOp::CreateAccount),
+        payout(2, 150, &[])
+            .with_op(PayoutOp::ClaimableBalance)
+            .with_withdrawals(vec![12, 3]),
+        payout(3, 80, &[2]).with_withdrawals(vec![5]),
+        payout(4, 9, &[8, 1]),
+    ];
+    let body = body_in(Asset::Native, payouts);
+    let line = |i: u8| match i {
+        1 => format!("{} 70 5 op=create_account\n", worker(1)),
+        2 => format!(
+            "{} 150 - op=claimable_balance withdrawals=3,12\n",
+            worker(2)
+        ),
+        3 => format!("{} 80 2 withdrawals=5\n", worker(3)),
+        _ => format!("{} 9 1,8\n", worker(4)),
+    };
+    let mut order: Vec<u8> = (1..=4).collect();
+    order.sort_by_key(|&i| worker(i).to_string());
+    let expected = format!(
+        "tally-settlement-body-v1\n1\n{GENESIS_PREV_HASH}\nTest SDF Network ; September 2015\n{}\nnative\n{}",
+        operator().public_key(),
+        order.iter().map(|&i| line(i)).collect::<String>()
+    );
+    assert_eq!(body.encode(), expected);
+}
+
+#[test]
+fn the_op_and_the_withdrawals_change_the_memo_and_the_hash() {
+    let plain = body_in(Asset::Native, vec![payout(1, 70, &[5])]);
+    let claimable = body_in(
+        Asset::Native,
+        vec![payout(1, 70, &[5]).with_op(PayoutOp::ClaimableBalance)],
+    );
+    let create = body_in(
+        Asset::Native,
+        vec![payout(1, 70, &[5]).with_op(PayoutOp::CreateAccount)],
+    );
+    let withdrawal = body_in(
+        Asset::Native,
+        vec![payout(1, 70, &[5]).with_withdrawals(vec![1])],
+    );
+    let memos = [&plain, &claimable, &create, &withdrawal].map(|b| b.memo());
+    for i in 0..memos.len() {
+        for j in 0..i {
+            assert_ne!(memos[i], memos[j], "{i} {j}");
+        }
+    }
+}
+
+#[test]
+fn each_payout_is_paid_by_its_op() {
+    let body = body_in(
+        Asset::Native,
+        vec![
+            payout(1, 70, &[5]).with_op(PayoutOp::CreateAccount),
+            payout(2, 3, &[])
+                .with_op(PayoutOp::ClaimableBalance)
+                .with_withdrawals(vec![4]),
+            payout(3, 9, &[6]),
+        ],
+    );
+    let batch = body.payment_batch(
+        7,
+        100,
+        TimeBounds {
+            min_time: 0,
+            max_time: 9,
+        },
+    );
+    for (pay, out) in batch.payments().iter().zip(&body.payouts) {
+        assert_eq!(
+            (pay.op, pay.destination, pay.amount, pay.asset),
+            (out.op, out.account, out.amount, Asset::Native)
+        );
+    }
+    let r = body
+        .sign(
+            &operator(),
+            7,
+            100,
+            TimeBounds {
+                min_time: 0,
+                max_time: 9,
+            },
+        )
+        .unwrap();
+    let decoded = crate::decode::decode_envelope(&r.envelope_xdr).unwrap();
+    assert_eq!(decoded.payments, batch.payments());
+    assert_eq!(crate::audit::check_record(&r), vec![]);
+}
+
+#[test]
+fn payouts_may_pay_withdrawals_only_and_create_account_only_lumens() {
+    let op = operator().public_key();
+    let new = |asset: Asset, payouts| {
+        RecordBody::new(1, GENESIS_PREV_HASH, Network::testnet(), op, asset, payouts)
+    };
+    let body = new(
+        Asset::Native,
+        vec![payout(1, 5, &[]).with_withdrawals(vec![9, 2, 4])],
+    )
+    .unwrap();
+    assert_eq!(body.payouts[0].withdrawals, [2, 4, 9]);
+    assert!(new(Asset::Native, vec![payout(1, 5, &[])]).is_err());
+    let dup = payout(1, 5, &[1]).with_withdrawals(vec![3, 3]);
+    assert!(new(Asset::Native, vec![dup]).is_err());
+    let create = payout(1, 5, &[1]).with_op(PayoutOp::CreateAccount);
+    assert!(new(Asset::Native, vec![create.clone()]).is_ok());
+    let err = new(usdc(), vec![create]).unwrap_err().to_string();
+    assert!(err.contains("create_account"), "{err}");
+    let claimable = payout(1, 5, &[1]).with_op(PayoutOp::ClaimableBalance);
+    assert!(new(usdc(), vec![claimable]).is_ok());
+    assert!(new(
+        usdc(),
+        vec![payout(1, -5, &[1]).with_op(PayoutOp::ClaimableBalance)]
+    )
+    .is_err());
+}
+
+#[test]
+fn default_ops_and_no_withdrawals_stay_out_of_the_json() {
+    let plain = serde_json::to_value(payout(1, 70, &[5])).unwrap();
+    assert_eq!(plain.as_object().unwrap().len(), 3, "{plain}");
+    let old: Payout = serde_json::from_str(&format!(
+        r#"{{"account":"{}","amount":70,"assignments":[5]}}"#,
+        worker(1)
+    ))
+    .unwrap();
+    assert_eq!(old, payout(1, 70, &[5]));
+    let p = payout(1, 70, &[])
+        .with_op(PayoutOp::ClaimableBalance)
+        .with_withdrawals(vec![3]);
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["op"], "claimable_balance");
+    assert_eq!(json["withdrawals"][0], 3);
+    assert_eq!(serde_json::from_value::<Payout>(json).unwrap(), p);
 }

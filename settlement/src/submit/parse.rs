@@ -131,6 +131,30 @@ pub fn horizon_account(status: u16, body: &str) -> Result<Option<i64>> {
     }
 }
 
+/// `GET /accounts/{id}` for a payee: `None` on 404, else whether it holds
+/// a trustline to `asset` (the native asset needs none). `asset` is
+/// `native` or `CODE:ISSUER`.
+pub fn horizon_trusts(status: u16, body: &str, asset: &str) -> Result<Option<bool>> {
+    const EP: &str = "horizon GET /accounts";
+    match status {
+        404 => return Ok(None),
+        200 => {}
+        _ => return Err(bad(EP, format!("{status}: {}", clip(body)))),
+    }
+    if asset == "native" {
+        return Ok(Some(true));
+    }
+    let v = json(EP, body)?;
+    let balances = v["balances"]
+        .as_array()
+        .ok_or_else(|| bad(EP, "no `balances` array"))?;
+    Ok(Some(balances.iter().any(|b| {
+        let code = b["asset_code"].as_str().unwrap_or_default();
+        let issuer = b["asset_issuer"].as_str().unwrap_or_default();
+        format!("{code}:{issuer}") == asset
+    })))
+}
+
 /// The `result` of a JSON-RPC answer; a JSON-RPC `error` is an error.
 pub fn rpc_result(method: &'static str, status: u16, body: &str) -> Result<Value> {
     const EP: &str = "stellar rpc";
@@ -227,9 +251,15 @@ pub fn result_codes(result: &xdr::TransactionResultResult) -> (String, Vec<Strin
 }
 
 fn op_code(op: &xdr::OperationResult) -> String {
+    use xdr::OperationResultTr as Tr;
     match op {
-        xdr::OperationResult::OpInner(xdr::OperationResultTr::Payment(p)) => {
-            format!("op_{}", snake(p.name()))
+        xdr::OperationResult::OpInner(Tr::Payment(p)) => format!("op_{}", snake(p.name())),
+        xdr::OperationResult::OpInner(Tr::CreateAccount(
+            xdr::CreateAccountResult::AlreadyExist,
+        )) => "op_already_exists".into(),
+        xdr::OperationResult::OpInner(Tr::CreateAccount(r)) => format!("op_{}", snake(r.name())),
+        xdr::OperationResult::OpInner(Tr::CreateClaimableBalance(r)) => {
+            format!("op_{}", snake(r.name()))
         }
         xdr::OperationResult::OpInner(other) => format!("op_inner_{}", snake(other.name())),
         xdr::OperationResult::OpNoAccount => "op_no_source_account".into(),

@@ -171,3 +171,56 @@ fn result_codes_use_horizon_names() {
     assert_eq!(tx, "tx_insufficient_fee");
     assert_eq!(snake("TxBadMinSeqAgeOrGap"), "tx_bad_min_seq_age_or_gap");
 }
+
+#[test]
+fn create_account_and_claimable_balance_results_use_horizon_names() {
+    // Friendbot funding an existing account: CreateAccount ALREADY_EXIST.
+    assert_eq!(
+        failed_from_result_xdr("AAAAAAAAAGT/////AAAAAQAAAAAAAAAA/////AAAAAA=").unwrap(),
+        failed("tx_failed", &["op_already_exists"])
+    );
+    use xdr::{
+        CreateAccountResult as Ca, CreateClaimableBalanceResult as Cb, OperationResult as R,
+        OperationResultTr as Tr,
+    };
+    let ops = vec![
+        R::OpInner(Tr::CreateAccount(Ca::LowReserve)),
+        R::OpInner(Tr::CreateAccount(Ca::Underfunded)),
+        R::OpInner(Tr::CreateClaimableBalance(Cb::NoTrust)),
+        R::OpInner(Tr::CreateClaimableBalance(Cb::LowReserve)),
+        R::OpInner(Tr::CreateClaimableBalance(Cb::NotAuthorized)),
+    ];
+    let (tx, codes) = result_codes(&xdr::TransactionResultResult::TxFailed(
+        ops.try_into().unwrap(),
+    ));
+    assert_eq!(tx, "tx_failed");
+    assert_eq!(
+        codes,
+        [
+            "op_low_reserve",
+            "op_underfunded",
+            "op_no_trust",
+            "op_low_reserve",
+            "op_not_authorized"
+        ]
+    );
+}
+
+#[test]
+fn horizon_accounts_say_whether_a_payee_trusts_the_asset() {
+    let usdc = "USDC:GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN";
+    let account = fixture!("horizon_account.json");
+    assert_eq!(horizon_trusts(200, account, "native").unwrap(), Some(true));
+    assert_eq!(horizon_trusts(200, account, usdc).unwrap(), Some(false));
+    let trusting = account.replace(
+        r#""asset_type": "native" }"#,
+        r#""asset_type": "native" }, { "balance": "0.0000000", "asset_type": "credit_alphanum4", "asset_code": "USDC", "asset_issuer": "GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN" }"#,
+    );
+    assert_ne!(trusting, account);
+    assert_eq!(horizon_trusts(200, &trusting, usdc).unwrap(), Some(true));
+    assert_eq!(
+        horizon_trusts(404, fixture!("horizon_not_found.json"), usdc).unwrap(),
+        None
+    );
+    assert!(horizon_trusts(500, "{}", usdc).is_err());
+}
