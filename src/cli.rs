@@ -39,6 +39,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// This account's balance, reservations, earnings and reputation.
     Account(AccountArgs),
+    /// Pay available balance out to this key's own account (through the
+    /// next settlement record).
+    Withdraw(WithdrawArgs),
     /// Operator commands, signed with the operator key.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -253,6 +256,35 @@ pub enum AdminCommand {
         #[arg(long)]
         amount: i64,
     },
+    /// Every account's balances by book.
+    Accounts(AdminListArgs),
+    /// Every worker: credibility, spot checks, votes, earnings, caught or not.
+    Workers(AdminListArgs),
+    /// The newest bids and their progress.
+    Bids(AdminListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminListArgs {
+    #[arg(long, env = "TALLY_MARKET")]
+    pub market: String,
+    /// The operator's key.
+    #[arg(long)]
+    pub key: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WithdrawArgs {
+    #[arg(long, env = "TALLY_MARKET")]
+    pub market: String,
+    /// The client's key: a file holding an S... seed, or env:VAR.
+    #[arg(long)]
+    pub key: String,
+    /// Stroops of the available balance to pay out to this key's account.
+    #[arg(long)]
+    pub amount: i64,
 }
 
 #[derive(Debug, Args)]

@@ -44,6 +44,9 @@ pub fn router(m: Arc<Market>) -> Router {
         .route("/v1/withdrawals", get(withdrawals).post(withdraw))
         .route("/v1/withdrawals/{id}/evidence", get(withdrawal_evidence))
         .route("/v1/admin/credits", post(admin_credit))
+        .route("/v1/admin/accounts", get(admin_accounts))
+        .route("/v1/admin/workers", get(admin_workers))
+        .route("/v1/admin/bids", get(admin_bids))
         .fallback(|| async {
             MarketError::NotFound("no such endpoint; see the v1 API table".into())
         })
@@ -282,6 +285,21 @@ async fn withdrawal_evidence(
     Ok(Json(
         crate::withdrawals::evidence(&m, id::<i64>(&raw, "withdrawal")?).await?,
     ))
+}
+
+async fn admin_accounts(State(m): S, s: Signed) -> Result<Json<AdminAccounts>> {
+    require_operator(&m, &s)?;
+    Ok(Json(crate::admin::accounts(&m).await?))
+}
+
+async fn admin_workers(State(m): S, s: Signed) -> Result<Json<AdminWorkers>> {
+    require_operator(&m, &s)?;
+    Ok(Json(crate::admin::workers(&m).await?))
+}
+
+async fn admin_bids(State(m): S, s: Signed) -> Result<Json<AdminBids>> {
+    require_operator(&m, &s)?;
+    Ok(Json(crate::admin::bids(&m).await?))
 }
 
 async fn admin_credit(State(m): S, s: Signed) -> Result<Json<AccountView>> {

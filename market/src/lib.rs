@@ -21,9 +21,11 @@
 //! - [`views`]: read models: hosted models, bid status, evidence, accounts, market stats, metrics.
 //! - [`wake`]: waiting claims, woken only as many as new work has slots.
 //! - [`auth`]: the signed-request extractor and replay protection.
+//! - [`admin`]: the operator's views: accounts' books, workers, bids.
 //! - [`api`]: the axum router.
 //! - [`server`]: start-up, background jobs, graceful shutdown.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod bids;

@@ -253,6 +253,7 @@ pub async fn account_view(m: &Market, account: &AccountId) -> Result<AccountView
         checks,
         credibility: credibility(ASSUMED_SABOTEURS, checks),
         deposit_memo: crate::deposits::code_for(m, account).await?,
+        deposit_address: m.config.operator.account().to_string(),
         withdrawing: ledger::balance(pool, Book::Withdrawing, owner).await?,
     })
 }

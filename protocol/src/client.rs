@@ -268,6 +268,21 @@ impl Client {
         self.get(&format!("/v1/withdrawals/{id}/evidence")).await
     }
 
+    /// Every account's books (the operator's key).
+    pub async fn admin_accounts(&self) -> Result<AdminAccounts, Error> {
+        self.get("/v1/admin/accounts").await
+    }
+
+    /// Every worker, with its standing and pay (the operator's key).
+    pub async fn admin_workers(&self) -> Result<AdminWorkers, Error> {
+        self.get("/v1/admin/workers").await
+    }
+
+    /// The newest bids (the operator's key).
+    pub async fn admin_bids(&self) -> Result<AdminBids, Error> {
+        self.get("/v1/admin/bids").await
+    }
+
     /// The deposits credited to this account or sent from it (signed).
     pub async fn deposits(&self) -> Result<DepositPage, Error> {
         self.get("/v1/deposits").await

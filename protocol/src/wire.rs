@@ -426,6 +426,65 @@ pub struct PriceLevel {
     pub tasks: u64,
 }
 
+/// `GET /v1/admin/accounts` (operator only): every account's books.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminAccounts {
+    pub accounts: Vec<AccountBooks>,
+}
+
+/// One account's balances, in stroops.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountBooks {
+    pub account: String,
+    pub available: Stroops,
+    pub reserved: Stroops,
+    pub earned: Stroops,
+    pub withdrawing: Stroops,
+    pub paid: Stroops,
+    pub fees: Stroops,
+}
+
+/// `GET /v1/admin/workers` (operator only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminWorkers {
+    pub workers: Vec<AdminWorker>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminWorker {
+    pub account: AccountId,
+    pub credibility: f64,
+    pub checks: crate::trust::CheckRecord,
+    pub reputation: Reputation,
+    pub earned_unpaid: Stroops,
+    pub paid: Stroops,
+    pub caught_at: Option<DateTime<Utc>>,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// `GET /v1/admin/bids` (operator only): the newest bids first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminBids {
+    pub bids: Vec<AdminBid>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminBid {
+    pub bid: BidId,
+    pub client: AccountId,
+    /// `client`, or `check` for the market's own spot checks.
+    pub kind: String,
+    pub model: Sha256Hex,
+    pub price: Stroops,
+    pub status: BidState,
+    pub tasks: u64,
+    pub verified: u64,
+    pub failed: u64,
+    pub reserved: Stroops,
+    pub spent: Stroops,
+    pub created_at: DateTime<Utc>,
+}
+
 /// `POST /v1/admin/credits` (operator only).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -458,6 +517,9 @@ pub struct AccountView {
     /// this account whoever sends it (say, an exchange).
     #[serde(default)]
     pub deposit_memo: String,
+    /// The operator's account: where deposits are paid.
+    #[serde(default)]
+    pub deposit_address: String,
     /// Withdrawals asked for and not yet in a settlement record.
     #[serde(default)]
     pub withdrawing: Stroops,

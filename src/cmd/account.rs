@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tally_protocol::{AccountId, Client, Signer, Stroops};
 
-use crate::cli::{AccountArgs, AdminCommand};
+use crate::cli::{AccountArgs, AdminCommand, AdminListArgs, WithdrawArgs};
 
 pub async fn show(args: AccountArgs) -> anyhow::Result<ExitCode> {
     let signer = Signer::load(&args.key).context("--key")?;
@@ -33,10 +33,17 @@ pub async fn show(args: AccountArgs) -> anyhow::Result<ExitCode> {
         "credibility    {:.6} ({} spot checks passed, {} failed)",
         me.credibility, me.checks.passed, me.checks.failed
     );
+    println!("deposit to     {}", me.deposit_address);
     println!(
-        "deposit memo   {} (pay the operator's account with this text memo to credit this account)",
+        "deposit memo   {} (a payment carrying this text memo is credited to this account, whoever sends it)",
         me.deposit_memo
     );
+    if me.withdrawing.0 > 0 {
+        println!(
+            "withdrawing    {} stroops (paid by the next settlement record)",
+            me.withdrawing.0
+        );
+    }
     let deposits = client.deposits().await.context("asking for deposits")?;
     for d in deposits.deposits.iter().take(10) {
         println!(
@@ -54,8 +61,145 @@ pub async fn show(args: AccountArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub async fn withdraw(args: WithdrawArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.amount > 0,
+        "--amount must be a positive number of stroops"
+    );
+    let signer = Signer::load(&args.key).context("--key")?;
+    let account = signer.account().clone();
+    let client = Client::new(&args.market, Some(signer));
+    let w = client
+        .withdraw(Stroops(args.amount))
+        .await
+        .context("withdrawing")?;
+    println!(
+        "withdrawal {} of {} stroops to {account}: paid by the next settlement record",
+        w.id, w.amount.0
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn operator_client(args: &AdminListArgs) -> anyhow::Result<Client> {
+    let operator = Signer::load(&args.key).context("--key")?;
+    Ok(Client::new(&args.market, Some(operator)))
+}
+
+fn short(account: &str) -> String {
+    account.chars().take(8).collect::<String>() + "…"
+}
+
 pub async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        AdminCommand::Accounts(args) => {
+            let all = operator_client(&args)?
+                .admin_accounts()
+                .await
+                .context("asking the market")?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:<58} {:>14} {:>12} {:>12} {:>12} {:>14} {:>12}",
+                "account", "available", "reserved", "earned", "withdrawing", "paid", "fees"
+            );
+            for a in &all.accounts {
+                println!(
+                    "{:<58} {:>14} {:>12} {:>12} {:>12} {:>14} {:>12}",
+                    a.account,
+                    a.available.0,
+                    a.reserved.0,
+                    a.earned.0,
+                    a.withdrawing.0,
+                    a.paid.0,
+                    a.fees.0
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminCommand::Workers(args) => {
+            let all = operator_client(&args)?
+                .admin_workers()
+                .await
+                .context("asking the market")?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:<10} {:>11} {:>7} {:>7} {:>9} {:>9} {:>12} {:>12}  status",
+                "worker",
+                "credibility",
+                "checks",
+                "failed",
+                "agreed",
+                "disagreed",
+                "unpaid",
+                "paid"
+            );
+            for w in &all.workers {
+                let status = match w.caught_at {
+                    Some(t) => format!("CAUGHT {}", t.format("%Y-%m-%d %H:%M")),
+                    None => format!("seen {}", w.last_seen.format("%Y-%m-%d %H:%M:%S")),
+                };
+                println!(
+                    "{:<10} {:>11.6} {:>7} {:>7} {:>9} {:>9} {:>12} {:>12}  {status}",
+                    short(w.account.as_str()),
+                    w.credibility,
+                    w.checks.passed,
+                    w.checks.failed,
+                    w.reputation.agreed,
+                    w.reputation.disagreed,
+                    w.earned_unpaid.0,
+                    w.paid.0
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminCommand::Bids(args) => {
+            let all = operator_client(&args)?
+                .admin_bids()
+                .await
+                .context("asking the market")?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:>6} {:<10} {:<6} {:>9} {:<5} {:>6} {:>8} {:>6} {:>12} {:>12}",
+                "bid",
+                "client",
+                "kind",
+                "price",
+                "state",
+                "tasks",
+                "verified",
+                "failed",
+                "reserved",
+                "spent"
+            );
+            for b in &all.bids {
+                println!(
+                    "{:>6} {:<10} {:<6} {:>9} {:<5} {:>6} {:>8} {:>6} {:>12} {:>12}",
+                    b.bid.0,
+                    short(b.client.as_str()),
+                    b.kind,
+                    b.price.0,
+                    if b.status == tally_protocol::wire::BidState::Done {
+                        "done"
+                    } else {
+                        "open"
+                    },
+                    b.tasks,
+                    b.verified,
+                    b.failed,
+                    b.reserved.0,
+                    b.spent.0
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         AdminCommand::Credit {
             market,
             key,

@@ -40,6 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(out.as_deref()),
         Command::Keys(KeysCommand::Address { key }) => keys::address(&key),
         Command::Account(args) => account::show(args).await,
+        Command::Withdraw(args) => account::withdraw(args).await,
         Command::Admin(cmd) => account::admin(cmd).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Work(args) => work::run(args).await,
