@@ -39,6 +39,7 @@ pub fn router(m: Arc<Market>) -> Router {
         .route("/v1/tasks/{id}/evidence", get(evidence))
         .route("/v1/settlements", get(settlements))
         .route("/v1/market", get(market))
+        .route("/v1/events", get(events))
         .route("/v1/accounts/me", get(account_me))
         .route("/v1/deposits", get(deposits))
         .route("/v1/withdrawals", get(withdrawals).post(withdraw))
@@ -162,10 +163,95 @@ async fn post_bid(State(m): S, s: Signed) -> Result<(StatusCode, Json<BidCreated
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-async fn get_bid(State(m): S, Path(raw): Path<String>, s: Signed) -> Result<Json<BidStatus>> {
-    Ok(Json(
-        views::bid_status(&m, s.account(), id::<BidId>(&raw, "bid")?).await?,
-    ))
+/// `GET /v1/bids/{id}`; with `wait_ms=N` (at most 60 s) it answers as soon
+/// as the bid differs from what the caller saw (`seen`: its decided tasks)
+/// or is done.
+async fn get_bid(
+    State(m): S,
+    Path(raw): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    s: Signed,
+) -> Result<Json<BidStatus>> {
+    let bid = id::<BidId>(&raw, "bid")?;
+    let wait_ms = match q.get("wait_ms") {
+        Some(v) => id::<u64>(v, "wait_ms")?.min(crate::claims::MAX_WAIT_MS),
+        None => 0,
+    };
+    let seen = q.get("seen").map(|v| id::<usize>(v, "seen")).transpose()?;
+    // Listen before looking: a change between the look and the wait wakes us.
+    let mut events = m.events.subscribe();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
+    let mut baseline = seen;
+    loop {
+        let status = views::bid_status(&m, s.account(), bid).await?;
+        let decided = status.tasks.iter().filter(|t| t.status.is_final()).count();
+        let seen = *baseline.get_or_insert(decided);
+        if wait_ms == 0 || status.status == BidState::Done || decided != seen {
+            return Ok(Json(status));
+        }
+        loop {
+            let got = tokio::select! {
+                e = events.recv() => e,
+                _ = tokio::time::sleep_until(deadline) => return Ok(Json(status)),
+            };
+            match got {
+                Ok(MarketEvent::TaskDecided { bid: b, .. } | MarketEvent::BidDone { bid: b })
+                    if b == bid =>
+                {
+                    break
+                }
+                // A revision of one of this bid's tasks changes it too.
+                Ok(MarketEvent::TaskRevised { task })
+                    if status.tasks.iter().any(|t| t.task == task) =>
+                {
+                    return Ok(Json(views::bid_status(&m, s.account(), bid).await?));
+                }
+                Ok(_) => continue,
+                // Fell behind: look again.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(Json(status)),
+            }
+        }
+    }
+}
+
+/// `GET /v1/events`: server-sent events, one JSON [`MarketEvent`] each.
+async fn events(
+    State(m): S,
+) -> axum::response::sse::Sse<
+    impl futures::Stream<
+        Item = std::result::Result<axum::response::sse::Event, std::convert::Infallible>,
+    >,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let rx = m.events.subscribe();
+    let shutdown = m.shutdown_signal();
+    let stream = futures::stream::unfold((rx, false), move |(mut rx, done)| {
+        let mut shutdown = shutdown.clone();
+        async move {
+            if done {
+                return None;
+            }
+            loop {
+                let got = tokio::select! {
+                    e = rx.recv() => e,
+                    _ = shutdown.changed() => return None,
+                };
+                match got {
+                    Ok(e) => {
+                        let data = serde_json::to_string(&e).expect("events serialize");
+                        return Some((Ok(Event::default().data(data)), (rx, false)));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        let note = Event::default().event("lagged").data(n.to_string());
+                        return Some((Ok(note), (rx, false)));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 async fn claim(State(m): S, s: Signed) -> Result<Json<Claimed>> {

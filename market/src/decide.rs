@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use tally_protocol::trust::{self, weighed_credibility, CheckRecord, Weight, ASSUMED_SABOTEURS};
 use tally_protocol::vote::{self, Ballot, Verdict};
-use tally_protocol::wire::{ResultRequest, TaskState};
+use tally_protocol::wire::{MarketEvent, ResultRequest, TaskState};
 use tally_protocol::{AccountId, AssignmentId, TaskId};
 
 use crate::db::{int, parse, placeholders, query, text, WriteTx};
@@ -37,6 +37,8 @@ pub struct Decision {
     pub wake: Vec<Work>,
     /// The results judged now, and whether each agreed.
     pub judged: Vec<(AssignmentId, bool)>,
+    /// What to tell listeners once the transaction commits.
+    pub events: Vec<MarketEvent>,
 }
 
 impl Decision {
@@ -45,6 +47,7 @@ impl Decision {
             task_state: task.state,
             wake: vec![],
             judged: vec![],
+            events: vec![],
         }
     }
 }
@@ -288,6 +291,7 @@ async fn decide_open(
                 task_state: TaskState::Verified,
                 wake: vec![],
                 judged,
+                events: vec![decided(task, TaskState::Verified)],
             })
         }
         Outcome::Wait => Ok(Decision::unchanged(task)),
@@ -319,6 +323,7 @@ async fn decide_open(
                 task_state: TaskState::Failed,
                 wake: vec![],
                 judged: vec![],
+                events: vec![decided(task, TaskState::Failed)],
             })
         }
     }
@@ -396,22 +401,32 @@ async fn decide_check(
         .await?;
     judge(m, tx, task, &[s], &judged).await?;
     close_bid_unless_out(m, tx, task, outstanding).await?;
-    let wake = if passed {
+    let (wake, events) = if passed {
         redecide_for(m, tx, &s.worker).await?
     } else {
-        backtrack(m, tx, &s.worker).await?
+        let (wake, revised) = backtrack(m, tx, &s.worker).await?;
+        let events = revised
+            .into_iter()
+            .map(|task| MarketEvent::TaskRevised { task })
+            .collect();
+        (wake, events)
     };
     Ok(Decision {
         task_state: TaskState::Verified,
         wake,
         judged,
+        events,
     })
 }
 
 /// A worker's credibility just rose: the undecided tasks it has a result
 /// on may now reach their bids' confidence, so they are decided again
 /// (else they would wait for replicas no one is left to take).
-async fn redecide_for(m: &Market, tx: &mut WriteTx<'_>, worker: &AccountId) -> Result<Vec<Work>> {
+async fn redecide_for(
+    m: &Market,
+    tx: &mut WriteTx<'_>,
+    worker: &AccountId,
+) -> Result<(Vec<Work>, Vec<MarketEvent>)> {
     let rows = query(
         "SELECT DISTINCT a.task_id FROM assignments a JOIN tasks t ON t.id = a.task_id
          WHERE a.worker = $1 AND a.status = 'submitted' AND t.status IN ('open', 'running')",
@@ -419,13 +434,23 @@ async fn redecide_for(m: &Market, tx: &mut WriteTx<'_>, worker: &AccountId) -> R
     .bind(worker.as_str())
     .fetch_all(&mut *tx)
     .await?;
-    let mut wake = Vec::new();
+    let (mut wake, mut events) = (Vec::new(), Vec::new());
     for r in rows {
         let task = TaskId(int(&r, "task_id")?);
         crate::task::lock_task(tx, task).await?;
-        wake.extend(Box::pin(decide(m, tx, task)).await?.wake);
+        let d = Box::pin(decide(m, tx, task)).await?;
+        wake.extend(d.wake);
+        events.extend(d.events);
     }
-    Ok(wake)
+    Ok((wake, events))
+}
+
+fn decided(task: &TaskRow, status: TaskState) -> MarketEvent {
+    MarketEvent::TaskDecided {
+        bid: task.bid,
+        task: task.id,
+        status,
+    }
 }
 
 /// Close the task's bid if it is done. A replica of this task still out

@@ -19,6 +19,7 @@
 //! - [`settle`]: settlement batches: earnings netted per worker into signed,
 //!   hash-chained records; their submission to Horizon / Stellar RPC.
 //! - [`views`]: read models: hosted models, bid status, evidence, accounts, market stats, metrics.
+//! - [`events`]: what changed, pushed to SSE listeners and bid long-polls.
 //! - [`wake`]: waiting claims, woken only as many as new work has slots.
 //! - [`auth`]: the signed-request extractor and replay protection.
 //! - [`admin`]: the operator's views: accounts' books, workers, bids.
@@ -36,6 +37,7 @@ pub mod db;
 pub mod decide;
 pub mod deposits;
 pub mod error;
+pub mod events;
 pub mod ledger;
 pub mod lifecycle;
 pub mod payment;

@@ -43,6 +43,8 @@ pub struct Market {
     pub metrics: Metrics,
     /// Claims waiting for work.
     pub waiters: Waiters,
+    /// What changed, for listeners.
+    pub events: crate::events::Events,
     /// Payees the network has shown able to take a plain payment.
     pub payable: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Tells this process's own `NOTIFY`s from other processes'.
@@ -61,6 +63,7 @@ impl Market {
             metrics: Metrics::default(),
             waiters: Waiters::default(),
             payable: Default::default(),
+            events: Default::default(),
             instance: instance_id(),
             shutdown: watch::channel(false).0,
         }))

@@ -339,6 +339,8 @@ async fn settle_batch(
         .await?;
     tx.commit().await?;
     m.metrics.settlements.fetch_add(1, Ordering::Relaxed);
+    m.events
+        .publish(wire::MarketEvent::SettlementWritten { seq });
     tracing::info!(
         seq,
         tx_seq,

@@ -177,6 +177,21 @@ impl Client {
         self.get(&format!("/v1/bids/{id}")).await
     }
 
+    /// The bid's status as soon as it differs from `seen` decided tasks (or
+    /// is done), waiting at most `wait_ms`: pushed, not polled.
+    pub async fn bid_wait(&self, id: BidId, seen: usize, wait_ms: u64) -> Result<BidStatus, Error> {
+        let resp = self
+            .send_raw(
+                Method::GET,
+                &format!("/v1/bids/{id}?wait_ms={wait_ms}&seen={seen}"),
+                Vec::new(),
+                "application/json",
+                Some(Duration::from_millis(wait_ms) + Duration::from_secs(30)),
+            )
+            .await?;
+        Ok(resp.json().await?)
+    }
+
     /// Long-poll for work; the HTTP timeout allows for the wait.
     pub async fn claim(&self, max_tasks: u32, wait_ms: u64) -> Result<Claimed, Error> {
         let body = serde_json::to_vec(&ClaimRequest { max_tasks, wait_ms })?;

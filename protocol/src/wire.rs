@@ -426,6 +426,28 @@ pub struct PriceLevel {
     pub tasks: u64,
 }
 
+/// One event of `GET /v1/events` (server-sent events, `data:` lines of
+/// JSON): what changed, with public ids only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MarketEvent {
+    /// A task was verified or failed.
+    TaskDecided {
+        bid: BidId,
+        task: TaskId,
+        status: TaskState,
+    },
+    /// A verified task's verdict was undone (a worker in its agreeing
+    /// group was caught) and the task runs again.
+    TaskRevised { task: TaskId },
+    /// Every task of the bid is decided and its refund made.
+    BidDone { bid: BidId },
+    /// A settlement record was written.
+    SettlementWritten { seq: u64 },
+    /// A deposit was credited to an account.
+    DepositCredited { account: AccountId, amount: Stroops },
+}
+
 /// `GET /v1/admin/accounts` (operator only): every account's books.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AdminAccounts {

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use tally_protocol::wire::{BidRequest, BidStatus, TaskState};
@@ -83,7 +82,8 @@ pub async fn run(args: BidArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Poll the bid until it is done, with a progress bar on stderr.
+/// Wait for the bid to be done (the market pushes each decision through a
+/// long-poll), with a progress bar on stderr.
 pub async fn wait_for(
     client: &Client,
     bid: tally_protocol::BidId,
@@ -116,8 +116,8 @@ pub async fn wait_for(
         if status.status == tally_protocol::wire::BidState::Done {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        status = client.bid(bid).await?;
+        // The market answers as soon as another task is decided.
+        status = client.bid_wait(bid, decided, 30_000).await?;
     }
     bar.finish_and_clear();
     Ok(status)

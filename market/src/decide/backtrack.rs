@@ -33,12 +33,12 @@ use crate::{now_ms, Market};
 const REOPEN_HEADROOM: i64 = 2;
 
 /// Decide again every verified client task `caught` agreed on; the work
-/// this re-opens, for waiting claims.
+/// this re-opens, for waiting claims, and the tasks whose verdict was undone.
 pub(crate) async fn backtrack(
     m: &Market,
     tx: &mut WriteTx<'_>,
     caught: &AccountId,
-) -> Result<Vec<Work>> {
+) -> Result<(Vec<Work>, Vec<TaskId>)> {
     let rows = query(
         "SELECT DISTINCT a.task_id FROM assignments a JOIN tasks t ON t.id = a.task_id
            JOIN bids b ON b.id = t.bid_id
@@ -49,6 +49,7 @@ pub(crate) async fn backtrack(
     .fetch_all(&mut *tx)
     .await?;
     let mut wake = Vec::new();
+    let mut revised = Vec::new();
     let (mut stood, mut undone) = (0, 0);
     for r in &rows {
         let task = TaskId(int(r, "task_id")?);
@@ -57,6 +58,7 @@ pub(crate) async fn backtrack(
             Some(work) => {
                 undone += 1;
                 wake.extend(work);
+                revised.push(task);
             }
             None => stood += 1,
         }
@@ -64,7 +66,7 @@ pub(crate) async fn backtrack(
     if !rows.is_empty() {
         tracing::warn!(worker = %caught, stood, undone, "tasks a caught worker helped verify, decided again");
     }
-    Ok(wake)
+    Ok((wake, revised))
 }
 
 /// Decide one task again without `caught`'s result: `None` when the

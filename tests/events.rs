@@ -1,0 +1,98 @@
+//! Answers pushed instead of polled, over HTTP on SQLite and PostgreSQL: a
+//! bid long-poll (`GET /v1/bids/{id}?wait_ms=N&seen=K`) answers when a task
+//! is decided, not when its wait runs out; `GET /v1/events` streams each
+//! decision and the bid's end as server-sent events.
+
+mod common;
+
+use common::*;
+use tally_protocol::wire::{BidRequest, BidState, MarketEvent, TaskState};
+use tally_protocol::Stroops;
+
+async fn decisions_are_pushed(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let req = BidRequest {
+        replicas: Some(1),
+        quorum: Some(1),
+        ..BidRequest::new(model.clone(), Stroops(1_000))
+    };
+    let bid = client.bid_images(req, &[png(1), png(2)]).await.unwrap();
+
+    // The event stream, opened before anything is decided.
+    let sse = reqwest::get(format!("{}/v1/events", market.url))
+        .await
+        .unwrap();
+    assert_eq!(
+        sse.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut body = sse;
+
+    // A long-poll that knows no task decided: it waits (an answer now would
+    // show 0 decided, and the status it returns is checked below).
+    let waiter = {
+        let c = client.clone();
+        let id = bid.bid;
+        tokio::spawn(async move { c.bid_wait(id, 0, 30_000).await.unwrap() })
+    };
+    let w = market.worker(&model).await;
+    let got = w.claim(2, 5_000).await.unwrap().assignments;
+    assert_eq!(got.len(), 2);
+    w.submit_result(got[0].assignment, &honest()).await.unwrap();
+    let status = waiter.await.unwrap();
+    let decided = status
+        .tasks
+        .iter()
+        .filter(|t| t.status == TaskState::Verified)
+        .count();
+    assert_eq!(decided, 1, "answered on the first decision");
+    assert_eq!(status.status, BidState::Open);
+    // Already past what the caller saw: answered at once.
+    let now = client.bid_wait(bid.bid, 0, 30_000).await.unwrap();
+    assert_eq!(now.tasks.iter().filter(|t| t.status.is_final()).count(), 1);
+
+    w.submit_result(got[1].assignment, &honest()).await.unwrap();
+    let done = client.bid_wait(bid.bid, 1, 30_000).await.unwrap();
+    assert_eq!(done.status, BidState::Done);
+
+    // The stream told both decisions and the bid's end, in order.
+    let mut events = Vec::new();
+    let mut buf = String::new();
+    while events.len() < 3 {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), body.chunk())
+            .await
+            .expect("an event within 30 s")
+            .unwrap()
+            .expect("the stream stays open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            for line in frame.lines() {
+                if let Some(data) = line.strip_prefix("data:") {
+                    let e: MarketEvent = serde_json::from_str(data.trim()).unwrap();
+                    events.push(e);
+                }
+            }
+        }
+    }
+    assert_eq!(
+        events,
+        vec![
+            MarketEvent::TaskDecided {
+                bid: bid.bid,
+                task: got[0].task,
+                status: TaskState::Verified
+            },
+            MarketEvent::TaskDecided {
+                bid: bid.bid,
+                task: got[1].task,
+                status: TaskState::Verified
+            },
+            MarketEvent::BidDone { bid: bid.bid },
+        ]
+    );
+    market.finish().await;
+}
+both!(decisions_are_pushed);
