@@ -353,6 +353,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         txs: usize,
     },
+    /// Image to verified answer, one bid at a time, real workers.
+    Latency {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 3)]
+        workers: usize,
+        #[arg(long, default_value_t = 30)]
+        bids: usize,
+        #[arg(long, default_value = "auto")]
+        backend: String,
+    },
     /// Wrong answers verified and saboteurs paid, against simulated fleets.
     Trust {
         #[arg(long)]

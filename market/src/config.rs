@@ -70,8 +70,8 @@ pub struct Config {
     /// checks) are settled only this long after they were earned, so a
     /// saboteur caught meanwhile forfeits them.
     pub holdback: Duration,
-    /// With `horizon`, how often deposits into the operator's account are
-    /// looked for (a full page is followed at once).
+    /// With `horizon` (or `rpc`), how often deposits into the operator's
+    /// account are looked for (a full page is followed at once).
     pub deposit_poll: Duration,
 }
 

@@ -13,8 +13,16 @@
 //! the cursor is stored in the same transaction as the page's credits, so a
 //! restart, a page served twice or two market processes never credit twice.
 //! Payments the operator itself sends (payouts) only move the cursor.
+//!
+//! With `--rpc` and no `--horizon`, the same records are read from Stellar
+//! RPC's SAC `transfer` events instead ([`rpc`]; memos from
+//! `getTransaction`). The stored cursor is one source's: an RPC cursor
+//! (`digits-digits`) is refused by Horizon and a Horizon paging token is
+//! refused here, so a market switching sources says so rather than
+//! re-crediting or skipping deposits.
 
 mod horizon;
+pub mod rpc;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -234,11 +242,70 @@ pub async fn follow_once(m: &Market, http: &reqwest::Client, horizon: &str) -> R
     Ok(page.records.len())
 }
 
-/// Follow deposits while the market runs (with `--horizon`): a full page
-/// is followed by the next at once, else the follower waits `deposit_poll`.
+/// Store `cursor` (after a page is applied: the deposits are in already).
+async fn store_cursor(m: &Market, cursor: &str, replace: bool) -> Result<()> {
+    let sql = if replace {
+        "INSERT INTO deposit_cursor (id, cursor) VALUES (1, $1)
+         ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor"
+    } else {
+        "INSERT INTO deposit_cursor (id, cursor) VALUES (1, $1) ON CONFLICT (id) DO NOTHING"
+    };
+    let mut tx = m.db.begin().await?;
+    query(sql).bind(cursor).execute(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The stored cursor as an RPC cursor; on the first run, the start of the
+/// latest ledger, stored (see [`rpc`]: nothing paid before is credited).
+async fn rpc_cursor(m: &Market, http: &reqwest::Client, url: &str) -> Result<String> {
+    let stored = match cursor(m).await? {
+        Some(c) => c,
+        None => {
+            let start = rpc::ledger_cursor(rpc::latest_ledger(http, url).await?);
+            store_cursor(m, &start, false).await?; // another process may have begun
+            cursor(m).await?.unwrap_or(start)
+        }
+    };
+    if !rpc::is_cursor(&stored) {
+        return Err(MarketError::Upstream(format!(
+            "the stored deposit cursor {stored:?} is Horizon's: deposits have been followed \
+             through Horizon, keep following them with --horizon"
+        )));
+    }
+    Ok(stored)
+}
+
+/// [`follow_once`] through Stellar RPC at `url`: read the transfer events
+/// after the stored cursor, apply them, store the answer's cursor; how
+/// many events the answer held.
+pub async fn follow_once_rpc(m: &Market, http: &reqwest::Client, url: &str) -> Result<usize> {
+    let after = rpc_cursor(m, http, url).await?;
+    let operator = m.config.operator.account().to_string();
+    let read = rpc::read_page(http, url, &operator, &m.config.network, &after).await?;
+    apply_page(m, &read.page).await?;
+    // Past the last event, or past an empty window: a crash before this
+    // only means the page is read (and skipped) again.
+    if let Some(next) = read.cursor.filter(|c| *c != after) {
+        store_cursor(m, &next, true).await?;
+    }
+    Ok(read.events)
+}
+
+/// Where deposits are followed from.
+enum Source {
+    Horizon(String),
+    Rpc(String),
+}
+
+/// Follow deposits while the market runs (with `--horizon`, else with
+/// `--rpc`): a full page is followed by the next at once, else the
+/// follower waits `deposit_poll`.
 pub fn spawn(m: &Arc<Market>) {
-    let Some(horizon) = m.config.horizon.clone() else {
-        return;
+    let source = match (&m.config.horizon, &m.config.rpc) {
+        (Some(h), _) => Source::Horizon(h.clone()),
+        (None, Some(r)) => Source::Rpc(r.clone()),
+        (None, None) => return,
     };
     let m = Arc::clone(m);
     tokio::spawn(async move {
@@ -248,7 +315,11 @@ pub fn spawn(m: &Arc<Market>) {
             .expect("an HTTP client");
         let mut shutdown = m.shutdown_signal();
         loop {
-            let wait = match follow_once(&m, &http, &horizon).await {
+            let followed = match &source {
+                Source::Horizon(url) => follow_once(&m, &http, url).await,
+                Source::Rpc(url) => follow_once_rpc(&m, &http, url).await,
+            };
+            let wait = match followed {
                 Ok(n) if n >= PAGE_LIMIT => Duration::ZERO,
                 Ok(_) => m.config.deposit_poll,
                 Err(e) => {

@@ -1,4 +1,4 @@
-//! `tally bench market|claims|inference|settle|trust`: throughput and latency,
+//! `tally bench market|claims|inference|settle|trust|latency`: throughput and latency,
 //! measured on the real thing (HTTP, database, signatures), printed as JSON
 //! with `--json`.
 
@@ -15,6 +15,7 @@ use tally_protocol::{Client, Detection, Sha256Hex, Signer, Stroops};
 use crate::cli::BenchCommand;
 use crate::local::LocalMarket;
 
+pub mod latency;
 pub mod trust;
 
 pub async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -37,6 +38,12 @@ pub async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
             threads,
         } => (inference(&backend, iterations, threads).await?, json),
         BenchCommand::Settle { json, txs } => (settle(txs), json),
+        BenchCommand::Latency {
+            json,
+            workers,
+            bids,
+            backend,
+        } => (latency::run(workers, bids, &backend).await?, json),
         BenchCommand::Trust {
             json,
             tasks,
