@@ -26,6 +26,8 @@ pub fn router(m: Arc<Market>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(crate::openapi::serve))
+        .route("/docs", get(crate::openapi::docs))
         .route("/v1/models", get(list_models).post(upload_model))
         .route("/v1/models/{hash}", get(download_model))
         .route("/v1/offers", post(post_offer))
@@ -48,6 +50,7 @@ pub fn router(m: Arc<Market>) -> Router {
         .route("/v1/admin/accounts", get(admin_accounts))
         .route("/v1/admin/workers", get(admin_workers))
         .route("/v1/admin/bids", get(admin_bids))
+        .merge(crate::console::routes())
         .fallback(|| async {
             MarketError::NotFound("no such endpoint; see the v1 API table".into())
         })

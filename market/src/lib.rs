@@ -24,6 +24,8 @@
 //! - [`auth`]: the signed-request extractor and replay protection.
 //! - [`admin`]: the operator's views: accounts' books, workers, bids.
 //! - [`api`]: the axum router.
+//! - [`openapi`]: the API document (`GET /openapi.json`), generated from the wire types, and its page (`GET /docs`).
+//! - [`console`]: the web console at `GET /`, compiled in.
 //! - [`server`]: start-up, background jobs, graceful shutdown.
 
 pub mod admin;
@@ -33,6 +35,7 @@ pub mod bids;
 pub mod checks;
 pub mod claims;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod decide;
 pub mod deposits;
@@ -40,6 +43,7 @@ pub mod error;
 pub mod events;
 pub mod ledger;
 pub mod lifecycle;
+pub mod openapi;
 pub mod payment;
 pub mod results;
 pub mod server;

@@ -1,9 +1,10 @@
 //! One detected object, in original-image pixels, and the IoU of two boxes.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A detection as workers report it and the vote returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Detection {
     pub class_id: u32,

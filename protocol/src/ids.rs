@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 
 macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
+    ($(#[doc = $doc:literal])* $name:ident) => {
+        $(#[doc = $doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub i64);
@@ -20,6 +20,15 @@ macro_rules! id_type {
             }
         }
 
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                integer_schema(concat!($($doc, )* ""))
+            }
+        }
+
         impl FromStr for $name {
             type Err = std::num::ParseIntError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -27,6 +36,24 @@ macro_rules! id_type {
             }
         }
     };
+}
+
+/// An int64 id or amount, as JSON carries it: a bare integer.
+fn integer_schema(description: &str) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "integer",
+        "format": "int64",
+        "description": description.trim(),
+    })
+}
+
+/// A string with a fixed `pattern`.
+fn string_schema(pattern: &str, description: &str) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "pattern": pattern,
+        "description": description,
+    })
 }
 
 id_type!(
@@ -68,6 +95,17 @@ impl Stroops {
     }
 }
 
+impl schemars::JsonSchema for Stroops {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Stroops".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        integer_schema(
+            "An amount of the settlement asset in stroops (1e-7 of a unit), never a float.",
+        )
+    }
+}
+
 impl fmt::Display for Stroops {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} stroops", self.0)
@@ -96,6 +134,18 @@ impl AccountId {
         stellar_strkey::ed25519::PublicKey::from_string(&self.0)
             .map(|k| k.0)
             .unwrap_or([0; 32])
+    }
+}
+
+impl schemars::JsonSchema for AccountId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AccountId".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        string_schema(
+            "^G[A-Z2-7]{55}$",
+            "A Stellar account id: its `G...` ed25519 public-key strkey.",
+        )
     }
 }
 
@@ -146,6 +196,18 @@ impl Sha256Hex {
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl schemars::JsonSchema for Sha256Hex {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Sha256Hex".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        string_schema(
+            "^[0-9a-f]{64}$",
+            "A sha256 digest as 64 lowercase hex characters: a model's or an input's address.",
+        )
     }
 }
 

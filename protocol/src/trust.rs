@@ -21,13 +21,14 @@
 //! than `P` says; the market's answer to it is backtracking: once caught,
 //! every task it helped verify is decided again without it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The fraction of saboteurs the market assumes when nothing is known.
 pub const ASSUMED_SABOTEURS: f64 = 0.4;
 
 /// A worker's spot-check record.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckRecord {
     pub passed: u64,
     pub failed: u64,
@@ -107,7 +108,7 @@ pub fn group_credibility(groups: &[Vec<f64>]) -> Vec<f64> {
 pub const DEFAULT_CONFIDENCE: f64 = 0.999;
 
 /// One result's weight in a decision, as the evidence records it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Weight {
     pub assignment: crate::AssignmentId,
     /// The worker's check record when the task was decided.

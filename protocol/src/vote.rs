@@ -20,12 +20,13 @@
 
 use std::cmp::Ordering;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{iou, AssignmentId, Detection};
 
 /// The voting parameters stored with each bid.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct VoteParams {
     /// Agreeing results needed for a verdict.
     pub quorum: u32,
@@ -66,7 +67,7 @@ pub struct Ballot {
 }
 
 /// The outcome of a vote.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Verdict {
     /// In [`canonical`] order; near-threshold ones included.
     pub consensus: Vec<Detection>,

@@ -4,6 +4,7 @@
 //! it instead of silently getting a default.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AccountId, AssignmentId, BidId, Sha256Hex, Stroops, TaskId};
@@ -11,19 +12,19 @@ use crate::vote::{Verdict, VoteParams};
 use crate::Detection;
 
 /// `{"error": {"code", "message"}}`, the body of every 4xx and 5xx.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
 }
 
 /// `POST /v1/models` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ModelUploaded {
     pub model: Sha256Hex,
     pub size: u64,
@@ -31,20 +32,20 @@ pub struct ModelUploaded {
 
 /// `GET /v1/models`: every model the market hosts, oldest upload first;
 /// what a worker may offer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ModelList {
     pub models: Vec<HostedModel>,
 }
 
 /// One hosted model: its address and its size in bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HostedModel {
     pub model: Sha256Hex,
     pub bytes: u64,
 }
 
 /// `POST /v1/offers`: what a worker runs and for how little.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OfferRequest {
     pub models: Vec<Sha256Hex>,
@@ -52,7 +53,7 @@ pub struct OfferRequest {
     pub capacity: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Offer {
     pub worker: AccountId,
     pub models: Vec<Sha256Hex>,
@@ -66,7 +67,7 @@ fn default_deadline() -> u64 {
 }
 
 /// `POST /v1/bids`: one price for every input; each input becomes a task.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BidRequest {
     pub model: Sha256Hex,
@@ -124,21 +125,21 @@ impl BidRequest {
 }
 
 /// `POST /v1/bids` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct BidCreated {
     pub bid: BidId,
     pub tasks: Vec<TaskId>,
     pub reserved: Stroops,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BidState {
     Open,
     Done,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
     Open,
@@ -162,7 +163,7 @@ impl TaskState {
 }
 
 /// `GET /v1/bids/{id}` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct BidStatus {
     pub bid: BidId,
     pub status: BidState,
@@ -175,7 +176,7 @@ pub struct BidStatus {
     pub tasks: Vec<TaskStatus>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TaskStatus {
     pub task: TaskId,
     pub status: TaskState,
@@ -189,7 +190,7 @@ pub struct TaskStatus {
 }
 
 /// `POST /v1/claims`: long-poll for up to `max_tasks` assignments.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
     pub max_tasks: u32,
@@ -197,12 +198,12 @@ pub struct ClaimRequest {
     pub wait_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Claimed {
     pub assignments: Vec<Assignment>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Assignment {
     pub assignment: AssignmentId,
     pub task: TaskId,
@@ -213,14 +214,14 @@ pub struct Assignment {
 }
 
 /// `POST /v1/assignments/{id}/heartbeat` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Lease {
     pub assignment: AssignmentId,
     pub lease_expires_at: DateTime<Utc>,
 }
 
 /// `POST /v1/assignments/{id}/result`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResultRequest {
     pub detections: Vec<Detection>,
@@ -228,14 +229,14 @@ pub struct ResultRequest {
 }
 
 /// `POST /v1/assignments/{id}/failure`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailureRequest {
     pub reason: String,
 }
 
 /// Answer to a result or a failure: where the assignment and its task stand.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct AssignmentOutcome {
     pub assignment: AssignmentId,
     pub task: TaskId,
@@ -245,7 +246,7 @@ pub struct AssignmentOutcome {
 }
 
 /// `GET /v1/tasks/{id}/evidence`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Evidence {
     pub task: TaskId,
     pub bid: BidId,
@@ -284,7 +285,7 @@ pub struct Evidence {
 }
 
 /// A verdict that was undone: what it said, when, and why.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Revision {
     pub verdict: Verdict,
     pub revised_at: DateTime<Utc>,
@@ -293,7 +294,7 @@ pub struct Revision {
 }
 
 /// A result exactly as its worker signed it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct SignedResult {
     pub assignment: AssignmentId,
     pub worker: AccountId,
@@ -333,12 +334,12 @@ impl SignedResult {
 }
 
 /// `GET /v1/settlements?after=seq`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct SettlementPage {
     pub records: Vec<SettlementRecord>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SettlementRecord {
     pub seq: u64,
     pub prev_hash: String,
@@ -354,7 +355,7 @@ pub struct SettlementRecord {
     pub created_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Payout {
     pub account: AccountId,
     pub amount: Stroops,
@@ -373,7 +374,7 @@ pub struct Payout {
 }
 
 /// The operation a payout is paid by.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PayoutKind {
     /// A payment to an account that exists (and trusts the asset).
@@ -394,7 +395,7 @@ impl PayoutKind {
 }
 
 /// `GET /v1/market`: what an operator or a worker owner looks at first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct MarketStats {
     pub open_tasks: u64,
     pub running_tasks: u64,
@@ -413,237 +414,19 @@ pub struct MarketStats {
     pub operator: AccountId,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WorkerSummary {
     pub account: AccountId,
     pub checks: crate::trust::CheckRecord,
     pub credibility: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PriceLevel {
     pub price: Stroops,
     pub tasks: u64,
 }
 
-/// One event of `GET /v1/events` (server-sent events, `data:` lines of
-/// JSON): what changed, with public ids only.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum MarketEvent {
-    /// A task was verified or failed.
-    TaskDecided {
-        bid: BidId,
-        task: TaskId,
-        status: TaskState,
-    },
-    /// A verified task's verdict was undone (a worker in its agreeing
-    /// group was caught) and the task runs again.
-    TaskRevised { task: TaskId },
-    /// Every task of the bid is decided and its refund made.
-    BidDone { bid: BidId },
-    /// A settlement record was written.
-    SettlementWritten { seq: u64 },
-    /// A deposit was credited to an account.
-    DepositCredited { account: AccountId, amount: Stroops },
-}
+mod accounts;
 
-/// `GET /v1/admin/accounts` (operator only): every account's books.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AdminAccounts {
-    pub accounts: Vec<AccountBooks>,
-}
-
-/// One account's balances, in stroops.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AccountBooks {
-    pub account: String,
-    pub available: Stroops,
-    pub reserved: Stroops,
-    pub earned: Stroops,
-    pub withdrawing: Stroops,
-    pub paid: Stroops,
-    pub fees: Stroops,
-}
-
-/// `GET /v1/admin/workers` (operator only).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AdminWorkers {
-    pub workers: Vec<AdminWorker>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AdminWorker {
-    pub account: AccountId,
-    pub credibility: f64,
-    pub checks: crate::trust::CheckRecord,
-    pub reputation: Reputation,
-    pub earned_unpaid: Stroops,
-    pub paid: Stroops,
-    pub caught_at: Option<DateTime<Utc>>,
-    pub last_seen: DateTime<Utc>,
-}
-
-/// `GET /v1/admin/bids` (operator only): the newest bids first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AdminBids {
-    pub bids: Vec<AdminBid>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AdminBid {
-    pub bid: BidId,
-    pub client: AccountId,
-    /// `client`, or `check` for the market's own spot checks.
-    pub kind: String,
-    pub model: Sha256Hex,
-    pub price: Stroops,
-    pub status: BidState,
-    pub tasks: u64,
-    pub verified: u64,
-    pub failed: u64,
-    pub reserved: Stroops,
-    pub spent: Stroops,
-    pub created_at: DateTime<Utc>,
-}
-
-/// `POST /v1/admin/credits` (operator only).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreditRequest {
-    pub account: AccountId,
-    pub amount: Stroops,
-}
-
-/// `GET /v1/accounts/me`: the caller's view of the ledger, in stroops.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AccountView {
-    pub account: AccountId,
-    pub balance: Stroops,
-    pub reserved: Stroops,
-    pub earned_unpaid: Stroops,
-    /// Of `earned_unpaid`, what the probation holdback keeps from
-    /// settlement for now (a worker not yet trusted).
-    #[serde(default)]
-    pub held: Stroops,
-    pub paid_total: Stroops,
-    pub fees_paid: Stroops,
-    pub reputation: Reputation,
-    /// Spot checks passed and failed (one failure and the worker is caught).
-    #[serde(default)]
-    pub checks: crate::trust::CheckRecord,
-    /// How far the market trusts this worker's results ([`crate::trust::credibility`]).
-    #[serde(default)]
-    pub credibility: f64,
-    /// The text memo that credits a payment into the operator's account to
-    /// this account whoever sends it (say, an exchange).
-    #[serde(default)]
-    pub deposit_memo: String,
-    /// The operator's account: where deposits are paid.
-    #[serde(default)]
-    pub deposit_address: String,
-    /// Withdrawals asked for and not yet in a settlement record.
-    #[serde(default)]
-    pub withdrawing: Stroops,
-}
-
-/// One payment into the operator's account, as the market read it from
-/// the network: credited once, or refused with the reason.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Deposit {
-    /// The network's operation id.
-    pub id: String,
-    /// The account credited (none when refused).
-    pub account: Option<AccountId>,
-    pub sender: String,
-    pub amount: Stroops,
-    /// `native` or `CODE:ISSUER`.
-    pub asset: String,
-    pub memo: Option<String>,
-    pub tx_hash: String,
-    /// `credited` or `refused`.
-    pub status: String,
-    pub reason: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// `POST /v1/withdrawals`: move `amount` of the caller's available balance
-/// out to its own account on the network, through the settlement records.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WithdrawalRequest {
-    pub amount: Stroops,
-}
-
-/// A withdrawal as the market holds it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Withdrawal {
-    pub id: i64,
-    pub account: AccountId,
-    pub amount: Stroops,
-    /// The settlement record paying it, once written.
-    pub payout_seq: Option<u64>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// `GET /v1/withdrawals`: the caller's withdrawals, newest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WithdrawalPage {
-    pub withdrawals: Vec<Withdrawal>,
-}
-
-/// `GET /v1/withdrawals/{id}/evidence`: the request exactly as its account
-/// signed it, so an auditor checks that a payout's withdrawal was asked for.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WithdrawalEvidence {
-    pub id: i64,
-    pub account: AccountId,
-    pub amount: Stroops,
-    /// The request body as sent, base64.
-    pub body: String,
-    pub timestamp: i64,
-    pub nonce: String,
-    pub signature: String,
-    pub payout_seq: Option<u64>,
-}
-
-impl WithdrawalEvidence {
-    /// The signature verifies for `POST /v1/withdrawals` with this body, and
-    /// the body asks for `amount`.
-    pub fn verify(&self) -> Result<(), crate::Error> {
-        use base64::Engine as _;
-        let body = base64::engine::general_purpose::STANDARD
-            .decode(&self.body)
-            .map_err(|e| crate::Error::Invalid(format!("withdrawal body: {e}")))?;
-        let message = crate::signing::message(
-            "POST",
-            "/v1/withdrawals",
-            self.timestamp,
-            &self.nonce,
-            &body,
-        );
-        crate::signing::verify(&self.account, &message, &self.signature)?;
-        let req: WithdrawalRequest = serde_json::from_slice(&body)
-            .map_err(|e| crate::Error::Invalid(format!("withdrawal body: {e}")))?;
-        if req.amount != self.amount {
-            return Err(crate::Error::Invalid(format!(
-                "the signed request asks for {} stroops, not {}",
-                req.amount.0, self.amount.0
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// `GET /v1/deposits`: the caller's deposits, newest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DepositPage {
-    pub deposits: Vec<Deposit>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reputation {
-    pub agreed: u64,
-    pub disagreed: u64,
-    pub timed_out: u64,
-}
+pub use accounts::*;

@@ -1,0 +1,297 @@
+//! The web console in a real browser: a market with a verified task and a
+//! settlement record, then Debian's headless Chromium loads each page
+//! (`--dump-dom` to read what it shows, `--screenshot` to keep a picture
+//! of it in `target/console-screenshots/`). The bid page gets the client's
+//! seed in its URL hash (`#/bids/{id}?seed=S...`, a test-only shortcut: the
+//! page takes it and drops it from the URL), signs its requests in the
+//! browser, and draws the consensus boxes on the input image. Pages load
+//! with `?live=0`: a headless browser's virtual clock stops while a request
+//! is open, and a live page always holds one (the event stream, a long-poll).
+//!
+//! Without `/usr/bin/chromium` the test is skipped, unless `CI` is set.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use tally_protocol::wire::{BidRequest, TaskState};
+use tally_protocol::{Signer, Stroops};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// An 800x600 picture with a few shapes, for the boxes to sit on.
+fn scene() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(800, 600, |x, y| {
+        let sky = y < 330;
+        let in_dog = (133..324).contains(&x) && (207..542).contains(&y);
+        let in_car = (466..691).contains(&x) && (78..171).contains(&y);
+        if in_dog {
+            image::Rgb([150, 105, 60])
+        } else if in_car {
+            image::Rgb([200, 40, 40])
+        } else if sky {
+            image::Rgb([150, 190, (200 + y / 6) as u8])
+        } else {
+            image::Rgb([70, (120 + (x % 40)) as u8, 60])
+        }
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode png");
+    out.into_inner()
+}
+
+/// Run Chromium headless on `url` with `args`; its stdout.
+async fn chromium(url: &str, args: &[String]) -> String {
+    let profile = tempfile::tempdir().expect("tempdir");
+    let mut cmd = tokio::process::Command::new(CHROMIUM);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--virtual-time-budget=5000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()))
+    .args(args)
+    .arg(url)
+    .kill_on_drop(true)
+    .stdin(std::process::Stdio::null());
+    let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("chromium did not finish on {url} within 90 s"))
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "chromium failed on {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn dom(url: &str) -> String {
+    chromium(url, &["--dump-dom".to_string()]).await
+}
+
+async fn screenshot(url: &str, dir: &Path, name: &str) {
+    let path = dir.join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&path);
+    chromium(
+        url,
+        &[
+            format!("--screenshot={}", path.display()),
+            "--window-size=1280,900".to_string(),
+        ],
+    )
+    .await;
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "{name}.png was not written ({size} bytes)");
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+fn contains_all(page: &str, dom: &str, wanted: &[&str]) {
+    for w in wanted {
+        assert!(
+            dom.contains(w),
+            "the {page} page does not show {w:?}; its DOM:\n{dom}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_pages_in_chromium() {
+    if !Path::new(CHROMIUM).exists() {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI must run the console's browser test: install chromium (apt-get install -y chromium)");
+        }
+        eprintln!("skipping the console's browser test: {CHROMIUM} is missing (apt-get install -y chromium)");
+        return;
+    }
+    let market = spawn_market_with(
+        Backend::Sqlite,
+        Options {
+            tweak: |c| c.settle_every = Duration::from_secs(3600),
+            ..Options::default()
+        },
+    )
+    .await;
+
+    // The console itself: the page, its assets, their types and policy.
+    let http = reqwest::Client::new();
+    let index = http.get(format!("{}/", market.url)).send().await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert!(index.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let csp = index.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
+    let js = http
+        .get(format!("{}/console/console.js", market.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(js.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    let missing = http
+        .get(format!("{}/console/nope.js", market.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    // A client's bid with one picture; three workers answer, one wrongly.
+    let signer = Signer::generate();
+    market
+        .client(&market.operator)
+        .credit(signer.account(), Stroops(100_000_000))
+        .await
+        .unwrap();
+    let client = market.client(&signer);
+    let model = model(&client).await;
+    let req = BidRequest {
+        replicas: Some(3),
+        quorum: Some(2),
+        ..bid_request(&model, 10_000)
+    };
+    let bid = client.bid_images(req, &[scene()]).await.unwrap();
+    let task = bid.tasks[0];
+    let mut workers = Vec::new();
+    for answer in [ResultBody::other(), honest(), honest_noisy()] {
+        let w = market.worker(&model).await;
+        let got = w.claim(1, 5_000).await.unwrap().assignments;
+        assert_eq!(got.len(), 1, "each worker gets the task");
+        w.submit_result(got[0].assignment, &answer).await.unwrap();
+        workers.push(w.signer().unwrap().account().to_string());
+    }
+    let status = client.bid(bid.bid).await.unwrap();
+    assert_eq!(status.tasks[0].status, TaskState::Verified);
+    // Open work at another price, for the market page's price levels.
+    let other = market.funded_client(100_000_000).await;
+    other
+        .bid_images(bid_request(&model, 25_000), &[png(7), png(8)])
+        .await
+        .unwrap();
+    tally_market::settle::settle_now(&market.market)
+        .await
+        .unwrap();
+    let records = market.anonymous().settlements(0).await.unwrap().records;
+    assert!(!records.is_empty(), "a settlement record was written");
+    let tx_hash = records[0].tx_hash.clone();
+
+    let shots = screenshots_dir();
+    let base = &market.url;
+
+    // Market: the counts, the open price levels, the workers online.
+    let url = format!("{base}/#/?live=0");
+    let page = dom(&url).await;
+    contains_all(
+        "market",
+        &page,
+        &[
+            "id=\"market-stats\"",
+            "data-stat=\"verified\"",
+            "Open tasks by price level",
+            "0.0025 XLM",
+            &workers[0],
+            &workers[1],
+            &workers[2],
+        ],
+    );
+    screenshot(&url, &shots, "market").await;
+
+    // Task evidence: the vote, every worker, the signatures, the consensus.
+    let url = format!("{base}/#/tasks/{task}?live=0");
+    let page = dom(&url).await;
+    contains_all(
+        "task evidence",
+        &page,
+        &[
+            &format!("Task {task}"),
+            "id=\"results\"",
+            "agreed",
+            "disagreed",
+            "✓ valid",
+            "data-label=\"dog\"",
+            "data-label=\"car\"",
+            "id=\"task-canvas\"",
+            &workers[0],
+            &workers[1],
+            &workers[2],
+        ],
+    );
+    assert!(!page.contains("✗ invalid"), "every signature checks");
+    screenshot(&url, &shots, "task").await;
+
+    // Settlements: the record, its transaction, the chain check.
+    let url = format!("{base}/#/settlements?live=0");
+    let page = dom(&url).await;
+    contains_all(
+        "settlements",
+        &page,
+        &[
+            &tx_hash,
+            &format!("stellar.expert/explorer/testnet/tx/{tx_hash}"),
+            "Chain intact",
+            "data-ok=\"true\"",
+            "tally audit",
+        ],
+    );
+    screenshot(&url, &shots, "settlements").await;
+
+    // A worker's public record.
+    let url = format!("{base}/#/workers/{}?live=0", workers[1]);
+    let page = dom(&url).await;
+    contains_all(
+        "worker",
+        &page,
+        &["Public record", "Credibility", "id=\"seed\""],
+    );
+    screenshot(&url, &shots, "worker").await;
+
+    // The bid, signed in the browser: status, consensus, the image.
+    let url = format!("{base}/#/bids/{}?live=0&seed={}", bid.bid, signer.secret());
+    let page = dom(&url).await;
+    contains_all(
+        "bid",
+        &page,
+        &[
+            &format!("Bid {}", bid.bid),
+            "id=\"bid-status\"",
+            "data-status=\"done\"",
+            &format!("id=\"task-{task}\""),
+            "data-label=\"dog\"",
+            "data-label=\"car\"",
+            &format!("id=\"bid-canvas-{task}\""),
+            "data-image=\"input\"",
+            signer.account().as_str(),
+        ],
+    );
+    assert!(
+        !page.contains(&signer.secret()),
+        "the seed is gone from the page"
+    );
+    screenshot(&url, &shots, "bid").await;
+
+    // Without the key, the bid page asks for it and shows nothing private.
+    let page = dom(&format!("{base}/#/bids/{}?live=0", bid.bid)).await;
+    contains_all("bid without a key", &page, &["id=\"seed\""]);
+    assert!(!page.contains("data-label=\"dog\""));
+
+    market.finish().await;
+}
