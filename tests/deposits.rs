@@ -16,7 +16,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use common::*;
 use serde_json::{json, Value};
-use tally_protocol::{Client, Signer};
+use tally_protocol::wire::MarketEvent;
+use tally_protocol::{Client, Signer, Stroops};
 
 /// The stand-in: every record it knows, paged by cursor like Horizon, and
 /// (once, when asked) the same page again in place of the next one.
@@ -144,7 +145,30 @@ async fn deposits_are_credited_once_or_refused_with_a_reason(backend: Backend) {
     let url = stand_in(Arc::clone(&state)).await;
 
     // Page size 200: one page holds it all; a second read finds nothing new.
+    let mut events = market.market.events.subscribe();
     assert_eq!(follow(&market, &url).await, 8);
+    // Each credit is pushed to listeners (GET /v1/events) once committed.
+    let mut pushed = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        pushed.push(e);
+    }
+    assert_eq!(
+        pushed,
+        vec![
+            MarketEvent::DepositCredited {
+                account: alice.signer().unwrap().account().clone(),
+                amount: Stroops(15_000_000)
+            },
+            MarketEvent::DepositCredited {
+                account: bob.signer().unwrap().account().clone(),
+                amount: Stroops(20_000_000)
+            },
+            MarketEvent::DepositCredited {
+                account: alice.signer().unwrap().account().clone(),
+                amount: Stroops(10)
+            },
+        ]
+    );
     assert_eq!(balance(&alice).await, 15_000_000 + 10);
     assert_eq!(balance(&bob).await, 20_000_000, "credited by its memo");
     let mine = alice.deposits().await.unwrap().deposits;

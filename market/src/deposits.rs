@@ -93,6 +93,7 @@ pub async fn apply_page(m: &Market, page: &Page) -> Result<usize> {
     let operator = m.config.operator.account().to_string();
     let mut tx = m.db.begin().await?;
     let mut fresh = 0;
+    let mut credited = Vec::new();
     for r in &page.records {
         let verdict = judge(&mut tx, m, &operator, r).await?;
         let (account, status, reason) = match &verdict {
@@ -124,6 +125,10 @@ pub async fn apply_page(m: &Market, page: &Page) -> Result<usize> {
             (Some(a), Some(amount)) => {
                 ledger::credit(&mut tx, a, Stroops(amount)).await?;
                 tracing::info!(deposit = %r.id, account = %a, amount, "deposit credited");
+                credited.push(tally_protocol::wire::MarketEvent::DepositCredited {
+                    account: a.clone(),
+                    amount: Stroops(amount),
+                });
             }
             _ => {
                 tracing::warn!(deposit = %r.id, sender = %r.from, reason = ?reason, "deposit refused")
@@ -138,6 +143,9 @@ pub async fn apply_page(m: &Market, page: &Page) -> Result<usize> {
     .execute(&mut tx)
     .await?;
     tx.commit().await?;
+    for event in credited {
+        m.events.publish(event);
+    }
     Ok(fresh)
 }
 
