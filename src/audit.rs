@@ -81,6 +81,35 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The report as the market publishes its own audit (`GET /v1/audit`).
+    pub fn to_wire(&self) -> wire::SelfAudit {
+        wire::SelfAudit {
+            ok: self.ok,
+            records: self.records,
+            payouts: self.payouts,
+            amount: self.amount,
+            tasks: self.tasks,
+            withheld_checks: self.withheld_checks,
+            revised_payouts: self.revised_payouts,
+            withdrawals: self.withdrawals,
+            findings: self
+                .findings
+                .iter()
+                .map(|f| wire::AuditFinding {
+                    kind: f.kind.clone(),
+                    detail: f.detail.clone(),
+                })
+                .collect(),
+            audited_at: chrono_now(),
+        }
+    }
+}
+
+fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+    tally_market::to_time(tally_market::now_ms())
+}
+
 /// What the evidence of one task establishes.
 #[derive(Default)]
 struct TaskFacts {

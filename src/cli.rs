@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// checks to be trusted, so a saboteur caught meanwhile forfeits them.
     #[arg(long, default_value_t = 86_400)]
     pub holdback_secs: u64,
+    /// How often the market runs `tally audit` against itself (0: never);
+    /// the last report is at `GET /v1/audit` and in the console.
+    #[arg(long, default_value_t = 600)]
+    pub audit_every_secs: u64,
 }
 
 #[derive(Debug, Args)]

@@ -238,7 +238,11 @@ async fn console_pages_in_chromium() {
     assert!(!page.contains("✗ invalid"), "every signature checks");
     screenshot(&url, &shots, "task").await;
 
-    // Settlements: the record, its transaction, the chain check.
+    // Settlements: the record, its transaction, the chain check, and the
+    // market's own audit (run here as `tally serve` runs it).
+    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
+    assert!(report.ok, "{}", report.summary());
+    *market.market.audit.lock().unwrap() = Some(report.to_wire());
     let url = format!("{base}/#/settlements?live=0");
     let page = dom(&url).await;
     contains_all(
@@ -250,6 +254,7 @@ async fn console_pages_in_chromium() {
             "Chain intact",
             "data-ok=\"true\"",
             "tally audit",
+            "own audit: all consistent",
         ],
     );
     screenshot(&url, &shots, "settlements").await;

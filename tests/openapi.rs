@@ -396,6 +396,14 @@ async fn document_and_api_agree(backend: Backend) {
     .await;
     api.json(None, "get", "/v1/market", "/v1/market", None, 200)
         .await;
+    // The market's own audit: 404 until it has run, then its report (the
+    // real checks of `tally audit`, run here as `tally serve` runs them).
+    api.json(None, "get", "/v1/audit", "/v1/audit", None, 404)
+        .await;
+    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
+    *market.market.audit.lock().unwrap() = Some(report.to_wire());
+    api.json(None, "get", "/v1/audit", "/v1/audit", None, 200)
+        .await;
     for admin in ["/v1/admin/accounts", "/v1/admin/workers", "/v1/admin/bids"] {
         api.json(Some(&operator), "get", admin, admin, None, 200)
             .await;

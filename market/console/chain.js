@@ -57,17 +57,19 @@ async function checkChain(records) {
 export async function settlementsPage(ctx) {
   const { view, session } = ctx;
   const verdict = el('div', { id: 'chain-verdict' });
+  const marketAudit = el('div', { id: 'market-audit' });
   const list = el('div', { id: 'settlements' });
   fill(view,
     el('div', { class: 'pagehead' }, el('h1', {}, 'Settlements'),
       el('p', { class: 'muted' }, 'Earnings netted per worker into hash-chained records, each paid by one Stellar transaction.')),
-    verdict, list);
+    verdict, marketAudit, list);
   const load = async () => {
     try {
       const records = await allRecords();
       const findings = await checkChain(records);
       if (!ctx.current()) return;
       renderVerdict(verdict, records, findings);
+      renderMarketAudit(marketAudit, await selfAudit());
       fill(list, records.length
         ? [...records].reverse().map((r) => recordCard(r, findings.filter((f) => f.seq === r.seq)))
         : el('p', { class: 'muted' }, 'No settlement record yet.'));
@@ -80,6 +82,29 @@ export async function settlementsPage(ctx) {
   return session.subscribe((e) => {
     if (e.type === 'settlement_written' || e.type === 'lagged') refresh();
   });
+}
+
+// The market's own periodic audit (`GET /v1/audit`): null until it has run.
+async function selfAudit() {
+  try {
+    return await api('/v1/audit');
+  } catch (err) {
+    return null;
+  }
+}
+
+function renderMarketAudit(node, report) {
+  if (!report) {
+    fill(node, el('p', { class: 'small muted' }, 'The market has not audited itself yet (it does every few minutes).'));
+    return;
+  }
+  const ok = report.ok;
+  fill(node, el('div', { class: `verdict ${ok ? 'ok' : 'bad'}`, 'data-ok': String(ok) },
+    el('strong', {}, ok
+      ? `The market\u2019s own audit: all consistent (${report.records} records, ${report.payouts} payouts, ${report.tasks} tasks checked).`
+      : `The market\u2019s own audit: ${report.findings.length} discrepancies.`),
+    ok ? null : el('ul', {}, report.findings.map((f) => el('li', {}, `${f.kind}: ${f.detail}`))),
+    el('p', { class: 'small' }, `Run ${when(report.audited_at)}: the same checks as tally audit, by the market against its own API.`)));
 }
 
 function renderVerdict(node, records, findings) {

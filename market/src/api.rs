@@ -42,6 +42,7 @@ pub fn router(m: Arc<Market>) -> Router {
         .route("/v1/settlements", get(settlements))
         .route("/v1/market", get(market))
         .route("/v1/events", get(events))
+        .route("/v1/audit", get(audit))
         .route("/v1/accounts/me", get(account_me))
         .route("/v1/deposits", get(deposits))
         .route("/v1/withdrawals", get(withdrawals).post(withdraw))
@@ -216,6 +217,16 @@ async fn get_bid(
             }
         }
     }
+}
+
+/// `GET /v1/audit`: the last report of the market's own periodic audit.
+async fn audit(State(m): S) -> Result<Json<SelfAudit>> {
+    let last = m.audit.lock().expect("audit report").clone();
+    last.map(Json).ok_or_else(|| {
+        MarketError::NotFound(
+            "the market has not audited itself yet; tally audit --market URL does it now".into(),
+        )
+    })
 }
 
 /// `GET /v1/events`: server-sent events, one JSON [`MarketEvent`] each.

@@ -45,6 +45,9 @@ pub struct Market {
     pub waiters: Waiters,
     /// What changed, for listeners.
     pub events: crate::events::Events,
+    /// The last report of the market's own periodic audit (`tally serve`
+    /// runs `tally audit` against itself), shown at `GET /v1/audit`.
+    pub audit: std::sync::Mutex<Option<tally_protocol::wire::SelfAudit>>,
     /// Payees the network has shown able to take a plain payment.
     pub payable: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Tells this process's own `NOTIFY`s from other processes'.
@@ -64,6 +67,7 @@ impl Market {
             waiters: Waiters::default(),
             payable: Default::default(),
             events: Default::default(),
+            audit: Default::default(),
             instance: instance_id(),
             shutdown: watch::channel(false).0,
         }))

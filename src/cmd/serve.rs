@@ -55,7 +55,44 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         fee_bps = market.config.fee_bps,
         "market serving"
     );
+    spawn_self_audit(&market, addr, Duration::from_secs(args.audit_every_secs));
     tally_market::serve(listener, market, super::shutdown_signal()).await?;
     tracing::info!("market stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every `every` (the first time soon after start), run the same checks as
+/// `tally audit` against this market over its own HTTP API and keep the
+/// report for `GET /v1/audit` (the console shows it).
+fn spawn_self_audit(market: &std::sync::Arc<Market>, addr: std::net::SocketAddr, every: Duration) {
+    if every.is_zero() {
+        return;
+    }
+    let m = std::sync::Arc::clone(market);
+    tokio::spawn(async move {
+        let url = format!("http://{addr}");
+        let client = tally_protocol::Client::new(&url, None);
+        let mut shutdown = m.shutdown_signal();
+        let mut wait = Duration::from_secs(5);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+            wait = every;
+            match crate::audit::audit(&client).await {
+                Ok(report) => {
+                    if !report.ok {
+                        tracing::error!(
+                            findings = report.findings.len(),
+                            "the market's own audit found discrepancies"
+                        );
+                    }
+                    let summary = report.to_wire();
+                    *m.audit.lock().expect("audit report") = Some(summary);
+                }
+                Err(e) => tracing::warn!(error = %e, "the market's own audit could not run"),
+            }
+        }
+    });
 }

@@ -359,6 +359,20 @@ pub const OPS: &[Op] = &[
     },
     Op {
         method: "get",
+        path: "/v1/audit",
+        tag: "market",
+        summary: "The market's own audit",
+        description: "The last report of the checks of `tally audit`, run by the market \
+                      against its own API every `--audit-every-secs`; 404 until the first run.",
+        auth: Auth::Public,
+        params: &[],
+        body: Body::None,
+        status: 200,
+        answer: Answer::Json(of::<SelfAudit>),
+        errors: &[404],
+    },
+    Op {
+        method: "get",
         path: "/v1/events",
         tag: "market",
         summary: "Event stream",

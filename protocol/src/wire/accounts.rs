@@ -224,3 +224,27 @@ pub struct Reputation {
     pub disagreed: u64,
     pub timed_out: u64,
 }
+
+/// `GET /v1/audit`: the last report of the market's own periodic audit
+/// (the checks of `tally audit`, run by the market against its own API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SelfAudit {
+    pub ok: bool,
+    pub records: u64,
+    pub payouts: u64,
+    /// Stroops paid by the records that paid.
+    pub amount: i64,
+    pub tasks: u64,
+    pub withheld_checks: u64,
+    pub revised_payouts: u64,
+    pub withdrawals: u64,
+    pub findings: Vec<AuditFinding>,
+    pub audited_at: DateTime<Utc>,
+}
+
+/// One discrepancy the audit found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditFinding {
+    pub kind: String,
+    pub detail: String,
+}
