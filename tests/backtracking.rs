@@ -93,10 +93,19 @@ async fn a_caught_workers_verdicts_are_decided_again(backend: Backend) {
     assert!(![bid_a.tasks[0], bid_b.tasks[0], bid_c.tasks[0]].contains(&check.task));
     let input = liar.input(&check.input).await.unwrap();
     assert!(answer_for(&input).is_some(), "a golden image");
+    let mut events = market.market.events.subscribe();
     liar.submit_result(check.assignment, &wrong())
         .await
         .unwrap();
     assert_eq!(liar.account_me().await.unwrap().checks.failed, 1);
+    // Listeners are told of the undone verdict (task A), not of B's.
+    let mut revised = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let tally_protocol::wire::MarketEvent::TaskRevised { task } = e {
+            revised.push(task);
+        }
+    }
+    assert_eq!(revised, vec![bid_a.tasks[0]]);
 
     // Task B stands on h1 alone; the liar's result no longer votes.
     let b = client.bid(bid_b.bid).await.unwrap();

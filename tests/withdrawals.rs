@@ -56,11 +56,16 @@ async fn withdrawals_leave_only_what_is_available_and_are_audited(backend: Backe
         vec![w.clone()]
     );
 
+    let mut events = market.market.events.subscribe();
     tally_market::settle::settle_now(&market.market)
         .await
         .unwrap();
     let me = client.account_me().await.unwrap();
     assert_eq!((me.withdrawing.0, me.paid_total.0), (0, 900_000));
+    assert_eq!(
+        events.try_recv().unwrap(),
+        tally_protocol::wire::MarketEvent::SettlementWritten { seq: 1 }
+    );
     let records = market.anonymous().settlements(0).await.unwrap().records;
     assert_eq!(records.len(), 1);
     let payout = &records[0].payouts[0];

@@ -58,6 +58,8 @@ struct Submitted {
     id: AssignmentId,
     worker: AccountId,
     state: AssignmentState,
+    /// Its worker's spot-check record, read with the result.
+    checks: CheckRecord,
     /// Its worker has failed a spot check.
     caught: bool,
     body: Vec<u8>,
@@ -83,7 +85,8 @@ impl Submitted {
 /// standing), and how many replicas are still out.
 async fn load_results(tx: &mut WriteTx<'_>, task: TaskId) -> Result<(Vec<Submitted>, usize)> {
     let rows = query(
-        "SELECT a.id, a.worker, a.status, a.body, COALESCE(w.checks_failed, 0) AS failed
+        "SELECT a.id, a.worker, a.status, a.body,
+           COALESCE(w.checks_passed, 0) AS passed, COALESCE(w.checks_failed, 0) AS failed
          FROM assignments a LEFT JOIN workers w ON w.account = a.worker
          WHERE a.task_id = $1 ORDER BY a.id",
     )
@@ -104,6 +107,10 @@ async fn load_results(tx: &mut WriteTx<'_>, task: TaskId) -> Result<(Vec<Submitt
             id: AssignmentId(int(&r, "id")?),
             worker: parse(&text(&r, "worker")?, "worker")?,
             state,
+            checks: CheckRecord {
+                passed: int(&r, "passed")?.max(0) as u64,
+                failed: int(&r, "failed")?.max(0) as u64,
+            },
             caught: int(&r, "failed")? > 0,
             body,
         });
@@ -195,7 +202,7 @@ struct Vote {
     verified: bool,
 }
 
-async fn run_vote(tx: &mut WriteTx<'_>, task: &TaskRow, voters: &[&Submitted]) -> Result<Vote> {
+fn run_vote(task: &TaskRow, voters: &[&Submitted]) -> Result<Vote> {
     // Too few results for a quorum: the vote cannot verify, only the replicas decide.
     let vote_due = voters.len() as u64 >= u64::from(task.params.quorum);
     let ballots = if vote_due {
@@ -218,7 +225,7 @@ async fn run_vote(tx: &mut WriteTx<'_>, task: &TaskRow, voters: &[&Submitted]) -
     // Where the bid buys a confidence, the agreeing group's credibility must reach it too.
     let (weights, credibility) = match (&verdict, task.params.confidence) {
         (Some(v), Some(_)) if quorum_met => {
-            let weights = weigh(tx, voters).await?;
+            let weights = weigh(voters);
             let p = weighed_credibility(v, &weights);
             (weights, Some(p))
         }
@@ -253,7 +260,7 @@ async fn decide_open(
         wanted: task.wanted.max(0) as u64,
         max: task.max_replicas.max(0) as u64,
     };
-    let vote = run_vote(tx, task, &voters).await?;
+    let vote = run_vote(task, &voters)?;
     match outcome(vote.verified, replicas) {
         Outcome::Verify => {
             let verdict = vote.verdict.expect("a verified task was voted on");
@@ -329,36 +336,17 @@ async fn decide_open(
     }
 }
 
-/// Each voting result's weight: its worker's check record and credibility now.
-async fn weigh(tx: &mut WriteTx<'_>, voters: &[&Submitted]) -> Result<Vec<Weight>> {
-    let mut q = query(format!(
-        "SELECT account, checks_passed, checks_failed FROM workers WHERE account IN ({})",
-        placeholders(1, voters.len())
-    ));
-    for s in voters {
-        q = q.bind(s.worker.as_str());
-    }
-    let mut records = std::collections::HashMap::new();
-    for r in q.fetch_all(&mut *tx).await? {
-        records.insert(
-            text(&r, "account")?,
-            CheckRecord {
-                passed: int(&r, "checks_passed")?.max(0) as u64,
-                failed: int(&r, "checks_failed")?.max(0) as u64,
-            },
-        );
-    }
-    Ok(voters
+/// Each voting result's weight: its worker's check record (read with the
+/// results) and the credibility it gives.
+fn weigh(voters: &[&Submitted]) -> Vec<Weight> {
+    voters
         .iter()
-        .map(|s| {
-            let checks = records.get(s.worker.as_str()).copied().unwrap_or_default();
-            Weight {
-                assignment: s.id,
-                checks,
-                credibility: trust::credibility(ASSUMED_SABOTEURS, checks),
-            }
+        .map(|s| Weight {
+            assignment: s.id,
+            checks: s.checks,
+            credibility: trust::credibility(ASSUMED_SABOTEURS, s.checks),
         })
-        .collect())
+        .collect()
 }
 
 /// A spot check's one result, judged against the known answer: a pass is

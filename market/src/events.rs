@@ -30,6 +30,11 @@ impl Events {
         let _ = self.tx.send(event);
     }
 
+    /// Whether anyone listens (then publishing may cost a query).
+    pub fn listening(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
     /// Listen from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<MarketEvent> {
         self.tx.subscribe()
@@ -39,6 +44,11 @@ impl Events {
 /// Publish what a committed decision did; a decided task whose bid is now
 /// closed also tells that the bid is done.
 pub async fn published(m: &crate::Market, events: Vec<MarketEvent>) {
+    // Nobody listens (the usual case under load): no bid lookup on the
+    // result path.
+    if !m.events.listening() {
+        return;
+    }
     for event in events {
         let bid = match &event {
             MarketEvent::TaskDecided { bid, .. } => Some(*bid),

@@ -80,6 +80,11 @@ pub async fn withdraw(args: WithdrawArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn operator_client(args: &AdminListArgs) -> anyhow::Result<Client> {
     let operator = Signer::load(&args.key).context("--key")?;
     Ok(Client::new(&args.market, Some(operator)))
@@ -97,8 +102,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 .await
                 .context("asking the market")?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
-                return Ok(ExitCode::SUCCESS);
+                return print_json(&all);
             }
             println!(
                 "{:<58} {:>14} {:>12} {:>12} {:>12} {:>14} {:>12}",
@@ -124,8 +128,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 .await
                 .context("asking the market")?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
-                return Ok(ExitCode::SUCCESS);
+                return print_json(&all);
             }
             println!(
                 "{:<10} {:>11} {:>7} {:>7} {:>9} {:>9} {:>12} {:>12}  status",
@@ -163,8 +166,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 .await
                 .context("asking the market")?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
-                return Ok(ExitCode::SUCCESS);
+                return print_json(&all);
             }
             println!(
                 "{:>6} {:<10} {:<6} {:>9} {:<5} {:>6} {:>8} {:>6} {:>12} {:>12}",

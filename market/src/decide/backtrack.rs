@@ -87,7 +87,7 @@ async fn revise(
         .ok_or_else(|| MarketError::Corrupt(format!("verified task {id} has no verdict")))?;
     let (results, _) = load_results(tx, id).await?;
     let voters: Vec<&Submitted> = results.iter().filter(|s| s.votes()).collect();
-    let again = run_vote(tx, &task, &voters).await?;
+    let again = run_vote(&task, &voters)?;
     let stands = again.verified
         && again
             .verdict
