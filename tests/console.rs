@@ -15,11 +15,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::cdp::{Browser, CHROMIUM};
 use common::*;
 use tally_protocol::wire::{BidRequest, TaskState};
 use tally_protocol::{Signer, Stroops};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// An 800x600 picture with a few shapes, for the boxes to sit on.
 fn scene() -> Vec<u8> {
@@ -94,6 +93,7 @@ async fn screenshot(url: &str, dir: &Path, name: &str) {
     .await;
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     assert!(size > 10_000, "{name}.png was not written ({size} bytes)");
+    println!("screenshot: {}", path.display());
 }
 
 fn screenshots_dir() -> PathBuf {
@@ -259,13 +259,28 @@ async fn console_pages_in_chromium() {
     );
     screenshot(&url, &shots, "settlements").await;
 
-    // A worker's public record.
+    // A worker's public record, with its hours once they have ended (the
+    // results are moved two hours back, as if the time had passed).
+    let mut tx = market.market.db.begin().await.unwrap();
+    tally_market::db::query("UPDATE assignments SET finished_at = finished_at - 7200000")
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
     let url = format!("{base}/#/workers/{}?live=0", workers[1]);
     let page = dom(&url).await;
     contains_all(
         "worker",
         &page,
-        &["Public record", "Credibility", "id=\"seed\""],
+        &[
+            "Public record",
+            "Credibility",
+            "id=\"record\"",
+            "Credibility at the end of each hour",
+            "1 agreed, 0 outvoted",
+            "last 0.6000",
+            "id=\"seed\"",
+        ],
     );
     screenshot(&url, &shots, "worker").await;
 
@@ -298,5 +313,90 @@ async fn console_pages_in_chromium() {
     contains_all("bid without a key", &page, &["id=\"seed\""]);
     assert!(!page.contains("data-label=\"dog\""));
 
+    market.finish().await;
+}
+
+/// Live pages on the real clock, driven over the DevTools protocol: the
+/// market page and a bid page are open while workers answer; both change
+/// in place (no reload) as the market pushes its decisions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_pages_update_live_in_chromium() {
+    let Some(browser) = Browser::launch() else {
+        return;
+    };
+    let market = spawn_market(Backend::Sqlite).await;
+    let client = market.funded_client(100_000_000).await;
+    let model = model(&client).await;
+    let req = BidRequest {
+        replicas: Some(3),
+        quorum: Some(2),
+        ..bid_request(&model, 10_000)
+    };
+    let bid = client.bid_images(req, &[scene()]).await.unwrap();
+    let task = bid.tasks[0];
+    let base = &market.url;
+    let limit = Duration::from_secs(30);
+
+    let overview = browser.open(&format!("{base}/#/")).await;
+    overview.wait_for("#live.on", "live", limit).await;
+    overview
+        .wait_for("[data-stat=\"verified\"] .num", "0", limit)
+        .await;
+    let secret = client.signer().unwrap().secret();
+    let page = browser
+        .open(&format!("{base}/#/bids/{}?seed={secret}", bid.bid))
+        .await;
+    page.wait_for("#bid-live", "Waiting for the market", limit)
+        .await;
+    for p in [&overview, &page] {
+        p.eval("window.sameDocument = true").await;
+    }
+    let before = page.html().await;
+    assert!(
+        !before.contains("data-status=\"done\""),
+        "nothing decided yet"
+    );
+    assert!(!before.contains("data-label=\"dog\""));
+
+    for answer in [honest(), honest_noisy()] {
+        let w = market.worker(&model).await;
+        let got = w.claim(1, 5_000).await.unwrap().assignments;
+        assert_eq!(got.len(), 1, "each worker gets the task");
+        w.submit_result(got[0].assignment, &answer).await.unwrap();
+    }
+
+    page.wait_for("#bid-live", "The bid is done", limit).await;
+    let after = page.html().await;
+    for wanted in [
+        "data-status=\"done\"".to_string(),
+        format!("id=\"bid-canvas-{task}\""),
+        "data-label=\"dog\"".to_string(),
+    ] {
+        assert!(after.contains(&wanted), "the live bid page lacks {wanted}");
+    }
+    assert!(!after.contains(&secret), "the seed is gone from the page");
+    overview
+        .wait_for("#events", &format!("Task {task}"), limit)
+        .await;
+    overview
+        .wait_for("#events", &format!("Bid {} done", bid.bid), limit)
+        .await;
+    overview
+        .wait_for("[data-stat=\"verified\"] .num", "1", limit)
+        .await;
+    for p in [&overview, &page] {
+        assert_eq!(
+            p.eval("window.sameDocument === true").await,
+            serde_json::json!(true),
+            "updated in place, not reloaded"
+        );
+    }
+    let shots = screenshots_dir();
+    for (p, name) in [(&page, "bid-live"), (&overview, "market-live")] {
+        let path = shots.join(format!("{name}.png"));
+        let size = p.screenshot(&path).await;
+        assert!(size > 10_000, "{name}.png is {size} bytes");
+        println!("screenshot: {}", path.display());
+    }
     market.finish().await;
 }

@@ -396,6 +396,18 @@ async fn document_and_api_agree(backend: Backend) {
     .await;
     api.json(None, "get", "/v1/market", "/v1/market", None, 200)
         .await;
+    let record = format!("/v1/workers/{}", w1.account());
+    api.json(None, "get", "/v1/workers/{account}", &record, None, 200)
+        .await;
+    api.json(
+        None,
+        "get",
+        "/v1/workers/{account}",
+        "/v1/workers/GNOPE",
+        None,
+        400,
+    )
+    .await;
     // The market's own audit: 404 until it has run, then its report (the
     // real checks of `tally audit`, run here as `tally serve` runs them).
     api.json(None, "get", "/v1/audit", "/v1/audit", None, 404)

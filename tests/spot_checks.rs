@@ -123,6 +123,48 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
         *honest.signer().unwrap().account()
     );
 
+    // The public record by the hour lists ended hours only: the check just
+    // passed shows in the totals, not yet in any hour.
+    let id = honest.signer().unwrap().account().clone();
+    let now = market.anonymous().worker_record(&id).await.unwrap();
+    assert!(now.known && now.online && !now.caught);
+    assert_eq!((now.checks.passed, now.agreed), (1, 1));
+    assert!(
+        now.hours.is_empty(),
+        "the running hour is not listed: {:?}",
+        now.hours
+    );
+    // Two hours on, that hour has ended: it shows the check and the
+    // credibility it gave. The liar's hour shows its failure.
+    let mut tx = market.market.db.begin().await.unwrap();
+    tally_market::db::query("UPDATE assignments SET finished_at = finished_at - 7200000")
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let later = market.anonymous().worker_record(&id).await.unwrap();
+    assert_eq!(later.hours.len(), 1, "{:?}", later.hours);
+    let h = &later.hours[0];
+    assert_eq!((h.agreed, h.disagreed, h.checks_passed), (1, 0, 1));
+    assert_eq!(h.credibility, later.credibility);
+    assert!(
+        h.hour.timestamp() % 3600 == 0 && h.hour < chrono::Utc::now() - chrono::Duration::hours(1)
+    );
+    let liar_id = liar.signer().unwrap().account().clone();
+    let caught = market.anonymous().worker_record(&liar_id).await.unwrap();
+    assert!(caught.caught);
+    assert_eq!(
+        (caught.hours[0].disagreed, caught.hours[0].credibility),
+        (1, 0.0)
+    );
+    let nobody = tally_protocol::Signer::generate();
+    let unknown = market
+        .anonymous()
+        .worker_record(nobody.account())
+        .await
+        .unwrap();
+    assert!(!unknown.known && unknown.hours.is_empty());
+
     // A worker that earned before it was caught is never settled: w1 was
     // paid for the first bid; its next claim is a check (paid for by the
     // operator's own balance now that fees ran short), which it fails.

@@ -133,21 +133,23 @@ export async function workerPage(ctx, who) {
     body);
   const load = async () => {
     try {
-      const s = await api('/v1/market');
-      if (!ctx.current()) return;
-      const w = s.workers.find((x) => x.account === who);
+      const [s, w] = await Promise.all([api('/v1/market'), api(`/v1/workers/${who}`)]);
       const own = session.signer && session.signer.account === who ? await mine(session.signer, s.asset) : null;
       if (!ctx.current()) return;
       fill(body,
         card('Public record',
-          w
-            ? el('dl', { class: 'kv' },
-              kv('Status', badge('online')),
+          w.known
+            ? el('dl', { class: 'kv', id: 'record' },
+              kv('Status', badge(w.caught ? 'caught' : w.online ? 'online' : 'offline')),
+              kv('Credibility', credibility(w.credibility)),
               kv('Spot checks passed', String(w.checks.passed)),
               kv('Spot checks failed', String(w.checks.failed)),
-              kv('Credibility', credibility(w.credibility)))
-            : el('p', { class: 'muted' }, 'Not seen in the last minute: the market lists only workers online (at most 100, most credible first).'),
+              kv('Results agreed', String(w.agreed)),
+              kv('Results outvoted', String(w.disagreed)),
+              kv('Paid in all', amount(w.paid_total, s.asset)))
+            : el('p', { class: 'muted' }, 'The market has never seen this account claim work.'),
           el('p', { class: 'muted small' }, 'Credibility is how far the market trusts this worker\u2019s results, from its spot-check record.')),
+        card('Over time (UTC hours that have ended, last 7 days)', history(w.hours)),
         own || ctx.keyForm('Earnings, reputation and payouts due are the worker\u2019s own: the market shows them only to a request signed by this account (GET /v1/accounts/me). Paste the worker\u2019s seed to see them here.', load));
     } catch (err) {
       if (ctx.current()) fill(body, errorBox(err, 'Could not read the market:'));
@@ -156,6 +158,24 @@ export async function workerPage(ctx, who) {
   await load();
   const off = session.subscribe(throttle(load, REFRESH_MS * 4));
   return off;
+}
+
+/** A worker's ended hours: credibility at each hour's end, results per hour. */
+function history(hours) {
+  if (!hours.length) {
+    return el('p', { class: 'muted', id: 'history' },
+      'No ended hour with a decided result yet. The hour still running is never shown, so the record cannot date a single spot check.');
+  }
+  const label = (h) => `${h.hour.slice(5, 13).replace('T', ' ')}h`;
+  return el('div', { id: 'history' },
+    el('h3', {}, 'Credibility at the end of each hour'),
+    sparkline(hours.map((h) => h.credibility), { format: (v) => v.toFixed(4), empty: '' }),
+    el('h3', {}, 'Results decided per hour'),
+    bars(hours.slice(-12).map((h) => ({
+      label: label(h),
+      value: h.agreed + h.disagreed,
+      title: `${label(h)}: ${h.agreed} agreed, ${h.disagreed} outvoted, ${h.checks_passed} checks passed by then`,
+    }))));
 }
 
 /** The signed account view of the worker whose key is loaded. */

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tally_protocol::wire::*;
-use tally_protocol::{AssignmentId, BidId, Sha256Hex, TaskId};
+use tally_protocol::{AccountId, AssignmentId, BidId, Sha256Hex, TaskId};
 
 use crate::auth::{require_operator, Signed, SignedWrite};
 use crate::db::query;
@@ -41,6 +41,7 @@ pub fn router(m: Arc<Market>) -> Router {
         .route("/v1/tasks/{id}/evidence", get(evidence))
         .route("/v1/settlements", get(settlements))
         .route("/v1/market", get(market))
+        .route("/v1/workers/{account}", get(worker_record))
         .route("/v1/events", get(events))
         .route("/v1/audit", get(audit))
         .route("/v1/accounts/me", get(account_me))
@@ -357,6 +358,14 @@ async fn settlements(
 
 async fn market(State(m): S) -> Result<Json<MarketStats>> {
     Ok(Json(views::market_stats(&m).await?))
+}
+
+async fn worker_record(State(m): S, Path(account): Path<String>) -> Result<Json<WorkerRecord>> {
+    let account: AccountId = account.parse().map_err(|e| MarketError::BadRequest {
+        code: "bad_account",
+        message: format!("{account} is not a worker account (G...): {e}"),
+    })?;
+    Ok(Json(views::worker_record(&m, &account).await?))
 }
 
 async fn account_me(State(m): S, s: Signed) -> Result<Json<AccountView>> {

@@ -333,6 +333,114 @@ pub async fn market_stats(m: &Market) -> Result<MarketStats> {
     })
 }
 
+/// How long a worker's public history reaches back.
+const HISTORY_HOURS: i64 = 7 * 24;
+const HOUR_MS: i64 = 3_600_000;
+
+/// `GET /v1/workers/{account}`: a worker's public record, with its
+/// ended hours. The hour still running is left out: a worker that watched
+/// its own record change task by task would learn which tasks were checks.
+pub async fn worker_record(m: &Market, account: &AccountId) -> Result<WorkerRecord> {
+    let pool = &m.db;
+    let now = now_ms();
+    let w = query(
+        "SELECT agreed, disagreed, checks_passed, checks_failed, caught_at, last_seen FROM workers WHERE account = $1",
+    )
+    .bind(account.as_str())
+    .fetch_optional(pool)
+    .await?;
+    let Some(w) = w else {
+        return Ok(WorkerRecord {
+            account: account.clone(),
+            known: false,
+            online: false,
+            caught: false,
+            checks: CheckRecord::default(),
+            credibility: credibility(ASSUMED_SABOTEURS, CheckRecord::default()),
+            agreed: 0,
+            disagreed: 0,
+            paid_total: Stroops(0),
+            hours: vec![],
+        });
+    };
+    let checks = CheckRecord {
+        passed: int(&w, "checks_passed")?.max(0) as u64,
+        failed: int(&w, "checks_failed")?.max(0) as u64,
+    };
+    let caught: Option<i64> = w.try_get("caught_at")?;
+    let ended = now / HOUR_MS * HOUR_MS;
+    let since = ended - HISTORY_HOURS * HOUR_MS;
+    let rows = query(&format!(
+        "SELECT a.finished_at / {HOUR_MS} AS h, a.status,
+                CAST(CASE WHEN c.task_id IS NULL THEN 0 ELSE 1 END AS BIGINT) AS is_check, COUNT(*) AS n
+         FROM assignments a LEFT JOIN checks c ON c.task_id = a.task_id
+         WHERE a.worker = $1 AND a.status IN ('agreed', 'disagreed') AND a.finished_at >= $2
+         GROUP BY 1, 2, 3"
+    ))
+    .bind(account.as_str())
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    // Checks decided since `since` (the running hour too), to find the
+    // record as it stood when the history starts.
+    let mut hours = std::collections::BTreeMap::<i64, (u64, u64, u64, u64)>::new();
+    let (mut recent_passed, mut recent_failed) = (0u64, 0u64);
+    for r in &rows {
+        let h = int(r, "h")?;
+        let n = int(r, "n")?.max(0) as u64;
+        let agreed = text(r, "status")? == "agreed";
+        let check = int(r, "is_check")? == 1;
+        match (check, agreed) {
+            (true, true) => recent_passed += n,
+            (true, false) => recent_failed += n,
+            _ => {}
+        }
+        if h * HOUR_MS >= ended {
+            continue;
+        }
+        let e = hours.entry(h).or_default();
+        if agreed {
+            e.0 += n
+        } else {
+            e.1 += n
+        }
+        match (check, agreed) {
+            (true, true) => e.2 += n,
+            (true, false) => e.3 += n,
+            _ => {}
+        }
+    }
+    let mut passed = checks.passed.saturating_sub(recent_passed);
+    let mut failed = checks.failed.saturating_sub(recent_failed);
+    let hours = hours
+        .into_iter()
+        .map(|(h, (agreed, disagreed, p, f))| {
+            passed += p;
+            failed += f;
+            let then = CheckRecord { passed, failed };
+            WorkerHour {
+                hour: to_time(h * HOUR_MS),
+                agreed,
+                disagreed,
+                checks_passed: passed,
+                credibility: credibility(ASSUMED_SABOTEURS, then),
+            }
+        })
+        .collect();
+    Ok(WorkerRecord {
+        account: account.clone(),
+        known: true,
+        online: int(&w, "last_seen")? > now - 60_000,
+        caught: caught.is_some(),
+        checks,
+        credibility: credibility(ASSUMED_SABOTEURS, checks),
+        agreed: int(&w, "agreed")?.max(0) as u64,
+        disagreed: int(&w, "disagreed")?.max(0) as u64,
+        paid_total: ledger::balance(pool, Book::Paid, account.as_str()).await?,
+        hours,
+    })
+}
+
 /// `GET /v1/settlements?after=seq`: records in order, at most `limit`.
 pub async fn settlements(m: &Market, after: u64, limit: u32) -> Result<SettlementPage> {
     let rows = query(

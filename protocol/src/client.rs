@@ -263,6 +263,11 @@ impl Client {
         self.get("/v1/market").await
     }
 
+    /// A worker's public record, hour by hour (`GET /v1/workers/{account}`).
+    pub async fn worker_record(&self, worker: &AccountId) -> Result<WorkerRecord, Error> {
+        self.get(&format!("/v1/workers/{worker}")).await
+    }
+
     pub async fn account_me(&self) -> Result<AccountView, Error> {
         self.get("/v1/accounts/me").await
     }

@@ -3,6 +3,7 @@
 //! for its parties, and the ledger invariant check run after each scenario.
 #![allow(dead_code)]
 
+pub mod cdp;
 pub mod golden;
 
 use std::sync::Arc;
