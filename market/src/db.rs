@@ -91,15 +91,26 @@ impl WriteTx<'_> {
         matches!(self.inner, TxInner::Postgres(_))
     }
 
-    /// On PostgreSQL, queue behind every other transaction that decides,
-    /// pays or settles (in any market process), until this one ends. Taken
-    /// first, before any row lock, it rules out deadlocks between payments
-    /// that touch the same balances and workers in different orders; claims
-    /// and bids still run concurrently. A no-op on SQLite, whose one writer
-    /// already excludes everyone.
+    /// On PostgreSQL, keep every decision (in any market process) out until
+    /// this transaction ends: settlement takes it, so that no decision pays
+    /// or undoes earnings it is settling. Decisions take the shared side
+    /// ([`WriteTx::share_decisions`]) and never wait for each other. A no-op
+    /// on SQLite, whose one writer already excludes everyone.
     pub async fn serialize_decisions(&mut self) -> Result<()> {
         if self.is_postgres() {
             query("SELECT pg_advisory_xact_lock(7461)")
+                .fetch_one(&mut *self)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A decision's side of [`WriteTx::serialize_decisions`]: shared with
+    /// every other decision, exclusive of settlement. Decisions order their
+    /// own row locks instead (see [`crate::task::lock_task`]).
+    pub async fn share_decisions(&mut self) -> Result<()> {
+        if self.is_postgres() {
+            query("SELECT pg_advisory_xact_lock_shared(7461)")
                 .fetch_one(&mut *self)
                 .await?;
         }

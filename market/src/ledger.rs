@@ -129,6 +129,9 @@ pub async fn post_entries(
             None => moves.push((leg.book, leg.owner, leg.amount)),
         }
     }
+    // Row locks in one order (book, then owner) in every posting, so two
+    // concurrent postings never wait for each other in a cycle.
+    moves.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
     let rows: Vec<String> = (0..moves.len())
         .map(|i| format!("({})", placeholders(1 + 3 * i, 3)))
         .collect();

@@ -64,7 +64,7 @@ pub(crate) async fn lock_task(tx: &mut WriteTx<'_>, task: TaskId) -> Result<()> 
     if !tx.is_postgres() {
         return Ok(());
     }
-    tx.serialize_decisions().await?;
+    tx.share_decisions().await?;
     query("UPDATE tasks SET wanted = wanted WHERE id = $1")
         .bind(task.0)
         .execute(&mut *tx)
