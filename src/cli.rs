@@ -329,6 +329,11 @@ pub enum BenchCommand {
         tasks: usize,
         #[arg(long, default_value_t = 12)]
         workers: usize,
+        /// Run N `tally serve` processes on one database (PostgreSQL for
+        /// N > 1) with the workers and clients spread over them; without it
+        /// the market runs inside the benchmark's own process.
+        #[arg(long)]
+        markets: Option<usize>,
     },
     /// Claim latency with many long-polling workers.
     Claims {

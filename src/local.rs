@@ -58,7 +58,7 @@ impl LocalMarket {
 }
 
 /// A new database on the PostgreSQL server of `base`.
-async fn fresh_postgres(base: &str) -> anyhow::Result<String> {
+pub(crate) async fn fresh_postgres(base: &str) -> anyhow::Result<String> {
     let name = format!(
         "tally_bench_{}",
         &hex::encode(Signer::generate().seed())[..12]

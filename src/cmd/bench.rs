@@ -16,6 +16,7 @@ use crate::cli::BenchCommand;
 use crate::local::LocalMarket;
 
 pub mod latency;
+pub mod markets;
 pub mod trust;
 
 pub async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -25,7 +26,11 @@ pub async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
             db,
             tasks,
             workers,
-        } => (market(&db, tasks, workers).await?, json),
+            markets,
+        } => match markets {
+            Some(n) => (markets::run(&db, tasks, workers, n).await?, json),
+            None => (market(&db, tasks, workers).await?, json),
+        },
         BenchCommand::Claims {
             json,
             workers,

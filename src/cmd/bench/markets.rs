@@ -1,0 +1,183 @@
+//! `tally bench market --markets N`: N `tally serve` processes on one
+//! database (PostgreSQL when N > 1), the same workers and clients spread
+//! over them round-robin, and the verified tasks per second of all of them.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::json;
+use tally_protocol::wire::{BidRequest, OfferRequest};
+use tally_protocol::{Client, Signer, Stroops};
+
+use super::{fixed_result, tiny_png};
+
+/// One `tally serve` child on `db`, listening on a free local port.
+async fn serve(dir: &Path, db: &str, i: usize) -> anyhow::Result<(tokio::process::Child, String)> {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let log = std::fs::File::create(dir.join(format!("market-{i}.log")))?;
+    let child = tokio::process::Command::new(std::env::current_exe()?)
+        .args([
+            "serve",
+            "--listen",
+            &addr.to_string(),
+            "--db",
+            db,
+            "--operator-key",
+        ])
+        .arg(dir.join("operator.key"))
+        .args(["--settle-every", "500ms"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting tally serve")?;
+    let url = format!("http://{addr}");
+    let probe = Client::new(&url, None);
+    let started = Instant::now();
+    while probe.healthz().await.is_err() {
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!(
+                "market {i} did not come up; its log is {}",
+                dir.join(format!("market-{i}.log")).display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok((child, url))
+}
+
+pub async fn run(
+    db: &str,
+    tasks: usize,
+    workers: usize,
+    markets: usize,
+) -> anyhow::Result<serde_json::Value> {
+    if markets == 0 {
+        bail!("--markets must be at least 1");
+    }
+    let postgres = db.starts_with("postgres://") || db.starts_with("postgresql://");
+    if markets > 1 && !postgres {
+        bail!("--markets {markets} needs --db postgres://...: several market processes share one PostgreSQL database");
+    }
+    let dir = tempfile::tempdir()?;
+    let url = if postgres {
+        crate::local::fresh_postgres(db).await?
+    } else {
+        format!("sqlite://{}", dir.path().join("bench.db").display())
+    };
+    let operator = Signer::generate();
+    std::fs::write(dir.path().join("operator.key"), operator.secret())?;
+    let mut children = Vec::new();
+    let mut urls = Vec::new();
+    // The first creates the schema; the others start once it exists.
+    for i in 0..markets {
+        let (child, u) = serve(dir.path(), &url, i).await?;
+        children.push(child);
+        urls.push(u);
+    }
+    let store = tally_market::db::Db::connect(&url).await?;
+
+    let client = Signer::generate();
+    let price = 100;
+    Client::new(&urls[0], Some(operator))
+        .credit(client.account(), Stroops(price * 5 * tasks as i64))
+        .await?;
+    let clients: Vec<Client> = urls
+        .iter()
+        .map(|u| Client::new(u, Some(client.clone())))
+        .collect();
+    let model = clients[0]
+        .upload_model(tally_model::build::tiny_yolox("bench"))
+        .await?
+        .model;
+    let done = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for i in 0..workers {
+        let w = Client::new(&urls[i % markets], Some(Signer::generate()));
+        w.post_offer(&OfferRequest {
+            models: vec![model.clone()],
+            min_price: Stroops(0),
+            capacity: 64,
+        })
+        .await?;
+        let done = Arc::clone(&done);
+        handles.push(tokio::spawn(async move {
+            let result = fixed_result();
+            while !done.load(Ordering::Relaxed) {
+                let Ok(got) = w.claim(32, 200).await else {
+                    continue;
+                };
+                let submits = got
+                    .assignments
+                    .iter()
+                    .map(|a| w.submit_result(a.assignment, &result));
+                for r in futures::future::join_all(submits).await {
+                    r.expect("result accepted");
+                }
+            }
+        }));
+    }
+    let verified = || async {
+        tally_market::db::query("SELECT COUNT(*) AS n FROM tasks WHERE status = 'verified'")
+            .fetch_one(&store)
+            .await
+            .and_then(|r| tally_market::db::int(&r, "n"))
+    };
+    let started = Instant::now();
+    let png = tiny_png();
+    let per_bid = 100.min(tasks);
+    let mut posted = 0;
+    let mut bids = Vec::new();
+    let mut k = 0;
+    while posted < tasks {
+        let n = per_bid.min(tasks - posted);
+        let req = BidRequest {
+            max_replicas: Some(5),
+            ..BidRequest::new(model.clone(), Stroops(price))
+        };
+        let c = clients[k % markets].clone();
+        k += 1;
+        let images = vec![png.clone(); n];
+        bids.push(tokio::spawn(
+            async move { c.bid_images(req, &images).await },
+        ));
+        posted += n;
+    }
+    for b in bids {
+        b.await?.context("bid")?;
+    }
+    // Sampled from the database every 5 ms: decisions of every process.
+    while (verified().await? as usize) < tasks {
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!(
+                "only {} of {tasks} tasks verified after 10 minutes",
+                verified().await?
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.await;
+    }
+    for mut c in children {
+        let _ = c.kill().await;
+    }
+    store.close().await;
+    Ok(json!({
+        "bench": "market",
+        "tasks_per_sec": tasks as f64 / secs,
+        "tasks": tasks,
+        "workers": workers,
+        "markets": markets,
+        "db": if postgres { "postgres" } else { "sqlite" },
+        "seconds": secs,
+        "processes": true,
+    }))
+}
