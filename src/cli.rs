@@ -343,6 +343,12 @@ pub enum BenchCommand {
         workers: usize,
         #[arg(long, default_value_t = 50)]
         bids: usize,
+        /// Run N `tally serve` processes on one database (PostgreSQL for
+        /// N > 1), workers spread over them, bids placed in each in turn.
+        #[arg(long)]
+        markets: Option<usize>,
+        #[arg(long, default_value = "sqlite")]
+        db: String,
     },
     /// Inference latency per image.
     Inference {

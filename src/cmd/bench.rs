@@ -35,7 +35,12 @@ pub async fn run(which: BenchCommand) -> anyhow::Result<ExitCode> {
             json,
             workers,
             bids,
-        } => (claims(workers, bids).await?, json),
+            markets,
+            db,
+        } => match markets {
+            Some(n) => (markets::claims(&db, workers, bids, n).await?, json),
+            None => (claims(workers, bids).await?, json),
+        },
         BenchCommand::Inference {
             json,
             backend,

@@ -181,3 +181,145 @@ pub async fn run(
         "processes": true,
     }))
 }
+
+/// Claims waiting in one market, from its `/metrics`.
+async fn waiting(http: &reqwest::Client, url: &str) -> anyhow::Result<usize> {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("tally_claims_waiting "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no tally_claims_waiting in /metrics")
+}
+
+/// `tally bench claims --markets N`: workers long-poll N `tally serve`
+/// processes on one database; each bid is posted to the next market in
+/// turn, so most acks cross processes (a bid placed in one wakes claims
+/// waiting in the others through LISTEN/NOTIFY).
+pub async fn claims(
+    db: &str,
+    workers: usize,
+    bids: usize,
+    markets: usize,
+) -> anyhow::Result<serde_json::Value> {
+    if markets == 0 {
+        bail!("--markets must be at least 1");
+    }
+    let postgres = db.starts_with("postgres://") || db.starts_with("postgresql://");
+    if markets > 1 && !postgres {
+        bail!("--markets {markets} needs --db postgres://...: several market processes share one PostgreSQL database");
+    }
+    let dir = tempfile::tempdir()?;
+    let url = if postgres {
+        crate::local::fresh_postgres(db).await?
+    } else {
+        format!("sqlite://{}", dir.path().join("bench.db").display())
+    };
+    let operator = Signer::generate();
+    std::fs::write(dir.path().join("operator.key"), operator.secret())?;
+    let mut children = Vec::new();
+    let mut urls = Vec::new();
+    for i in 0..markets {
+        let (child, u) = serve(dir.path(), &url, i).await?;
+        children.push(child);
+        urls.push(u);
+    }
+    let client = Signer::generate();
+    Client::new(&urls[0], Some(operator))
+        .credit(client.account(), Stroops(1_000_000_000))
+        .await?;
+    let clients: Vec<Client> = urls
+        .iter()
+        .map(|u| Client::new(u, Some(client.clone())))
+        .collect();
+    let model = clients[0]
+        .upload_model(tally_model::build::tiny_yolox("bench"))
+        .await?
+        .model;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tally_protocol::TaskId, Instant)>();
+    let done = Arc::new(AtomicBool::new(false));
+    for i in 0..workers {
+        let w = Client::new(&urls[i % markets], Some(Signer::generate()));
+        w.post_offer(&OfferRequest {
+            models: vec![model.clone()],
+            min_price: Stroops(0),
+            capacity: 4,
+        })
+        .await?;
+        let (tx, done) = (tx.clone(), Arc::clone(&done));
+        tokio::spawn(async move {
+            let result = fixed_result();
+            while !done.load(Ordering::Relaxed) {
+                let Ok(got) = w.claim(1, 30_000).await else {
+                    continue;
+                };
+                let now = Instant::now();
+                for a in &got.assignments {
+                    let _ = tx.send((a.task, now));
+                }
+                for a in got.assignments {
+                    let _ = w.submit_result(a.assignment, &result).await;
+                }
+            }
+        });
+    }
+    let http = reqwest::Client::new();
+    let png = tiny_png();
+    let (mut ack, mut all, mut crossed) = (Vec::new(), Vec::new(), 0usize);
+    for i in 0..bids {
+        // Start each bid with every worker waiting, in every market.
+        loop {
+            let mut n = 0;
+            for u in &urls {
+                n += waiting(&http, u).await?;
+            }
+            if n >= workers {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let req = BidRequest {
+            quorum: Some(3),
+            max_replicas: Some(3),
+            ..BidRequest::new(model.clone(), Stroops(100))
+        };
+        let mut img = png.clone();
+        img.extend_from_slice(&(i as u64).to_le_bytes());
+        let t0 = Instant::now();
+        let created = clients[i % markets].bid_images(req, &[img]).await?;
+        let task = created.tasks[0];
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let (t, at) = rx.recv().await.context("workers stopped")?;
+            if t == task {
+                got.push(at.duration_since(t0).as_secs_f64() * 1000.0);
+            }
+        }
+        if markets > 1 {
+            crossed += 1;
+        }
+        got.sort_by(|a, b| a.total_cmp(b));
+        ack.push(got[0]);
+        all.push(got[2]);
+    }
+    done.store(true, Ordering::Relaxed);
+    for mut c in children {
+        let _ = c.kill().await;
+    }
+    Ok(json!({
+        "bench": "claims",
+        "workers": workers,
+        "bids": bids,
+        "markets": markets,
+        "db": if postgres { "postgres" } else { "sqlite" },
+        "bids_with_workers_in_other_processes": crossed,
+        "ack_ms_p50": super::percentile(&mut ack.clone(), 0.5),
+        "ack_ms_p99": super::percentile(&mut ack, 0.99),
+        "all_replicas_ms_p50": super::percentile(&mut all.clone(), 0.5),
+        "all_replicas_ms_p99": super::percentile(&mut all, 0.99),
+    }))
+}
