@@ -15,7 +15,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::cdp::{Browser, CHROMIUM};
+use common::cdp::{Browser, CHROMIUM, HEADLESS};
 use common::*;
 use tally_protocol::wire::{BidRequest, TaskState};
 use tally_protocol::{Signer, Stroops};
@@ -46,24 +46,13 @@ fn scene() -> Vec<u8> {
 async fn chromium(url: &str, args: &[String]) -> String {
     let profile = tempfile::tempdir().expect("tempdir");
     let mut cmd = tokio::process::Command::new(CHROMIUM);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--virtual-time-budget=5000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .args(args)
-    .arg(url)
-    .kill_on_drop(true)
-    .stdin(std::process::Stdio::null());
+    cmd.args(HEADLESS)
+        .arg("--virtual-time-budget=5000")
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
     let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
         .await
         .unwrap_or_else(|_| panic!("chromium did not finish on {url} within 90 s"))
@@ -261,12 +250,7 @@ async fn console_pages_in_chromium() {
 
     // A worker's public record, with its hours once they have ended (the
     // results are moved two hours back, as if the time had passed).
-    let mut tx = market.market.db.begin().await.unwrap();
-    tally_market::db::query("UPDATE assignments SET finished_at = finished_at - 7200000")
-        .execute(&mut tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    age_results(&market, 7_200_000).await;
     let url = format!("{base}/#/workers/{}?live=0", workers[1]);
     let page = dom(&url).await;
     contains_all(

@@ -11,7 +11,6 @@ mod submission;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -191,38 +190,16 @@ async fn netting_keeps_the_network_fee_at_one_stroop_per_verified_task() {
     market.finish().await;
 }
 
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
 /// `tally serve` as a child process, settling every 50 ms, 2 payouts per record.
 async fn serve(dir: &Path, db: &str, addr: &str) -> tokio::process::Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("serve.log"))
-        .unwrap();
-    let key = dir.join("operator.key");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["serve", "--listen", addr, "--db", db, "--operator-key"])
-        .arg(&key)
-        .args(["--settle-every", "50ms", "--settle-max-ops", "2"])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("tally serve starts");
-    let probe = Client::new(&format!("http://{addr}"), None);
-    let started = Instant::now();
-    while probe.healthz().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "tally serve did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child
+    serve_process(
+        dir,
+        db,
+        addr,
+        "serve",
+        &["--settle-every", "50ms", "--settle-max-ops", "2"],
+    )
+    .await
 }
 
 /// SIGKILL `tally serve` again and again while it settles (right after a

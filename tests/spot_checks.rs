@@ -136,12 +136,7 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
     );
     // Two hours on, that hour has ended: it shows the check and the
     // credibility it gave. The liar's hour shows its failure.
-    let mut tx = market.market.db.begin().await.unwrap();
-    tally_market::db::query("UPDATE assignments SET finished_at = finished_at - 7200000")
-        .execute(&mut tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    age_results(&market, 7_200_000).await;
     let later = market.anonymous().worker_record(&id).await.unwrap();
     assert_eq!(later.hours.len(), 1, "{:?}", later.hours);
     let h = &later.hours[0];

@@ -9,7 +9,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,33 +17,16 @@ use common::*;
 use tally_protocol::wire::OfferRequest;
 use tally_protocol::{AssignmentId, BidId, Client, Signer, Stroops};
 
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
 /// `tally serve` on `db`, leases of 2 s, settling every 100 ms.
 async fn serve(dir: &Path, db: &str, addr: &str, name: &str) -> tokio::process::Child {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["serve", "--listen", addr, "--db", db, "--operator-key"])
-        .arg(dir.join("operator.key"))
-        .args(["--lease-secs", "2", "--settle-every", "100ms"])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("tally serve starts");
-    let probe = Client::new(&format!("http://{addr}"), None);
-    let started = Instant::now();
-    while probe.healthz().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "tally serve {name} did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child
+    serve_process(
+        dir,
+        db,
+        addr,
+        name,
+        &["--lease-secs", "2", "--settle-every", "100ms"],
+    )
+    .await
 }
 
 /// A worker that claims and answers on its market until `stop`; if its

@@ -125,6 +125,24 @@ async fn worker(lm: &LocalMarket, model: &Sha256Hex, capacity: u32) -> anyhow::R
     Ok(c)
 }
 
+/// A throughput benchmark's worker: claims up to 32 tasks at a time and
+/// answers them all at once with fixed detections, until `done`.
+pub(crate) async fn throughput_worker(w: Client, done: Arc<AtomicBool>) {
+    let result = fixed_result();
+    while !done.load(Ordering::Relaxed) {
+        let Ok(got) = w.claim(32, 200).await else {
+            continue;
+        };
+        let submits = got
+            .assignments
+            .iter()
+            .map(|a| w.submit_result(a.assignment, &result));
+        for r in futures::future::join_all(submits).await {
+            r.expect("result accepted");
+        }
+    }
+}
+
 /// Verified tasks per second end to end: bids, 3 claims, 3 results, vote,
 /// ledger, settlement — workers return fixed detections over real HTTP.
 async fn market(db: &str, tasks: usize, workers: usize) -> anyhow::Result<serde_json::Value> {
@@ -150,22 +168,7 @@ async fn market(db: &str, tasks: usize, workers: usize) -> anyhow::Result<serde_
     let mut handles = Vec::new();
     for _ in 0..workers {
         let w = worker(&lm, &model, 64).await?;
-        let done = Arc::clone(&done);
-        handles.push(tokio::spawn(async move {
-            let result = fixed_result();
-            while !done.load(Ordering::Relaxed) {
-                let Ok(got) = w.claim(32, 200).await else {
-                    continue;
-                };
-                let submits = got
-                    .assignments
-                    .iter()
-                    .map(|a| w.submit_result(a.assignment, &result));
-                for r in futures::future::join_all(submits).await {
-                    r.expect("result accepted");
-                }
-            }
-        }));
+        handles.push(tokio::spawn(throughput_worker(w, Arc::clone(&done))));
     }
     let verified_before = lm.market.metrics.verified.load(Ordering::Relaxed);
     let started = Instant::now();

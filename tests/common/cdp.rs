@@ -19,6 +19,21 @@ use tokio::sync::oneshot;
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// The flags of every headless run: no sandbox (tests run as root in a
+/// container), no GPU, nothing fetched from the network on its own.
+pub const HEADLESS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+];
+
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
 
 pub struct Browser {
@@ -55,24 +70,13 @@ impl Browser {
         let (answers, from_browser) = std::io::pipe().expect("pipe");
         let (cmd_in, ans_out) = (to_browser.as_raw_fd(), from_browser.as_raw_fd());
         let mut cmd = std::process::Command::new(CHROMIUM);
-        cmd.args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-            "--remote-debugging-pipe",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("about:blank")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        cmd.args(HEADLESS)
+            .arg("--remote-debugging-pipe")
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         // SAFETY: only async-signal-safe calls between fork and exec. The
         // pipe ends are first copied above fd 10 so that placing them on
         // 3 and 4 cannot overwrite one with the other.

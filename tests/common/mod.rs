@@ -290,3 +290,57 @@ impl ResultBody {
         }
     }
 }
+
+/// A free local address to listen on.
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// `tally serve` as a child process on `db` at `addr`, with the operator
+/// key in `dir/operator.key`, `extra` flags, and its log in `dir/{name}.log`;
+/// returns once it answers `/healthz`.
+pub async fn serve_process(
+    dir: &std::path::Path,
+    db: &str,
+    addr: &str,
+    name: &str,
+    extra: &[&str],
+) -> tokio::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))
+        .unwrap();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["serve", "--listen", addr, "--db", db, "--operator-key"])
+        .arg(dir.join("operator.key"))
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tally serve starts");
+    let probe = Client::new(&format!("http://{addr}"), None);
+    let started = std::time::Instant::now();
+    while probe.healthz().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "tally serve {name} did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child
+}
+
+/// Move every result's finish time `ms` into the past, as if that much
+/// time had gone by since the workers answered.
+pub async fn age_results(market: &TestMarket, ms: i64) {
+    let mut tx = market.market.db.begin().await.unwrap();
+    tally_market::db::query("UPDATE assignments SET finished_at = finished_at - $1")
+        .bind(ms)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}

@@ -51,36 +51,74 @@ async fn serve(dir: &Path, db: &str, i: usize) -> anyhow::Result<(tokio::process
     Ok((child, url))
 }
 
+/// N `tally serve` processes on one fresh database.
+struct Fleet {
+    url: String,
+    postgres: bool,
+    operator: Signer,
+    children: Vec<tokio::process::Child>,
+    urls: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    async fn start(db: &str, markets: usize) -> anyhow::Result<Fleet> {
+        if markets == 0 {
+            bail!("--markets must be at least 1");
+        }
+        let postgres = db.starts_with("postgres://") || db.starts_with("postgresql://");
+        if markets > 1 && !postgres {
+            bail!("--markets {markets} needs --db postgres://...: several market processes share one PostgreSQL database");
+        }
+        let dir = tempfile::tempdir()?;
+        let url = if postgres {
+            crate::local::fresh_postgres(db).await?
+        } else {
+            format!("sqlite://{}", dir.path().join("bench.db").display())
+        };
+        let operator = Signer::generate();
+        std::fs::write(dir.path().join("operator.key"), operator.secret())?;
+        let (mut children, mut urls) = (Vec::new(), Vec::new());
+        // The first creates the schema; the others start once it exists.
+        for i in 0..markets {
+            let (child, u) = serve(dir.path(), &url, i).await?;
+            children.push(child);
+            urls.push(u);
+        }
+        Ok(Fleet {
+            url,
+            postgres,
+            operator,
+            children,
+            urls,
+            _dir: dir,
+        })
+    }
+
+    fn engine(&self) -> &'static str {
+        if self.postgres {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
+    async fn stop(self) {
+        for mut c in self.children {
+            let _ = c.kill().await;
+        }
+    }
+}
+
 pub async fn run(
     db: &str,
     tasks: usize,
     workers: usize,
     markets: usize,
 ) -> anyhow::Result<serde_json::Value> {
-    if markets == 0 {
-        bail!("--markets must be at least 1");
-    }
-    let postgres = db.starts_with("postgres://") || db.starts_with("postgresql://");
-    if markets > 1 && !postgres {
-        bail!("--markets {markets} needs --db postgres://...: several market processes share one PostgreSQL database");
-    }
-    let dir = tempfile::tempdir()?;
-    let url = if postgres {
-        crate::local::fresh_postgres(db).await?
-    } else {
-        format!("sqlite://{}", dir.path().join("bench.db").display())
-    };
-    let operator = Signer::generate();
-    std::fs::write(dir.path().join("operator.key"), operator.secret())?;
-    let mut children = Vec::new();
-    let mut urls = Vec::new();
-    // The first creates the schema; the others start once it exists.
-    for i in 0..markets {
-        let (child, u) = serve(dir.path(), &url, i).await?;
-        children.push(child);
-        urls.push(u);
-    }
-    let store = tally_market::db::Db::connect(&url).await?;
+    let fleet = Fleet::start(db, markets).await?;
+    let (urls, operator) = (fleet.urls.clone(), fleet.operator.clone());
+    let store = tally_market::db::Db::connect(&fleet.url).await?;
 
     let client = Signer::generate();
     let price = 100;
@@ -105,22 +143,7 @@ pub async fn run(
             capacity: 64,
         })
         .await?;
-        let done = Arc::clone(&done);
-        handles.push(tokio::spawn(async move {
-            let result = fixed_result();
-            while !done.load(Ordering::Relaxed) {
-                let Ok(got) = w.claim(32, 200).await else {
-                    continue;
-                };
-                let submits = got
-                    .assignments
-                    .iter()
-                    .map(|a| w.submit_result(a.assignment, &result));
-                for r in futures::future::join_all(submits).await {
-                    r.expect("result accepted");
-                }
-            }
-        }));
+        handles.push(tokio::spawn(super::throughput_worker(w, Arc::clone(&done))));
     }
     let verified = || async {
         tally_market::db::query("SELECT COUNT(*) AS n FROM tasks WHERE status = 'verified'")
@@ -166,17 +189,16 @@ pub async fn run(
     for h in handles {
         let _ = h.await;
     }
-    for mut c in children {
-        let _ = c.kill().await;
-    }
     store.close().await;
+    let engine = fleet.engine();
+    fleet.stop().await;
     Ok(json!({
         "bench": "market",
         "tasks_per_sec": tasks as f64 / secs,
         "tasks": tasks,
         "workers": workers,
         "markets": markets,
-        "db": if postgres { "postgres" } else { "sqlite" },
+        "db": engine,
         "seconds": secs,
         "processes": true,
     }))
@@ -206,28 +228,8 @@ pub async fn claims(
     bids: usize,
     markets: usize,
 ) -> anyhow::Result<serde_json::Value> {
-    if markets == 0 {
-        bail!("--markets must be at least 1");
-    }
-    let postgres = db.starts_with("postgres://") || db.starts_with("postgresql://");
-    if markets > 1 && !postgres {
-        bail!("--markets {markets} needs --db postgres://...: several market processes share one PostgreSQL database");
-    }
-    let dir = tempfile::tempdir()?;
-    let url = if postgres {
-        crate::local::fresh_postgres(db).await?
-    } else {
-        format!("sqlite://{}", dir.path().join("bench.db").display())
-    };
-    let operator = Signer::generate();
-    std::fs::write(dir.path().join("operator.key"), operator.secret())?;
-    let mut children = Vec::new();
-    let mut urls = Vec::new();
-    for i in 0..markets {
-        let (child, u) = serve(dir.path(), &url, i).await?;
-        children.push(child);
-        urls.push(u);
-    }
+    let fleet = Fleet::start(db, markets).await?;
+    let (urls, operator) = (fleet.urls.clone(), fleet.operator.clone());
     let client = Signer::generate();
     Client::new(&urls[0], Some(operator))
         .credit(client.account(), Stroops(1_000_000_000))
@@ -307,15 +309,14 @@ pub async fn claims(
         all.push(got[2]);
     }
     done.store(true, Ordering::Relaxed);
-    for mut c in children {
-        let _ = c.kill().await;
-    }
+    let engine = fleet.engine();
+    fleet.stop().await;
     Ok(json!({
         "bench": "claims",
         "workers": workers,
         "bids": bids,
         "markets": markets,
-        "db": if postgres { "postgres" } else { "sqlite" },
+        "db": engine,
         "bids_with_workers_in_other_processes": crossed,
         "ack_ms_p50": super::percentile(&mut ack.clone(), 0.5),
         "ack_ms_p99": super::percentile(&mut ack, 0.99),
