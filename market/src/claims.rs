@@ -279,8 +279,13 @@ async fn claim_pass(
          ORDER BY t.price DESC, t.id ASC LIMIT $3",
         placeholders(4, offer.models.len()),
     );
-    let candidates = || {
-        let mut q = query(sql.as_str())
+    // On PostgreSQL the look is repeated under row locks, skipping tasks
+    // another process or connection is claiming or deciding right now, so
+    // concurrent claims spread over the best candidates instead of queueing
+    // on the same few.
+    let locked = format!("{sql} FOR UPDATE OF t SKIP LOCKED");
+    let candidates_in = |sql: &'_ str| {
+        let mut q = query(sql.to_string())
             .bind(offer.min_price)
             .bind(worker.as_str())
             .bind(n);
@@ -289,6 +294,7 @@ async fn claim_pass(
         }
         q
     };
+    let candidates = || candidates_in(&sql);
     // Look without the write lock: most woken claims find nothing, and they
     // must not queue behind the writers to learn it. What the look finds is
     // tried under the lock; only if some of it was taken meanwhile does the
@@ -298,6 +304,20 @@ async fn claim_pass(
         return Ok((vec![], 0));
     }
     let mut tx = m.db.begin().await?;
+    if tx.is_postgres() {
+        let free = candidates_in(&locked).fetch_all(&mut tx).await?;
+        if free.len() >= seen.len().min(n as usize) {
+            let mut out = Vec::with_capacity(free.len());
+            let lost = take(&mut tx, m, worker, &free, &mut out, check_rate).await?;
+            tx.commit().await?;
+            return Ok((out, lost));
+        }
+        // Some of what the look saw is locked by another claim or decision
+        // and may still have slots: wait for those locks instead (a fresh
+        // transaction, so no row stays locked out of order meanwhile).
+        tx.rollback().await?;
+        tx = m.db.begin().await?;
+    }
     let mut out = Vec::with_capacity(seen.len());
     let mut lost = take(&mut tx, m, worker, &seen, &mut out, check_rate).await?;
     if lost > 0 {
