@@ -96,3 +96,69 @@ async fn decisions_are_pushed(backend: Backend) {
     market.finish().await;
 }
 both!(decisions_are_pushed);
+
+/// Several market processes on one PostgreSQL database: what one decides
+/// is pushed to the listeners and long polls of the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_hears_the_decisions() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let first = spawn_market(Backend::Postgres).await;
+    let second = spawn_second_market(&first).await;
+    second.market.relaying().await;
+    let client = first.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let req = BidRequest {
+        replicas: Some(1),
+        quorum: Some(1),
+        ..BidRequest::new(model.clone(), Stroops(1_000))
+    };
+    let bid = client.bid_images(req, &[png(3)]).await.unwrap();
+    let mut sse = reqwest::get(format!("{}/v1/events", second.url))
+        .await
+        .unwrap();
+    // A long poll on the second process, for a bid decided in the first.
+    let on_second = second.client(client.signer().unwrap());
+    let waiter = tokio::spawn(async move { on_second.bid_wait(bid.bid, 0, 60_000).await.unwrap() });
+    let w = first.worker(&model).await;
+    let got = w.claim(1, 5_000).await.unwrap().assignments;
+    w.submit_result(got[0].assignment, &honest()).await.unwrap();
+    // Pushed: well before the poll's 60 s.
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), waiter)
+        .await
+        .expect("the other process's decision was pushed")
+        .unwrap();
+    assert_eq!(status.status, BidState::Done);
+    let mut buf = String::new();
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), sse.chunk())
+            .await
+            .expect("an event within 20 s")
+            .unwrap()
+            .expect("the stream stays open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            for line in frame.lines() {
+                if let Some(data) = line.strip_prefix("data:") {
+                    events.push(serde_json::from_str::<MarketEvent>(data.trim()).unwrap());
+                }
+            }
+        }
+    }
+    assert_eq!(
+        events,
+        vec![
+            MarketEvent::TaskDecided {
+                bid: bid.bid,
+                task: got[0].task,
+                status: TaskState::Verified
+            },
+            MarketEvent::BidDone { bid: bid.bid },
+        ]
+    );
+    second.finish().await;
+    first.finish().await;
+}

@@ -139,8 +139,7 @@ async fn two_markets_on_one_database_one_killed_mid_load_lose_nothing_and_pay_on
     let killed_at = done.load(Ordering::Relaxed);
 
     // Every bid finishes on the survivor: each wait returns when the bid
-    // changes (or after 2 s, the other process's decisions not being
-    // pushed here).
+    // changes, whichever process decided.
     for bid in &bids {
         let mut status = on_b.bid(*bid).await.unwrap();
         while status.status != tally_protocol::wire::BidState::Done {

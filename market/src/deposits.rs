@@ -143,9 +143,7 @@ pub async fn apply_page(m: &Market, page: &Page) -> Result<usize> {
     .execute(&mut tx)
     .await?;
     tx.commit().await?;
-    for event in credited {
-        m.events.publish(event);
-    }
+    crate::events::announce(m, credited).await;
     Ok(fresh)
 }
 

@@ -3,7 +3,9 @@
 //! after the transaction that made them commits, so a listener that reads
 //! the state on an event sees it; a slow listener that falls behind loses
 //! old events (it is told, and reads the state again), never blocks the
-//! market.
+//! market. On PostgreSQL each event is also sent to the other market
+//! processes on the database (`NOTIFY tally_events`), whose listeners get it
+//! as if it had happened there.
 
 use tally_protocol::wire::MarketEvent;
 use tokio::sync::broadcast;
@@ -41,8 +43,68 @@ impl Events {
     }
 }
 
-/// Publish what a committed decision did; a decided task whose bid is now
-/// closed also tells that the bid is done.
+/// The channel other market processes hear events on.
+pub const CHANNEL: &str = "tally_events";
+
+/// NOTIFY payloads must stay under 8,000 bytes.
+const MAX_PAYLOAD: usize = 7_000;
+
+/// Publish committed events here and, on PostgreSQL, in every other market
+/// process on the database.
+pub async fn announce(m: &crate::Market, events: Vec<MarketEvent>) {
+    if events.is_empty() {
+        return;
+    }
+    if m.db.is_postgres() {
+        tell_others(m, &events).await;
+    }
+    published(m, events).await;
+}
+
+/// `NOTIFY tally_events, '<instance> <json array>'`, in as many
+/// notifications as the size limit needs. A lost notification only delays
+/// the other processes' listeners (their long polls still time out).
+async fn tell_others(m: &crate::Market, events: &[MarketEvent]) {
+    let mut chunks: Vec<Vec<&MarketEvent>> = vec![vec![]];
+    let mut size = 0;
+    for e in events {
+        let n = serde_json::to_string(e).map(|j| j.len()).unwrap_or(0);
+        if size + n > MAX_PAYLOAD && !chunks.last().is_some_and(Vec::is_empty) {
+            chunks.push(vec![]);
+            size = 0;
+        }
+        size += n + 1;
+        chunks.last_mut().expect("a chunk").push(e);
+    }
+    for chunk in chunks {
+        let payload = format!(
+            "{} {}",
+            m.instance,
+            serde_json::to_string(&chunk).expect("events serialize")
+        );
+        let sent = crate::db::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(payload)
+            .execute(&m.db)
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "could not pass events to other market processes");
+        }
+    }
+}
+
+/// Events another process announced (`<instance> <json array>`), unless
+/// they are this process's own.
+pub fn heard(m: &crate::Market, payload: &str) -> Option<Vec<MarketEvent>> {
+    let (from, json) = payload.split_once(' ')?;
+    if from == m.instance {
+        return None;
+    }
+    serde_json::from_str(json).ok()
+}
+
+/// Publish what a committed decision did to this process's listeners; a
+/// decided task whose bid is now closed also tells that the bid is done.
 pub async fn published(m: &crate::Market, events: Vec<MarketEvent>) {
     // Nobody listens (the usual case under load): no bid lookup on the
     // result path.

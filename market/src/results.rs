@@ -147,7 +147,7 @@ async fn submit_once(
     for work in outcome.wake {
         m.work_arrived(work).await;
     }
-    crate::events::published(m, outcome.events).await;
+    crate::events::announce(m, outcome.events).await;
     Ok(AssignmentOutcome {
         assignment: id,
         task,

@@ -51,7 +51,9 @@ pub struct Market {
     /// Payees the network has shown able to take a plain payment.
     pub payable: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Tells this process's own `NOTIFY`s from other processes'.
-    instance: String,
+    pub(crate) instance: String,
+    /// Set once this process listens to the others' notifications.
+    relaying: watch::Sender<bool>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -69,6 +71,7 @@ impl Market {
             events: Default::default(),
             audit: Default::default(),
             instance: instance_id(),
+            relaying: watch::channel(false).0,
             shutdown: watch::channel(false).0,
         }))
     }
@@ -97,6 +100,16 @@ impl Market {
                 tracing::warn!(error = %e, "could not notify other market processes");
             }
         }
+    }
+
+    /// Wait until this process hears the other processes on its database
+    /// (PostgreSQL; at once on SQLite, where there are none).
+    pub async fn relaying(&self) {
+        if !self.db.is_postgres() {
+            return;
+        }
+        let mut rx = self.relaying.subscribe();
+        let _ = rx.wait_for(|on| *on).await;
     }
 
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
@@ -166,16 +179,22 @@ fn instance_id() -> String {
     hex::encode(b)
 }
 
-/// Relay `NOTIFY tally_work` from other processes to local waiting claims.
+/// Relay `NOTIFY tally_work` from other processes to local waiting claims,
+/// and `NOTIFY tally_events` to local event listeners.
 async fn relay_notifications(m: Arc<Market>) {
     let mut shutdown = m.shutdown_signal();
     loop {
         let listener = async {
             let mut l = sqlx::postgres::PgListener::connect(m.db.url()).await?;
-            l.listen("tally_work").await?;
+            l.listen_all(["tally_work", crate::events::CHANNEL]).await?;
+            m.relaying.send_replace(true);
             loop {
                 let n = l.recv().await?;
-                if n.payload() != m.instance {
+                if n.channel() == crate::events::CHANNEL {
+                    if let Some(events) = crate::events::heard(&m, n.payload()) {
+                        crate::events::published(&m, events).await;
+                    }
+                } else if n.payload() != m.instance {
                     m.waiters.wake_all();
                 }
             }

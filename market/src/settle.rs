@@ -339,8 +339,7 @@ async fn settle_batch(
         .await?;
     tx.commit().await?;
     m.metrics.settlements.fetch_add(1, Ordering::Relaxed);
-    m.events
-        .publish(wire::MarketEvent::SettlementWritten { seq });
+    crate::events::announce(m, vec![wire::MarketEvent::SettlementWritten { seq }]).await;
     tracing::info!(
         seq,
         tx_seq,
