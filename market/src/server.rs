@@ -80,20 +80,27 @@ impl Market {
     /// the other market processes on the same database.
     pub async fn work_arrived(&self, work: Work) {
         self.waiters.arrived(&work);
-        self.notify_others().await;
+        self.notify_others(&format!(
+            "{} {} {} {}",
+            self.instance, work.model, work.price, work.slots
+        ))
+        .await;
     }
 
     /// Anything may have changed (slots returned by expiry): wake every
     /// waiting claim, here and in the other market processes.
     pub async fn wake_all(&self) {
         self.waiters.wake_all();
-        self.notify_others().await;
+        self.notify_others(&self.instance).await;
     }
 
-    async fn notify_others(&self) {
+    /// `NOTIFY tally_work`: `<instance>` (anything may have changed) or
+    /// `<instance> <model> <price> <slots>` (work arrived: the other
+    /// processes wake only as many of their claims as it has slots).
+    async fn notify_others(&self, payload: &str) {
         if self.db.is_postgres() {
             let sent = query("SELECT pg_notify('tally_work', $1)")
-                .bind(self.instance.as_str())
+                .bind(payload)
                 .execute(&self.db)
                 .await;
             if let Err(e) = sent {
@@ -194,8 +201,28 @@ async fn relay_notifications(m: Arc<Market>) {
                     if let Some(events) = crate::events::heard(&m, n.payload()) {
                         crate::events::published(&m, events).await;
                     }
-                } else if n.payload() != m.instance {
-                    m.waiters.wake_all();
+                } else {
+                    let mut parts = n.payload().split(' ');
+                    if parts.next() == Some(m.instance.as_str()) {
+                        continue;
+                    }
+                    let work = match (parts.next(), parts.next(), parts.next()) {
+                        (Some(model), Some(price), Some(slots)) => {
+                            match (model.parse(), price.parse(), slots.parse()) {
+                                (Ok(model), Ok(price), Ok(slots)) => Some(Work {
+                                    model,
+                                    price,
+                                    slots,
+                                }),
+                                _ => None,
+                            }
+                        }
+                        _ => None,
+                    };
+                    match work {
+                        Some(work) => m.waiters.arrived_elsewhere(&work),
+                        None => m.waiters.wake_all(),
+                    }
                 }
             }
             #[allow(unreachable_code)]

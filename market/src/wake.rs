@@ -130,8 +130,20 @@ impl Waiters {
 
     /// Wake up to `work.slots` waiters whose offers cover the work.
     pub fn arrived(&self, work: &Work) {
+        let hops = self.len();
+        self.wake_for(work, hops);
+    }
+
+    /// Work another market process on the database took in: wake as many
+    /// claims here as it has slots, passing a slot on only a few times (the
+    /// claims of the process that took it in are racing for it too, and
+    /// usually win; a long chain of futile looks here would only add load).
+    pub fn arrived_elsewhere(&self, work: &Work) {
+        self.wake_for(work, work.slots);
+    }
+
+    fn wake_for(&self, work: &Work, hops: usize) {
         let mut inner = self.inner.lock().expect("waiters");
-        let hops = inner.queue.len();
         let woken = take_matching(&mut inner.queue, &work.model, work.price, work.slots);
         drop(inner);
         for w in woken {
