@@ -240,3 +240,46 @@ async fn two_markets_on_one_postgres_database_never_share_a_slot() {
     second.finish().await;
     first.finish().await;
 }
+
+/// A bid placed in one market process wakes a claim waiting in another on
+/// the same database (NOTIFY naming the work): of three claims waiting
+/// there, one gets the one-slot task and the other two keep waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_placed_in_one_process_wakes_claims_waiting_in_another() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let first = spawn_market(Backend::Postgres).await;
+    let second = spawn_second_market(&first).await;
+    second.market.relaying().await;
+    let client = first.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        let w = second.worker(&model).await;
+        waiting.push(tokio::spawn(async move { w.claim(1, 60_000).await }));
+    }
+    until_waiting(&second, 3).await;
+    let started = std::time::Instant::now();
+    let req = tally_protocol::wire::BidRequest {
+        replicas: Some(1),
+        quorum: Some(1),
+        max_replicas: Some(1),
+        ..bid_request(&model, 10)
+    };
+    client.bid_images(req, &[png(11)]).await.unwrap();
+    let (got, _, rest) = futures::future::select_all(waiting).await;
+    let got = got.unwrap().unwrap();
+    assert_eq!(got.assignments.len(), 1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "woken by the bid placed in the other process, not by the timeout"
+    );
+    // The other two are still waiting, not answered empty.
+    until_waiting(&second, 2).await;
+    for r in rest {
+        r.abort();
+    }
+    second.finish().await;
+    first.finish().await;
+}
