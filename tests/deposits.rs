@@ -257,3 +257,43 @@ async fn the_market_follows_deposits_by_itself(backend: Backend) {
     market.finish().await;
 }
 both!(the_market_follows_deposits_by_itself);
+
+/// Two market processes on one database follow the same account at the
+/// same moment, page after page: each deposit is credited exactly once.
+async fn two_processes_following_at_once_credit_each_deposit_once(backend: Backend) {
+    let state: Shared = Arc::new(Mutex::new(StandIn::default()));
+    let url = stand_in(Arc::clone(&state)).await;
+    let market = spawn_market(backend).await;
+    let second = spawn_second_market(&market).await;
+    let client = market.client(&Signer::generate());
+    let operator = market.operator.account().to_string();
+    let sender = client.signer().unwrap().account().to_string();
+    state.lock().unwrap().records = (1..=450)
+        .map(|i| payment(i, &sender, &operator, "0.0000001", None))
+        .collect();
+    let drain = |m: &TestMarket| {
+        let (market, url) = (Arc::clone(&m.market), url.clone());
+        async move {
+            let http = reqwest::Client::new();
+            let mut pages = 0;
+            while tally_market::deposits::follow_once(&market, &http, &url)
+                .await
+                .expect("a page is followed")
+                > 0
+            {
+                pages += 1;
+            }
+            pages
+        }
+    };
+    let (a, b) = tokio::join!(drain(&market), drain(&second));
+    assert!(
+        a + b >= 3,
+        "450 records take three pages of 200 ({a} + {b} followed)"
+    );
+    assert_eq!(balance(&client).await, 450, "every deposit credited once");
+    assert_eq!(client.deposits().await.unwrap().deposits.len(), 450);
+    second.finish().await;
+    market.finish().await;
+}
+both!(two_processes_following_at_once_credit_each_deposit_once);
