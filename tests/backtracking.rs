@@ -438,3 +438,83 @@ async fn answers_verified_at_very_high_credibility_become_checks(backend: Backen
     market.finish().await;
 }
 both!(answers_verified_at_very_high_credibility_become_checks);
+
+/// Two market processes on one PostgreSQL database: a task verified in one
+/// is undone when its worker fails a spot check answered through the
+/// other; the first process sees the revision pushed, the worker caught,
+/// its earnings forfeit, and the books still balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_failed_in_another_process_undoes_verdicts_here() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let market = spawn_market_with(
+        Backend::Postgres,
+        Options {
+            tweak: |c| {
+                c.golden = golden();
+                c.check_rates.new = 1.0;
+                c.check_rates.trusted = 0.0;
+                c.holdback = Duration::ZERO;
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let other = spawn_second_market(&market).await;
+    market.market.relaying().await;
+    let client = market.funded_client(1_000_000).await;
+    let sample = std::fs::read(golden_dir().join("models/yolox_nano.onnx")).unwrap();
+    let model = client.upload_model(sample).await.unwrap().model;
+    let liar = market.worker(&model).await;
+    let lax = BidRequest {
+        confidence: Some(0.6),
+        max_replicas: Some(3),
+        ..BidRequest::new(model.clone(), Stroops(10_000))
+    };
+    let bid = client.bid_images(lax.clone(), &[png(1)]).await.unwrap();
+    let a = claim_one(&liar).await;
+    let out = liar.submit_result(a.assignment, &wrong()).await.unwrap();
+    assert_eq!(out.task_status, TaskState::Verified);
+    let earned = liar.account_me().await.unwrap().earned_unpaid;
+    assert!(earned.0 > 0);
+
+    market
+        .client(&market.operator)
+        .credit(market.operator.account(), Stroops(100_000))
+        .await
+        .unwrap();
+    client.bid_images(lax, &[png(3)]).await.unwrap();
+    let check = claim_one(&liar).await;
+    assert_ne!(check.task, bid.tasks[0]);
+    // The lie reaches the other process, which judges it.
+    let mut events = market.market.events.subscribe();
+    let through_other = other.client(liar.signer().unwrap());
+    through_other
+        .submit_result(check.assignment, &wrong())
+        .await
+        .unwrap();
+    // This process hears the revision of the task it verified.
+    let revised = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(tally_protocol::wire::MarketEvent::TaskRevised { task }) = events.recv().await
+            {
+                return task;
+            }
+        }
+    })
+    .await
+    .expect("the revision is pushed from the other process");
+    assert_eq!(revised, bid.tasks[0]);
+    let now = client.bid(bid.bid).await.unwrap();
+    assert_eq!(
+        (now.status, now.tasks[0].status, now.tasks[0].revisions),
+        (BidState::Open, TaskState::Running, 1)
+    );
+    let caught = liar.claim(1, 0).await.unwrap_err();
+    assert!(caught.to_string().contains("spot check"), "{caught}");
+    assert_eq!(liar.account_me().await.unwrap().earned_unpaid, Stroops(0));
+    assert_eq!(ledger_sum(&market).await, 0, "the books balance");
+    other.finish().await;
+    market.finish().await;
+}
