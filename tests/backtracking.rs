@@ -15,6 +15,24 @@ use common::*;
 use tally_protocol::wire::{BidRequest, BidState, TaskState};
 use tally_protocol::Stroops;
 
+/// A market checking untrusted workers only (once someone pays for the
+/// checks), with no probation.
+async fn checked_market(backend: Backend) -> TestMarket {
+    spawn_market_with(
+        backend,
+        Options {
+            tweak: |c| {
+                c.golden = golden();
+                c.check_rates.new = 1.0;
+                c.check_rates.trusted = 0.0;
+                c.holdback = Duration::ZERO;
+            },
+            ..Options::default()
+        },
+    )
+    .await
+}
+
 /// The sum of every ledger balance: zero while the books balance.
 async fn ledger_sum(market: &TestMarket) -> i64 {
     let row = tally_market::db::query(
@@ -27,20 +45,7 @@ async fn ledger_sum(market: &TestMarket) -> i64 {
 }
 
 async fn a_caught_workers_verdicts_are_decided_again(backend: Backend) {
-    // Checks for untrusted workers only, once someone pays for them.
-    let market = spawn_market_with(
-        backend,
-        Options {
-            tweak: |c| {
-                c.golden = golden();
-                c.check_rates.new = 1.0;
-                c.check_rates.trusted = 0.0;
-                c.holdback = Duration::ZERO;
-            },
-            ..Options::default()
-        },
-    )
-    .await;
+    let market = checked_market(backend).await;
     let client = market.funded_client(1_000_000).await;
     let sample = std::fs::read(golden_dir().join("models/yolox_nano.onnx")).unwrap();
     let model = client.upload_model(sample).await.unwrap().model;
@@ -448,19 +453,7 @@ async fn a_check_failed_in_another_process_undoes_verdicts_here() {
     if postgres_url().is_none() {
         return;
     }
-    let market = spawn_market_with(
-        Backend::Postgres,
-        Options {
-            tweak: |c| {
-                c.golden = golden();
-                c.check_rates.new = 1.0;
-                c.check_rates.trusted = 0.0;
-                c.holdback = Duration::ZERO;
-            },
-            ..Options::default()
-        },
-    )
-    .await;
+    let market = checked_market(Backend::Postgres).await;
     let other = spawn_second_market(&market).await;
     market.market.relaying().await;
     let client = market.funded_client(1_000_000).await;

@@ -9,6 +9,29 @@ use common::*;
 use tally_protocol::wire::{BidRequest, BidState, MarketEvent, TaskState};
 use tally_protocol::Stroops;
 
+/// The next `n` events of a server-sent event stream (each within 30 s).
+async fn read_events(stream: &mut reqwest::Response, n: usize) -> Vec<MarketEvent> {
+    let mut events = Vec::new();
+    let mut buf = String::new();
+    while events.len() < n {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), stream.chunk())
+            .await
+            .expect("an event within 30 s")
+            .unwrap()
+            .expect("the stream stays open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            for line in frame.lines() {
+                if let Some(data) = line.strip_prefix("data:") {
+                    events.push(serde_json::from_str(data.trim()).unwrap());
+                }
+            }
+        }
+    }
+    events
+}
+
 async fn decisions_are_pushed(backend: Backend) {
     let market = spawn_market(backend).await;
     let client = market.funded_client(1_000_000).await;
@@ -58,25 +81,7 @@ async fn decisions_are_pushed(backend: Backend) {
     assert_eq!(done.status, BidState::Done);
 
     // The stream told both decisions and the bid's end, in order.
-    let mut events = Vec::new();
-    let mut buf = String::new();
-    while events.len() < 3 {
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), body.chunk())
-            .await
-            .expect("an event within 30 s")
-            .unwrap()
-            .expect("the stream stays open");
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            for line in frame.lines() {
-                if let Some(data) = line.strip_prefix("data:") {
-                    let e: MarketEvent = serde_json::from_str(data.trim()).unwrap();
-                    events.push(e);
-                }
-            }
-        }
-    }
+    let events = read_events(&mut body, 3).await;
     assert_eq!(
         events,
         vec![
@@ -130,24 +135,7 @@ async fn another_process_hears_the_decisions() {
         .expect("the other process's decision was pushed")
         .unwrap();
     assert_eq!(status.status, BidState::Done);
-    let mut buf = String::new();
-    let mut events = Vec::new();
-    while events.len() < 2 {
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), sse.chunk())
-            .await
-            .expect("an event within 20 s")
-            .unwrap()
-            .expect("the stream stays open");
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            for line in frame.lines() {
-                if let Some(data) = line.strip_prefix("data:") {
-                    events.push(serde_json::from_str::<MarketEvent>(data.trim()).unwrap());
-                }
-            }
-        }
-    }
+    let events = read_events(&mut sse, 2).await;
     assert_eq!(
         events,
         vec![

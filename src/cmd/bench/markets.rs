@@ -95,6 +95,28 @@ impl Fleet {
         })
     }
 
+    /// A client credited with `amount`, as seen through each market, and
+    /// the benchmark model it uploaded.
+    async fn client(
+        &self,
+        amount: i64,
+    ) -> anyhow::Result<(Vec<Client>, tally_protocol::Sha256Hex)> {
+        let client = Signer::generate();
+        Client::new(&self.urls[0], Some(self.operator.clone()))
+            .credit(client.account(), Stroops(amount))
+            .await?;
+        let clients: Vec<Client> = self
+            .urls
+            .iter()
+            .map(|u| Client::new(u, Some(client.clone())))
+            .collect();
+        let model = clients[0]
+            .upload_model(tally_model::build::tiny_yolox("bench"))
+            .await?
+            .model;
+        Ok((clients, model))
+    }
+
     fn engine(&self) -> &'static str {
         if self.postgres {
             "postgres"
@@ -117,22 +139,11 @@ pub async fn run(
     markets: usize,
 ) -> anyhow::Result<serde_json::Value> {
     let fleet = Fleet::start(db, markets).await?;
-    let (urls, operator) = (fleet.urls.clone(), fleet.operator.clone());
+    let urls = fleet.urls.clone();
     let store = tally_market::db::Db::connect(&fleet.url).await?;
 
-    let client = Signer::generate();
     let price = 100;
-    Client::new(&urls[0], Some(operator))
-        .credit(client.account(), Stroops(price * 5 * tasks as i64))
-        .await?;
-    let clients: Vec<Client> = urls
-        .iter()
-        .map(|u| Client::new(u, Some(client.clone())))
-        .collect();
-    let model = clients[0]
-        .upload_model(tally_model::build::tiny_yolox("bench"))
-        .await?
-        .model;
+    let (clients, model) = fleet.client(price * 5 * tasks as i64).await?;
     let done = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     for i in 0..workers {
@@ -229,19 +240,8 @@ pub async fn claims(
     markets: usize,
 ) -> anyhow::Result<serde_json::Value> {
     let fleet = Fleet::start(db, markets).await?;
-    let (urls, operator) = (fleet.urls.clone(), fleet.operator.clone());
-    let client = Signer::generate();
-    Client::new(&urls[0], Some(operator))
-        .credit(client.account(), Stroops(1_000_000_000))
-        .await?;
-    let clients: Vec<Client> = urls
-        .iter()
-        .map(|u| Client::new(u, Some(client.clone())))
-        .collect();
-    let model = clients[0]
-        .upload_model(tally_model::build::tiny_yolox("bench"))
-        .await?
-        .model;
+    let urls = fleet.urls.clone();
+    let (clients, model) = fleet.client(1_000_000_000).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tally_protocol::TaskId, Instant)>();
     let done = Arc::new(AtomicBool::new(false));
     for i in 0..workers {
