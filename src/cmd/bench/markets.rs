@@ -1,6 +1,7 @@
 //! `tally bench market --markets N`: N `tally serve` processes on one
 //! database (PostgreSQL when N > 1), the same workers and clients spread
 //! over them round-robin, and the verified tasks per second of all of them.
+//! The processes run with `tally serve`'s defaults (settling every 10 s).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -29,7 +30,6 @@ async fn serve(dir: &Path, db: &str, i: usize) -> anyhow::Result<(tokio::process
             "--operator-key",
         ])
         .arg(dir.join("operator.key"))
-        .args(["--settle-every", "500ms"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
