@@ -104,10 +104,11 @@ pub fn validate_result(m: &Market, req: &ResultRequest) -> Result<()> {
     Ok(())
 }
 
-/// Store a signed result and let the vote run. On PostgreSQL decisions
-/// queue on one lock ([`WriteTx::serialize_decisions`]); should the server
-/// still pick this transaction as a deadlock or serialisation victim, it is
-/// run again from the start.
+/// Store a signed result and let the vote run. On PostgreSQL decisions run
+/// side by side, their row locks taken in one order (see
+/// [`crate::task::lock_task`]); should the server still pick this
+/// transaction as a deadlock or serialisation victim, it is run again from
+/// the start.
 pub async fn submit_result(
     m: &Market,
     signed: &SignedHeaders,

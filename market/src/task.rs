@@ -58,8 +58,11 @@ pub(crate) async fn load_assignment(
 /// Lock a task's row for the rest of the transaction. Every write path that
 /// changes a task's assignments takes this lock first (claims take it with
 /// their slot update), so decisions on one task are serialised and locks are
-/// always taken task first, then assignments: no two votes on one task, no
-/// deadlock. On SQLite the write lock already serialises everything.
+/// always taken task first, then assignments, then balances in (book, owner)
+/// order: no two votes on one task, no deadlock. It also takes the shared
+/// side of the lock settlement takes exclusively
+/// ([`WriteTx::share_decisions`]); decisions on different tasks run side by
+/// side. On SQLite the write lock already serialises everything.
 pub(crate) async fn lock_task(tx: &mut WriteTx<'_>, task: TaskId) -> Result<()> {
     if !tx.is_postgres() {
         return Ok(());
