@@ -241,29 +241,23 @@ async fn events(
     use axum::response::sse::{Event, KeepAlive, Sse};
     let rx = m.events.subscribe();
     let shutdown = m.shutdown_signal();
-    let stream = futures::stream::unfold((rx, false), move |(mut rx, done)| {
+    let stream = futures::stream::unfold(rx, move |mut rx| {
         let mut shutdown = shutdown.clone();
         async move {
-            if done {
-                return None;
-            }
-            loop {
-                let got = tokio::select! {
-                    e = rx.recv() => e,
-                    _ = shutdown.changed() => return None,
-                };
-                match got {
-                    Ok(e) => {
-                        let data = serde_json::to_string(&e).expect("events serialize");
-                        return Some((Ok(Event::default().data(data)), (rx, false)));
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        let note = Event::default().event("lagged").data(n.to_string());
-                        return Some((Ok(note), (rx, false)));
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            let got = tokio::select! {
+                e = rx.recv() => e,
+                _ = shutdown.changed() => return None,
+            };
+            let event = match got {
+                Ok(e) => {
+                    Event::default().data(serde_json::to_string(&e).expect("events serialize"))
                 }
-            }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    Event::default().event("lagged").data(n.to_string())
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((Ok(event), rx))
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())

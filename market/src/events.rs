@@ -65,32 +65,35 @@ pub async fn announce(m: &crate::Market, events: Vec<MarketEvent>) {
 /// notifications as the size limit needs. A lost notification only delays
 /// the other processes' listeners (their long polls still time out).
 async fn tell_others(m: &crate::Market, events: &[MarketEvent]) {
-    let mut chunks: Vec<Vec<&MarketEvent>> = vec![vec![]];
-    let mut size = 0;
-    for e in events {
-        let n = serde_json::to_string(e).map(|j| j.len()).unwrap_or(0);
-        if size + n > MAX_PAYLOAD && !chunks.last().is_some_and(Vec::is_empty) {
-            chunks.push(vec![]);
-            size = 0;
-        }
-        size += n + 1;
-        chunks.last_mut().expect("a chunk").push(e);
-    }
-    for chunk in chunks {
-        let payload = format!(
-            "{} {}",
-            m.instance,
-            serde_json::to_string(&chunk).expect("events serialize")
-        );
+    for events in payloads(events) {
         let sent = crate::db::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
-            .bind(payload)
+            .bind(format!("{} [{events}]", m.instance))
             .execute(&m.db)
             .await;
         if let Err(e) = sent {
             tracing::warn!(error = %e, "could not pass events to other market processes");
         }
     }
+}
+
+/// The events as comma-joined JSON, split so that no part passes
+/// [`MAX_PAYLOAD`] (unless one event alone does).
+fn payloads(events: &[MarketEvent]) -> Vec<String> {
+    let mut out = vec![String::new()];
+    for e in events {
+        let j = serde_json::to_string(e).expect("events serialize");
+        let last = out.last_mut().expect("a payload");
+        if last.is_empty() {
+            *last = j;
+        } else if last.len() + 1 + j.len() > MAX_PAYLOAD {
+            out.push(j);
+        } else {
+            last.push(',');
+            last.push_str(&j);
+        }
+    }
+    out
 }
 
 /// Events another process announced (`<instance> <json array>`), unless
@@ -130,5 +133,27 @@ pub async fn published(m: &crate::Market, events: Vec<MarketEvent>) {
                 m.events.publish(MarketEvent::BidDone { bid });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_protocol::TaskId;
+
+    #[test]
+    fn many_events_split_into_notifications_that_fit() {
+        let events: Vec<MarketEvent> = (0..1_000)
+            .map(|i| MarketEvent::TaskRevised { task: TaskId(i) })
+            .collect();
+        let parts = payloads(&events);
+        assert!(parts.len() > 1, "1,000 events do not fit one notification");
+        let mut back = Vec::new();
+        for p in &parts {
+            assert!(p.len() <= MAX_PAYLOAD, "{} bytes", p.len());
+            back.extend(serde_json::from_str::<Vec<MarketEvent>>(&format!("[{p}]")).unwrap());
+        }
+        assert_eq!(back, events, "every event once, in order");
+        assert_eq!(payloads(&events[..1]).len(), 1);
     }
 }

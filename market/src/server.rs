@@ -186,6 +186,24 @@ fn instance_id() -> String {
     hex::encode(b)
 }
 
+/// Another process's `NOTIFY tally_work` (see [`Market::notify_others`]):
+/// the work it names, or `None` for "anything may have changed"; nothing
+/// for this process's own.
+fn heard_work(m: &Market, payload: &str) -> Option<Option<Work>> {
+    let mut parts = payload.split(' ');
+    if parts.next() == Some(m.instance.as_str()) {
+        return None;
+    }
+    let work = (|| {
+        Some(Work {
+            model: parts.next()?.parse().ok()?,
+            price: parts.next()?.parse().ok()?,
+            slots: parts.next()?.parse().ok()?,
+        })
+    })();
+    Some(work)
+}
+
 /// Relay `NOTIFY tally_work` from other processes to local waiting claims,
 /// and `NOTIFY tally_events` to local event listeners.
 async fn relay_notifications(m: Arc<Market>) {
@@ -201,24 +219,7 @@ async fn relay_notifications(m: Arc<Market>) {
                     if let Some(events) = crate::events::heard(&m, n.payload()) {
                         crate::events::published(&m, events).await;
                     }
-                } else {
-                    let mut parts = n.payload().split(' ');
-                    if parts.next() == Some(m.instance.as_str()) {
-                        continue;
-                    }
-                    let work = match (parts.next(), parts.next(), parts.next()) {
-                        (Some(model), Some(price), Some(slots)) => {
-                            match (model.parse(), price.parse(), slots.parse()) {
-                                (Ok(model), Ok(price), Ok(slots)) => Some(Work {
-                                    model,
-                                    price,
-                                    slots,
-                                }),
-                                _ => None,
-                            }
-                        }
-                        _ => None,
-                    };
+                } else if let Some(work) = heard_work(&m, n.payload()) {
                     match work {
                         Some(work) => m.waiters.arrived_elsewhere(&work),
                         None => m.waiters.wake_all(),
@@ -230,6 +231,7 @@ async fn relay_notifications(m: Arc<Market>) {
         };
         tokio::select! {
             r = listener => {
+                m.relaying.send_replace(false);
                 if let Err(e) = r {
                     tracing::warn!(error = %e, "notification listener lost; reconnecting");
                 }
