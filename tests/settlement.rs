@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use tally_market::settle::settle_now;
 use tally_protocol::wire::{OfferRequest, SettlementRecord};
-use tally_protocol::{AccountId, AssignmentId, Client, Signer, Stroops};
+use tally_protocol::{AccountId, Client, Signer, Stroops};
 use tally_settlement::GENESIS_PREV_HASH;
 
 /// Workers claim a few tasks each in turn, then answer honestly, until no
@@ -40,19 +40,6 @@ pub async fn work_all(workers: &[Client]) -> usize {
                 n += 1;
             }
         }
-    }
-}
-
-/// Every record, paging with `after` until a page comes back empty.
-pub async fn all_records(c: &Client) -> Vec<SettlementRecord> {
-    let mut out: Vec<SettlementRecord> = Vec::new();
-    loop {
-        let after = out.last().map_or(0, |r| r.seq);
-        let page = c.settlements(after).await.expect("settlements").records;
-        if page.is_empty() {
-            return out;
-        }
-        out.extend(page);
     }
 }
 
@@ -274,41 +261,10 @@ async fn a_market_killed_while_settling_pays_every_agreeing_result_exactly_once(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
 
-    let audit = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["audit", "--market", &url, "--json"])
-        .output()
-        .await
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
-    assert!(audit.status.success(), "{report}");
-    assert_eq!(report["ok"], true);
+    audit_cli_passes(&url).await;
     child.kill().await.unwrap();
-
-    let mut paid_by: HashMap<AssignmentId, Vec<u64>> = HashMap::new();
-    for r in &records {
-        for a in r.payouts.iter().flat_map(|p| &p.assignments) {
-            paid_by.entry(*a).or_default().push(r.seq);
-        }
-    }
     let store = tally_market::db::Db::connect(&db).await.unwrap();
-    let breaches = tally_market::ledger::check_invariants(&store)
-        .await
-        .unwrap();
-    assert!(breaches.is_empty(), "{breaches:?}");
-    let agreed =
-        tally_market::db::query("SELECT id, payout_seq FROM assignments WHERE status = 'agreed'")
-            .fetch_all(&store)
-            .await
-            .unwrap();
-    assert_eq!(agreed.len(), results);
-    for row in &agreed {
-        let id = AssignmentId(row.try_get("id").unwrap());
-        let seq: Option<i64> = row.try_get("payout_seq").unwrap();
-        let by = paid_by.remove(&id).unwrap_or_default();
-        assert_eq!(by.len(), 1, "assignment {id} paid by records {by:?}");
-        assert_eq!(seq, Some(by[0] as i64), "assignment {id}");
-    }
-    assert!(paid_by.is_empty(), "paid but not agreeing: {paid_by:?}");
+    assert_eq!(assert_paid_exactly_once(&store, &records).await, results);
     println!("{} records after {rounds} kills", records.len());
     store.close().await;
 }

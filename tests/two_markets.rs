@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use tally_protocol::wire::OfferRequest;
-use tally_protocol::{AssignmentId, BidId, Client, Signer, Stroops};
+use tally_protocol::{BidId, Client, Signer, Stroops};
 
 /// `tally serve` on `db`, leases of 2 s, settling every 100 ms.
 async fn serve(dir: &Path, db: &str, addr: &str, name: &str) -> tokio::process::Child {
@@ -175,17 +174,7 @@ async fn two_markets_on_one_database_one_killed_mid_load_lose_nothing_and_pay_on
     assert!(agreed.len() >= 60, "at least one agreeing result per task");
     let anon = Client::new(&b_url, None);
     let records = loop {
-        let mut records = Vec::new();
-        loop {
-            let after = records
-                .last()
-                .map_or(0, |r: &tally_protocol::wire::SettlementRecord| r.seq);
-            let page = anon.settlements(after).await.unwrap().records;
-            if page.is_empty() {
-                break;
-            }
-            records.extend(page);
-        }
+        let records = all_records(&anon).await;
         let paid: usize = records
             .iter()
             .flat_map(|r| &r.payouts)
@@ -201,38 +190,11 @@ async fn two_markets_on_one_database_one_killed_mid_load_lose_nothing_and_pay_on
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let mut paid_by: HashMap<AssignmentId, Vec<u64>> = HashMap::new();
-    for r in &records {
-        for id in r.payouts.iter().flat_map(|p| &p.assignments) {
-            paid_by.entry(*id).or_default().push(r.seq);
-        }
-    }
-    let agreed =
-        tally_market::db::query("SELECT id, payout_seq FROM assignments WHERE status = 'agreed'")
-            .fetch_all(&store)
-            .await
-            .unwrap();
-    for row in &agreed {
-        let id = AssignmentId(row.try_get("id").unwrap());
-        let seq: Option<i64> = row.try_get("payout_seq").unwrap();
-        let by = paid_by.remove(&id).unwrap_or_default();
-        assert_eq!(by.len(), 1, "assignment {id} paid by records {by:?}");
-        assert_eq!(seq, Some(by[0] as i64), "assignment {id}");
-    }
-    assert!(paid_by.is_empty(), "paid but not agreeing: {paid_by:?}");
-    let breaches = tally_market::ledger::check_invariants(&store)
-        .await
-        .unwrap();
-    assert!(breaches.is_empty(), "{breaches:?}");
-
-    let audit = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["audit", "--market", &b_url, "--json"])
-        .output()
-        .await
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
-    assert!(audit.status.success(), "{report}");
-    assert_eq!(report["ok"], true);
+    assert_eq!(
+        assert_paid_exactly_once(&store, &records).await,
+        agreed.len()
+    );
+    audit_cli_passes(&b_url).await;
     b.kill().await.unwrap();
     store.close().await;
 }

@@ -344,3 +344,60 @@ pub async fn age_results(market: &TestMarket, ms: i64) {
         .unwrap();
     tx.commit().await.unwrap();
 }
+
+/// Every settlement record, paging with `after` until a page comes back empty.
+pub async fn all_records(c: &Client) -> Vec<tally_protocol::wire::SettlementRecord> {
+    let mut out: Vec<tally_protocol::wire::SettlementRecord> = Vec::new();
+    loop {
+        let after = out.last().map_or(0, |r| r.seq);
+        let page = c.settlements(after).await.expect("settlements").records;
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+/// Every agreeing result in `store` is paid by exactly one of `records`,
+/// the one its `payout_seq` names; nothing else is paid; the ledger's
+/// invariants hold. How many results agreed.
+pub async fn assert_paid_exactly_once(
+    store: &tally_market::db::Db,
+    records: &[tally_protocol::wire::SettlementRecord],
+) -> usize {
+    let mut paid_by: std::collections::HashMap<tally_protocol::AssignmentId, Vec<u64>> =
+        Default::default();
+    for r in records {
+        for id in r.payouts.iter().flat_map(|p| &p.assignments) {
+            paid_by.entry(*id).or_default().push(r.seq);
+        }
+    }
+    let breaches = tally_market::ledger::check_invariants(store).await.unwrap();
+    assert!(breaches.is_empty(), "{breaches:?}");
+    let agreed =
+        tally_market::db::query("SELECT id, payout_seq FROM assignments WHERE status = 'agreed'")
+            .fetch_all(store)
+            .await
+            .unwrap();
+    for row in &agreed {
+        let id = tally_protocol::AssignmentId(row.try_get("id").unwrap());
+        let seq: Option<i64> = row.try_get("payout_seq").unwrap();
+        let by = paid_by.remove(&id).unwrap_or_default();
+        assert_eq!(by.len(), 1, "assignment {id} paid by records {by:?}");
+        assert_eq!(seq, Some(by[0] as i64), "assignment {id}");
+    }
+    assert!(paid_by.is_empty(), "paid but not agreeing: {paid_by:?}");
+    agreed.len()
+}
+
+/// `tally audit --market URL --json` exits 0 and reports all consistent.
+pub async fn audit_cli_passes(url: &str) {
+    let audit = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["audit", "--market", url, "--json"])
+        .output()
+        .await
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    assert!(audit.status.success(), "{report}");
+    assert_eq!(report["ok"], true);
+}
