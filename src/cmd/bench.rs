@@ -225,6 +225,63 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[i]
 }
 
+/// A claims benchmark's worker: claims one task at a time (waiting up to
+/// 30 s), reports when it got it, answers, until `done`.
+pub(crate) async fn claims_worker(
+    w: Client,
+    claimed: tokio::sync::mpsc::UnboundedSender<(tally_protocol::TaskId, Instant)>,
+    done: Arc<AtomicBool>,
+) {
+    let result = fixed_result();
+    while !done.load(Ordering::Relaxed) {
+        let Ok(got) = w.claim(1, 30_000).await else {
+            continue;
+        };
+        let now = Instant::now();
+        for a in &got.assignments {
+            let _ = claimed.send((a.task, now));
+        }
+        for a in got.assignments {
+            if let Err(e) = w.submit_result(a.assignment, &result).await {
+                eprintln!(
+                    "bench worker: result for assignment {} refused: {e}",
+                    a.assignment
+                );
+            }
+        }
+    }
+}
+
+/// Place bid `i` (one distinct image) through `client`; milliseconds until
+/// its first replica and its third were claimed.
+pub(crate) async fn time_claims(
+    client: &Client,
+    model: &Sha256Hex,
+    i: usize,
+    claimed: &mut tokio::sync::mpsc::UnboundedReceiver<(tally_protocol::TaskId, Instant)>,
+) -> anyhow::Result<(f64, f64)> {
+    // Quorum 3: the task stays open until every replica is claimed (with
+    // quorum 2 two fast results would verify it and retire the third).
+    let req = BidRequest {
+        quorum: Some(3),
+        max_replicas: Some(3),
+        ..BidRequest::new(model.clone(), Stroops(100))
+    };
+    let mut img = tiny_png();
+    img.extend_from_slice(&(i as u64).to_le_bytes()); // a distinct input per bid
+    let t0 = Instant::now();
+    let task = client.bid_images(req, &[img]).await?.tasks[0];
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let (t, at) = claimed.recv().await.context("workers stopped")?;
+        if t == task {
+            got.push(at.duration_since(t0).as_secs_f64() * 1000.0);
+        }
+    }
+    got.sort_by(|a, b| a.total_cmp(b));
+    Ok((got[0], got[2]))
+}
+
 /// Claim latency: N workers long-polling; for each bid, the time from
 /// posting it to its first claim and to all replicas claimed.
 async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value> {
@@ -249,27 +306,9 @@ async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value
         let (tx, done, online) = (tx.clone(), Arc::clone(&done), Arc::clone(&online));
         tokio::spawn(async move {
             online.fetch_add(1, Ordering::Relaxed);
-            let result = fixed_result();
-            while !done.load(Ordering::Relaxed) {
-                let Ok(got) = w.claim(1, 30_000).await else {
-                    continue;
-                };
-                let now = Instant::now();
-                for a in &got.assignments {
-                    let _ = tx.send((a.task, now));
-                }
-                for a in got.assignments {
-                    if let Err(e) = w.submit_result(a.assignment, &result).await {
-                        eprintln!(
-                            "bench worker: result for assignment {} refused: {e}",
-                            a.assignment
-                        );
-                    }
-                }
-            }
+            claims_worker(w, tx, done).await;
         });
     }
-    let png = tiny_png();
     let mut ack = Vec::new();
     let mut all = Vec::new();
     for i in 0..bids {
@@ -277,28 +316,9 @@ async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value
         while lm.market.waiters.len() < workers {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        // Quorum 3: the task stays open until every replica is claimed (with
-        // quorum 2 two fast results would verify it and retire the third).
-        let req = BidRequest {
-            quorum: Some(3),
-            max_replicas: Some(3),
-            ..BidRequest::new(model.clone(), Stroops(100))
-        };
-        let mut img = png.clone();
-        img.extend_from_slice(&(i as u64).to_le_bytes()); // a distinct input per bid
-        let t0 = Instant::now();
-        let created = client.bid_images(req, &[img]).await?;
-        let task = created.tasks[0];
-        let mut got = Vec::new();
-        while got.len() < 3 {
-            let (t, at) = rx.recv().await.context("workers stopped")?;
-            if t == task {
-                got.push(at.duration_since(t0).as_secs_f64() * 1000.0);
-            }
-        }
-        got.sort_by(|a, b| a.total_cmp(b));
-        ack.push(got[0]);
-        all.push(got[2]);
+        let (first, last) = time_claims(&client, &model, i, &mut rx).await?;
+        ack.push(first);
+        all.push(last);
     }
     done.store(true, Ordering::Relaxed);
     lm.stop();

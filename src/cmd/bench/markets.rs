@@ -14,7 +14,7 @@ use serde_json::json;
 use tally_protocol::wire::{BidRequest, OfferRequest};
 use tally_protocol::{Client, Signer, Stroops};
 
-use super::{fixed_result, tiny_png};
+use super::tiny_png;
 
 /// One `tally serve` child on `db`, listening on a free local port.
 async fn serve(dir: &Path, db: &str, i: usize) -> anyhow::Result<(tokio::process::Child, String)> {
@@ -231,7 +231,7 @@ async fn waiting(http: &reqwest::Client, url: &str) -> anyhow::Result<usize> {
 
 /// `tally bench claims --markets N`: workers long-poll N `tally serve`
 /// processes on one database; each bid is posted to the next market in
-/// turn, so most acks cross processes (a bid placed in one wakes claims
+/// turn, so with N > 1 every bid has waiting claims in other processes (a bid placed in one wakes claims
 /// waiting in the others through LISTEN/NOTIFY).
 pub async fn claims(
     db: &str,
@@ -252,26 +252,10 @@ pub async fn claims(
             capacity: 4,
         })
         .await?;
-        let (tx, done) = (tx.clone(), Arc::clone(&done));
-        tokio::spawn(async move {
-            let result = fixed_result();
-            while !done.load(Ordering::Relaxed) {
-                let Ok(got) = w.claim(1, 30_000).await else {
-                    continue;
-                };
-                let now = Instant::now();
-                for a in &got.assignments {
-                    let _ = tx.send((a.task, now));
-                }
-                for a in got.assignments {
-                    let _ = w.submit_result(a.assignment, &result).await;
-                }
-            }
-        });
+        tokio::spawn(super::claims_worker(w, tx.clone(), Arc::clone(&done)));
     }
     let http = reqwest::Client::new();
-    let png = tiny_png();
-    let (mut ack, mut all, mut crossed) = (Vec::new(), Vec::new(), 0usize);
+    let (mut ack, mut all) = (Vec::new(), Vec::new());
     for i in 0..bids {
         // Start each bid with every worker waiting, in every market.
         loop {
@@ -284,29 +268,9 @@ pub async fn claims(
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let req = BidRequest {
-            quorum: Some(3),
-            max_replicas: Some(3),
-            ..BidRequest::new(model.clone(), Stroops(100))
-        };
-        let mut img = png.clone();
-        img.extend_from_slice(&(i as u64).to_le_bytes());
-        let t0 = Instant::now();
-        let created = clients[i % markets].bid_images(req, &[img]).await?;
-        let task = created.tasks[0];
-        let mut got = Vec::new();
-        while got.len() < 3 {
-            let (t, at) = rx.recv().await.context("workers stopped")?;
-            if t == task {
-                got.push(at.duration_since(t0).as_secs_f64() * 1000.0);
-            }
-        }
-        if markets > 1 {
-            crossed += 1;
-        }
-        got.sort_by(|a, b| a.total_cmp(b));
-        ack.push(got[0]);
-        all.push(got[2]);
+        let (first, last) = super::time_claims(&clients[i % markets], &model, i, &mut rx).await?;
+        ack.push(first);
+        all.push(last);
     }
     done.store(true, Ordering::Relaxed);
     let engine = fleet.engine();
@@ -317,7 +281,6 @@ pub async fn claims(
         "bids": bids,
         "markets": markets,
         "db": engine,
-        "bids_with_workers_in_other_processes": crossed,
         "ack_ms_p50": super::percentile(&mut ack.clone(), 0.5),
         "ack_ms_p99": super::percentile(&mut ack, 0.99),
         "all_replicas_ms_p50": super::percentile(&mut all.clone(), 0.5),
