@@ -106,12 +106,9 @@ both!(decisions_are_pushed);
 /// is pushed to the listeners and long polls of the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_process_hears_the_decisions() {
-    if postgres_url().is_none() {
+    let Some((first, second)) = two_markets_on_postgres().await else {
         return;
-    }
-    let first = spawn_market(Backend::Postgres).await;
-    let second = spawn_second_market(&first).await;
-    second.market.relaying().await;
+    };
     let client = first.funded_client(1_000_000).await;
     let model = model(&client).await;
     let req = BidRequest {

@@ -211,11 +211,9 @@ both!(a_woken_claim_that_cannot_take_the_slot_passes_it_on);
 /// slot once (here: two markets in one test process, each with its own pool).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_markets_on_one_postgres_database_never_share_a_slot() {
-    if postgres_url().is_none() {
+    let Some((first, second)) = two_markets_on_postgres().await else {
         return;
-    }
-    let first = spawn_market(Backend::Postgres).await;
-    let second = spawn_second_market(&first).await;
+    };
     let client = first.funded_client(100_000_000).await;
     let model = model(&client).await;
     let images: Vec<Vec<u8>> = (0..10).map(|i| png(200 + i)).collect();
@@ -246,12 +244,9 @@ async fn two_markets_on_one_postgres_database_never_share_a_slot() {
 /// there, one gets the one-slot task and the other two keep waiting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_placed_in_one_process_wakes_claims_waiting_in_another() {
-    if postgres_url().is_none() {
+    let Some((first, second)) = two_markets_on_postgres().await else {
         return;
-    }
-    let first = spawn_market(Backend::Postgres).await;
-    let second = spawn_second_market(&first).await;
-    second.market.relaying().await;
+    };
     let client = first.funded_client(1_000_000).await;
     let model = model(&client).await;
     let mut waiting = Vec::new();

@@ -113,6 +113,17 @@ pub async fn spawn_second_market(first: &TestMarket) -> TestMarket {
     start(config, first.db_url.clone(), first.operator.clone(), dir).await
 }
 
+/// Two market processes' worth of markets on one fresh PostgreSQL database,
+/// the second already hearing the first's notifications; `None` (skipped,
+/// with a message) without `TALLY_TEST_POSTGRES_URL`.
+pub async fn two_markets_on_postgres() -> Option<(TestMarket, TestMarket)> {
+    postgres_url()?;
+    let first = spawn_market(Backend::Postgres).await;
+    let second = spawn_second_market(&first).await;
+    second.market.relaying().await;
+    Some((first, second))
+}
+
 pub async fn spawn_market(backend: Backend) -> TestMarket {
     spawn_market_with(backend, Options::default()).await
 }
