@@ -359,6 +359,31 @@ async fn console_pages_update_live_in_chromium() {
         assert!(after.contains(&wanted), "the live bid page lacks {wanted}");
     }
     assert!(!after.contains(&secret), "the seed is gone from the page");
+    // Each worker's result is an overlay the client ticks on and off: the
+    // picture is redrawn with its boxes, then without them again.
+    let canvas = format!("document.getElementById('bid-canvas-{task}').toDataURL()");
+    let toggle = "(() => { const t = [...document.querySelectorAll('#bid-tasks input[data-layer]')]
+        .find((i) => !i.checked); if (!t) return null; t.click(); return t.dataset.layer; })()";
+    let untick = "(() => { const t = document.querySelector(`#bid-tasks input[data-layer=\"${window.ticked}\"]`);
+        t.click(); return t.checked; })()";
+    let plain = page.eval(&canvas).await;
+    let layer = page.eval(toggle).await;
+    assert!(
+        layer.is_string(),
+        "a worker's overlay, off at first, to tick"
+    );
+    let with_worker = page.eval(&canvas).await;
+    assert_ne!(
+        plain, with_worker,
+        "ticking a worker's overlay draws its boxes"
+    );
+    page.eval(&format!("window.ticked = {layer}")).await;
+    assert_eq!(page.eval(untick).await, serde_json::json!(false));
+    assert_eq!(
+        page.eval(&canvas).await,
+        plain,
+        "unticked, the picture is as before"
+    );
     overview
         .wait_for("#events", &format!("Task {task}"), limit)
         .await;
