@@ -334,6 +334,24 @@ mod tests {
     }
 
     #[test]
+    fn work_taken_in_elsewhere_wakes_its_slots_and_passes_on_only_as_often() {
+        let ws = Waiters::default();
+        let a = ws.register(models(1), 0);
+        let b = ws.register(models(1), 0);
+        let c = ws.register(models(1), 0);
+        let d = ws.register(models(1), 0);
+        ws.arrived_elsewhere(&work(1, 1, 1));
+        let up = is_woken(a).expect("one slot: the oldest woken");
+        up.pass_on();
+        let up = is_woken(b).expect("passed on once");
+        up.pass_on();
+        // Here `arrived` would go on through every waiter; work another
+        // process took in stops after as many hops as it had slots.
+        assert!(is_woken(c).is_none(), "passed on more often than its slots");
+        assert!(is_woken(d).is_none());
+    }
+
+    #[test]
     fn a_woken_claim_dropped_before_looking_passes_it_on() {
         let ws = Waiters::default();
         let a = ws.register(models(1), 0);
