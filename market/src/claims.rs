@@ -332,7 +332,8 @@ async fn claim_pass(
 }
 
 /// Take a slot on each candidate task; how many were lost to concurrent
-/// claims (slots gone, or this worker already on the task).
+/// claims (slots gone, or this worker already on the task). A few
+/// statements for the lot, whatever their number.
 async fn take(
     tx: &mut WriteTx<'_>,
     m: &Market,
@@ -344,9 +345,9 @@ async fn take(
     let now = now_ms();
     let lease_ms = m.config.lease.as_millis() as i64;
     let expires = now + lease_ms;
-    let mut lost = 0;
+    let mut plain = Vec::with_capacity(candidates.len());
     for c in candidates {
-        let task = int(c, "id")?;
+        let task = TaskId(int(c, "id")?);
         let model: Sha256Hex = parse(&text(c, "model")?, "model hash")?;
         let price = Stroops(int(c, "price")?);
         // Now and then a spot check of the same model and price takes this
@@ -376,45 +377,79 @@ async fn take(
                 }
             }
         }
-        // Take the slot first: the row lock it takes orders concurrent claims.
-        let took = query(
-            "UPDATE tasks SET taken = taken + 1, status = 'running'
-             WHERE id = $1 AND taken < wanted AND status IN ('open', 'running')",
-        )
-        .bind(task)
-        .execute(&mut *tx)
-        .await?;
-        if took == 0 {
-            lost += 1;
-            continue;
-        }
-        let inserted = query(
-            "INSERT INTO assignments (task_id, worker, status, lease_expires_at, created_at)
-             VALUES ($1, $2, 'leased', $3, $4) ON CONFLICT (task_id, worker) DO NOTHING RETURNING id",
-        )
-        .bind(task)
-        .bind(worker.as_str())
-        .bind(expires)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = inserted else {
-            // The same worker took this task through a concurrent claim.
-            query("UPDATE tasks SET taken = taken - 1 WHERE id = $1")
-                .bind(task)
-                .execute(&mut *tx)
-                .await?;
-            lost += 1;
-            continue;
-        };
-        out.push(Assignment {
-            assignment: AssignmentId(row.try_get("id")?),
-            task: TaskId(task),
-            model,
-            input: parse(&text(c, "input")?, "input hash")?,
-            price,
-            lease_expires_at: to_time(expires),
-        });
+        let input: Sha256Hex = parse(&text(c, "input")?, "input hash")?;
+        plain.push((task, model, input, price));
     }
-    Ok(lost)
+    if plain.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = plain.iter().map(|(t, ..)| t.0).collect();
+    // Take the slots first: the row locks this takes order concurrent claims.
+    let mut q = query(format!(
+        "UPDATE tasks SET taken = taken + 1, status = 'running'
+         WHERE taken < wanted AND status IN ('open', 'running') AND id IN ({}) RETURNING id",
+        placeholders(1, ids.len())
+    ));
+    for id in &ids {
+        q = q.bind(*id);
+    }
+    let took = q
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| int(r, "id"))
+        .collect::<Result<std::collections::HashSet<i64>>>()?;
+    let took: Vec<i64> = ids.iter().copied().filter(|id| took.contains(id)).collect();
+    if took.is_empty() {
+        return Ok(plain.len());
+    }
+    let values = (0..took.len())
+        .map(|i| format!("(${}, $1, 'leased', $2, $3)", i + 4))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let inserted = query(format!(
+        "INSERT INTO assignments (task_id, worker, status, lease_expires_at, created_at)
+         VALUES {values} ON CONFLICT (task_id, worker) DO NOTHING RETURNING id, task_id"
+    ))
+    .bind(worker.as_str())
+    .bind(expires)
+    .bind(now);
+    let mut q = inserted;
+    for id in &took {
+        q = q.bind(*id);
+    }
+    let mut assignment_of = std::collections::HashMap::with_capacity(took.len());
+    for r in q.fetch_all(&mut *tx).await? {
+        assignment_of.insert(int(&r, "task_id")?, AssignmentId(int(&r, "id")?));
+    }
+    // The same worker took some of these through a concurrent claim: their
+    // slots go back.
+    let doubled: Vec<i64> = took
+        .iter()
+        .copied()
+        .filter(|id| !assignment_of.contains_key(id))
+        .collect();
+    if !doubled.is_empty() {
+        let mut q = query(format!(
+            "UPDATE tasks SET taken = taken - 1 WHERE id IN ({})",
+            placeholders(1, doubled.len())
+        ));
+        for id in &doubled {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    for (task, model, input, price) in plain {
+        if let Some(&assignment) = assignment_of.get(&task.0) {
+            out.push(Assignment {
+                assignment,
+                task,
+                model,
+                input,
+                price,
+                lease_expires_at: to_time(expires),
+            });
+        }
+    }
+    Ok(ids.len() - assignment_of.len())
 }

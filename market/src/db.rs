@@ -66,6 +66,10 @@ enum TxInner<'a> {
     Postgres(Option<sqlx::Transaction<'static, sqlx::Postgres>>),
 }
 
+/// The PostgreSQL advisory lock key settlement takes exclusively and
+/// decisions share ([`WriteTx::serialize_decisions`]).
+pub(crate) const DECISIONS_LOCK: i64 = 7461;
+
 impl WriteTx<'_> {
     /// Make this transaction's writes durable. On SQLite this waits for the
     /// batch it joined to be committed.
@@ -98,7 +102,7 @@ impl WriteTx<'_> {
     /// on SQLite, whose one writer already excludes everyone.
     pub async fn serialize_decisions(&mut self) -> Result<()> {
         if self.is_postgres() {
-            query("SELECT pg_advisory_xact_lock(7461)")
+            query(format!("SELECT pg_advisory_xact_lock({DECISIONS_LOCK})"))
                 .fetch_one(&mut *self)
                 .await?;
         }
@@ -110,9 +114,11 @@ impl WriteTx<'_> {
     /// own row locks instead (see [`crate::task::lock_task`]).
     pub async fn share_decisions(&mut self) -> Result<()> {
         if self.is_postgres() {
-            query("SELECT pg_advisory_xact_lock_shared(7461)")
-                .fetch_one(&mut *self)
-                .await?;
+            query(format!(
+                "SELECT pg_advisory_xact_lock_shared({DECISIONS_LOCK})"
+            ))
+            .fetch_one(&mut *self)
+            .await?;
         }
         Ok(())
     }

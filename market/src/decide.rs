@@ -121,7 +121,16 @@ async fn load_results(tx: &mut WriteTx<'_>, task: TaskId) -> Result<(Vec<Submitt
 /// Run the vote on a task if it can be decided, and act on the outcome.
 pub async fn decide(m: &Market, tx: &mut WriteTx<'_>, task_id: TaskId) -> Result<Decision> {
     let task = load_task(tx, task_id).await?;
-    let (results, outstanding) = load_results(tx, task_id).await?;
+    decide_loaded(m, tx, task).await
+}
+
+/// [`decide`] on a task row read in this transaction under its lock.
+pub(crate) async fn decide_loaded(
+    m: &Market,
+    tx: &mut WriteTx<'_>,
+    task: TaskRow,
+) -> Result<Decision> {
+    let (results, outstanding) = load_results(tx, task.id).await?;
     match task.state {
         TaskState::Verified => judge_late(m, tx, &task, &results, outstanding).await,
         TaskState::Failed => {

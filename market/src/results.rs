@@ -12,12 +12,13 @@ use tally_protocol::{AccountId, AssignmentId, TaskId};
 
 use crate::auth::begin_signed;
 use crate::db::{int, query, WriteTx};
-use crate::decide::decide;
+use crate::decide::{decide, decide_loaded};
 use crate::error::{MarketError, Result};
 use crate::lifecycle::AssignmentState;
 use crate::payment::fail_task;
 use crate::task::{
-    load_assignment, load_task, lock_task, release_slot, set_assignment, AssignmentRow,
+    load_assignment, load_task, lock_and_load, lock_task, release_slot, set_assignment,
+    AssignmentRow, TaskRow,
 };
 use crate::{now_ms, to_time, Market};
 
@@ -134,9 +135,12 @@ async fn submit_once(
     req: &ResultRequest,
 ) -> Result<AssignmentOutcome> {
     let mut tx = begin_signed(m, signed).await?;
-    let task = store_result(&mut tx, signed, id, body, req).await?;
+    let (task, locked) = store_result(&mut tx, signed, id, body, req).await?;
     m.metrics.results.fetch_add(1, Ordering::Relaxed);
-    let outcome = decide(m, &mut tx, task).await?;
+    let outcome = match locked {
+        Some(row) => decide_loaded(m, &mut tx, row).await?,
+        None => decide(m, &mut tx, task).await?,
+    };
     let status = match outcome.judged.iter().find(|(a, _)| *a == id) {
         Some((_, true)) => AssignmentState::Agreed,
         Some((_, false)) => AssignmentState::Disagreed,
@@ -158,18 +162,23 @@ async fn submit_once(
 }
 
 /// Store a result on an assignment the signer holds under a live lease; the
-/// task it belongs to.
+/// task it belongs to, and on PostgreSQL that task's row as read under its
+/// lock (which every write to its assignments takes first).
 async fn store_result(
     tx: &mut WriteTx<'_>,
     signed: &SignedHeaders,
     id: AssignmentId,
     body: &[u8],
     req: &ResultRequest,
-) -> Result<TaskId> {
-    if tx.is_postgres() {
-        // The task's lock comes before any assignment's.
-        load_leased(tx, id, &signed.account).await?;
-    }
+) -> Result<(TaskId, Option<TaskRow>)> {
+    let locked = if tx.is_postgres() {
+        // The update below re-checks the lease under the lock; a stale
+        // first read costs only the explanation at the end.
+        let a = load_assignment(tx, id).await?;
+        Some(lock_and_load(tx, a.task).await?)
+    } else {
+        None
+    };
     let stored = query(
         "UPDATE assignments SET status = 'submitted', body = $1, signed_at = $2, nonce = $3, signature = $4,
          elapsed_ms = $5, finished_at = $6 WHERE id = $7 AND status = 'leased' AND worker = $8
@@ -186,7 +195,7 @@ async fn store_result(
     .fetch_optional(&mut *tx)
     .await?;
     match stored {
-        Some(r) => Ok(TaskId(int(&r, "task_id")?)),
+        Some(r) => Ok((TaskId(int(&r, "task_id")?), locked)),
         None => {
             // Say why: not found, someone else's, or no longer leased.
             load_leased(tx, id, &signed.account).await?;

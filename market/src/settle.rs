@@ -43,7 +43,7 @@ use tally_settlement::{
 
 use crate::config::Config;
 use crate::db::{int, text};
-use crate::db::{query, WriteTx};
+use crate::db::{placeholders, query, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::ledger::{self, Book, Cause, Leg};
 use crate::{now_ms, Market};
@@ -176,6 +176,30 @@ pub async fn next_tx_seq(m: &Market) -> Result<Option<i64>> {
         .try_get("next_tx_seq")
 }
 
+/// Mark `ids` as paid by record `seq` with `update` (which ends in `id IN`),
+/// a few hundred per statement; any of them already paid or changed is an
+/// error that undoes the record.
+async fn mark_paid(
+    tx: &mut WriteTx<'_>,
+    update: &str,
+    seq: u64,
+    ids: &[i64],
+    what: &str,
+) -> Result<()> {
+    for chunk in ids.chunks(500) {
+        let mut q = query(format!("{update} ({})", placeholders(2, chunk.len()))).bind(seq as i64);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        if q.execute(&mut *tx).await? != chunk.len() as u64 {
+            return Err(MarketError::Corrupt(format!(
+                "{what} of record {seq} changed while settling"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// One unpaid agreeing assignment (with its task), or one withdrawal.
 struct Due {
     id: i64,
@@ -302,35 +326,23 @@ async fn settle_batch(
     .execute(&mut tx)
     .await?;
     for p in &wire_payouts {
-        for a in &p.assignments {
-            let n = query(
-                "UPDATE assignments SET payout_seq = $1 WHERE id = $2 AND status = 'agreed' AND payout_seq IS NULL",
-            )
-            .bind(seq as i64)
-            .bind(a.0)
-            .execute(&mut tx)
-            .await?
-            ;
-            if n != 1 {
-                return Err(MarketError::Corrupt(format!(
-                    "assignment {a} changed while settling"
-                )));
-            }
-        }
-        for w in &p.withdrawals {
-            let n = query(
-                "UPDATE withdrawals SET payout_seq = $1 WHERE id = $2 AND payout_seq IS NULL",
-            )
-            .bind(seq as i64)
-            .bind(*w)
-            .execute(&mut tx)
-            .await?;
-            if n != 1 {
-                return Err(MarketError::Corrupt(format!(
-                    "withdrawal {w} changed while settling"
-                )));
-            }
-        }
+        let assignments: Vec<i64> = p.assignments.iter().map(|a| a.0).collect();
+        mark_paid(
+            &mut tx,
+            "UPDATE assignments SET payout_seq = $1 WHERE status = 'agreed' AND payout_seq IS NULL AND id IN",
+            seq,
+            &assignments,
+            "an assignment",
+        )
+        .await?;
+        mark_paid(
+            &mut tx,
+            "UPDATE withdrawals SET payout_seq = $1 WHERE payout_seq IS NULL AND id IN",
+            seq,
+            &p.withdrawals,
+            "a withdrawal",
+        )
+        .await?;
         move_payout(&mut tx, "settle", seq, p, true).await?;
     }
     query("UPDATE settlement_state SET next_tx_seq = $1 WHERE id = 1")

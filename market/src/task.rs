@@ -9,7 +9,7 @@ use tally_protocol::vote::{Verdict, VoteParams};
 use tally_protocol::wire::TaskState;
 use tally_protocol::{AccountId, AssignmentId, BidId, Sha256Hex, Stroops, TaskId};
 
-use crate::db::{int, json, parse, query, text, WriteTx};
+use crate::db::{int, json, parse, query, text, WriteTx, DECISIONS_LOCK};
 use crate::error::{MarketError, Result};
 use crate::lifecycle::{assignment_transition, parse_task_state, AssignmentState};
 use crate::now_ms;
@@ -131,10 +131,33 @@ pub struct TaskRow {
 }
 
 pub async fn load_task(tx: &mut WriteTx<'_>, id: TaskId) -> Result<TaskRow> {
-    let r = query(
-        "SELECT t.id, t.model, t.bid_id, t.status, t.price, t.wanted, t.taken, t.max_replicas, t.verdict, b.params, b.fee_bps, b.client, b.kind
-         FROM tasks t JOIN bids b ON b.id = t.bid_id WHERE t.id = $1",
+    read_task(tx, id, "", "").await
+}
+
+/// [`lock_task`] and [`load_task`] in one statement: on PostgreSQL the
+/// shared decision lock, then the task's row lock, then the row as it
+/// stands under the lock.
+pub(crate) async fn lock_and_load(tx: &mut WriteTx<'_>, id: TaskId) -> Result<TaskRow> {
+    if !tx.is_postgres() {
+        return load_task(tx, id).await;
+    }
+    let shared = format!("pg_advisory_xact_lock_shared({DECISIONS_LOCK}) AS shared, ");
+    read_task(
+        tx,
+        id,
+        &shared,
+        // The lock an UPDATE takes: claims' foreign-key checks
+        // (FOR KEY SHARE) on the task do not wait for it.
+        " FOR NO KEY UPDATE OF t",
     )
+    .await
+}
+
+async fn read_task(tx: &mut WriteTx<'_>, id: TaskId, lock: &str, rows: &str) -> Result<TaskRow> {
+    let r = query(format!(
+        "SELECT {lock}t.id, t.model, t.bid_id, t.status, t.price, t.wanted, t.taken, t.max_replicas, t.verdict, b.params, b.fee_bps, b.client, b.kind
+         FROM tasks t JOIN bids b ON b.id = t.bid_id WHERE t.id = $1{rows}"
+    ))
     .bind(id.0)
     .fetch_optional(&mut *tx)
     .await?
