@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 
 use common::*;
 use tally_protocol::wire::BidRequest;
@@ -206,6 +207,67 @@ async fn a_woken_claim_that_cannot_take_the_slot_passes_it_on(backend: Backend) 
     market.finish().await;
 }
 both!(a_woken_claim_that_cannot_take_the_slot_passes_it_on);
+
+/// A wake-up for work whose slots are already gone (taken by claims in
+/// another process, say) stops at the claim it woke: that claim finds the
+/// slot taken and does not wake the next waiter to look for nothing.
+async fn a_wake_up_for_work_already_taken_goes_no_further(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let looks = || market.market.metrics.claim_looks.load(Ordering::Relaxed);
+    let mut waiting = Vec::new();
+    for i in 0..4 {
+        let w = market.worker(&model).await;
+        waiting.push(tokio::spawn(async move { w.claim(1, 60_000).await }));
+        until_waiting(&market, i + 1).await;
+    }
+    // Each claim looked once when it came in.
+    while looks() < 4 {
+        tokio::task::yield_now().await;
+    }
+    // Work announced that no open task backs any more.
+    market
+        .market
+        .work_arrived(tally_market::wake::Work {
+            model: model.clone(),
+            price: 10,
+            slots: 1,
+        })
+        .await;
+    while looks() < 5 {
+        tokio::task::yield_now().await;
+    }
+    // A real slot now: one claim takes it.
+    let req = BidRequest {
+        replicas: Some(1),
+        quorum: Some(1),
+        max_replicas: Some(1),
+        ..bid_request(&model, 10)
+    };
+    let bid = client.bid_images(req, &[png(5)]).await.unwrap();
+    let mut took = None;
+    while took.is_none() {
+        for (i, h) in waiting.iter().enumerate() {
+            if h.is_finished() {
+                took = Some(i);
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    let got = waiting.remove(took.unwrap()).await.unwrap().unwrap();
+    assert_eq!(got.assignments[0].task, bid.tasks[0]);
+    // One look for the stale wake-up, one for the slot: no chain of looks
+    // passed from waiter to waiter after the first found nothing.
+    assert_eq!(looks(), 6, "{}", metrics(&market).await);
+    assert!(metrics(&market).await.contains("tally_claim_looks_total 6"));
+    market.market.begin_shutdown();
+    for h in waiting {
+        assert!(h.await.unwrap().unwrap().assignments.is_empty());
+    }
+    market.finish().await;
+}
+both!(a_wake_up_for_work_already_taken_goes_no_further);
 
 /// Several market processes on one PostgreSQL database still hand out each
 /// slot once (here: two markets in one test process, each with its own pool).

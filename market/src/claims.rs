@@ -145,8 +145,15 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
             return Ok(Claimed { assignments: got });
         }
         if let Some(up) = woken.take() {
-            // Woken for work we could not take: someone else may.
-            up.pass_on();
+            // Woken for work we could not take: someone else may, if a slot
+            // of it is still free. Once every slot is gone (often to claims
+            // in another process) the wake-up stops here instead of waking
+            // waiter after waiter to look for nothing.
+            if let Some((model, price)) = up.work() {
+                if slot_free(m, model, price).await? {
+                    up.pass_on();
+                }
+            }
         }
         tokio::select! {
             up = waiting.woken() => woken = Some(up),
@@ -154,6 +161,19 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// Whether any task of `model` paying at least `price` has a slot free.
+async fn slot_free(m: &Market, model: &Sha256Hex, price: i64) -> Result<bool> {
+    Ok(query(
+        "SELECT 1 AS one FROM tasks WHERE status IN ('open', 'running') AND taken < wanted
+         AND model = $1 AND price >= $2 LIMIT 1",
+    )
+    .bind(model.as_str())
+    .bind(price)
+    .fetch_optional(&m.db)
+    .await?
+    .is_some())
 }
 
 async fn leased_count(m: &Market, worker: &AccountId) -> Result<i64> {
@@ -232,6 +252,9 @@ async fn try_claim(
     check_rate: f64,
     pairing: bool,
 ) -> Result<Vec<Assignment>> {
+    m.metrics
+        .claim_looks
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut out = Vec::new();
     for _ in 0..8 {
         let (mut got, lost) =

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub requests: AtomicU64,
     pub bids: AtomicU64,
     pub claims: AtomicU64,
+    /// Claims' looks for work, a look that found nothing included.
+    pub claim_looks: AtomicU64,
     pub results: AtomicU64,
     pub failures: AtomicU64,
     pub verified: AtomicU64,

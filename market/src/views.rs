@@ -497,6 +497,11 @@ pub async fn metrics(m: &Market) -> Result<String> {
         c.claims.load(Ordering::Relaxed),
     );
     counter(
+        "claim_looks_total",
+        "Looks for work by claims, those that found nothing included.",
+        c.claim_looks.load(Ordering::Relaxed),
+    );
+    counter(
         "results_total",
         "Results received.",
         c.results.load(Ordering::Relaxed),

@@ -233,6 +233,14 @@ impl<'a> Waiting<'a> {
 }
 
 impl WakeUp<'_> {
+    /// The work it was woken for, if any: its model and price.
+    pub fn work(&self) -> Option<(&Sha256Hex, i64)> {
+        match &self.reason {
+            Some(Reason::Work { model, price, .. }) => Some((model, *price)),
+            _ => None,
+        }
+    }
+
     /// The claim took nothing: hand the wake-up to the next waiter.
     pub fn pass_on(self) {
         if let Some(Reason::Work { model, price, hops }) = self.reason {
