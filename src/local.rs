@@ -15,6 +15,8 @@ pub struct LocalMarket {
     pub operator: Signer,
     _dir: tempfile::TempDir,
     stop: tokio::sync::oneshot::Sender<()>,
+    /// The PostgreSQL server URL the fresh database was made on.
+    postgres: Option<String>,
 }
 
 impl LocalMarket {
@@ -45,6 +47,7 @@ impl LocalMarket {
             operator,
             _dir: dir,
             stop,
+            postgres: (db != "sqlite").then(|| db.to_string()),
         })
     }
 
@@ -52,8 +55,15 @@ impl LocalMarket {
         Client::new(&self.url, Some(signer))
     }
 
-    pub fn stop(self) {
+    /// Stop serving and forget the database (a fresh PostgreSQL one is dropped).
+    pub async fn finish(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
+        let db_url = self.market.db.url().to_string();
+        self.market.db.close().await;
+        if let Some(base) = &self.postgres {
+            drop_postgres(base, &db_url).await?;
+        }
+        Ok(())
     }
 }
 
@@ -73,4 +83,25 @@ pub(crate) async fn fresh_postgres(base: &str) -> anyhow::Result<String> {
     let mut url = url::Url::parse(base)?;
     url.set_path(&name);
     Ok(url.to_string())
+}
+
+/// Drop the database of `url` (made by [`fresh_postgres`] on `base`),
+/// whoever is still connected to it.
+pub(crate) async fn drop_postgres(base: &str, url: &str) -> anyhow::Result<()> {
+    let name = url::Url::parse(url)?
+        .path()
+        .trim_start_matches('/')
+        .to_string();
+    anyhow::ensure!(
+        name.starts_with("tally_bench_"),
+        "refusing to drop {name}: not a benchmark database"
+    );
+    let admin = sqlx::PgPool::connect(base)
+        .await
+        .context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    Ok(())
 }

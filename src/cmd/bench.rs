@@ -202,7 +202,7 @@ async fn market(db: &str, tasks: usize, workers: usize) -> anyhow::Result<serde_
     let settled = tally_market::settle::settle_now(&lm.market).await?;
     let secs = started.elapsed().as_secs_f64();
     let dialect = lm.market.db.engine();
-    lm.stop();
+    lm.finish().await?;
     Ok(json!({
         "bench": "market",
         "tasks_per_sec": tasks as f64 / secs,
@@ -321,7 +321,7 @@ async fn claims(workers: usize, bids: usize) -> anyhow::Result<serde_json::Value
         all.push(last);
     }
     done.store(true, Ordering::Relaxed);
-    lm.stop();
+    lm.finish().await?;
     Ok(json!({
         "bench": "claims",
         "workers": workers,

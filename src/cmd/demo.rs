@@ -222,7 +222,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("\nAudit: {}", report.summary().trim_end());
         println!("\n{seconds:.1} s in all");
     }
-    lm.stop();
+    lm.finish().await?;
     let ok = report.ok
         && verified == status.tasks.len()
         && faulty_paid == 0

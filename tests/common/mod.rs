@@ -87,6 +87,9 @@ pub struct TestMarket {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
+    /// This market made its PostgreSQL database: `finish` drops it (after
+    /// any second market on it has finished).
+    owns_db: bool,
 }
 
 pub struct Options {
@@ -137,7 +140,9 @@ pub async fn spawn_market_with(backend: Backend, opts: Options) -> TestMarket {
     config.fee_bps = opts.fee_bps;
     config.sweep_every = Duration::from_millis(50);
     (opts.tweak)(&mut config);
-    start(config, db_url, operator, dir).await
+    let mut market = start(config, db_url, operator, dir).await;
+    market.owns_db = backend == Backend::Postgres;
+    market
 }
 
 async fn start(
@@ -168,6 +173,7 @@ async fn start(
         stop: Some(tx),
         task: Some(task),
         _dir: dir,
+        owns_db: false,
     }
 }
 
@@ -219,7 +225,27 @@ impl TestMarket {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
         self.market.db.close().await;
+        if self.owns_db {
+            drop_db(&self.db_url).await;
+        }
     }
+}
+
+/// Drop a test's PostgreSQL database, whoever is still connected to it.
+async fn drop_db(db_url: &str) {
+    let name = url::Url::parse(db_url).expect("database url parses").path()[1..].to_string();
+    assert!(
+        name.starts_with("tally_test_"),
+        "not a test database: {name}"
+    );
+    let admin = sqlx::PgPool::connect(&postgres_url().expect("postgres url"))
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .expect("drop the test database");
+    admin.close().await;
 }
 
 /// A small real image (PNG), distinct per `seed`.

@@ -96,7 +96,7 @@ pub async fn run(workers: usize, bids: usize, backend: &str) -> anyhow::Result<s
     for h in handles {
         let _ = h.await;
     }
-    lm.stop();
+    lm.finish().await?;
 
     samples.sort_by(f64::total_cmp);
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];

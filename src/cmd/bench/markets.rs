@@ -53,6 +53,8 @@ async fn serve(dir: &Path, db: &str, i: usize) -> anyhow::Result<(tokio::process
 
 /// N `tally serve` processes on one fresh database.
 struct Fleet {
+    /// The PostgreSQL server given (`--db`), if any.
+    base: String,
     url: String,
     postgres: bool,
     operator: Signer,
@@ -86,6 +88,7 @@ impl Fleet {
             urls.push(u);
         }
         Ok(Fleet {
+            base: db.to_string(),
             url,
             postgres,
             operator,
@@ -125,10 +128,15 @@ impl Fleet {
         }
     }
 
-    async fn stop(self) {
+    /// Stop the markets and drop a fresh PostgreSQL database.
+    async fn stop(self) -> anyhow::Result<()> {
         for mut c in self.children {
             let _ = c.kill().await;
         }
+        if self.postgres {
+            crate::local::drop_postgres(&self.base, &self.url).await?;
+        }
+        Ok(())
     }
 }
 
@@ -202,7 +210,7 @@ pub async fn run(
     }
     store.close().await;
     let engine = fleet.engine();
-    fleet.stop().await;
+    fleet.stop().await?;
     Ok(json!({
         "bench": "market",
         "tasks_per_sec": tasks as f64 / secs,
@@ -276,7 +284,7 @@ pub async fn claims(
     }
     done.store(true, Ordering::Relaxed);
     let engine = fleet.engine();
-    fleet.stop().await;
+    fleet.stop().await?;
     Ok(json!({
         "bench": "claims",
         "workers": workers,

@@ -254,7 +254,7 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
     let checks_issued = metrics.checks.load(Ordering::Relaxed);
     let revised = metrics.revised.load(Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();
-    lm.stop();
+    lm.finish().await?;
 
     let ratio = |n: f64, d: f64| if d > 0.0 { n / d } else { 0.0 };
     let by_kind: serde_json::Map<String, serde_json::Value> = f
