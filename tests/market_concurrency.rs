@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use common::*;
-use tally_protocol::wire::BidRequest;
+use tally_protocol::wire::{BidRequest, BidState, TaskState};
 use tally_protocol::Stroops;
 
 async fn metrics(market: &TestMarket) -> String {
@@ -268,6 +268,56 @@ async fn a_wake_up_for_work_already_taken_goes_no_further(backend: Backend) {
     market.finish().await;
 }
 both!(a_wake_up_for_work_already_taken_goes_no_further);
+
+/// The last two tasks of a bid failing at the same moment (each the only
+/// replica of its task, each failure in its own transaction) still close
+/// the bid and refund it: whichever decision ends second sees the first.
+async fn tasks_of_one_bid_failing_at_once_still_close_it(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let client = market.funded_client(10_000_000).await;
+    let model = model(&client).await;
+    let (x, y) = (market.worker(&model).await, market.worker(&model).await);
+    let req = BidRequest {
+        replicas: Some(1),
+        quorum: Some(1),
+        max_replicas: Some(1),
+        ..bid_request(&model, 10)
+    };
+    let mut bids = Vec::new();
+    for round in 0..100u8 {
+        let bid = client
+            .bid_images(req.clone(), &[png(2 * round), png(2 * round + 1)])
+            .await
+            .unwrap();
+        let a = x.claim(1, 0).await.unwrap().assignments;
+        let b = y.claim(1, 0).await.unwrap().assignments;
+        assert_eq!((a.len(), b.len()), (1, 1), "round {round}: one task each");
+        let (fa, fb) = tokio::join!(
+            x.report_failure(a[0].assignment, "out of memory"),
+            y.report_failure(b[0].assignment, "out of memory"),
+        );
+        fa.unwrap();
+        fb.unwrap();
+        bids.push(bid.bid);
+    }
+    for bid in bids {
+        let status = client.bid(bid).await.unwrap();
+        assert!(
+            status.tasks.iter().all(|t| t.status == TaskState::Failed),
+            "bid {bid}: {status:?}"
+        );
+        assert_eq!(status.status, BidState::Done, "bid {bid} was left open");
+    }
+    // Every reservation came back: nothing was spent.
+    let me = client.account_me().await.unwrap();
+    assert_eq!(
+        (me.balance, me.reserved),
+        (Stroops(10_000_000), Stroops(0)),
+        "{me:?}"
+    );
+    market.finish().await;
+}
+both!(tasks_of_one_bid_failing_at_once_still_close_it);
 
 /// Several market processes on one PostgreSQL database still hand out each
 /// slot once (here: two markets in one test process, each with its own pool).

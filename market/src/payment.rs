@@ -116,6 +116,17 @@ pub(crate) async fn fail_task(m: &Market, tx: &mut WriteTx<'_>, task: &TaskRow) 
 /// When every task of a bid is final and no replica is still out, close the
 /// bid and refund what its reservation did not spend.
 pub async fn close_bid_if_done(_m: &Market, tx: &mut WriteTx<'_>, bid: BidId) -> Result<()> {
+    if tx.is_postgres() {
+        // Lock the bid's row first, so two decisions ending its last tasks
+        // at once take turns: the second looks (in a statement of its own,
+        // so with a fresh snapshot) only once the first has committed, and
+        // sees its task final. Without the lock each would see the other's
+        // task still running, and neither would close the bid.
+        query("SELECT 1 AS one FROM bids WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(bid.0)
+            .fetch_one(&mut *tx)
+            .await?;
+    }
     // One look at the bid and whether any of its tasks is still open: most
     // calls come while other tasks are.
     let r = query(
