@@ -407,11 +407,21 @@ async fn take(
         return Ok(0);
     }
     let ids: Vec<i64> = plain.iter().map(|(t, ..)| t.0).collect();
-    // Take the slots first: the row locks this takes order concurrent claims.
+    // Take the slots first: the row locks this takes order concurrent
+    // claims. On PostgreSQL they are taken in id order (one statement locks
+    // rows in whatever order its plan meets them, and two claims meeting
+    // shared tasks in different orders would deadlock).
+    let ordered = if tx.is_postgres() {
+        format!(
+            "SELECT id FROM tasks WHERE id IN ({}) ORDER BY id FOR NO KEY UPDATE",
+            placeholders(1, ids.len())
+        )
+    } else {
+        placeholders(1, ids.len())
+    };
     let mut q = query(format!(
         "UPDATE tasks SET taken = taken + 1, status = 'running'
-         WHERE taken < wanted AND status IN ('open', 'running') AND id IN ({}) RETURNING id",
-        placeholders(1, ids.len())
+         WHERE taken < wanted AND status IN ('open', 'running') AND id IN ({ordered}) RETURNING id"
     ));
     for id in &ids {
         q = q.bind(*id);
