@@ -208,6 +208,54 @@ async fn a_woken_claim_that_cannot_take_the_slot_passes_it_on(backend: Backend) 
 }
 both!(a_woken_claim_that_cannot_take_the_slot_passes_it_on);
 
+/// Workers claiming many tasks at a time, over and over, from one pool
+/// (each claim competing with the others for the same best tasks) never
+/// get an error, and every task is verified: concurrent claims lock the
+/// tasks they take in one order (on PostgreSQL, where the locks are rows).
+async fn batch_claims_racing_for_one_pool_never_fail(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let client = market.funded_client(100_000_000).await;
+    let model = model(&client).await;
+    let mut images: Vec<Vec<u8>> = (0..200).map(|i| png(i as u8)).collect();
+    for (i, img) in images.iter_mut().enumerate() {
+        img.extend_from_slice(&(i as u32).to_le_bytes());
+    }
+    for chunk in images.chunks(50) {
+        client
+            .bid_images(bid_request(&model, 500), chunk)
+            .await
+            .unwrap();
+    }
+    let mut workers = Vec::new();
+    for _ in 0..12 {
+        workers.push(market.worker(&model).await);
+    }
+    let answer = honest();
+    let answer = &answer;
+    let verified = || market.market.metrics.verified.load(Ordering::Relaxed);
+    let taken = futures::future::join_all(workers.iter().map(|w| async move {
+        let mut taken = 0;
+        // Until every task is verified (a claim that finds nothing waits a
+        // little for work instead of returning at once).
+        while verified() < 200 {
+            let got = w.claim(32, 50).await.expect("a claim never fails");
+            taken += got.assignments.len();
+            for a in &got.assignments {
+                w.submit_result(a.assignment, answer).await.unwrap();
+            }
+        }
+        taken
+    }))
+    .await;
+    // 200 tasks: quorum 2 of 3 replicas verifies each; every slot was taken
+    // by someone (the third replica of a verified task may be retired).
+    assert!(taken.iter().sum::<usize>() >= 400, "{taken:?}");
+    let stats = market.anonymous().market().await.unwrap();
+    assert_eq!(stats.verified_tasks, 200);
+    market.finish().await;
+}
+both!(batch_claims_racing_for_one_pool_never_fail);
+
 /// A wake-up for work whose slots are already gone (taken by claims in
 /// another process, say) stops at the claim it woke: that claim finds the
 /// slot taken and does not wake the next waiter to look for nothing.
