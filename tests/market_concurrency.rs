@@ -131,18 +131,29 @@ async fn until_waiting(market: &TestMarket, n: usize) {
     }
 }
 
+/// `n` workers' claims for one task each, waiting (up to a minute) in the
+/// order they were made.
+async fn waiting_claims(
+    market: &TestMarket,
+    model: &tally_protocol::Sha256Hex,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<Result<tally_protocol::wire::Claimed, tally_protocol::Error>>> {
+    let mut waiting = Vec::new();
+    for i in 0..n {
+        let w = market.worker(model).await;
+        waiting.push(tokio::spawn(async move { w.claim(1, 60_000).await }));
+        until_waiting(market, i + 1).await;
+    }
+    waiting
+}
+
 /// A task with one replica wakes one of several waiting claims, the oldest;
 /// the others keep waiting (they are not all woken to find nothing).
 async fn one_slot_wakes_one_waiting_claim(backend: Backend) {
     let market = spawn_market(backend).await;
     let client = market.funded_client(1_000_000).await;
     let model = model(&client).await;
-    let mut waiting = Vec::new();
-    for i in 0..3 {
-        let w = market.worker(&model).await;
-        waiting.push(tokio::spawn(async move { w.claim(1, 60_000).await }));
-        until_waiting(&market, i + 1).await;
-    }
+    let mut waiting = waiting_claims(&market, &model, 3).await;
     let req = BidRequest {
         replicas: Some(1),
         quorum: Some(1),
@@ -264,12 +275,7 @@ async fn a_wake_up_for_work_already_taken_goes_no_further(backend: Backend) {
     let client = market.funded_client(1_000_000).await;
     let model = model(&client).await;
     let looks = || market.market.metrics.claim_looks.load(Ordering::Relaxed);
-    let mut waiting = Vec::new();
-    for i in 0..4 {
-        let w = market.worker(&model).await;
-        waiting.push(tokio::spawn(async move { w.claim(1, 60_000).await }));
-        until_waiting(&market, i + 1).await;
-    }
+    let mut waiting = waiting_claims(&market, &model, 4).await;
     // Each claim looked once when it came in.
     while looks() < 4 {
         tokio::task::yield_now().await;

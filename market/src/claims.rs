@@ -440,14 +440,13 @@ async fn take(
         .map(|i| format!("(${}, $1, 'leased', $2, $3)", i + 4))
         .collect::<Vec<_>>()
         .join(", ");
-    let inserted = query(format!(
+    let mut q = query(format!(
         "INSERT INTO assignments (task_id, worker, status, lease_expires_at, created_at)
          VALUES {values} ON CONFLICT (task_id, worker) DO NOTHING RETURNING id, task_id"
     ))
     .bind(worker.as_str())
     .bind(expires)
     .bind(now);
-    let mut q = inserted;
     for id in &took {
         q = q.bind(*id);
     }

@@ -98,27 +98,13 @@ impl WriteTx<'_> {
     /// On PostgreSQL, keep every decision (in any market process) out until
     /// this transaction ends: settlement takes it, so that no decision pays
     /// or undoes earnings it is settling. Decisions take the shared side
-    /// ([`WriteTx::share_decisions`]) and never wait for each other. A no-op
+    /// ([`crate::task::lock_task`]) and never wait for each other. A no-op
     /// on SQLite, whose one writer already excludes everyone.
     pub async fn serialize_decisions(&mut self) -> Result<()> {
         if self.is_postgres() {
             query(format!("SELECT pg_advisory_xact_lock({DECISIONS_LOCK})"))
                 .fetch_one(&mut *self)
                 .await?;
-        }
-        Ok(())
-    }
-
-    /// A decision's side of [`WriteTx::serialize_decisions`]: shared with
-    /// every other decision, exclusive of settlement. Decisions order their
-    /// own row locks instead (see [`crate::task::lock_task`]).
-    pub async fn share_decisions(&mut self) -> Result<()> {
-        if self.is_postgres() {
-            query(format!(
-                "SELECT pg_advisory_xact_lock_shared({DECISIONS_LOCK})"
-            ))
-            .fetch_one(&mut *self)
-            .await?;
         }
         Ok(())
     }

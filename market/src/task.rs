@@ -59,21 +59,26 @@ pub(crate) async fn load_assignment(
 /// changes a task's assignments takes this lock first (claims take it with
 /// their slot update), so decisions on one task are serialised and locks are
 /// always taken task first, then assignments, then balances in (book, owner)
-/// order: no two votes on one task, no deadlock. It also takes the shared
-/// side of the lock settlement takes exclusively
-/// ([`WriteTx::share_decisions`]); decisions on different tasks run side by
-/// side. On SQLite the write lock already serialises everything.
+/// order: no two votes on one task, no deadlock. In the same statement it
+/// takes the shared side of the lock settlement takes exclusively
+/// ([`WriteTx::serialize_decisions`]); decisions on different tasks run side
+/// by side. On SQLite the write lock already serialises everything.
 pub(crate) async fn lock_task(tx: &mut WriteTx<'_>, task: TaskId) -> Result<()> {
     if !tx.is_postgres() {
         return Ok(());
     }
-    tx.share_decisions().await?;
-    query("UPDATE tasks SET wanted = wanted WHERE id = $1")
-        .bind(task.0)
-        .execute(&mut *tx)
-        .await?;
+    query(format!(
+        "SELECT pg_advisory_xact_lock_shared({DECISIONS_LOCK}) AS shared FROM tasks t WHERE t.id = $1{ROW_LOCK}"
+    ))
+    .bind(task.0)
+    .fetch_optional(&mut *tx)
+    .await?;
     Ok(())
 }
+
+/// The row lock [`lock_task`] takes: the one an UPDATE takes, so claims'
+/// foreign-key checks (FOR KEY SHARE) on the task do not wait for it.
+const ROW_LOCK: &str = " FOR NO KEY UPDATE OF t";
 
 pub(crate) async fn set_assignment(
     tx: &mut WriteTx<'_>,
@@ -131,31 +136,27 @@ pub struct TaskRow {
 }
 
 pub async fn load_task(tx: &mut WriteTx<'_>, id: TaskId) -> Result<TaskRow> {
-    read_task(tx, id, "", "").await
+    read_task(tx, id, false).await
 }
 
-/// [`lock_task`] and [`load_task`] in one statement: on PostgreSQL the
-/// shared decision lock, then the task's row lock, then the row as it
-/// stands under the lock.
+/// [`lock_task`] and [`load_task`] in one statement: the row as it stands
+/// under the lock.
 pub(crate) async fn lock_and_load(tx: &mut WriteTx<'_>, id: TaskId) -> Result<TaskRow> {
-    if !tx.is_postgres() {
-        return load_task(tx, id).await;
-    }
-    let shared = format!("pg_advisory_xact_lock_shared({DECISIONS_LOCK}) AS shared, ");
-    read_task(
-        tx,
-        id,
-        &shared,
-        // The lock an UPDATE takes: claims' foreign-key checks
-        // (FOR KEY SHARE) on the task do not wait for it.
-        " FOR NO KEY UPDATE OF t",
-    )
-    .await
+    let locking = tx.is_postgres();
+    read_task(tx, id, locking).await
 }
 
-async fn read_task(tx: &mut WriteTx<'_>, id: TaskId, lock: &str, rows: &str) -> Result<TaskRow> {
+async fn read_task(tx: &mut WriteTx<'_>, id: TaskId, lock: bool) -> Result<TaskRow> {
+    let (share, rows) = if lock {
+        (
+            format!("pg_advisory_xact_lock_shared({DECISIONS_LOCK}) AS shared, "),
+            ROW_LOCK,
+        )
+    } else {
+        (String::new(), "")
+    };
     let r = query(format!(
-        "SELECT {lock}t.id, t.model, t.bid_id, t.status, t.price, t.wanted, t.taken, t.max_replicas, t.verdict, b.params, b.fee_bps, b.client, b.kind
+        "SELECT {share}t.id, t.model, t.bid_id, t.status, t.price, t.wanted, t.taken, t.max_replicas, t.verdict, b.params, b.fee_bps, b.client, b.kind
          FROM tasks t JOIN bids b ON b.id = t.bid_id WHERE t.id = $1{rows}"
     ))
     .bind(id.0)
