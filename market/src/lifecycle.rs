@@ -11,6 +11,9 @@ pub fn task_transition(from: TaskState, to: TaskState) -> Result<()> {
     let ok = match (from, to) {
         (Open, Running) | (Running, Open) => true,
         (Open | Running, Verified | Failed) => true,
+        // No consensus on a bid that pays for review: people decide.
+        (Open | Running, Review) | (Review, Verified | Failed) => true,
+        (Review, _) => false,
         // Backtracking re-opens a verdict a caught worker helped reach.
         (Verified, Running) => true,
         (Verified | Failed, _) => false,

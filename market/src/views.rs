@@ -188,6 +188,9 @@ pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
         verdict: stored.map(|s| s.verdict),
         withheld,
         revisions,
+        review_price: None,
+        reviews: Vec::new(),
+        review: None,
     })
 }
 
@@ -261,7 +264,7 @@ pub async fn account_view(m: &Market, account: &AccountId) -> Result<AccountView
 /// `GET /v1/market`.
 pub async fn market_stats(m: &Market) -> Result<MarketStats> {
     let pool = &m.db;
-    let mut by_state = [0u64; 4];
+    let mut by_state = [0u64; 5];
     for r in query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
         .fetch_all(pool)
         .await?
@@ -271,6 +274,7 @@ pub async fn market_stats(m: &Market) -> Result<MarketStats> {
             TaskState::Running => 1,
             TaskState::Verified => 2,
             TaskState::Failed => 3,
+            TaskState::Review => 4,
         };
         by_state[i] = int(&r, "n")? as u64;
     }
@@ -322,6 +326,7 @@ pub async fn market_stats(m: &Market) -> Result<MarketStats> {
         running_tasks: by_state[1],
         verified_tasks: by_state[2],
         failed_tasks: by_state[3],
+        review_tasks: by_state[4],
         price_levels: levels,
         workers_online: int(&online, "n")? as u64,
         workers,

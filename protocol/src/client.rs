@@ -320,6 +320,57 @@ impl Client {
     }
 }
 
+impl Client {
+    /// The next task to review (a verified reviewer's key), or `None` when
+    /// nothing waits for this reviewer (204).
+    pub async fn next_review(&self) -> Result<Option<ReviewTicket>, Error> {
+        let resp = self
+            .send_raw(
+                Method::GET,
+                "/v1/reviews/next",
+                Vec::new(),
+                "application/json",
+                None,
+            )
+            .await?;
+        if resp.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        Ok(Some(resp.json().await?))
+    }
+
+    /// Answer a review (the reviewer's key signs it: it is evidence).
+    pub async fn submit_review(
+        &self,
+        id: AssignmentId,
+        review: &ReviewRequest,
+    ) -> Result<ReviewOutcome, Error> {
+        self.post(&format!("/v1/reviews/{id}"), review).await
+    }
+
+    /// Mark an account verified to review, or take the mark back (the
+    /// operator's key; the signed request is the public record).
+    pub async fn mark_reviewer(
+        &self,
+        account: &AccountId,
+        verified: bool,
+    ) -> Result<ReviewerMark, Error> {
+        self.post(
+            ReviewerMark::PATH,
+            &ReviewerMarkRequest {
+                account: account.clone(),
+                verified,
+            },
+        )
+        .await
+    }
+
+    /// Every reviewer mark, oldest first (public).
+    pub async fn reviewer_marks(&self) -> Result<ReviewerMarks, Error> {
+        self.get("/v1/reviewers").await
+    }
+}
+
 /// Turn a non-2xx answer into [`Error::Api`] with the market's code and message.
 async fn check(resp: reqwest::Response) -> Result<reqwest::Response, Error> {
     let status = resp.status();

@@ -8,6 +8,7 @@
 //! - [`wire`]: the JSON bodies of every endpoint of the v1 API.
 //! - [`signing`]: the `tally-v1` request signature, byte for byte.
 //! - [`vote`]: the deterministic vote the market decides with and auditors re-run.
+//! - [`review`]: human review: the reviews' vote, candidates, who may review when.
 //! - [`trust`]: credibility of workers (from spot checks) and of agreeing groups.
 //! - [`client`]: a typed async HTTP client over [`wire`] and [`signing`].
 //! - [`labels`]: the 80 COCO label names.
@@ -17,6 +18,7 @@ pub mod detection;
 pub mod error;
 pub mod ids;
 pub mod labels;
+pub mod review;
 pub mod signing;
 pub mod trust;
 pub mod vote;

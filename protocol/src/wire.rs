@@ -101,6 +101,11 @@ pub struct BidRequest {
     /// credibility is known; elsewhere the quorum alone decides.
     #[serde(default)]
     pub confidence: Option<f64>,
+    /// Stroops per human review, fee included: a task the workers do not
+    /// agree on goes to review instead of failing (DESIGN "Human review").
+    /// Absent: no review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_price: Option<Stroops>,
 }
 
 impl BidRequest {
@@ -120,6 +125,7 @@ impl BidRequest {
             min_score: None,
             agree: None,
             confidence: None,
+            review_price: None,
         }
     }
 }
@@ -146,6 +152,8 @@ pub enum TaskState {
     Running,
     Verified,
     Failed,
+    /// No consensus: waiting for human reviewers (bids with `review_price`).
+    Review,
 }
 
 impl TaskState {
@@ -158,6 +166,7 @@ impl TaskState {
             TaskState::Running => "running",
             TaskState::Verified => "verified",
             TaskState::Failed => "failed",
+            TaskState::Review => "review",
         }
     }
 }
@@ -282,6 +291,17 @@ pub struct Evidence {
     /// worker in its agreeing group was caught.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revisions: Vec<Revision>,
+    /// Stroops per agreeing review, where the bid asked for review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_price: Option<Stroops>,
+    /// The signed reviews of a task that went to review, once it is
+    /// decided (withheld while reviewers still answer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reviews: Vec<SignedReview>,
+    /// How the reviews decided it: then `verdict` judges the results
+    /// against this verdict's consensus (DESIGN "Human review").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewVerdict>,
 }
 
 /// A verdict that was undone: what it said, when, and why.
@@ -401,6 +421,9 @@ pub struct MarketStats {
     pub running_tasks: u64,
     pub verified_tasks: u64,
     pub failed_tasks: u64,
+    /// Tasks waiting for human reviewers.
+    #[serde(default)]
+    pub review_tasks: u64,
     pub price_levels: Vec<PriceLevel>,
     pub workers_online: u64,
     /// The workers seen in the last minute (at most 100, most credible
@@ -466,5 +489,7 @@ pub struct PriceLevel {
 }
 
 mod accounts;
+mod reviews;
 
 pub use accounts::*;
+pub use reviews::*;

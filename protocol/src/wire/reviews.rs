@@ -1,0 +1,144 @@
+//! Human review: the reviewer's queue, a review, the operator's signed
+//! marks of who may review, and reviews as public evidence.
+
+use super::*;
+
+/// `GET /v1/reviews/next` (a verified reviewer): a task the detectors did
+/// not agree on, with each group of agreeing results as a candidate.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewTicket {
+    /// The review's id (answer with `POST /v1/reviews/{review}`).
+    pub review: AssignmentId,
+    pub task: TaskId,
+    pub model: Sha256Hex,
+    /// The image (`GET /v1/inputs/{input}`, readable by its reviewers).
+    pub input: Sha256Hex,
+    /// Paid per review that agrees with the decision, fee included.
+    pub price: Stroops,
+    /// The review may still be answered after this, unless the task was
+    /// decided meanwhile; after it the task may go to another reviewer.
+    pub lease_expires_at: DateTime<Utc>,
+    pub candidates: Vec<ReviewCandidate>,
+}
+
+/// One group of results that agree with each other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewCandidate {
+    /// The detections of the group's first result (original-image pixels).
+    pub detections: Vec<Detection>,
+    /// The results in the group, ascending.
+    pub assignments: Vec<AssignmentId>,
+}
+
+/// `POST /v1/reviews/{id}`: the reviewer's answer (picking a candidate is
+/// sending its detections).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    pub detections: Vec<Detection>,
+}
+
+/// `POST /v1/reviews/{id}` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewOutcome {
+    pub review: AssignmentId,
+    pub task: TaskId,
+    /// The task's status after this review: still `review` until two
+    /// reviews agree (or the last allowed reviewer disagrees).
+    pub task_status: TaskState,
+}
+
+/// `POST /v1/admin/reviewers` (operator): mark an account verified to
+/// review, or take the mark back.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewerMarkRequest {
+    pub account: AccountId,
+    pub verified: bool,
+}
+
+/// One operator's mark, exactly as signed: public evidence of who could
+/// review when (`GET /v1/reviewers`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewerMark {
+    pub id: i64,
+    pub account: AccountId,
+    pub verified: bool,
+    /// The operator's account that signed the mark.
+    pub signer: AccountId,
+    /// The request body as sent, base64.
+    pub body: String,
+    /// The signed timestamp (unix ms): the mark holds from then on.
+    pub timestamp: i64,
+    pub nonce: String,
+    pub signature: String,
+}
+
+impl ReviewerMark {
+    pub const PATH: &'static str = "/v1/admin/reviewers";
+
+    /// Check the operator's signature and that the signed body says what
+    /// the mark says.
+    pub fn verify(&self) -> Result<ReviewerMarkRequest, crate::Error> {
+        let body = decode_body(&self.body, "the mark body is not base64")?;
+        let message =
+            crate::signing::message("POST", Self::PATH, self.timestamp, &self.nonce, &body);
+        crate::signing::verify(&self.signer, &message, &self.signature)?;
+        let req: ReviewerMarkRequest = serde_json::from_slice(&body)?;
+        if req.account != self.account || req.verified != self.verified {
+            return Err(crate::Error::InvalidSignature(
+                "the mark differs from its signed body",
+            ));
+        }
+        Ok(req)
+    }
+}
+
+/// `GET /v1/reviewers`: every mark, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewerMarks {
+    pub marks: Vec<ReviewerMark>,
+}
+
+/// A review as the reviewer signed it (in a decided task's evidence).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SignedReview {
+    pub review: AssignmentId,
+    pub reviewer: AccountId,
+    /// The request body as sent, base64.
+    pub body: String,
+    pub timestamp: i64,
+    pub nonce: String,
+    pub signature: String,
+}
+
+impl SignedReview {
+    /// The path the review was posted to: part of what the reviewer signed.
+    pub fn path(&self) -> String {
+        format!("/v1/reviews/{}", self.review)
+    }
+
+    /// Check the reviewer's `tally-v1` signature; the review as sent.
+    pub fn verify(&self) -> Result<ReviewRequest, crate::Error> {
+        let body = decode_body(&self.body, "the review body is not base64")?;
+        let message =
+            crate::signing::message("POST", &self.path(), self.timestamp, &self.nonce, &body);
+        crate::signing::verify(&self.reviewer, &message, &self.signature)?;
+        Ok(serde_json::from_slice(&body)?)
+    }
+}
+
+/// How the reviews decided a task (in its evidence): the reviews voted on
+/// and the vote's verdict; the task's consensus is this verdict's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewVerdict {
+    pub voted: Vec<AssignmentId>,
+    pub verdict: Verdict,
+}
+
+fn decode_body(b64: &str, what: &'static str) -> Result<Vec<u8>, crate::Error> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| crate::Error::InvalidSignature(what))
+}
