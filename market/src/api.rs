@@ -52,6 +52,10 @@ pub fn router(m: Arc<Market>) -> Router {
         .route("/v1/admin/accounts", get(admin_accounts))
         .route("/v1/admin/workers", get(admin_workers))
         .route("/v1/admin/bids", get(admin_bids))
+        .route("/v1/admin/reviewers", post(admin_mark_reviewer))
+        .route("/v1/reviewers", get(reviewer_marks))
+        .route("/v1/reviews/next", get(next_review))
+        .route("/v1/reviews/{id}", post(submit_review))
         .merge(crate::console::routes())
         .fallback(|| async {
             MarketError::NotFound("no such endpoint; see the v1 API table".into())
@@ -418,4 +422,39 @@ async fn admin_credit(State(m): S, s: Signed) -> Result<Json<AccountView>> {
     ledger::credit(&mut tx, &req.account, req.amount).await?;
     tx.commit().await?;
     Ok(Json(views::account_view(&m, &req.account).await?))
+}
+
+async fn admin_mark_reviewer(
+    State(m): S,
+    SignedWrite(s): SignedWrite,
+) -> Result<Json<ReviewerMark>> {
+    require_operator(&m, &s)?;
+    let req: ReviewerMarkRequest = s.json()?;
+    Ok(Json(
+        crate::review::mark(&m, &s.headers, &s.body, &req).await?,
+    ))
+}
+
+async fn reviewer_marks(State(m): S) -> Result<Json<ReviewerMarks>> {
+    Ok(Json(crate::review::marks(&m).await?))
+}
+
+/// The next review for a verified reviewer, or 204 when nothing waits.
+async fn next_review(State(m): S, s: Signed) -> Result<Response> {
+    Ok(match crate::review::next(&m, s.account()).await? {
+        Some(ticket) => Json(ticket).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+async fn submit_review(
+    State(m): S,
+    Path(raw): Path<String>,
+    SignedWrite(s): SignedWrite,
+) -> Result<Json<ReviewOutcome>> {
+    let id = id::<AssignmentId>(&raw, "review")?;
+    let req: ReviewRequest = s.json()?;
+    Ok(Json(
+        crate::review::submit(&m, &s.headers, id, &s.body, &req).await?,
+    ))
 }

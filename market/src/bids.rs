@@ -128,12 +128,28 @@ fn validate(m: &Market, req: &BidRequest) -> Result<Shape> {
         margin: d.margin,
         confidence,
     };
-    let reserve = req
-        .price
-        .checked_mul(i64::from(max_replicas))
+    // A bid that pays for review also reserves every review a task may need.
+    let per_task = match req.review_price {
+        None => req.price.checked_mul(i64::from(max_replicas)),
+        Some(r) if r.0 <= 0 => {
+            return Err(MarketError::bad(
+                "bad_review_price",
+                "review_price must be a positive number of stroops",
+            ))
+        }
+        Some(r) => req
+            .price
+            .checked_mul(i64::from(max_replicas))
+            .zip(r.checked_mul(i64::from(tally_protocol::review::MAX_REVIEWS)))
+            .and_then(|(a, b)| a.checked_add(b)),
+    };
+    let reserve = per_task
         .and_then(|s| s.checked_mul(req.inputs.len() as i64))
         .ok_or_else(|| {
-            MarketError::bad("amount_overflow", "price x max_replicas x inputs overflows")
+            MarketError::bad(
+                "amount_overflow",
+                "(price x max_replicas + review_price x reviews) x inputs overflows",
+            )
         })?;
     Ok(Shape {
         params,
@@ -302,8 +318,8 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
     let mut tx = m.db.begin().await?;
     let bid = BidId(
         query(
-            "INSERT INTO bids (client, model, price, replicas, quorum, max_replicas, params, fee_bps, reserved, status, deadline_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11) RETURNING id",
+            "INSERT INTO bids (client, model, price, replicas, quorum, max_replicas, params, fee_bps, reserved, status, deadline_at, created_at, review_price)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11, $12) RETURNING id",
         )
         .bind(client.as_str())
         .bind(req.model.as_str())
@@ -316,6 +332,7 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
         .bind(reserve.0)
         .bind(deadline)
         .bind(now)
+        .bind(req.review_price.map(|r| r.0))
         .fetch_one(&mut tx)
         .await?
         .try_get::<i64>("id")?,

@@ -177,7 +177,7 @@ async fn slot_free(m: &Market, model: &Sha256Hex, price: i64) -> Result<bool> {
 }
 
 async fn leased_count(m: &Market, worker: &AccountId) -> Result<i64> {
-    let r = query("SELECT COUNT(*) AS n FROM assignments WHERE worker = $1 AND status = 'leased'")
+    let r = query("SELECT COUNT(*) AS n FROM assignments WHERE worker = $1 AND status = 'leased' AND kind = 'result'")
         .bind(worker.as_str())
         .fetch_one(&m.db)
         .await?;

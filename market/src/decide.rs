@@ -26,6 +26,7 @@ use crate::{now_ms, Market};
 
 mod backtrack;
 mod outcome;
+mod review;
 
 pub(crate) use backtrack::backtrack;
 pub use outcome::{outcome, Outcome, Replicas};
@@ -88,7 +89,7 @@ async fn load_results(tx: &mut WriteTx<'_>, task: TaskId) -> Result<(Vec<Submitt
         "SELECT a.id, a.worker, a.status, a.body,
            COALESCE(w.checks_passed, 0) AS passed, COALESCE(w.checks_failed, 0) AS failed
          FROM assignments a LEFT JOIN workers w ON w.account = a.worker
-         WHERE a.task_id = $1 ORDER BY a.id",
+         WHERE a.task_id = $1 AND a.kind = 'result' ORDER BY a.id",
     )
     .bind(task.0)
     .fetch_all(&mut *tx)
@@ -142,6 +143,7 @@ pub(crate) async fn decide_loaded(
             close_bid_if_done(m, tx, task.bid).await?;
             Ok(Decision::unchanged(&task))
         }
+        TaskState::Review => review::decide_review(m, tx, &task, &results, outstanding).await,
         _ if task.is_check => decide_check(m, tx, &task, &results, outstanding).await,
         _ => decide_open(m, tx, &task, &results, outstanding).await,
     }
@@ -284,6 +286,7 @@ async fn decide_open(
                 weights: vote.weights,
                 credibility: vote.credibility,
                 excluded: caught.iter().map(|s| s.id).collect(),
+                review: None,
             };
             crate::checks::harvest(
                 tx,
@@ -329,6 +332,10 @@ async fn decide_open(
                 .copied()
                 .filter(|s| s.state == AssignmentState::Agreed)
                 .collect();
+            if review::goes_to_review(task, paid.len()) {
+                reject(tx, &caught).await?;
+                return review::send_to_review(m, tx, task).await;
+            }
             for s in &paid {
                 give_back(tx, "revise", &s.worker, Some(&[s.id])).await?;
             }
@@ -383,6 +390,7 @@ async fn decide_check(
         weights: vec![],
         credibility: None,
         excluded: vec![],
+        review: None,
         verdict: Verdict {
             consensus: reference,
             agree: if passed { vec![s.id] } else { vec![] },

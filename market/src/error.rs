@@ -18,6 +18,9 @@ pub enum MarketError {
     InsufficientFunds(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The signer is not (or was not then) marked a verified reviewer.
+    #[error("{0}")]
+    NotAReviewer(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
@@ -86,6 +89,7 @@ impl MarketError {
                 (StatusCode::PAYMENT_REQUIRED, "insufficient_funds")
             }
             MarketError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            MarketError::NotAReviewer(_) => (StatusCode::FORBIDDEN, "not_a_reviewer"),
             MarketError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             MarketError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             MarketError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),

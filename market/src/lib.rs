@@ -10,6 +10,7 @@
 //! - [`checks`]: spot checks: known answers from the golden set, handed out in place of client work.
 //! - [`claims`]: matching workers to tasks; exclusive, long-polled, woken by new work.
 //! - [`results`]: leases, results, failures.
+//! - [`review`]: human review: the operator's signed reviewer marks, the reviewers' queue, answers.
 //! - [`decide`]: the vote and its outcome: verify and pay, judge late results, add a replica, fail.
 //! - [`payment`]: paying agreeing results, failing tasks, closing bids with refunds.
 //! - [`sweep`]: lease expiry and bid deadlines.
@@ -46,6 +47,7 @@ pub mod lifecycle;
 pub mod openapi;
 pub mod payment;
 pub mod results;
+pub mod review;
 pub mod server;
 pub mod settle;
 pub mod sweep;

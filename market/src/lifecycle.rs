@@ -115,6 +115,7 @@ pub fn parse_task_state(s: &str) -> Result<TaskState> {
         "running" => TaskState::Running,
         "verified" => TaskState::Verified,
         "failed" => TaskState::Failed,
+        "review" => TaskState::Review,
         other => return Err(MarketError::Corrupt(format!("task state {other:?}"))),
     })
 }

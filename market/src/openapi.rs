@@ -109,11 +109,12 @@ fn tags() -> Value {
     json!([
         { "name": "clients", "description": "Bids and their results." },
         { "name": "workers", "description": "Offers, claims, leases, results." },
+        { "name": "reviews", "description": "Human review of tasks without consensus (verified reviewers)." },
         { "name": "models", "description": "Hosted ONNX detectors, addressed by sha256." },
         { "name": "accounts", "description": "Balances, deposits, withdrawals." },
-        { "name": "audit", "description": "Public evidence: task results, settlement records, withdrawal requests." },
+        { "name": "audit", "description": "Public evidence: task results and reviews, settlement records, withdrawal requests, reviewer marks." },
         { "name": "market", "description": "Statistics and the event stream." },
-        { "name": "admin", "description": "The operator's views and credits (operator key only)." },
+        { "name": "admin", "description": "The operator's views, credits and reviewer marks (operator key only)." },
         { "name": "operations", "description": "Health, metrics and this document." },
     ])
 }
@@ -230,6 +231,13 @@ fn operation(op: &Op, requests: &mut SchemaGenerator, answers: &mut SchemaGenera
     responses.insert(op.status.to_string(), ok);
     let error_body = answers.subschema_for::<tally_protocol::wire::ErrorBody>();
     for status in op.errors.iter().copied().chain([500]) {
+        if status == 204 {
+            responses.insert(
+                "204".into(),
+                json!({ "description": routes::error_meaning(status) }),
+            );
+            continue;
+        }
         responses.insert(
             status.to_string(),
             json!({

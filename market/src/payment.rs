@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use tally_protocol::wire::TaskState;
-use tally_protocol::{AccountId, AssignmentId, BidId};
+use tally_protocol::{AccountId, AssignmentId, BidId, Stroops};
 
 use crate::db::{int, text};
 use crate::db::{query, WriteTx};
@@ -23,15 +23,25 @@ pub(crate) async fn pay(
     task: &TaskRow,
     agreed: &[(AssignmentId, &AccountId)],
 ) -> Result<()> {
+    pay_at(m, tx, task, task.price, agreed).await
+}
+
+/// [`pay`] at another price than the task's: agreeing reviews earn the
+/// bid's review price.
+pub(crate) async fn pay_at(
+    m: &Market,
+    tx: &mut WriteTx<'_>,
+    task: &TaskRow,
+    price: Stroops,
+    agreed: &[(AssignmentId, &AccountId)],
+) -> Result<()> {
     if agreed.is_empty() {
         return Ok(());
     }
-    let fee = task
-        .price
+    let fee = price
         .fee_bps(task.fee_bps)
         .ok_or_else(|| MarketError::Corrupt("fee overflows".into()))?;
-    let total = task
-        .price
+    let total = price
         .0
         .checked_mul(agreed.len() as i64)
         .ok_or_else(|| MarketError::Corrupt("payment overflows".into()))?;
@@ -64,12 +74,12 @@ pub(crate) async fn pay(
                 Leg {
                     book: Book::Reserved,
                     owner: task.client.as_str(),
-                    amount: -task.price.0,
+                    amount: -price.0,
                 },
                 Leg {
                     book: Book::Earned,
                     owner: worker.as_str(),
-                    amount: task.price.0 - fee.0,
+                    amount: price.0 - fee.0,
                 },
                 Leg {
                     book: Book::Fees,
@@ -131,7 +141,7 @@ pub async fn close_bid_if_done(_m: &Market, tx: &mut WriteTx<'_>, bid: BidId) ->
     // calls come while other tasks are.
     let r = query(
         "SELECT client, reserved, spent, refunded, status,
-           CAST(CASE WHEN EXISTS (SELECT 1 FROM tasks WHERE bid_id = $1 AND status IN ('open', 'running'))
+           CAST(CASE WHEN EXISTS (SELECT 1 FROM tasks WHERE bid_id = $1 AND status IN ('open', 'running', 'review'))
              THEN 1 ELSE 0 END AS BIGINT) AS pending
          FROM bids WHERE id = $1",
     )

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use tally_protocol::signing::SignedHeaders;
 use tally_protocol::wire::{AssignmentOutcome, Lease, ResultRequest, TaskState};
-use tally_protocol::{AccountId, AssignmentId, TaskId};
+use tally_protocol::{AccountId, AssignmentId, Detection, TaskId};
 
 use crate::auth::begin_signed;
 use crate::db::{int, query, WriteTx};
@@ -75,32 +75,39 @@ pub async fn heartbeat(m: &Market, signed: &SignedHeaders, id: AssignmentId) -> 
 
 /// Check a result body before anything is written.
 pub fn validate_result(m: &Market, req: &ResultRequest) -> Result<()> {
-    if req.detections.len() > m.config.limits.max_detections {
+    validate_detections(m, &req.detections, "bad_result")?;
+    if !req.elapsed_ms.is_finite() || req.elapsed_ms < 0.0 {
         return Err(MarketError::bad(
             "bad_result",
+            "elapsed_ms must be a non-negative number",
+        ));
+    }
+    Ok(())
+}
+
+/// Check reported detections (a result's or a review's): `code` names
+/// which in the error.
+pub fn validate_detections(m: &Market, detections: &[Detection], code: &'static str) -> Result<()> {
+    if detections.len() > m.config.limits.max_detections {
+        return Err(MarketError::bad(
+            code,
             format!(
-                "at most {} detections per result",
+                "at most {} detections per answer",
                 m.config.limits.max_detections
             ),
         ));
     }
-    for (i, d) in req.detections.iter().enumerate() {
+    for (i, d) in detections.iter().enumerate() {
         if !d.is_well_formed()
             || !(0.0..=1.0).contains(&d.score)
             || d.class_id >= 100_000
             || d.label.len() > 64
         {
             return Err(MarketError::bad(
-                "bad_result",
+                code,
                 format!("detection {i} is malformed: scores lie in [0, 1] and boxes are [x1, y1, x2, y2] with x1 <= x2, y1 <= y2"),
             ));
         }
-    }
-    if !req.elapsed_ms.is_finite() || req.elapsed_ms < 0.0 {
-        return Err(MarketError::bad(
-            "bad_result",
-            "elapsed_ms must be a non-negative number",
-        ));
     }
     Ok(())
 }

@@ -36,6 +36,11 @@ pub struct Metrics {
     pub checks: AtomicU64,
     /// Verdicts undone by backtracking (the task re-opened).
     pub revised: AtomicU64,
+    /// Tasks sent to human review, and tasks reviews verified.
+    pub to_review: AtomicU64,
+    pub reviewed: AtomicU64,
+    /// Reviews answered.
+    pub reviews: AtomicU64,
 }
 
 /// The running market: database, configuration, wake-ups and counters.

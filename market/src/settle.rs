@@ -461,12 +461,14 @@ async fn collect(
     probation: Probation,
 ) -> Result<Vec<(String, Vec<Due>)>> {
     let rows = query(
-        "SELECT a.id, a.worker, a.task_id, t.price, b.fee_bps,
+        "SELECT a.id, a.worker, a.task_id, b.fee_bps,
+           CASE WHEN a.kind = 'review' THEN b.review_price ELSE t.price END AS price,
            (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e
              WHERE e.assignment_id = a.id AND e.book = 'earned') AS earned,
            (SELECT COUNT(*) FROM payout_holds h WHERE h.worker = a.worker) AS held
          FROM assignments a JOIN tasks t ON t.id = a.task_id JOIN bids b ON b.id = t.bid_id
-         WHERE a.status = 'agreed' AND a.payout_seq IS NULL AND t.price > 0 AND b.fee_bps < 10000
+         WHERE a.status = 'agreed' AND a.payout_seq IS NULL AND b.fee_bps < 10000
+           AND (CASE WHEN a.kind = 'review' THEN b.review_price ELSE t.price END) > 0
            AND NOT EXISTS (SELECT 1 FROM payout_holds h WHERE h.worker = a.worker AND h.retry_at > $1)
            AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.account = a.worker
              AND (w.caught_at IS NOT NULL OR (w.checks_passed < $3 AND a.finished_at > $4)))

@@ -1,5 +1,8 @@
 //! Expiry: leases past their time return their slots, bids past their
-//! deadline fail their unfinished tasks. Run by the market's sweep job.
+//! deadline fail their unfinished tasks (those under review included).
+//! Run by the market's sweep job. A review's lease is not swept: once it
+//! runs out the task may go to another reviewer, and a late answer still
+//! counts while the task is undecided.
 
 use std::sync::atomic::Ordering;
 
@@ -17,7 +20,7 @@ use crate::{now_ms, Market};
 /// reputation counts a timeout. Returns how many expired.
 pub async fn expire_leases(m: &Market) -> Result<usize> {
     let now = now_ms();
-    let rows = query("SELECT id FROM assignments WHERE status = 'leased' AND lease_expires_at < $1 ORDER BY id LIMIT 500")
+    let rows = query("SELECT id FROM assignments WHERE status = 'leased' AND lease_expires_at < $1 AND kind = 'result' ORDER BY id LIMIT 500")
         .bind(now)
         .fetch_all(&m.db)
         .await?;
@@ -61,7 +64,7 @@ pub async fn expire_deadlines(m: &Market) -> Result<usize> {
     let now = now_ms();
     let rows = query(
         "SELECT t.id FROM tasks t JOIN bids b ON b.id = t.bid_id
-         WHERE b.status = 'open' AND b.deadline_at < $1 AND t.status IN ('open', 'running') LIMIT 500",
+         WHERE b.status = 'open' AND b.deadline_at < $1 AND t.status IN ('open', 'running', 'review') LIMIT 500",
     )
     .bind(now)
     .fetch_all(&m.db)

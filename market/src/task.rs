@@ -31,6 +31,10 @@ pub struct StoredVerdict {
     /// Results of workers caught before the decision: neither voted nor judged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excluded: Vec<AssignmentId>,
+    /// How reviews decided the task, when they did: `verdict` then judges
+    /// the results against the reviews' consensus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<tally_protocol::wire::ReviewVerdict>,
 }
 
 pub(crate) struct AssignmentRow {
@@ -43,7 +47,7 @@ pub(crate) async fn load_assignment(
     tx: &mut WriteTx<'_>,
     id: AssignmentId,
 ) -> Result<AssignmentRow> {
-    let r = query("SELECT task_id, worker, status FROM assignments WHERE id = $1")
+    let r = query("SELECT task_id, worker, status FROM assignments WHERE id = $1 AND kind = 'result'")
         .bind(id.0)
         .fetch_optional(&mut *tx)
         .await?
@@ -133,6 +137,8 @@ pub struct TaskRow {
     pub verdict: Option<StoredVerdict>,
     /// A spot check: judged against its known answer, not by a vote.
     pub is_check: bool,
+    /// Stroops per review, where the bid pays for human review.
+    pub review_price: Option<Stroops>,
 }
 
 pub async fn load_task(tx: &mut WriteTx<'_>, id: TaskId) -> Result<TaskRow> {
@@ -156,7 +162,7 @@ async fn read_task(tx: &mut WriteTx<'_>, id: TaskId, lock: bool) -> Result<TaskR
         (String::new(), "")
     };
     let r = query(format!(
-        "SELECT {share}t.id, t.model, t.bid_id, t.status, t.price, t.wanted, t.taken, t.max_replicas, t.verdict, b.params, b.fee_bps, b.client, b.kind
+        "SELECT {share}t.id, t.model, t.bid_id, t.status, t.price, t.wanted, t.taken, t.max_replicas, t.verdict, b.params, b.fee_bps, b.client, b.kind, b.review_price
          FROM tasks t JOIN bids b ON b.id = t.bid_id WHERE t.id = $1{rows}"
     ))
     .bind(id.0)
@@ -178,6 +184,7 @@ async fn read_task(tx: &mut WriteTx<'_>, id: TaskId, lock: bool) -> Result<TaskR
         params: json(&text(&r, "params")?, "bid params")?,
         verdict: verdict.map(|v| json(&v, "verdict")).transpose()?,
         is_check: text(&r, "kind")? == "check",
+        review_price: r.try_get::<Option<i64>>("review_price")?.map(Stroops),
     })
 }
 

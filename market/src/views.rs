@@ -52,7 +52,7 @@ pub async fn bid_status(m: &Market, caller: &AccountId, id: BidId) -> Result<Bid
     }
     let rows = query(
         "SELECT t.id, t.status, t.input, t.verdict, t.revisions,
-           (SELECT COUNT(*) FROM assignments a WHERE a.task_id = t.id AND a.body IS NOT NULL) AS results
+           (SELECT COUNT(*) FROM assignments a WHERE a.task_id = t.id AND a.kind = 'result' AND a.body IS NOT NULL) AS results
          FROM tasks t WHERE t.bid_id = $1 ORDER BY t.id",
     )
     .bind(id.0)
@@ -98,7 +98,7 @@ pub async fn bid_status(m: &Market, caller: &AccountId, id: BidId) -> Result<Bid
 pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
     let pool = &m.db;
     let t = query(
-        "SELECT t.bid_id, t.status, t.model, t.input, t.price, t.verdict, b.params, b.fee_bps, b.kind
+        "SELECT t.bid_id, t.status, t.model, t.input, t.price, t.verdict, b.params, b.fee_bps, b.kind, b.review_price
          FROM tasks t JOIN bids b ON b.id = t.bid_id WHERE t.id = $1",
     )
     .bind(id.0)
@@ -122,7 +122,7 @@ pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
     } else {
         query(
             "SELECT id, worker, body, signed_at, nonce, signature FROM assignments
-             WHERE task_id = $1 AND body IS NOT NULL ORDER BY id",
+             WHERE task_id = $1 AND kind = 'result' AND body IS NOT NULL ORDER BY id",
         )
         .bind(id.0)
         .fetch_all(pool)
@@ -165,6 +165,13 @@ pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
             });
         }
     }
+    // Reviews are published with the decision, like results.
+    let reviews = if withheld {
+        Vec::new()
+    } else {
+        crate::review::signed_reviews(pool, id).await?
+    };
+    let review = stored.as_ref().and_then(|s| s.review.clone());
     Ok(Evidence {
         task: id,
         bid: BidId(int(&t, "bid_id")?),
@@ -188,9 +195,9 @@ pub async fn evidence(m: &Market, id: TaskId) -> Result<Evidence> {
         verdict: stored.map(|s| s.verdict),
         withheld,
         revisions,
-        review_price: None,
-        reviews: Vec::new(),
-        review: None,
+        review_price: t.try_get::<Option<i64>>("review_price")?.map(Stroops),
+        reviews,
+        review,
     })
 }
 
@@ -379,7 +386,7 @@ pub async fn worker_record(m: &Market, account: &AccountId) -> Result<WorkerReco
         "SELECT a.finished_at / {HOUR_MS} AS h, a.status,
                 CAST(CASE WHEN c.task_id IS NULL THEN 0 ELSE 1 END AS BIGINT) AS is_check, COUNT(*) AS n
          FROM assignments a LEFT JOIN checks c ON c.task_id = a.task_id
-         WHERE a.worker = $1 AND a.status IN ('agreed', 'disagreed') AND a.finished_at >= $2
+         WHERE a.worker = $1 AND a.kind = 'result' AND a.status IN ('agreed', 'disagreed') AND a.finished_at >= $2
          GROUP BY 1, 2, 3"
     ))
     .bind(account.as_str())
@@ -527,6 +534,21 @@ pub async fn metrics(m: &Market) -> Result<String> {
         c.failed.load(Ordering::Relaxed),
     );
     counter(
+        "tasks_to_review_total",
+        "Tasks without consensus sent to human review.",
+        c.to_review.load(Ordering::Relaxed),
+    );
+    counter(
+        "tasks_reviewed_total",
+        "Tasks verified by human reviews.",
+        c.reviewed.load(Ordering::Relaxed),
+    );
+    counter(
+        "reviews_total",
+        "Reviews answered.",
+        c.reviews.load(Ordering::Relaxed),
+    );
+    counter(
         "leases_expired_total",
         "Leases that ran out.",
         c.expired.load(Ordering::Relaxed),
@@ -555,6 +577,7 @@ pub async fn metrics(m: &Market) -> Result<String> {
         ("running", stats.running_tasks),
         ("verified", stats.verified_tasks),
         ("failed", stats.failed_tasks),
+        ("review", stats.review_tasks),
     ] {
         let _ = writeln!(out, "tally_tasks{{state=\"{state}\"}} {n}");
     }

@@ -169,7 +169,10 @@ mod tests {
         assert_eq!(groups.len(), 2, "the garbage result is no candidate");
         assert_eq!(groups[0].assignments, vec![AssignmentId(3)]);
         assert_eq!(groups[0].detections, b);
-        assert_eq!(groups[1].assignments, vec![AssignmentId(5), AssignmentId(9)]);
+        assert_eq!(
+            groups[1].assignments,
+            vec![AssignmentId(5), AssignmentId(9)]
+        );
     }
 
     #[test]
@@ -193,6 +196,9 @@ mod tests {
         assert!(verified_at(&marks, &who, 1_999));
         assert!(!verified_at(&marks, &who, 2_000));
         let later = [marks.clone(), vec![mark(3, true, 2_000)]].concat();
-        assert!(verified_at(&later, &who, 2_000), "same millisecond: the later mark wins");
+        assert!(
+            verified_at(&later, &who, 2_000),
+            "same millisecond: the later mark wins"
+        );
     }
 }

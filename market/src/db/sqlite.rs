@@ -47,6 +47,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "deposits",
         include_str!("../../../migrations/sqlite/0007_deposits.sql"),
     ),
+    (
+        8,
+        "claimable_index",
+        include_str!("../../../migrations/sqlite/0008_claimable_index.sql"),
+    ),
+    (
+        9,
+        "reviews",
+        include_str!("../../../migrations/sqlite/0009_reviews.sql"),
+    ),
 ];
 
 /// Pragmas of every SQLite connection.
@@ -303,4 +313,30 @@ fn migrate(conn: &rusqlite::Connection) -> Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every file in `migrations/sqlite` is embedded, in order, under its
+    /// own number and name: a migration added to the directory but not to
+    /// the list would silently never run.
+    #[test]
+    fn every_migration_file_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("migrations/sqlite")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let embedded: Vec<String> = super::MIGRATIONS
+            .iter()
+            .map(|(n, name, _)| format!("{n:04}_{name}.sql"))
+            .collect();
+        assert_eq!(embedded, files);
+        for ((_, _, sql), file) in super::MIGRATIONS.iter().zip(&files) {
+            let on_disk = std::fs::read_to_string(dir.join(file)).expect("read");
+            assert_eq!(*sql, on_disk, "{file}");
+        }
+    }
 }

@@ -13,6 +13,7 @@
 //!   the caught worker's forfeited earnings have just gone). A client that
 //!   cannot cover it gets its task failed instead: what the undone verdict
 //!   paid goes back, as for any failed task.
+//! - A verdict human reviewers gave stands: the caught worker did not make it.
 
 use std::sync::atomic::Ordering;
 
@@ -42,7 +43,7 @@ pub(crate) async fn backtrack(
     let rows = query(
         "SELECT DISTINCT a.task_id FROM assignments a JOIN tasks t ON t.id = a.task_id
            JOIN bids b ON b.id = t.bid_id
-         WHERE a.worker = $1 AND a.status = 'agreed' AND t.status = 'verified' AND b.kind = 'client'
+         WHERE a.worker = $1 AND a.kind = 'result' AND a.status = 'agreed' AND t.status = 'verified' AND b.kind = 'client'
          ORDER BY a.task_id",
     )
     .bind(caught.as_str())
@@ -85,6 +86,11 @@ async fn revise(
         .verdict
         .clone()
         .ok_or_else(|| MarketError::Corrupt(format!("verified task {id} has no verdict")))?;
+    if old.review.is_some() {
+        // Reviewers decided it; the caught worker's result only agreed with
+        // their answer (what it earned is forfeited already).
+        return Ok(None);
+    }
     let (results, _) = load_results(tx, id).await?;
     let voters: Vec<&Submitted> = results.iter().filter(|s| s.votes()).collect();
     let again = run_vote(&task, &voters)?;
@@ -119,6 +125,7 @@ async fn revise(
             weights: again.weights,
             credibility: again.credibility,
             excluded: old.excluded.clone(),
+            review: None,
         };
         save_verdict(tx, id, &stored).await?;
         super::judge(m, tx, &task, &voters, &judged).await?;

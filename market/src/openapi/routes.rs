@@ -517,6 +517,65 @@ pub const OPS: &[Op] = &[
         answer: Answer::Json(of::<AdminBids>),
         errors: &[401, 403, 409],
     },
+    Op {
+        method: "post",
+        path: "/v1/admin/reviewers",
+        tag: "admin",
+        summary: "Mark a reviewer",
+        description: "Marks an account verified to review tasks without consensus (`verified: true`) \
+                      or takes the mark back. The signed request is kept and published at \
+                      `GET /v1/reviewers`: who was marked when is on record.",
+        auth: Auth::Operator,
+        params: &[],
+        body: Body::Json(of::<ReviewerMarkRequest>),
+        status: 200,
+        answer: Answer::Json(of::<ReviewerMark>),
+        errors: &[400, 401, 403, 409, 413],
+    },
+    Op {
+        method: "get",
+        path: "/v1/reviewers",
+        tag: "audit",
+        summary: "Reviewer marks",
+        description: "Every mark the operator signed, oldest first: an account may review from \
+                      its latest mark saying `verified` until one saying otherwise.",
+        auth: Auth::Public,
+        params: &[],
+        body: Body::None,
+        status: 200,
+        answer: Answer::Json(of::<ReviewerMarks>),
+        errors: &[],
+    },
+    Op {
+        method: "get",
+        path: "/v1/reviews/next",
+        tag: "reviews",
+        summary: "Next review",
+        description: "A task the workers did not agree on, for a verified reviewer: the review the \
+                      caller holds, or a new one on the oldest task wanting a reviewer. Each \
+                      candidate is a group of agreeing results.",
+        auth: Auth::Signed,
+        params: &[],
+        body: Body::None,
+        status: 200,
+        answer: Answer::Json(of::<ReviewTicket>),
+        errors: &[204, 401, 403, 409],
+    },
+    Op {
+        method: "post",
+        path: "/v1/reviews/{id}",
+        tag: "reviews",
+        summary: "Answer a review",
+        description: "The reviewer's detections (picking a candidate is sending its detections). \
+                      Two agreeing reviews decide the task; the signed request is evidence, \
+                      public once the task is decided.",
+        auth: Auth::Signed,
+        params: &[path("id", of::<AssignmentId>, "The review.")],
+        body: Body::Json(of::<ReviewRequest>),
+        status: 200,
+        answer: Answer::Json(of::<ReviewOutcome>),
+        errors: &[400, 401, 403, 404, 409, 413],
+    },
 ];
 
 /// What each error status means on this API.
@@ -525,7 +584,8 @@ pub fn error_meaning(status: u16) -> &'static str {
         400 => "Bad request: malformed JSON, an unknown field, a bad id or hash, or an invalid value; `code` names it (`bad_json`, `bad_id`, `bad_price`, ...).",
         401 => "Unauthorized: the request is unsigned, its signature does not verify, or its timestamp is more than 60 s from the market's clock.",
         402 => "Insufficient funds: the available balance does not cover it.",
-        403 => "Forbidden: the caller's key may not do this.",
+        204 => "Nothing waits for this caller.",
+        403 => "Forbidden: the caller's key may not do this (`not_a_reviewer`: the operator has not marked it a verified reviewer).",
         404 => "Not found.",
         409 => "Conflict: a replayed nonce (`replayed_request`), or a state that no longer allows it (`lease_expired`, `cancelled`, `already_finished`, ...).",
         413 => "The body is larger than the market's limit for this path.",

@@ -1,0 +1,329 @@
+//! Human review over HTTP (DESIGN "Human review"): two workers disagree on
+//! a task of a bid that pays for review, the task goes to review, verified
+//! reviewers answer through the API, and the market decides, pays and
+//! publishes as the rules say. The same scenarios on SQLite and PostgreSQL.
+
+mod common;
+
+use common::*;
+use tally_protocol::review::MAX_REVIEWS;
+use tally_protocol::wire::{BidRequest, ResultRequest, ReviewRequest, TaskState};
+use tally_protocol::{Client, Signer, Stroops, TaskId};
+
+const PRICE: i64 = 1_000;
+const REVIEW_PRICE: i64 = 40_000;
+const FEE_BPS: i64 = 250;
+
+/// A bid of one image that pays for review, two replicas that must both
+/// agree; one worker answers `a`, the other `b`. The task, the bid's id,
+/// the client and the two workers.
+async fn disputed(
+    market: &TestMarket,
+    a: ResultRequest,
+    b: ResultRequest,
+) -> (TaskId, tally_protocol::BidId, Client, [Client; 2]) {
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let bid = client
+        .bid_images(
+            BidRequest {
+                replicas: Some(2),
+                quorum: Some(2),
+                max_replicas: Some(2),
+                review_price: Some(Stroops(REVIEW_PRICE)),
+                ..bid_request(&model, PRICE)
+            },
+            &[png(7)],
+        )
+        .await
+        .expect("bid");
+    let task = bid.tasks[0];
+    let workers = [market.worker(&model).await, market.worker(&model).await];
+    for (w, answer) in workers.iter().zip([a, b]) {
+        let got = w.claim(1, 5_000).await.expect("claim").assignments;
+        assert_eq!(got.len(), 1, "each worker gets the task's one replica");
+        w.submit_result(got[0].assignment, &answer)
+            .await
+            .expect("result");
+    }
+    (task, bid.bid, client, workers)
+}
+
+/// A reviewer the operator has marked verified.
+async fn reviewer(market: &TestMarket) -> Client {
+    let signer = Signer::generate();
+    let mark = market
+        .client(&market.operator)
+        .mark_reviewer(signer.account(), true)
+        .await
+        .expect("mark");
+    assert!(mark.verified);
+    mark.verify()
+        .expect("the mark verifies against the operator's key");
+    market.client(&signer)
+}
+
+async fn task_state(client: &Client, bid: tally_protocol::BidId) -> TaskState {
+    client.bid(bid).await.expect("bid status").tasks[0].status
+}
+
+async fn balance(market: &TestMarket, who: &Client) -> tally_protocol::wire::AccountView {
+    let _ = market;
+    who.account_me().await.expect("account")
+}
+
+async fn two_reviewers_agree_and_decide(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let (task, bid, client, workers) = disputed(&market, honest(), wrong()).await;
+    assert_eq!(task_state(&client, bid).await, TaskState::Review);
+
+    // Nobody but a marked reviewer sees the queue.
+    let stranger = market.client(&Signer::generate());
+    let refused = stranger
+        .next_review()
+        .await
+        .expect_err("an unmarked account is refused");
+    assert_eq!(refused.status().map(|s| s.as_u16()), Some(403), "{refused}");
+    assert!(refused.to_string().contains("not_a_reviewer"), "{refused}");
+
+    let r1 = reviewer(&market).await;
+    let t1 = r1.next_review().await.expect("next").expect("a ticket");
+    assert_eq!(t1.task, task);
+    assert_eq!(t1.price, Stroops(REVIEW_PRICE));
+    assert_eq!(t1.candidates.len(), 2, "two groups: {:?}", t1.candidates);
+    // Asking again gives the same review, not a second one.
+    let again = r1.next_review().await.expect("next").expect("a ticket");
+    assert_eq!(again.review, t1.review);
+    // The reviewer may read the image it reviews.
+    assert_eq!(r1.input(&t1.input).await.expect("input"), png(7));
+    let honest_pick = t1
+        .candidates
+        .iter()
+        .position(|c| c.detections == honest().detections)
+        .expect("the honest answer is a candidate");
+    let pick = ReviewRequest {
+        detections: t1.candidates[honest_pick].detections.clone(),
+    };
+    let first = r1.submit_review(t1.review, &pick).await.expect("review");
+    assert_eq!(
+        first.task_status,
+        TaskState::Review,
+        "one review decides nothing"
+    );
+    let twice = r1
+        .submit_review(t1.review, &pick)
+        .await
+        .expect_err("answered already");
+    assert_eq!(twice.status().map(|s| s.as_u16()), Some(409), "{twice}");
+    // No evidence while reviewers still answer.
+    assert!(market.anonymous().evidence(task).await.is_err());
+
+    let r2 = reviewer(&market).await;
+    let t2 = r2.next_review().await.expect("next").expect("a ticket");
+    assert_eq!(t2.task, task);
+    assert_ne!(t2.review, t1.review);
+    let second = r2.submit_review(t2.review, &pick).await.expect("review");
+    assert_eq!(second.task_status, TaskState::Verified);
+
+    // A third reviewer finds nothing left.
+    let r3 = reviewer(&market).await;
+    assert!(r3.next_review().await.expect("next").is_none());
+
+    let status = client.bid(bid).await.expect("bid");
+    assert_eq!(status.tasks[0].status, TaskState::Verified);
+    assert_eq!(
+        status.tasks[0].consensus.as_ref().map(|c| c.len()),
+        Some(honest().detections.len())
+    );
+    assert_eq!(status.status, tally_protocol::wire::BidState::Done);
+
+    // Paid: the agreeing worker the price, each reviewer the review price, fees kept.
+    let fee = |p: i64| p * FEE_BPS / 10_000;
+    let honest_worker = balance(&market, &workers[0]).await;
+    let wrong_worker = balance(&market, &workers[1]).await;
+    assert_eq!(honest_worker.earned_unpaid.0, PRICE - fee(PRICE));
+    assert_eq!(wrong_worker.earned_unpaid.0, 0);
+    for r in [&r1, &r2] {
+        let v = balance(&market, r).await;
+        assert_eq!(v.earned_unpaid.0, REVIEW_PRICE - fee(REVIEW_PRICE));
+    }
+    assert_eq!(balance(&market, &r3).await.earned_unpaid.0, 0);
+    // The client paid exactly one result and two reviews.
+    let c = balance(&market, &client).await;
+    assert_eq!(c.reserved.0, 0);
+    assert_eq!(c.balance.0, 1_000_000 - PRICE - 2 * REVIEW_PRICE);
+
+    // The evidence carries the signed reviews and how they decided.
+    let ev = market.anonymous().evidence(task).await.expect("evidence");
+    assert_eq!(ev.review_price, Some(Stroops(REVIEW_PRICE)));
+    assert_eq!(ev.reviews.len(), 2);
+    for r in &ev.reviews {
+        let req = r.verify().expect("each review's signature verifies");
+        assert_eq!(req.detections, pick.detections);
+    }
+    let review = ev.review.as_ref().expect("decided by review");
+    assert_eq!(review.verdict.agree.len(), 2);
+    let verdict = ev.verdict.as_ref().expect("verdict");
+    assert_eq!(verdict.consensus, review.verdict.consensus);
+    assert_eq!(verdict.agree.len(), 1);
+    assert_eq!(verdict.disagree.len(), 1);
+
+    // Settlement pays the reviews with the results, each exactly once.
+    tally_market::settle::settle_now(&market.market)
+        .await
+        .expect("settle");
+    let records = all_records(&market.anonymous()).await;
+    let paid = assert_paid_exactly_once(&market.market.db, &records).await;
+    assert_eq!(paid, 3, "one result and two reviews");
+    let reviews_paid: Vec<_> = records
+        .iter()
+        .flat_map(|r| &r.payouts)
+        .filter(|p| {
+            p.assignments
+                .iter()
+                .any(|a| *a == t1.review || *a == t2.review)
+        })
+        .collect();
+    assert_eq!(reviews_paid.len(), 2);
+    for p in reviews_paid {
+        assert_eq!(p.amount.0, REVIEW_PRICE - fee(REVIEW_PRICE));
+    }
+    market.finish().await;
+}
+both!(two_reviewers_agree_and_decide);
+
+async fn reviewers_who_never_agree_fail_the_task_and_refund(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let (task, bid, client, _) = disputed(&market, honest(), wrong()).await;
+    let answers = [
+        honest().detections,
+        wrong().detections,
+        ResultBody::other().detections,
+        vec![det(3, 0.6, [5.0, 5.0, 20.0, 20.0])],
+    ];
+    assert_eq!(answers.len() as u32, MAX_REVIEWS);
+    let mut last = None;
+    for detections in answers {
+        let r = reviewer(&market).await;
+        let t = r.next_review().await.expect("next").expect("a ticket");
+        assert_eq!(t.task, task);
+        last = Some(
+            r.submit_review(t.review, &ReviewRequest { detections })
+                .await
+                .expect("review")
+                .task_status,
+        );
+    }
+    assert_eq!(last, Some(TaskState::Failed));
+    let extra = reviewer(&market).await;
+    assert!(extra.next_review().await.expect("next").is_none());
+    let status = client.bid(bid).await.expect("bid");
+    assert_eq!(status.tasks[0].status, TaskState::Failed);
+    assert_eq!(status.status, tally_protocol::wire::BidState::Done);
+    let c = client.account_me().await.expect("account");
+    assert_eq!(c.balance.0, 1_000_000, "nothing paid, everything refunded");
+    assert_eq!(c.reserved.0, 0);
+    let ev = market.anonymous().evidence(task).await.expect("evidence");
+    assert_eq!(ev.reviews.len(), MAX_REVIEWS as usize);
+    assert!(ev.review.is_none());
+    market.finish().await;
+}
+both!(reviewers_who_never_agree_fail_the_task_and_refund);
+
+async fn who_may_review_is_on_record(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let (task, _, _, workers) = disputed(&market, honest(), wrong()).await;
+    let operator = market.client(&market.operator);
+
+    // A worker of the task, even once marked, never reviews it.
+    let worker_account = workers[0].signer().unwrap().account().clone();
+    operator
+        .mark_reviewer(&worker_account, true)
+        .await
+        .expect("mark");
+    assert!(workers[0].next_review().await.expect("next").is_none());
+
+    // Only the operator marks.
+    let r = reviewer(&market).await;
+    let who = r.signer().unwrap().account().clone();
+    let forged = r
+        .mark_reviewer(&who, true)
+        .await
+        .expect_err("not the operator");
+    assert_eq!(forged.status().map(|s| s.as_u16()), Some(403));
+
+    // A reviewer whose mark is taken back can answer no more.
+    let t = r.next_review().await.expect("next").expect("a ticket");
+    assert_eq!(t.task, task);
+    operator.mark_reviewer(&who, false).await.expect("unmark");
+    let refused = r
+        .submit_review(
+            t.review,
+            &ReviewRequest {
+                detections: honest().detections,
+            },
+        )
+        .await
+        .expect_err("no longer verified");
+    assert_eq!(refused.status().map(|s| s.as_u16()), Some(403), "{refused}");
+    assert!(r.next_review().await.is_err());
+
+    // Bad answers are refused with a reason and change nothing.
+    operator
+        .mark_reviewer(&who, true)
+        .await
+        .expect("mark again");
+    let bad = r
+        .submit_review(
+            t.review,
+            &ReviewRequest {
+                detections: vec![det(1, 1.5, [0.0, 0.0, 1.0, 1.0])],
+            },
+        )
+        .await
+        .expect_err("a score above 1");
+    assert_eq!(bad.status().map(|s| s.as_u16()), Some(400), "{bad}");
+    let unknown = r
+        .submit_review(
+            tally_protocol::AssignmentId(999_999),
+            &ReviewRequest { detections: vec![] },
+        )
+        .await
+        .expect_err("no such review");
+    assert_eq!(unknown.status().map(|s| s.as_u16()), Some(404), "{unknown}");
+    // A result's id is no review.
+    let not_review = r
+        .submit_review(
+            tally_protocol::AssignmentId(1),
+            &ReviewRequest { detections: vec![] },
+        )
+        .await
+        .expect_err("a result is not a review");
+    assert_eq!(
+        not_review.status().map(|s| s.as_u16()),
+        Some(404),
+        "{not_review}"
+    );
+
+    // The marks are public, signed by the operator, in order.
+    let marks = market
+        .anonymous()
+        .reviewer_marks()
+        .await
+        .expect("marks")
+        .marks;
+    assert_eq!(marks.len(), 4);
+    for m in &marks {
+        m.verify().expect("signed as stored");
+        assert_eq!(&m.signer, market.operator.account());
+    }
+    let mine: Vec<bool> = marks
+        .iter()
+        .filter(|m| m.account == who)
+        .map(|m| m.verified)
+        .collect();
+    assert_eq!(mine, vec![true, false, true]);
+    assert!(tally_protocol::review::verified_at(&marks, &who, i64::MAX));
+    market.finish().await;
+}
+both!(who_may_review_is_on_record);
