@@ -9,6 +9,8 @@
 #[path = "openapi/check.rs"]
 mod check;
 mod common;
+#[path = "openapi/reviews.rs"]
+mod reviews;
 
 use std::collections::BTreeSet;
 
@@ -471,6 +473,8 @@ async fn document_and_api_agree(backend: Backend) {
         kinds.contains("task_decided") && kinds.contains("bid_done"),
         "{kinds:?}"
     );
+
+    reviews::exercise_reviews(&mut api, &market).await;
 
     // Every operation's success answer was checked.
     for (method, path) in operations(&api.doc) {

@@ -132,7 +132,17 @@ impl Api {
             a.status,
             String::from_utf8_lossy(&a.body[..a.body.len().min(300)])
         );
-        let content = response["content"].as_object().expect("content");
+        let Some(content) = response["content"].as_object() else {
+            // A documented answer without content (204): none may come.
+            assert!(
+                a.body.is_empty(),
+                "{method} {template} {}: a body where none is documented",
+                a.status
+            );
+            self.seen
+                .insert((method.to_string(), template.to_string(), a.status));
+            return;
+        };
         let (media, entry) = content
             .iter()
             .find(|(m, _)| a.media.starts_with(m.as_str()))

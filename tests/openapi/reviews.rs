@@ -1,0 +1,155 @@
+//! The review endpoints against the document: a task two workers disagree
+//! on goes to review; the operator marks a reviewer; the queue, an answer,
+//! the marks, and their refusals.
+
+use serde_json::json;
+use tally_protocol::wire::{BidRequest, OfferRequest, ResultRequest, TaskState};
+use tally_protocol::{Signer, Stroops};
+
+use crate::check::Api;
+use crate::common::*;
+
+pub async fn exercise_reviews(api: &mut Api, market: &TestMarket) {
+    let operator = market.operator.clone();
+    let client = market.funded_client(1_000_000).await;
+    let model = model(&client).await;
+    let bid = client
+        .bid_images(
+            BidRequest {
+                replicas: Some(2),
+                quorum: Some(2),
+                max_replicas: Some(2),
+                review_price: Some(Stroops(5_000)),
+                ..bid_request(&model, 1_000)
+            },
+            &[png(42)],
+        )
+        .await
+        .expect("bid");
+    for answer in [honest(), wrong()] {
+        let w = market.client(&Signer::generate());
+        w.post_offer(&OfferRequest {
+            models: vec![model.clone()],
+            min_price: Stroops(0),
+            capacity: 1,
+        })
+        .await
+        .expect("offer");
+        let got = w.claim(1, 5_000).await.expect("claim").assignments;
+        let a = got
+            .iter()
+            .find(|a| a.task == bid.tasks[0])
+            .expect("the task");
+        let r = w
+            .submit_result(a.assignment, &ResultRequest { ..answer })
+            .await
+            .expect("result");
+        assert_ne!(r.task_status, TaskState::Verified);
+    }
+
+    let reviewer = Signer::generate();
+    let e = api
+        .json(
+            Some(&reviewer),
+            "get",
+            "/v1/reviews/next",
+            "/v1/reviews/next",
+            None,
+            403,
+        )
+        .await;
+    assert_eq!(e["error"]["code"], "not_a_reviewer");
+    let mark = json!({ "account": reviewer.account(), "verified": true });
+    let e = api
+        .json(
+            Some(&reviewer),
+            "post",
+            "/v1/admin/reviewers",
+            "/v1/admin/reviewers",
+            Some(mark.clone()),
+            403,
+        )
+        .await;
+    assert_eq!(e["error"]["code"], "forbidden");
+    api.json(
+        Some(&operator),
+        "post",
+        "/v1/admin/reviewers",
+        "/v1/admin/reviewers",
+        Some(json!({ "account": reviewer.account(), "verified": "yes" })),
+        400,
+    )
+    .await;
+    api.json(
+        Some(&operator),
+        "post",
+        "/v1/admin/reviewers",
+        "/v1/admin/reviewers",
+        Some(mark),
+        200,
+    )
+    .await;
+    api.json(None, "get", "/v1/reviewers", "/v1/reviewers", None, 200)
+        .await;
+
+    let ticket = api
+        .json(
+            Some(&reviewer),
+            "get",
+            "/v1/reviews/next",
+            "/v1/reviews/next",
+            None,
+            200,
+        )
+        .await;
+    let path = format!("/v1/reviews/{}", ticket["review"]);
+    let pick = ticket["candidates"][0]["detections"].clone();
+    api.json(
+        Some(&reviewer),
+        "post",
+        "/v1/reviews/{id}",
+        &path,
+        Some(json!({ "detections": pick, "extra": 1 })),
+        400,
+    )
+    .await;
+    api.json(
+        Some(&reviewer),
+        "post",
+        "/v1/reviews/{id}",
+        "/v1/reviews/999999",
+        Some(json!({ "detections": [] })),
+        404,
+    )
+    .await;
+    let outcome = api
+        .json(
+            Some(&reviewer),
+            "post",
+            "/v1/reviews/{id}",
+            &path,
+            Some(json!({ "detections": pick })),
+            200,
+        )
+        .await;
+    assert_eq!(outcome["task_status"], "review");
+    api.json(
+        Some(&reviewer),
+        "post",
+        "/v1/reviews/{id}",
+        &path,
+        Some(json!({ "detections": pick })),
+        409,
+    )
+    .await;
+    let none = api
+        .call(
+            Some(&reviewer),
+            "get",
+            "/v1/reviews/next",
+            "/v1/reviews/next",
+            vec![],
+        )
+        .await;
+    assert_eq!(none.status, 204, "nothing else waits for this reviewer");
+}
