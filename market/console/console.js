@@ -2,8 +2,9 @@
 // user may paste to see their own bids.
 //
 // Routes: #/ (market), #/tasks/{id}, #/settlements, #/workers/{G...},
-// #/bids/{id}. A seed may also arrive as `#/bids/{id}?seed=S...` (used by
-// the browser test): the page takes it, then drops it from the URL and
+// #/bids/{id}, #/review (a verified reviewer answers reviews). A seed may
+// also arrive as `#/bids/{id}?seed=S...` or `#/review?seed=S...` (used by
+// the browser tests): the page takes it, then drops it from the URL and
 // the history at once. `?live=0` on the first URL makes a still snapshot:
 // no event stream, no long-poll (a headless browser's virtual clock stops
 // while a request is open, so the browser test loads pages this way).
@@ -14,6 +15,7 @@ import { marketPage, workerPage } from './market.js';
 import { taskPage } from './evidence.js';
 import { settlementsPage } from './chain.js';
 import { bidPage } from './bid.js';
+import { reviewPage } from './review.js';
 
 const view = document.getElementById('view');
 const WINDOW_S = 60;
@@ -186,6 +188,7 @@ async function route() {
   else if (page === 'settlements') render = () => settlementsPage(ctx);
   else if (page === 'workers' && arg) render = () => workerPage(ctx, arg);
   else if (page === 'bids' && arg) render = () => bidPage(ctx, arg);
+  else if (page === 'review' && !arg) render = () => reviewPage(ctx);
   else render = () => fill(view, el('p', { class: 'error' }, 'No such page. '), el('a', { href: '#/' }, 'Back to the market'));
   try {
     const done = await render();

@@ -102,7 +102,7 @@ function workersTable(workers) {
 
 /** One line of the event feed, linking what it names. */
 function describe(e, stats) {
-  const t = el('span', { class: 'muted small' }, new Date(e.at).toLocaleTimeString(), ' ');
+  const t = el('span', { class: 'muted small' }, `${new Date(e.at).toISOString().slice(11, 19)} UTC`, ' ');
   switch (e.type) {
     case 'task_decided':
       return [t, el('a', { href: `#/tasks/${e.task}` }, `Task ${e.task}`), ' ', badge(e.status), ' in ', el('a', { href: `#/bids/${e.bid}` }, `bid ${e.bid}`)];

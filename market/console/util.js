@@ -103,7 +103,8 @@ export function percent(x, digits = 1) {
 export function when(iso) {
   if (!iso) return '–';
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+  // UTC, whatever the viewer's zone: times are compared across parties.
+  return Number.isNaN(d.getTime()) ? iso : `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 
 /** A status pill: `open`, `running`, `verified`, `failed`, `done`, ... */

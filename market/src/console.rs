@@ -1,8 +1,11 @@
 //! The web console: a single page (`GET /`) and its stylesheet and ES
 //! modules (`GET /console/{file}`), compiled into the binary. Vanilla JS with hash
 //! routes (`#/`, `#/tasks/{id}`, `#/settlements`, `#/workers/{G...}`,
-//! `#/bids/{id}`) over the public v1 API; a bid's private data is fetched
-//! with requests the page signs in the browser from a seed the user pastes.
+//! `#/bids/{id}`, `#/review`) over the public v1 API; a bid's private data
+//! is fetched, and a verified reviewer's reviews are fetched and answered,
+//! with requests the page signs in the browser (WebCrypto Ed25519) from a
+//! seed the user pastes: the key stays in the page's memory, never sent or
+//! stored.
 //!
 //! Served with a strict Content-Security-Policy: scripts, styles and
 //! connections from this origin only, no inline code, no framing.
@@ -30,6 +33,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("evidence.js", JS, include_str!("../console/evidence.js")),
     ("chain.js", JS, include_str!("../console/chain.js")),
     ("bid.js", JS, include_str!("../console/bid.js")),
+    ("review.js", JS, include_str!("../console/review.js")),
 ];
 const HTML: &str = "text/html; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";

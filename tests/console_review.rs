@@ -1,0 +1,218 @@
+//! Human review in the web console, in a real browser: a bid with a review
+//! price, two workers who disagree, so its task goes to review; the
+//! operator marks two reviewers verified; one answers through the API, the
+//! other in headless Chromium on the console's `#/review` page, which signs
+//! the answer in the browser (WebCrypto Ed25519) after the reviewer clicks
+//! "Pick" on the same candidate and "Sign and submit". The two agreeing
+//! reviews decide the task with that candidate; the review signed in the
+//! browser is in the task's public evidence and its signature checks. A key
+//! that is not a verified reviewer gets the page's "not a verified
+//! reviewer" message, and a verified reviewer with nothing left to review
+//! gets "Nothing to review". Screenshots go to `target/console-screenshots/`.
+//!
+//! Without `/usr/bin/chromium` the test is skipped, unless `CI` is set.
+
+mod common;
+#[path = "common/review_page.rs"]
+mod review_page;
+
+use std::path::{Path, PathBuf};
+
+use common::cdp::CHROMIUM;
+use common::*;
+use review_page::review_in_console;
+use tally_protocol::wire::{BidRequest, ReviewRequest, TaskState};
+use tally_protocol::{Detection, Signer, Stroops};
+
+/// An 800x600 picture with a dog-ish and a car-ish shape, for the boxes.
+fn scene() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(800, 600, |x, y| {
+        let in_dog = (133..324).contains(&x) && (207..542).contains(&y);
+        let in_car = (466..691).contains(&x) && (78..171).contains(&y);
+        if in_dog {
+            image::Rgb([150, 105, 60])
+        } else if in_car {
+            image::Rgb([200, 40, 40])
+        } else if y < 330 {
+            image::Rgb([150, 190, (200 + y / 6) as u8])
+        } else {
+            image::Rgb([70, (120 + (x % 40)) as u8, 60])
+        }
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode png");
+    out.into_inner()
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+/// The same detections in any order (the vote orders its consensus its
+/// own way), up to float noise of a vote's averaging.
+fn same_detections(a: &[Detection], b: &[Detection]) -> bool {
+    let sorted = |d: &[Detection]| {
+        let mut d = d.to_vec();
+        d.sort_by(|x, y| {
+            (x.class_id, x.bbox[0], x.bbox[1])
+                .partial_cmp(&(y.class_id, y.bbox[0], y.bbox[1]))
+                .unwrap()
+        });
+        d
+    };
+    let (a, b) = (sorted(a), sorted(b));
+    a.len() == b.len()
+        && a.iter().zip(&b).all(|(x, y)| {
+            x.class_id == y.class_id
+                && x.label == y.label
+                && (x.score - y.score).abs() < 1e-9
+                && x.bbox
+                    .iter()
+                    .zip(&y.bbox)
+                    .all(|(p, q)| (p - q).abs() < 1e-9)
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_in_the_console_decides_a_disputed_task() {
+    if !Path::new(CHROMIUM).exists() {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI must run the console's review test: install chromium (apt-get install -y chromium)");
+        }
+        eprintln!("skipping the console's review test: {CHROMIUM} is missing (apt-get install -y chromium)");
+        return;
+    }
+    let market = spawn_market(Backend::Sqlite).await;
+    let shots = screenshots_dir();
+
+    // A bid that asks for review; its two workers disagree.
+    let client = market.funded_client(100_000_000).await;
+    let model = model(&client).await;
+    let req = BidRequest {
+        replicas: Some(2),
+        quorum: Some(2),
+        max_replicas: Some(2),
+        review_price: Some(Stroops(40_000)),
+        ..bid_request(&model, 10_000)
+    };
+    let bid = client.bid_images(req, &[scene()]).await.unwrap();
+    let task = bid.tasks[0];
+    for answer in [honest(), ResultBody::other()] {
+        let w = market.worker(&model).await;
+        let got = w.claim(1, 5_000).await.unwrap().assignments;
+        assert_eq!(got.len(), 1, "each worker gets the task");
+        w.submit_result(got[0].assignment, &answer).await.unwrap();
+    }
+    let status = client.bid(bid.bid).await.unwrap();
+    assert_eq!(
+        status.tasks[0].status,
+        TaskState::Review,
+        "no consensus: the task waits for review"
+    );
+
+    // Two reviewers marked verified by the operator; a third key is not.
+    let operator = market.client(&market.operator);
+    let (r1, r2, r3, stranger) = (
+        Signer::generate(),
+        Signer::generate(),
+        Signer::generate(),
+        Signer::generate(),
+    );
+    for r in [&r1, &r2] {
+        operator.mark_reviewer(r.account(), true).await.unwrap();
+    }
+
+    // A key that is not a verified reviewer: the page says so.
+    let shot = shots.join("review-not-reviewer.png");
+    let refused = review_in_console(&market.url, &stranger.secret(), 0, &shot)
+        .await
+        .expect_err("an unverified key has nothing to answer");
+    let refused = refused.to_string();
+    assert!(
+        refused.contains("not a verified reviewer"),
+        "the page explains the refusal: {refused}"
+    );
+    assert!(shot.exists(), "{} was written", shot.display());
+    println!("screenshot: {}", shot.display());
+
+    // Reviewer 1 answers through the API with the first candidate.
+    let api = market.client(&r1);
+    let ticket = api
+        .next_review()
+        .await
+        .unwrap()
+        .expect("a review waits for reviewer 1");
+    assert_eq!(ticket.task, task);
+    assert_eq!(ticket.price, Stroops(40_000));
+    assert_eq!(ticket.candidates.len(), 2, "two disagreeing results");
+    let chosen = ticket.candidates[0].detections.clone();
+    let outcome = api
+        .submit_review(
+            ticket.review,
+            &ReviewRequest {
+                detections: chosen.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.task_status,
+        TaskState::Review,
+        "one review alone does not decide"
+    );
+
+    // Reviewer 2 answers in the browser, picking the same candidate.
+    let shot = shots.join("review.png");
+    let shown = review_in_console(&market.url, &r2.secret(), 0, &shot)
+        .await
+        .expect("reviewer 2 answers in the console");
+    assert_eq!(
+        shown, "verified",
+        "the page shows the task decided by the two agreeing reviews"
+    );
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "review.png is {size} bytes");
+    println!("screenshot: {}", shot.display());
+
+    // The task is verified with the picked candidate.
+    let status = client.bid(bid.bid).await.unwrap();
+    assert_eq!(status.tasks[0].status, TaskState::Verified);
+    let consensus = status.tasks[0].consensus.clone().expect("a consensus");
+    assert!(
+        same_detections(&consensus, &chosen),
+        "the consensus is the picked candidate: {consensus:?} vs {chosen:?}"
+    );
+
+    // The review signed in the browser is public evidence, and it checks.
+    let evidence = market.anonymous().evidence(task).await.unwrap();
+    let signed = evidence
+        .reviews
+        .iter()
+        .find(|r| &r.reviewer == r2.account())
+        .expect("the browser's review is in the evidence");
+    let said = signed
+        .verify()
+        .expect("the signature made in the browser checks");
+    assert_eq!(
+        said.detections, chosen,
+        "the page sent the candidate verbatim"
+    );
+    assert_eq!(evidence.reviews.len(), 2);
+
+    // A verified reviewer with nothing left to review.
+    operator.mark_reviewer(r3.account(), true).await.unwrap();
+    let shot = shots.join("review-empty.png");
+    let empty = review_in_console(&market.url, &r3.secret(), 0, &shot)
+        .await
+        .expect_err("nothing is left to review")
+        .to_string();
+    assert!(
+        empty.contains("Nothing to review"),
+        "the page says nothing waits: {empty}"
+    );
+
+    market.finish().await;
+}
