@@ -42,6 +42,9 @@ pub enum Command {
     /// Pay available balance out to this key's own account (through the
     /// next settlement record).
     Withdraw(WithdrawArgs),
+    /// Review a task the workers did not agree on (a reviewer the operator
+    /// has verified): show the next one, answer it.
+    Review(ReviewArgs),
     /// Operator commands, signed with the operator key.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -205,6 +208,10 @@ pub struct BidArgs {
     /// checks; 0.999 when not given).
     #[arg(long)]
     pub confidence: Option<f64>,
+    /// Stroops per human review (fee included): a task the workers do not
+    /// agree on goes to verified reviewers instead of failing.
+    #[arg(long)]
+    pub review_price: Option<i64>,
     /// Wait until every task is decided, showing progress.
     #[arg(long)]
     pub wait: bool,
@@ -266,6 +273,69 @@ pub enum AdminCommand {
     Workers(AdminListArgs),
     /// The newest bids and their progress.
     Bids(AdminListArgs),
+    /// Who may review tasks the workers did not agree on (signed marks).
+    #[command(subcommand)]
+    Reviewers(ReviewersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewersCommand {
+    /// Mark accounts verified to review (one signed mark each).
+    Add(ReviewerMarkArgs),
+    /// Take the mark back: the accounts may no longer review.
+    Remove(ReviewerMarkArgs),
+    /// Every account's standing and the history of marks (public).
+    List(ReviewerListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewerMarkArgs {
+    /// The G... accounts to mark.
+    #[arg(required = true)]
+    pub accounts: Vec<String>,
+    #[arg(long, env = "TALLY_MARKET")]
+    pub market: String,
+    /// The operator's key.
+    #[arg(long)]
+    pub key: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewerListArgs {
+    /// Only these G... accounts (default: every account ever marked).
+    pub accounts: Vec<String>,
+    #[arg(long, env = "TALLY_MARKET")]
+    pub market: String,
+    /// The operator's key (not needed: the marks are public).
+    #[arg(long)]
+    pub key: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    #[arg(long, env = "TALLY_MARKET")]
+    pub market: String,
+    /// The reviewer's key: a file holding an S... seed, or env:VAR.
+    #[arg(long)]
+    pub key: String,
+    /// Answer with candidate N's detections.
+    #[arg(long, conflicts_with = "detections")]
+    pub pick: Option<usize>,
+    /// Answer with the detections in this JSON file: an array of
+    /// detections (as `tally detect --json` prints them per image), or an
+    /// object with a "detections" array.
+    #[arg(long)]
+    pub detections: Option<PathBuf>,
+    /// Write the task's image with each candidate's boxes drawn into DIR
+    /// (candidate-N.png) and the image itself (image.*).
+    #[arg(long)]
+    pub draw: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -305,6 +375,11 @@ pub struct DemoArgs {
     pub workers: usize,
     #[arg(long, default_value_t = 1)]
     pub faulty: usize,
+    /// Human review instead: one honest and one faulty worker disagree on
+    /// every image, and two scripted reviewers decide (--workers and
+    /// --faulty do not apply).
+    #[arg(long)]
+    pub review: bool,
     #[arg(long)]
     pub json: bool,
     #[arg(long, default_value = "auto")]

@@ -2,11 +2,11 @@
 //!
 //! - [`cli`]: the command line (clap), one subcommand per role.
 //! - [`cmd`]: what each subcommand does: `keys`, `serve`, `work`, `bid`,
-//!   `detect`, `audit`, `demo`, `bench`, `assets`.
+//!   `detect`, `audit`, `review`, `demo`, `bench`, `assets`.
 //! - [`assets`]: where the sample model and images are, and how to get them.
 //! - [`local`]: a market on this machine, for the demo and the benchmarks.
-//! - [`audit`]: the auditor's checks over a market's public endpoints.
-//! - [`audit`]: the auditor's checks of a market, from its public endpoints alone.
+//! - [`audit`]: the auditor's checks of a market, from its public endpoints
+//!   alone (human reviews included).
 //!
 //! The crates do the work: `tally-protocol` (wire, signing, vote),
 //! `tally-market` (the server), `tally-worker` (inference, claim loop),

@@ -5,7 +5,10 @@
 //! the answer in the browser (WebCrypto Ed25519) after the reviewer clicks
 //! "Pick" on the same candidate and "Sign and submit". The two agreeing
 //! reviews decide the task with that candidate; the review signed in the
-//! browser is in the task's public evidence and its signature checks. A key
+//! browser is in the task's public evidence and its signature checks; the
+//! worker whose answer was picked and both reviewers are paid (the other
+//! worker nothing), settlement writes the record and `tally audit` passes
+//! (the tampered-signature side is `tests/audit_review.rs`). A key
 //! that is not a verified reviewer gets the page's "not a verified
 //! reviewer" message, and a verified reviewer with nothing left to review
 //! gets "Nothing to review". Screenshots go to `target/console-screenshots/`.
@@ -21,7 +24,7 @@ use std::path::{Path, PathBuf};
 use common::cdp::CHROMIUM;
 use common::*;
 use review_page::review_in_console;
-use tally_protocol::wire::{BidRequest, ReviewRequest, TaskState};
+use tally_protocol::wire::{ReviewRequest, TaskState};
 use tally_protocol::{Detection, Signer, Stroops};
 
 /// An 800x600 picture with a dog-ish and a car-ish shape, for the boxes.
@@ -89,29 +92,14 @@ async fn review_in_the_console_decides_a_disputed_task() {
     let shots = screenshots_dir();
 
     // A bid that asks for review; its two workers disagree.
-    let client = market.funded_client(100_000_000).await;
-    let model = model(&client).await;
-    let req = BidRequest {
-        replicas: Some(2),
-        quorum: Some(2),
-        max_replicas: Some(2),
-        review_price: Some(Stroops(40_000)),
-        ..bid_request(&model, 10_000)
-    };
-    let bid = client.bid_images(req, &[scene()]).await.unwrap();
+    let Disputed {
+        client,
+        bid,
+        workers,
+    } = market
+        .disputed(scene(), 10_000, 40_000, [honest(), ResultBody::other()])
+        .await;
     let task = bid.tasks[0];
-    for answer in [honest(), ResultBody::other()] {
-        let w = market.worker(&model).await;
-        let got = w.claim(1, 5_000).await.unwrap().assignments;
-        assert_eq!(got.len(), 1, "each worker gets the task");
-        w.submit_result(got[0].assignment, &answer).await.unwrap();
-    }
-    let status = client.bid(bid.bid).await.unwrap();
-    assert_eq!(
-        status.tasks[0].status,
-        TaskState::Review,
-        "no consensus: the task waits for review"
-    );
 
     // Two reviewers marked verified by the operator; a third key is not.
     let operator = market.client(&market.operator);
@@ -201,6 +189,34 @@ async fn review_in_the_console_decides_a_disputed_task() {
         "the page sent the candidate verbatim"
     );
     assert_eq!(evidence.reviews.len(), 2);
+
+    // Paid: the worker whose answer the reviewers picked, and both
+    // reviewers; not the other worker. Settled, and the audit re-checks it all.
+    let fee = |p: i64| p * 250 / 10_000;
+    let earned = |c: &tally_protocol::Client| {
+        let c = c.clone();
+        async move { c.account_me().await.unwrap().earned_unpaid.0 }
+    };
+    let picked_worker = evidence
+        .results
+        .iter()
+        .position(|r| same_detections(&r.request().unwrap().detections, &chosen))
+        .expect("a worker gave the picked answer");
+    for (i, w) in workers.iter().enumerate() {
+        let want = if i == picked_worker {
+            10_000 - fee(10_000)
+        } else {
+            0
+        };
+        assert_eq!(earned(w).await, want, "worker {i}");
+    }
+    for r in [&r1, &r2] {
+        assert_eq!(earned(&market.client(r)).await, 40_000 - fee(40_000));
+    }
+    tally_market::settle::settle_now(&market.market)
+        .await
+        .expect("settles");
+    audit_cli_passes(&market.url).await;
 
     // A verified reviewer with nothing left to review.
     operator.mark_reviewer(r3.account(), true).await.unwrap();

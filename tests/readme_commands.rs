@@ -1,5 +1,5 @@
 //! The README's commands, run as written: every `tally ...` line of the
-//! code blocks under "Roles" (operator, client, worker, auditor) plus the
+//! code blocks under "Roles" (operator, client, worker, reviewer, auditor) plus the
 //! `tally detect` line, read from README.md and run by `sh` in a fresh
 //! folder (the repository's `assets/` beside it, `HOME` a fresh folder, the
 //! built `tally` first on `PATH`). Only the market's port is changed (the
@@ -139,6 +139,10 @@ async fn every_readme_command_works_as_written() {
         "tally admin accounts ",
         "tally admin workers ",
         "tally admin bids ",
+        "tally admin reviewers add ",
+        "tally admin reviewers list ",
+        "tally admin reviewers remove ",
+        "tally review ",
         "tally bid ",
         "tally account ",
         "tally withdraw ",
@@ -226,10 +230,16 @@ async fn every_readme_command_works_as_written() {
             "admin" if cmd.contains("admin credit") => "credited",
             "admin" if cmd.contains("admin accounts") => "available",
             "admin" if cmd.contains("admin workers") => "credibility",
+            "admin" if cmd.contains("reviewers add") => "verified to review",
+            "admin" if cmd.contains("reviewers list") => "verified since",
+            "admin" if cmd.contains("reviewers remove") => "no longer verified to review",
             "admin" => "verified",
             "bid" => "verified",
             "account" => "deposit memo",
             "withdraw" => "withdrawal",
+            // The README's bid pays for no review: a verified reviewer
+            // finds the queue empty.
+            "review" => "nothing to review",
             "audit" => "all consistent",
             "detect" => "dog",
             other => panic!("no expectation for `tally {other}`"),

@@ -7,46 +7,24 @@ mod common;
 
 use common::*;
 use tally_protocol::review::MAX_REVIEWS;
-use tally_protocol::wire::{BidRequest, ResultRequest, ReviewRequest, TaskState};
+use tally_protocol::wire::{ResultRequest, ReviewRequest, TaskState};
 use tally_protocol::{Client, Signer, Stroops, TaskId};
 
 const PRICE: i64 = 1_000;
 const REVIEW_PRICE: i64 = 40_000;
 const FEE_BPS: i64 = 250;
+/// What [`TestMarket::disputed`] credits the client with.
+const FUNDS: i64 = 100_000_000;
 
-/// A bid of one image that pays for review, two replicas that must both
-/// agree; one worker answers `a`, the other `b`. The task, the bid's id,
-/// the client and the two workers.
+/// A disputed task (see [`TestMarket::disputed`]) whose client starts
+/// with 100,000,000 stroops: the task, the bid, the client, the workers.
 async fn disputed(
     market: &TestMarket,
     a: ResultRequest,
     b: ResultRequest,
-) -> (TaskId, tally_protocol::BidId, Client, [Client; 2]) {
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
-    let bid = client
-        .bid_images(
-            BidRequest {
-                replicas: Some(2),
-                quorum: Some(2),
-                max_replicas: Some(2),
-                review_price: Some(Stroops(REVIEW_PRICE)),
-                ..bid_request(&model, PRICE)
-            },
-            &[png(7)],
-        )
-        .await
-        .expect("bid");
-    let task = bid.tasks[0];
-    let workers = [market.worker(&model).await, market.worker(&model).await];
-    for (w, answer) in workers.iter().zip([a, b]) {
-        let got = w.claim(1, 5_000).await.expect("claim").assignments;
-        assert_eq!(got.len(), 1, "each worker gets the task's one replica");
-        w.submit_result(got[0].assignment, &answer)
-            .await
-            .expect("result");
-    }
-    (task, bid.bid, client, workers)
+) -> (TaskId, tally_protocol::BidId, Client, Vec<Client>) {
+    let d = market.disputed(png(7), PRICE, REVIEW_PRICE, [a, b]).await;
+    (d.bid.tasks[0], d.bid.bid, d.client, d.workers)
 }
 
 /// A reviewer the operator has marked verified.
@@ -151,7 +129,7 @@ async fn two_reviewers_agree_and_decide(backend: Backend) {
     // The client paid exactly one result and two reviews.
     let c = balance(&market, &client).await;
     assert_eq!(c.reserved.0, 0);
-    assert_eq!(c.balance.0, 1_000_000 - PRICE - 2 * REVIEW_PRICE);
+    assert_eq!(c.balance.0, FUNDS - PRICE - 2 * REVIEW_PRICE);
 
     // The evidence carries the signed reviews and how they decided.
     let ev = market.anonymous().evidence(task).await.expect("evidence");
@@ -221,7 +199,7 @@ async fn reviewers_who_never_agree_fail_the_task_and_refund(backend: Backend) {
     assert_eq!(status.tasks[0].status, TaskState::Failed);
     assert_eq!(status.status, tally_protocol::wire::BidState::Done);
     let c = client.account_me().await.expect("account");
-    assert_eq!(c.balance.0, 1_000_000, "nothing paid, everything refunded");
+    assert_eq!(c.balance.0, FUNDS, "nothing paid, everything refunded");
     assert_eq!(c.reserved.0, 0);
     let ev = market.anonymous().evidence(task).await.expect("evidence");
     assert_eq!(ev.reviews.len(), MAX_REVIEWS as usize);

@@ -296,12 +296,7 @@ async fn decide_open(
                 &stored.verdict.consensus,
             )
             .await?;
-            query("UPDATE tasks SET status = 'verified', finished_at = $1, verdict = $2 WHERE id = $3")
-                .bind(now_ms())
-                .bind(serde_json::to_string(&stored).expect("verdict serializes"))
-                .bind(task.id.0)
-                .execute(&mut *tx)
-                .await?;
+            mark_verified(tx, task.id, &stored).await?;
             reject(tx, &caught).await?;
             judge(m, tx, task, &voters, &judged).await?;
             m.metrics.verified.fetch_add(1, Ordering::Relaxed);
@@ -472,6 +467,17 @@ async fn close_bid_unless_out(
         return Ok(());
     }
     close_bid_if_done(m, tx, task.bid).await
+}
+
+/// The task is verified with this verdict.
+async fn mark_verified(tx: &mut WriteTx<'_>, task: TaskId, v: &StoredVerdict) -> Result<()> {
+    query("UPDATE tasks SET status = 'verified', finished_at = $1, verdict = $2 WHERE id = $3")
+        .bind(now_ms())
+        .bind(serde_json::to_string(v).expect("verdict serializes"))
+        .bind(task.0)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 async fn save_verdict(tx: &mut WriteTx<'_>, task: TaskId, v: &StoredVerdict) -> Result<()> {

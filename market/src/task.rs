@@ -47,11 +47,12 @@ pub(crate) async fn load_assignment(
     tx: &mut WriteTx<'_>,
     id: AssignmentId,
 ) -> Result<AssignmentRow> {
-    let r = query("SELECT task_id, worker, status FROM assignments WHERE id = $1 AND kind = 'result'")
-        .bind(id.0)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| MarketError::NotFound(format!("no assignment {id}")))?;
+    let r =
+        query("SELECT task_id, worker, status FROM assignments WHERE id = $1 AND kind = 'result'")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| MarketError::NotFound(format!("no assignment {id}")))?;
     Ok(AssignmentRow {
         task: TaskId(int(&r, "task_id")?),
         worker: parse(&text(&r, "worker")?, "worker")?,

@@ -96,6 +96,7 @@ fn short(account: &str) -> String {
 
 pub async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        AdminCommand::Reviewers(cmd) => super::review::reviewers(cmd).await,
         AdminCommand::Accounts(args) => {
             let all = operator_client(&args)?
                 .admin_accounts()

@@ -38,6 +38,7 @@ pub async fn run(args: BidArgs) -> anyhow::Result<ExitCode> {
         max_replicas: args.max_replicas,
         deadline_secs: args.deadline_secs,
         confidence: args.confidence,
+        review_price: args.review_price.map(Stroops),
         ..BidRequest::new(model, Stroops(args.price))
     };
     let created = client
@@ -111,8 +112,20 @@ pub async fn wait_for(
             .iter()
             .filter(|t| t.status == TaskState::Running)
             .count();
+        let in_review = status
+            .tasks
+            .iter()
+            .filter(|t| t.status == TaskState::Review)
+            .count();
         bar.set_position(decided as u64);
-        bar.set_message(format!("bid {}: {running} running", status.bid));
+        bar.set_message(if in_review > 0 {
+            format!(
+                "bid {}: {running} running, {in_review} in review",
+                status.bid
+            )
+        } else {
+            format!("bid {}: {running} running", status.bid)
+        });
         if status.status == tally_protocol::wire::BidState::Done {
             break;
         }

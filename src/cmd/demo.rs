@@ -2,7 +2,8 @@
 //! SQLite file, N workers running real inference over loopback HTTP (some
 //! deliberately wrong when asked), a client bidding on the sample images,
 //! live progress, then the verified detections, who was paid what, the
-//! settlement transactions and the audit's verdict.
+//! settlement transactions and the audit's verdict. `--review`: the same
+//! with human review deciding what the workers do not agree on ([`review`]).
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -19,13 +20,83 @@ use tally_worker::sandbox::SandboxConfig;
 use crate::cli::DemoArgs;
 use crate::local::LocalMarket;
 
+mod review;
+
 const PRICE: i64 = 10_000;
+
+/// The sample model and images the demo bids on.
+struct Sample {
+    assets: std::path::PathBuf,
+    model_bytes: Vec<u8>,
+    paths: Vec<std::path::PathBuf>,
+    images: Vec<Vec<u8>>,
+    backend: tally_worker::BackendChoice,
+}
+
+impl Sample {
+    fn load(args: &DemoArgs) -> anyhow::Result<Sample> {
+        let Some(assets) = crate::assets::find() else {
+            anyhow::bail!(crate::assets::missing_message());
+        };
+        let backend: tally_worker::BackendChoice = args
+            .backend
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+        let model_bytes = std::fs::read(assets.join(crate::assets::MODEL_FILE))
+            .context("reading the sample model")?;
+        let paths = crate::assets::images(&assets)?;
+        let images: Vec<Vec<u8>> = paths.iter().map(std::fs::read).collect::<Result<_, _>>()?;
+        Ok(Sample {
+            assets,
+            model_bytes,
+            paths,
+            images,
+            backend,
+        })
+    }
+
+    /// The file name of the `i`th image.
+    fn name(&self, i: usize) -> &str {
+        self.paths[i]
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+    }
+}
+
+type WorkerHandle = tokio::task::JoinHandle<Result<agent::AgentReport, agent::AgentError>>;
+
+/// A worker running real inference in this process's confined children,
+/// over loopback HTTP, until `stop` says so; `faulty` answers wrong.
+fn spawn_worker(
+    lm: &LocalMarket,
+    model: &tally_protocol::Sha256Hex,
+    sample: &Sample,
+    dir: std::path::PathBuf,
+    faulty: bool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<(Signer, WorkerHandle)> {
+    let signer = Signer::generate();
+    let exe = std::env::current_exe().context("finding this program")?;
+    let mut sandbox = SandboxConfig::new(exe, &["__infer"]);
+    sandbox.backend = sample.backend;
+    let mut a = Agent::new(vec![model.clone()], dir, sandbox);
+    a.faulty = faulty;
+    let c = lm.client(signer.clone());
+    let handle = tokio::spawn(async move {
+        agent::run(c, a, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    Ok((signer, handle))
+}
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let Some(assets) = crate::assets::find() else {
-        anyhow::bail!(crate::assets::missing_message());
-    };
+    if args.review {
+        return review::run(args, started).await;
+    }
     anyhow::ensure!(
         args.workers >= 3,
         "--workers must be at least 3 (each task runs on 3 workers)"
@@ -34,18 +105,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         args.faulty <= args.workers.saturating_sub(2),
         "--faulty must leave at least 2 honest workers, so the vote can reach its quorum"
     );
-    let backend: tally_worker::BackendChoice = args
-        .backend
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
-    let model_bytes = std::fs::read(assets.join(crate::assets::MODEL_FILE))
-        .context("reading the sample model")?;
-    let paths = crate::assets::images(&assets)?;
-    let images: Vec<Vec<u8>> = paths.iter().map(std::fs::read).collect::<Result<_, _>>()?;
+    let sample = Sample::load(&args)?;
+    let (assets, images) = (&sample.assets, &sample.images);
 
     // Spot checks from the sample images' reference answers: every worker's
     // first claim is a check, so the faulty one is caught at once.
-    let golden = tally_market::checks::load_golden(&assets)
+    let golden = tally_market::checks::load_golden(assets)
         .map_err(|e| anyhow::anyhow!("the sample assets as a golden set: {e}"))?;
     let lm = LocalMarket::start("sqlite", |c| {
         c.settle_every = Duration::from_secs(1);
@@ -73,32 +138,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             Stroops(PRICE * 5 * images.len() as i64),
         )
         .await?;
-    let model = client.upload_model(model_bytes).await?.model;
+    let model = client.upload_model(sample.model_bytes.clone()).await?.model;
 
     // Workers: real inference, in this process, over loopback HTTP.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let dirs = tempfile::tempdir()?;
     let mut workers = Vec::new();
     for i in 0..args.workers {
-        let signer = Signer::generate();
         let faulty = i >= args.workers - args.faulty;
-        let exe = std::env::current_exe().context("finding this program")?;
-        let mut sandbox = SandboxConfig::new(exe, &["__infer"]);
-        sandbox.backend = backend;
-        let mut a = Agent::new(
-            vec![model.clone()],
-            dirs.path().join(format!("worker-{i}")),
-            sandbox,
-        );
-        a.faulty = faulty;
-        let c = lm.client(signer.clone());
-        let mut stop = stop_rx.clone();
-        let handle = tokio::spawn(async move {
-            agent::run(c, a, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-        });
+        let dir = dirs.path().join(format!("worker-{i}"));
+        let (signer, handle) = spawn_worker(&lm, &model, &sample, dir, faulty, stop_rx.clone())?;
         workers.push((signer, faulty, handle));
     }
 
@@ -112,7 +161,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ..BidRequest::new(model, Stroops(PRICE))
     };
     let created = client
-        .bid_images(req, &images)
+        .bid_images(req, images)
         .await
         .context("posting the bid")?;
     let status = progress(&lm, &client, created.bid, !args.json).await?;
@@ -180,8 +229,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "\nVerified detections ({verified}/{} tasks verified):",
             status.tasks.len()
         );
-        for (t, p) in status.tasks.iter().zip(&paths) {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        for (i, t) in status.tasks.iter().enumerate() {
+            let name = sample.name(i);
             let found: Vec<String> = t
                 .consensus
                 .iter()
@@ -209,18 +258,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 me.paid_total.0 + me.earned_unpaid.0
             );
         }
-        println!("\nSettlement transactions:");
-        for r in &records {
-            println!(
-                "  #{} {} ({} payouts, {})",
-                r.seq,
-                r.tx_hash,
-                r.payouts.len(),
-                r.status
-            );
-        }
-        println!("\nAudit: {}", report.summary().trim_end());
-        println!("\n{seconds:.1} s in all");
+        print_ending(&records, &report, seconds);
     }
     lm.finish().await?;
     let ok = report.ok
@@ -279,4 +317,24 @@ async fn progress(
     }
     bar.finish();
     Ok(status)
+}
+
+/// The demo's last lines: the settlement transactions, the audit, the time.
+pub(crate) fn print_ending(
+    records: &[tally_protocol::wire::SettlementRecord],
+    report: &crate::audit::Report,
+    seconds: f64,
+) {
+    println!("\nSettlement transactions:");
+    for r in records {
+        println!(
+            "  #{} {} ({} payouts, {})",
+            r.seq,
+            r.tx_hash,
+            r.payouts.len(),
+            r.status
+        );
+    }
+    println!("\nAudit: {}", report.summary().trim_end());
+    println!("\n{seconds:.1} s in all");
 }

@@ -15,6 +15,7 @@ pub mod bid;
 pub mod demo;
 pub mod detect;
 pub mod keys;
+pub mod review;
 pub mod serve;
 pub mod work;
 
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(KeysCommand::Address { key }) => keys::address(&key),
         Command::Account(args) => account::show(args).await,
         Command::Withdraw(args) => account::withdraw(args).await,
+        Command::Review(args) => review::run(args).await,
         Command::Admin(cmd) => account::admin(cmd).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Work(args) => work::run(args).await,

@@ -438,3 +438,59 @@ pub async fn audit_cli_passes(url: &str) {
     assert!(audit.status.success(), "{report}");
     assert_eq!(report["ok"], true);
 }
+
+/// A task two workers disagree on, of a bid that pays for review: one
+/// image, two replicas that must both agree (`answers`, one per worker),
+/// so the task goes to review. The client, the bid and the two workers.
+pub struct Disputed {
+    pub client: Client,
+    pub bid: tally_protocol::wire::BidCreated,
+    pub workers: Vec<Client>,
+}
+
+impl TestMarket {
+    pub async fn disputed(
+        &self,
+        image: Vec<u8>,
+        price: i64,
+        review_price: i64,
+        answers: [ResultRequest; 2],
+    ) -> Disputed {
+        let client = self.funded_client(100_000_000).await;
+        let model = model(&client).await;
+        let bid = client
+            .bid_images(
+                BidRequest {
+                    replicas: Some(2),
+                    quorum: Some(2),
+                    max_replicas: Some(2),
+                    review_price: Some(Stroops(review_price)),
+                    ..bid_request(&model, price)
+                },
+                &[image],
+            )
+            .await
+            .expect("bid");
+        let mut workers = Vec::new();
+        for answer in answers {
+            let w = self.worker(&model).await;
+            let got = w.claim(1, 5_000).await.expect("claim").assignments;
+            assert_eq!(got.len(), 1, "each worker gets the task's one replica");
+            w.submit_result(got[0].assignment, &answer)
+                .await
+                .expect("result");
+            workers.push(w);
+        }
+        let status = client.bid(bid.bid).await.expect("bid status");
+        assert_eq!(
+            status.tasks[0].status,
+            tally_protocol::wire::TaskState::Review,
+            "no consensus: the task waits for review"
+        );
+        Disputed {
+            client,
+            bid,
+            workers,
+        }
+    }
+}

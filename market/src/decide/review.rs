@@ -10,7 +10,7 @@ use tally_protocol::vote::{self, Ballot, Verdict};
 use tally_protocol::wire::{ReviewRequest, ReviewVerdict, TaskState};
 use tally_protocol::{AccountId, AssignmentId, Stroops};
 
-use super::{close_bid_unless_out, decided, judge, reject, Decision, Submitted};
+use super::{close_bid_unless_out, decided, judge, mark_verified, reject, Decision, Submitted};
 use crate::db::{int, parse, query, text, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::lifecycle::{task_transition, AssignmentState};
@@ -143,12 +143,7 @@ pub(super) async fn decide_review(
         }),
     };
     task_transition(task.state, TaskState::Verified)?;
-    query("UPDATE tasks SET status = 'verified', finished_at = $1, verdict = $2 WHERE id = $3")
-        .bind(now_ms())
-        .bind(serde_json::to_string(&stored).expect("verdict serializes"))
-        .bind(task.id.0)
-        .execute(&mut *tx)
-        .await?;
+    mark_verified(tx, task.id, &stored).await?;
     reject(tx, &caught).await?;
     judge(m, tx, task, &voters, &judged).await?;
     judge_reviews(m, tx, task, price, &reviews, &verdict).await?;

@@ -1,6 +1,7 @@
 //! The audit (DESIGN "Audit"): re-check a market's settlement records from
 //! its public endpoints alone (`GET /v1/market`, `/v1/settlements`,
-//! `/v1/tasks/{id}/evidence`).
+//! `/v1/tasks/{id}/evidence`, `/v1/withdrawals/{id}/evidence`, and
+//! `/v1/reviewers` where reviews were paid).
 //!
 //! The record checks (chain, hashes, envelopes, signatures, memos, payouts,
 //! no assignment paid twice) are `tally-settlement`'s [`ChainChecker`]; this
@@ -18,19 +19,35 @@
 //! | `verdict_mismatch` | re-running the vote gives another consensus, agree or disagree list |
 //! | `not_agreeing` | the paid assignment does not agree with the re-run consensus |
 //! | `amount_mismatch` | a payout is not the sum of `price - fee` of its assignments |
+//! | `review_signature` | a review's `tally-v1` signature does not verify for its reviewer |
+//! | `wrong_reviewer` | a paid review was signed by another account than the payee |
+//! | `reviewer_not_verified` | a paid review's reviewer was not verified (by valid operator marks) when it signed the review |
+//! | `bad_reviewer_mark` | a reviewer mark does not verify, or was not signed by the operator (the paying record's source) |
+//! | `review_vote` | re-running the reviews' vote on the voted reviews does not give the published review verdict, or it does not decide |
+//! | `review_not_agreeing` | a paid review is not among the reviews that decided its task |
+//! | `review_amount` | a payout with reviews is not the sum of `price - fee` of its results and `review_price - fee` of its reviews |
+//!
+//! A task decided by review (its evidence has `review`) is not re-voted
+//! from its results: its consensus must be the reviews' consensus, and a
+//! paid result must agree with it ([`review`]).
 //!
 //! Records whose status says they paid nothing (`failed`, `expired`) are
 //! checked like the others but not counted in the totals.
+
+mod evidence;
+pub(crate) mod review;
 
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
 use serde::Serialize;
-use tally_protocol::vote::{self, Ballot};
-use tally_protocol::wire::{self, Evidence, TaskState};
-use tally_protocol::{AccountId, AssignmentId, Client, TaskId};
+use tally_protocol::wire;
+use tally_protocol::{Client, TaskId};
 use tally_settlement::record::status_pays;
 use tally_settlement::{Asset, ChainChecker, Finding, Network, PublicKey, SettlementRecord};
+
+use evidence::{check_task, TaskFacts};
+use review::Marks;
 
 /// What `tally audit --json` prints.
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +66,9 @@ pub struct Report {
     pub revised_payouts: u64,
     /// Client withdrawals paid, each checked against its signed request.
     pub withdrawals: u64,
+    /// Paid human reviews, each checked against its signed review, the
+    /// reviews' vote and the operator's reviewer marks.
+    pub reviews: u64,
     pub findings: Vec<Finding>,
 }
 
@@ -69,6 +89,12 @@ impl Report {
             out.push_str(&format!(
                 "{} paid results agreed with a verdict since undone (a worker caught after payout)\n",
                 self.revised_payouts
+            ));
+        }
+        if self.reviews > 0 {
+            out.push_str(&format!(
+                "{} paid reviews checked against their signatures, the reviews' vote and the reviewer marks\n",
+                self.reviews
             ));
         }
         if self.findings.is_empty() {
@@ -110,21 +136,6 @@ fn chrono_now() -> chrono::DateTime<chrono::Utc> {
     tally_market::to_time(tally_market::now_ms())
 }
 
-/// What the evidence of one task establishes.
-#[derive(Default)]
-struct TaskFacts {
-    /// Worker of each signed result whose signature verifies.
-    workers: HashMap<AssignmentId, AccountId>,
-    /// Agreeing results by the auditor's own re-run of the vote.
-    agree: HashSet<AssignmentId>,
-    /// `price - fee` of one agreeing result, when the evidence was read.
-    net: Option<i64>,
-    /// A spot check whose evidence the market withholds.
-    withheld: bool,
-    /// Results that agreed with an earlier verdict, undone since.
-    revised_agree: HashSet<AssignmentId>,
-}
-
 /// Audit the market behind `client` (which needs no key).
 pub async fn audit(client: &Client) -> anyhow::Result<Report> {
     let market = client.market().await.context("GET /v1/market")?;
@@ -144,9 +155,14 @@ pub async fn audit(client: &Client) -> anyhow::Result<Report> {
         withheld_checks: 0,
         revised_payouts: 0,
         withdrawals: 0,
+        reviews: 0,
         findings: Vec::new(),
     };
-    let mut tasks: HashMap<TaskId, TaskFacts> = HashMap::new();
+    let mut ctx = Ctx {
+        client,
+        tasks: HashMap::new(),
+        marks: None,
+    };
     let mut withdrawals_paid: HashSet<i64> = HashSet::new();
     let mut after = 0;
     loop {
@@ -181,7 +197,7 @@ pub async fn audit(client: &Client) -> anyhow::Result<Report> {
                     .saturating_add(record.payouts.iter().map(|p| p.amount.0).sum());
             }
             for payout in &record.payouts {
-                check_payout(client, record.seq, payout, &mut tasks, &mut report).await;
+                check_payout(&mut ctx, record, payout, &mut report).await;
             }
         }
         if last <= after {
@@ -193,7 +209,7 @@ pub async fn audit(client: &Client) -> anyhow::Result<Report> {
         }
         after = last;
     }
-    report.tasks = tasks.len() as u64;
+    report.tasks = ctx.tasks.len() as u64;
     report.ok = report.findings.is_empty();
     Ok(report)
 }
@@ -232,16 +248,46 @@ fn to_record(r: &wire::SettlementRecord) -> Result<SettlementRecord, String> {
     })
 }
 
-/// Every assignment of a payout: its task verified, its result signed by
-/// the payee and agreeing; the amount their `price - fee`.
+/// What the audit keeps between payouts: each task's facts, and the
+/// reviewer marks once a paid review needed them.
+struct Ctx<'c> {
+    client: &'c Client,
+    tasks: HashMap<TaskId, TaskFacts>,
+    /// `None`: not fetched yet; `Some(None)`: could not be fetched (reported).
+    marks: Option<Option<Marks>>,
+}
+
+impl Ctx<'_> {
+    /// The published reviewer marks, fetched on first use.
+    async fn marks(&mut self, report: &mut Report) -> Option<&mut Marks> {
+        if self.marks.is_none() {
+            let fetched = match self.client.reviewer_marks().await {
+                Ok(m) => Some(Marks::new(m.marks)),
+                Err(e) => {
+                    report.findings.push(Finding::new(
+                        "missing_evidence",
+                        format!("GET /v1/reviewers (the reviewer marks): {e}"),
+                    ));
+                    None
+                }
+            };
+            self.marks = Some(fetched);
+        }
+        self.marks.as_mut().and_then(Option::as_mut)
+    }
+}
+
+/// Every assignment of a payout: its task verified, and either its result
+/// signed by the payee and agreeing, or its review signed by the payee,
+/// deciding and by a reviewer verified then; the amount the sum of their
+/// `price - fee` (`review_price - fee` for reviews).
 async fn check_payout(
-    client: &Client,
-    seq: u64,
+    ctx: &mut Ctx<'_>,
+    record: &wire::SettlementRecord,
     payout: &wire::Payout,
-    tasks: &mut HashMap<TaskId, TaskFacts>,
     report: &mut Report,
 ) {
-    let at = format!("record {seq}, payout to {}", payout.account);
+    let at = format!("record {}, payout to {}", record.seq, payout.account);
     if payout.tasks.len() != payout.assignments.len() {
         report.findings.push(Finding::new(
             "bad_record",
@@ -254,28 +300,61 @@ async fn check_payout(
         return;
     }
     let mut sum: Option<i64> = Some(0);
+    let mut has_reviews = false;
     for (a, t) in payout.assignments.iter().zip(&payout.tasks) {
-        if !tasks.contains_key(t) {
-            let (facts, findings) = check_task(client, *t).await;
+        if !ctx.tasks.contains_key(t) {
+            let (facts, findings) = check_task(ctx.client, *t).await;
             report.findings.extend(findings);
-            tasks.insert(*t, facts);
+            ctx.tasks.insert(*t, facts);
         }
-        let facts = &tasks[t];
-        sum = match (sum, facts.net) {
-            (Some(s), Some(n)) => s.checked_add(n),
-            _ => None,
-        };
+        let facts = &ctx.tasks[t];
         if facts.net.is_none() {
+            sum = None;
             continue; // no evidence: reported once for the task
         }
         if facts.withheld {
+            sum = sum.zip(facts.net).and_then(|(s, n)| s.checked_add(n));
             report.withheld_checks += 1;
             continue;
         }
+        if !facts.workers.contains_key(a) {
+            if let Some(review) = facts.reviews.reviews.get(a).cloned() {
+                // A paid review (the reviews' facts are the task's).
+                has_reviews = true;
+                report.reviews += 1;
+                let net = facts.reviews.net;
+                if net.is_none() {
+                    report.findings.push(Finding::new(
+                        "review_amount",
+                        format!(
+                            "{at}: review {a} of task {t} is paid, but its bid has no review price"
+                        ),
+                    ));
+                }
+                sum = sum.zip(net).and_then(|(s, n)| s.checked_add(n));
+                let reviews = facts.reviews.clone();
+                let operator = record.source.clone();
+                let found = match ctx.marks(report).await {
+                    Some(marks) => review::check_paid_review(
+                        &at,
+                        *a,
+                        &payout.account,
+                        &review,
+                        &reviews,
+                        marks,
+                        &operator,
+                    ),
+                    None => Vec::new(), // the marks are missing: reported once
+                };
+                report.findings.extend(found);
+                continue;
+            }
+        }
+        sum = sum.zip(facts.net).and_then(|(s, n)| s.checked_add(n));
         match facts.workers.get(a) {
             None => report.findings.push(Finding::new(
                 "unknown_assignment",
-                format!("{at}: task {t} has no valid signed result for assignment {a}"),
+                format!("{at}: task {t} has no valid signed result or review for assignment {a}"),
             )),
             Some(w) if w != &payout.account => report.findings.push(Finding::new(
                 "wrong_worker",
@@ -293,7 +372,7 @@ async fn check_payout(
         }
     }
     for w in &payout.withdrawals {
-        match client.withdrawal_evidence(*w).await {
+        match ctx.client.withdrawal_evidence(*w).await {
             Err(e) => report.findings.push(Finding::new(
                 "missing_evidence",
                 format!("{at}: withdrawal {w}: {e}"),
@@ -319,7 +398,11 @@ async fn check_payout(
     if let Some(sum) = sum {
         if sum != payout.amount.0 {
             report.findings.push(Finding::new(
-                "amount_mismatch",
+                if has_reviews {
+                    "review_amount"
+                } else {
+                    "amount_mismatch"
+                },
                 format!(
                     "{at}: pays {} but its assignments earned {sum} stroops",
                     payout.amount
@@ -327,204 +410,4 @@ async fn check_payout(
             ));
         }
     }
-}
-
-/// Where the bid bought a confidence: every voted result's weight is the
-/// credibility its recorded check record gives, and the agreeing group's
-/// credibility under those weights is the recorded one and reaches the bid's.
-fn check_weights(
-    at: &str,
-    confidence: f64,
-    voted: &vote::Verdict,
-    weights: &[tally_protocol::trust::Weight],
-    recorded: Option<f64>,
-) -> Vec<Finding> {
-    use tally_protocol::trust::{credibility, weighed_credibility, ASSUMED_SABOTEURS};
-    let mut findings = Vec::new();
-    for w in weights {
-        let expected = credibility(ASSUMED_SABOTEURS, w.checks);
-        if (expected - w.credibility).abs() > 1e-9 {
-            findings.push(Finding::new(
-                "bad_weight",
-                format!(
-                    "{at}: assignment {} weighs {} but its check record ({} passed, {} failed) gives {expected}",
-                    w.assignment, w.credibility, w.checks.passed, w.checks.failed
-                ),
-            ));
-        }
-    }
-    for id in voted.agree.iter().chain(&voted.disagree) {
-        if !weights.iter().any(|w| &w.assignment == id) {
-            findings.push(Finding::new(
-                "bad_weight",
-                format!("{at}: voted assignment {id} has no recorded weight"),
-            ));
-        }
-    }
-    let fair: Vec<_> = weights
-        .iter()
-        .map(|w| tally_protocol::trust::Weight {
-            credibility: credibility(ASSUMED_SABOTEURS, w.checks),
-            ..w.clone()
-        })
-        .collect();
-    let p = weighed_credibility(voted, &fair);
-    match recorded {
-        Some(r) if (r - p).abs() <= 1e-9 => {}
-        other => findings.push(Finding::new(
-            "bad_credibility",
-            format!("{at}: the agreeing group's credibility is {p}, the evidence says {other:?}"),
-        )),
-    }
-    if p < confidence {
-        findings.push(Finding::new(
-            "below_confidence",
-            format!("{at}: verified at credibility {p}, below the bid's {confidence}"),
-        ));
-    }
-    findings
-}
-
-/// Read and check one task's evidence: signatures, then the vote re-run.
-async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec<Finding>) {
-    let mut findings = Vec::new();
-    let mut facts = TaskFacts::default();
-    let ev: Evidence = match client.evidence(task).await {
-        Ok(ev) if ev.task == task => ev,
-        Ok(ev) => {
-            findings.push(Finding::new(
-                "missing_evidence",
-                format!("task {task}: the evidence is for task {}", ev.task),
-            ));
-            return (facts, findings);
-        }
-        Err(e) => {
-            findings.push(Finding::new(
-                "missing_evidence",
-                format!("task {task}: {e}"),
-            ));
-            return (facts, findings);
-        }
-    };
-    let at = format!("task {task}");
-    if ev.status != TaskState::Verified {
-        findings.push(Finding::new(
-            "unverified_task",
-            format!("{at} is {}", ev.status.as_str()),
-        ));
-    }
-    facts.net = ev
-        .price
-        .fee_bps(ev.fee_bps)
-        .and_then(|fee| ev.price.checked_sub(fee))
-        .map(|net| net.0);
-    if ev.withheld {
-        facts.withheld = true;
-        return (facts, findings);
-    }
-    facts.revised_agree = ev
-        .revisions
-        .iter()
-        .flat_map(|r| r.verdict.agree.iter().copied())
-        .collect();
-    let mut ballots = Vec::new();
-    let mut late = Vec::new();
-    for r in &ev.results {
-        if let Err(e) = r.verify() {
-            findings.push(Finding::new(
-                "bad_result_signature",
-                format!(
-                    "{at}: result of assignment {} by {}: {e}",
-                    r.assignment, r.worker
-                ),
-            ));
-            continue;
-        }
-        let request = match r.request() {
-            Ok(req) => req,
-            Err(e) => {
-                findings.push(Finding::new(
-                    "bad_result",
-                    format!("{at}: result of assignment {}: {e}", r.assignment),
-                ));
-                continue;
-            }
-        };
-        facts.workers.insert(r.assignment, r.worker.clone());
-        if ev.excluded.contains(&r.assignment) {
-            // A worker caught before the decision: neither voted nor judged.
-            continue;
-        }
-        let ballot = Ballot {
-            assignment: r.assignment,
-            detections: request.detections,
-        };
-        if ev.voted.contains(&r.assignment) {
-            ballots.push(ballot);
-        } else {
-            late.push(ballot);
-        }
-    }
-    let Some(published) = ev.verdict else {
-        findings.push(Finding::new(
-            "unverified_task",
-            format!("{at} has no verdict"),
-        ));
-        return (facts, findings);
-    };
-    if ballots.len() != ev.voted.len() {
-        findings.push(Finding::new(
-            "verdict_mismatch",
-            format!(
-                "{at}: {} results voted but {} valid ones are published",
-                ev.voted.len(),
-                ballots.len()
-            ),
-        ));
-    }
-    // The market's rule, re-run: the vote on `voted`, later results judged
-    // against its consensus alone.
-    let mut rerun = vote::vote(&ev.params, &ballots);
-    if let Some(confidence) = ev.params.confidence {
-        findings.extend(check_weights(
-            &at,
-            confidence,
-            &rerun,
-            &ev.weights,
-            ev.credibility,
-        ));
-    }
-    for b in &late {
-        if vote::agrees(&ev.params, &rerun.consensus, &b.detections) {
-            rerun.agree.push(b.assignment);
-        } else {
-            rerun.disagree.push(b.assignment);
-        }
-    }
-    rerun.agree.sort();
-    rerun.disagree.sort();
-    if !rerun.is_verified(&ev.params) {
-        findings.push(Finding::new(
-            "unverified_task",
-            format!(
-                "{at}: the re-run vote has {} agreeing results, quorum {}",
-                rerun.agree.len(),
-                ev.params.quorum
-            ),
-        ));
-    }
-    for (what, same) in [
-        ("consensus", rerun.consensus == published.consensus),
-        ("agree list", rerun.agree == published.agree),
-        ("disagree list", rerun.disagree == published.disagree),
-    ] {
-        if !same {
-            findings.push(Finding::new(
-                "verdict_mismatch",
-                format!("{at}: the published {what} is not what the vote gives"),
-            ));
-        }
-    }
-    facts.agree = rerun.agree.into_iter().collect();
-    (facts, findings)
 }
