@@ -334,6 +334,10 @@ pub struct ReviewArgs {
     /// (candidate-N.png) and the image itself (image.*).
     #[arg(long)]
     pub draw: Option<PathBuf>,
+    /// Wait up to this many seconds (at most 60) for a task to want a
+    /// reviewer, instead of saying "nothing to review" at once.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60))]
+    pub wait: u64,
     #[arg(long)]
     pub json: bool,
 }

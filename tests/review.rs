@@ -305,3 +305,55 @@ async fn who_may_review_is_on_record(backend: Backend) {
     market.finish().await;
 }
 both!(who_may_review_is_on_record);
+
+async fn a_waiting_reviewer_is_woken_by_work(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let (r1, r2, r3) = (
+        reviewer(&market).await,
+        reviewer(&market).await,
+        reviewer(&market).await,
+    );
+    // Waiting before any task is in review: the task going to review wakes it.
+    let waiting = {
+        let r1 = r1.clone();
+        tokio::spawn(async move { r1.next_review_wait(60_000).await })
+    };
+    let (task, _, _, _) = disputed(&market, honest(), wrong()).await;
+    let t1 = waiting
+        .await
+        .unwrap()
+        .expect("next")
+        .expect("woken with a ticket, not left to time out");
+    assert_eq!(t1.task, task);
+    assert_eq!(
+        t1.params.quorum, 2,
+        "the bid's parameters come with the ticket"
+    );
+    let t2 = r2.next_review().await.expect("next").expect("a ticket");
+    // Both reviewers hold the task: a third waits until their answers
+    // disagree and the task wants one more.
+    let waiting = {
+        let r3 = r3.clone();
+        tokio::spawn(async move { r3.next_review_wait(60_000).await })
+    };
+    for (r, t, answer) in [(&r1, &t1, honest()), (&r2, &t2, wrong())] {
+        let out = r
+            .submit_review(
+                t.review,
+                &ReviewRequest {
+                    detections: answer.detections,
+                },
+            )
+            .await
+            .expect("review");
+        assert_eq!(out.task_status, TaskState::Review);
+    }
+    let t3 = waiting
+        .await
+        .unwrap()
+        .expect("next")
+        .expect("woken when the reviews did not decide");
+    assert_eq!(t3.task, task);
+    market.finish().await;
+}
+both!(a_waiting_reviewer_is_woken_by_work);

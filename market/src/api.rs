@@ -439,12 +439,45 @@ async fn reviewer_marks(State(m): S) -> Result<Json<ReviewerMarks>> {
     Ok(Json(crate::review::marks(&m).await?))
 }
 
-/// The next review for a verified reviewer, or 204 when nothing waits.
-async fn next_review(State(m): S, s: Signed) -> Result<Response> {
-    Ok(match crate::review::next(&m, s.account()).await? {
-        Some(ticket) => Json(ticket).into_response(),
-        None => StatusCode::NO_CONTENT.into_response(),
-    })
+/// The next review for a verified reviewer, or 204 when nothing waits;
+/// with `wait_ms=N` (at most 60 s) it waits for a task to want a reviewer
+/// (a task going to review, or reviews that did not decide it).
+async fn next_review(
+    State(m): S,
+    Query(q): Query<HashMap<String, String>>,
+    s: Signed,
+) -> Result<Response> {
+    let wait_ms = match q.get("wait_ms") {
+        Some(v) => id::<u64>(v, "wait_ms")?.min(crate::claims::MAX_WAIT_MS),
+        None => 0,
+    };
+    // Listen before looking: a task going to review in between wakes us.
+    let mut events = m.events.subscribe();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
+    let nothing = || StatusCode::NO_CONTENT.into_response();
+    loop {
+        if let Some(ticket) = crate::review::next(&m, s.account()).await? {
+            return Ok(Json(ticket).into_response());
+        }
+        if wait_ms == 0 {
+            return Ok(nothing());
+        }
+        loop {
+            let got = tokio::select! {
+                e = events.recv() => e,
+                _ = tokio::time::sleep_until(deadline) => return Ok(nothing()),
+            };
+            match got {
+                Ok(MarketEvent::TaskDecided {
+                    status: TaskState::Review,
+                    ..
+                }) => break,
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(nothing()),
+            }
+        }
+    }
 }
 
 async fn submit_review(

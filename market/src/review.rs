@@ -238,6 +238,7 @@ async fn ticket(
         price: task.review_price.unwrap_or_default(),
         lease_expires_at: to_time(expires),
         candidates: rules::candidates(&task.params, &ballots),
+        params: task.params,
     })
 }
 

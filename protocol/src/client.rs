@@ -324,13 +324,24 @@ impl Client {
     /// The next task to review (a verified reviewer's key), or `None` when
     /// nothing waits for this reviewer (204).
     pub async fn next_review(&self) -> Result<Option<ReviewTicket>, Error> {
+        self.next_review_wait(0).await
+    }
+
+    /// [`Client::next_review`], waiting up to `wait_ms` (at most 60 s) for
+    /// a task to want this reviewer.
+    pub async fn next_review_wait(&self, wait_ms: u64) -> Result<Option<ReviewTicket>, Error> {
+        let path = if wait_ms == 0 {
+            "/v1/reviews/next".to_string()
+        } else {
+            format!("/v1/reviews/next?wait_ms={wait_ms}")
+        };
         let resp = self
             .send_raw(
                 Method::GET,
-                "/v1/reviews/next",
+                &path,
                 Vec::new(),
                 "application/json",
-                None,
+                Some(Duration::from_millis(wait_ms) + Duration::from_secs(30)),
             )
             .await?;
         if resp.status() == StatusCode::NO_CONTENT {

@@ -22,7 +22,7 @@ pub async fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let client = Client::new(&args.market, Some(signer));
-    let ticket = match client.next_review().await {
+    let ticket = match client.next_review_wait(args.wait * 1000).await {
         Ok(Some(t)) => t,
         Ok(None) => {
             if args.json {

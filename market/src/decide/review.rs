@@ -99,7 +99,11 @@ pub(super) async fn decide_review(
     let verdict = rules::review_vote(&task.params, &ballots);
     if !rules::decides(&task.params, &verdict) {
         if !rules::exhausted(reviews.len() as u32) {
-            return Ok(Decision::unchanged(task));
+            // Undecided: it wants one more reviewer now; tell those waiting.
+            return Ok(Decision {
+                events: vec![decided(task, TaskState::Review)],
+                ..Decision::unchanged(task)
+            });
         }
         // Reviewers disagree to the end: nothing is paid, the bid refunded.
         fail_task(m, tx, task).await?;

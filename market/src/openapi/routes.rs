@@ -553,9 +553,10 @@ pub const OPS: &[Op] = &[
         summary: "Next review",
         description: "A task the workers did not agree on, for a verified reviewer: the review the \
                       caller holds, or a new one on the oldest task wanting a reviewer. Each \
-                      candidate is a group of agreeing results.",
+                      candidate is a group of agreeing results. With `wait_ms`, waits for a task \
+                      to want a reviewer instead of answering 204 at once.",
         auth: Auth::Signed,
-        params: &[],
+        params: &[query("wait_ms", count, "Wait up to this many ms (at most 60,000) for work.")],
         body: Body::None,
         status: 200,
         answer: Answer::Json(of::<ReviewTicket>),

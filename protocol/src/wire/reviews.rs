@@ -19,6 +19,9 @@ pub struct ReviewTicket {
     /// decided meanwhile; after it the task may go to another reviewer.
     pub lease_expires_at: DateTime<Utc>,
     pub candidates: Vec<ReviewCandidate>,
+    /// The bid's voting parameters: reviews agree within its tolerances
+    /// (`iou`, `agree`, `min_score`; [`crate::review::review_params`]).
+    pub params: VoteParams,
 }
 
 /// One group of results that agree with each other.
