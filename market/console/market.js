@@ -60,6 +60,7 @@ function renderStats(node, s) {
       tile('Running', s.running_tasks, 'running'),
       tile('Verified', s.verified_tasks, 'verified'),
       tile('Failed', s.failed_tasks, 'failed'),
+      tile('In review', s.review_tasks ?? 0, 'review'),
       tile('Workers online', s.workers_online, 'workers')),
     el('div', { class: 'grid2' },
       card('Open tasks by price level',
