@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use common::cdp::CHROMIUM;
 use common::*;
-use review_page::review_in_console;
+use review_page::{review_in_console, reviews_on_task_page};
 use tally_protocol::wire::{ReviewRequest, TaskState};
 use tally_protocol::{Detection, Signer, Stroops};
 
@@ -189,6 +189,17 @@ async fn review_in_the_console_decides_a_disputed_task() {
         "the page sent the candidate verbatim"
     );
     assert_eq!(evidence.reviews.len(), 2);
+
+    // The task's evidence page shows both reviews, each signature checked
+    // in the browser, both in the agreeing group.
+    let rows = reviews_on_task_page(&market.url, task.0, &shots.join("task-reviewed.png"))
+        .await
+        .expect("the task page shows its reviews");
+    assert_eq!(
+        rows,
+        vec![("agreed".to_string(), "\u{2713} valid".to_string()); 2],
+        "each review on the task page"
+    );
 
     // Paid: the worker whose answer the reviewers picked, and both
     // reviewers; not the other worker. Settled, and the audit re-checks it all.

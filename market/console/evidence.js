@@ -1,11 +1,11 @@
 // A task's public evidence (#/tasks/{id}): the signed results, the vote,
-// weights and credibility, exclusions and revisions, and each result's
-// boxes. The input image is private, so the boxes are drawn on a blank
+// weights and credibility, exclusions and revisions, the signed reviews of
+// a task people decided, and each result's boxes. The input image is private, so the boxes are drawn on a blank
 // canvas spanning them; the bid page draws the same layers on the image.
 
 import { el, fill, api, errorBox, account, badge, card, kv, shortHash, when, b64decode, throttle } from './util.js';
 import { drawBoxes, extentOf, layerToggles, colorFor, CONSENSUS_COLOR } from './draw.js';
-import { verify, resultMessage } from './keys.js';
+import { verify, resultMessage, reviewMessage } from './keys.js';
 
 /** Each result decoded, with its vote and signature check. */
 export async function readResults(ev) {
@@ -33,6 +33,25 @@ export async function readResults(ev) {
     else if (disagree.has(r.assignment)) vote = 'disagreed';
     if (ev.verdict && voted.size && !voted.has(r.assignment) && vote !== 'excluded') vote += ' (late)';
     return { ...r, detections, elapsed, signed, vote, weight: weights.get(r.assignment) };
+  }));
+}
+
+/** Each signed review decoded, with its signature check and its part in the reviews' vote. */
+export async function readReviews(ev) {
+  const agree = new Set(ev.review ? ev.review.verdict.agree : []);
+  return Promise.all((ev.reviews || []).map(async (r) => {
+    let detections = [];
+    let signed = null;
+    try {
+      const body = b64decode(r.body);
+      const req = JSON.parse(new TextDecoder().decode(body));
+      detections = Array.isArray(req.detections) ? req.detections : [];
+      signed = await verify(r.reviewer, await reviewMessage(r, body), r.signature);
+    } catch (_) {
+      signed = false;
+    }
+    const vote = !ev.review ? 'undecided' : agree.has(r.review) ? 'agreed' : 'disagreed';
+    return { ...r, detections, signed, vote };
   }));
 }
 
@@ -82,7 +101,8 @@ export async function taskPage(ctx, raw) {
     try {
       const ev = await api(`/v1/tasks/${id}/evidence`);
       const results = await readResults(ev);
-      if (ctx.current()) renderEvidence(body, ev, results);
+      const reviews = await readReviews(ev);
+      if (ctx.current()) renderEvidence(body, ev, results, reviews);
     } catch (err) {
       if (ctx.current()) fill(body, errorBox(err, `Could not read task ${id}:`));
     }
@@ -95,7 +115,7 @@ export async function taskPage(ctx, raw) {
   });
 }
 
-function renderEvidence(node, ev, results) {
+function renderEvidence(node, ev, results, reviews) {
   const p = ev.params;
   const money = (v) => `${v} stroops`;
   fill(node,
@@ -120,6 +140,11 @@ function renderEvidence(node, ev, results) {
     ev.withheld ? el('p', { class: 'note' }, 'This task\u2019s image is in use as a spot check: its results and answer are withheld while it may be used again.') : null,
     ev.verdict ? card('Consensus', el('div', { id: 'consensus' }, consensusList(ev.verdict.consensus))) : null,
     card(`Signed results (${results.length})`, resultsTable(ev, results)),
+    reviews.length ? card(`Signed reviews (${reviews.length})`,
+      el('p', { class: 'muted small', id: 'review-rule' }, ev.review
+        ? 'The workers did not agree; two agreeing reviews by verified people decided the task, and the consensus above is theirs. Results are judged against it.'
+        : 'The workers did not agree and neither did the reviewers: the task failed and its bid was refunded.'),
+      reviewsTable(reviews, ev.review_price)) : null,
     results.length || ev.verdict ? card('Boxes', el('p', { class: 'muted small' },
       'The image is private, so the boxes are drawn on a blank canvas spanning them (coordinates are image pixels). '
       + 'The consensus is solid green; tick a result to overlay it.'), boxesView(layersOf(ev, results), null, 'task-canvas')) : null,
@@ -140,6 +165,20 @@ function resultsTable(ev, results) {
       el('td', {}, r.weight
         ? el('span', { class: 'small' }, `checks ${r.weight.checks.passed}/${r.weight.checks.passed + r.weight.checks.failed}, cred. ${Number(r.weight.credibility).toFixed(4)}`)
         : el('span', { class: 'muted' }, '–')),
+      el('td', { class: 'small' }, when(new Date(r.timestamp).toISOString()))))));
+}
+
+function reviewsTable(reviews, price) {
+  return el('table', { class: 'tbl', id: 'reviews' },
+    el('thead', {}, el('tr', {},
+      ['Review', 'Reviewer', 'Signature', 'Vote', 'Boxes', 'Paid', 'Signed at'].map((h) => el('th', {}, h)))),
+    el('tbody', {}, reviews.map((r) => el('tr', { 'data-review': r.review, class: `v-${r.vote}` },
+      el('td', { class: 'mono' }, String(r.review)),
+      el('td', {}, account(r.reviewer)),
+      el('td', {}, sigBadge(r.signed)),
+      el('td', {}, el('span', { class: `vote ${r.vote}` }, r.vote)),
+      el('td', {}, r.detections.map((d) => el('span', { class: 'chip' }, `${d.label} ${Number(d.score).toFixed(2)}`))),
+      el('td', { class: 'small' }, r.vote === 'agreed' && price ? `${price} stroops, fee included` : '–'),
       el('td', { class: 'small' }, when(new Date(r.timestamp).toISOString()))))));
 }
 

@@ -162,8 +162,15 @@ export async function verify(account, message, signatureB64) {
 
 /** A worker's signed result message (`POST /v1/assignments/{id}/result`). */
 export async function resultMessage(r, body) {
-  const text = [
-    'tally-v1', 'POST', `/v1/assignments/${r.assignment}/result`, r.timestamp, r.nonce, await sha256hex(body),
-  ].join('\n');
+  return signedMessage('POST', `/v1/assignments/${r.assignment}/result`, r, body);
+}
+
+/** The `tally-v1` message a reviewer signed for a review in the evidence. */
+export async function reviewMessage(r, body) {
+  return signedMessage('POST', `/v1/reviews/${r.review}`, r, body);
+}
+
+async function signedMessage(method, path, r, body) {
+  const text = ['tally-v1', method, path, r.timestamp, r.nonce, await sha256hex(body)].join('\n');
   return new TextEncoder().encode(text);
 }

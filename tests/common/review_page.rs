@@ -199,3 +199,44 @@ async fn save(page: &Page<'_>, shot: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Open a decided task's evidence page (`#/tasks/{task}`) and read its
+/// signed reviews as the page shows them: for each, the vote and the
+/// signature check made in the browser. Saves a screenshot to `shot`.
+pub async fn reviews_on_task_page(
+    base_url: &str,
+    task: i64,
+    shot: &Path,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let browser = Browser::launch().ok_or_else(|| anyhow!("no chromium to run the page in"))?;
+    let page = browser.open(&format!("{base_url}/#/tasks/{task}")).await;
+    // Wait until every row's signature is checked (the check is async).
+    first_of(
+        &page,
+        &["#reviews tbody tr .sig.ok, #reviews tbody tr .sig.bad".to_string()],
+        LIMIT,
+    )
+    .await?;
+    let rows = page
+        .eval(
+            r#"Array.from(document.querySelectorAll('#reviews tbody tr')).map((tr) => ({
+                vote: tr.querySelector('.vote').textContent.trim(),
+                sig: tr.querySelector('.sig').textContent.trim(),
+            }))"#,
+        )
+        .await;
+    save(&page, shot).await?;
+    Ok(rows
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    (
+                        r["vote"].as_str().unwrap_or_default().to_string(),
+                        r["sig"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
