@@ -410,6 +410,7 @@ mod tests {
             input: Sha256Hex::of(b"i"),
             price: Stroops(4_000),
             lease_expires_at: chrono::DateTime::from_timestamp_millis(1_750_000_000_000).unwrap(),
+            params: tally_protocol::vote::VoteParams::default(),
             candidates: vec![
                 ReviewCandidate {
                     detections: vec![dog()],
