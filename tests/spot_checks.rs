@@ -42,7 +42,10 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
         confidence: Some(0.6),
         ..BidRequest::new(model.clone(), Stroops(10_000))
     };
-    let bid = client.bid_images(first, &[dog.clone()]).await.unwrap();
+    let bid = client
+        .bid_images(first, std::slice::from_ref(&dog))
+        .await
+        .unwrap();
     let (w1, w2) = (market.worker(&model).await, market.worker(&model).await);
     let (a1, a2) = (claim_one(&w1).await, claim_one(&w2).await);
     assert_eq!((a1.task, a2.task), (bid.tasks[0], bid.tasks[0]));

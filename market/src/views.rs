@@ -382,7 +382,7 @@ pub async fn worker_record(m: &Market, account: &AccountId) -> Result<WorkerReco
     let caught: Option<i64> = w.try_get("caught_at")?;
     let ended = now / HOUR_MS * HOUR_MS;
     let since = ended - HISTORY_HOURS * HOUR_MS;
-    let rows = query(&format!(
+    let rows = query(format!(
         "SELECT a.finished_at / {HOUR_MS} AS h, a.status,
                 CAST(CASE WHEN c.task_id IS NULL THEN 0 ELSE 1 END AS BIGINT) AS is_check, COUNT(*) AS n
          FROM assignments a LEFT JOIN checks c ON c.task_id = a.task_id

@@ -61,7 +61,7 @@ pub async fn fresh_db(backend: Backend, dir: &tempfile::TempDir) -> String {
             let base = postgres_url().expect("postgres url");
             let name = format!(
                 "tally_test_{}",
-                hex::encode(Signer::generate().seed())[..16].to_string()
+                &hex::encode(Signer::generate().seed())[..16]
             );
             let admin = sqlx::PgPool::connect(&base)
                 .await
