@@ -357,3 +357,69 @@ async fn a_waiting_reviewer_is_woken_by_work(backend: Backend) {
     market.finish().await;
 }
 both!(a_waiting_reviewer_is_woken_by_work);
+
+/// Two market processes on one PostgreSQL database: a reviewer waiting on
+/// one is woken by a task going to review on the other, the two reviewers
+/// answer on different processes, and the task is decided once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_across_two_markets_on_postgres() {
+    let Some((first, second)) = two_markets_on_postgres().await else {
+        return;
+    };
+    let r1 = second.client(&Signer::generate());
+    let r2 = first.client(&Signer::generate());
+    for r in [&r1, &r2] {
+        first
+            .client(&first.operator)
+            .mark_reviewer(r.signer().unwrap().account(), true)
+            .await
+            .expect("mark");
+    }
+    let waiting = {
+        let r1 = r1.clone();
+        tokio::spawn(async move { r1.next_review_wait(60_000).await })
+    };
+    let d = first
+        .disputed(png(9), PRICE, REVIEW_PRICE, [honest(), wrong()])
+        .await;
+    let t1 = waiting
+        .await
+        .unwrap()
+        .expect("next")
+        .expect("woken on the other process");
+    assert_eq!(t1.task, d.bid.tasks[0]);
+    let t2 = r2.next_review().await.expect("next").expect("a ticket");
+    assert_ne!(t1.review, t2.review);
+    let pick = ReviewRequest {
+        detections: honest().detections,
+    };
+    let (a, b) = tokio::join!(
+        r1.submit_review(t1.review, &pick),
+        r2.submit_review(t2.review, &pick)
+    );
+    let states = [
+        a.expect("review 1").task_status,
+        b.expect("review 2").task_status,
+    ];
+    assert_eq!(
+        states.iter().filter(|s| **s == TaskState::Verified).count(),
+        1,
+        "exactly one answer decides: {states:?}"
+    );
+    let ev = first
+        .anonymous()
+        .evidence(d.bid.tasks[0])
+        .await
+        .expect("evidence");
+    assert_eq!(ev.review.expect("decided by review").verdict.agree.len(), 2);
+    tally_market::settle::settle_now(&second.market)
+        .await
+        .expect("settle");
+    let records = all_records(&first.anonymous()).await;
+    assert_eq!(
+        assert_paid_exactly_once(&first.market.db, &records).await,
+        3
+    );
+    second.finish().await;
+    first.finish().await;
+}
