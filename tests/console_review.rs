@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use common::cdp::CHROMIUM;
 use common::*;
-use review_page::{review_in_console, reviews_on_task_page};
+use review_page::{review_in_console, reviews_on_task_page, ticket_arrives_in_console};
 use tally_protocol::wire::{ReviewRequest, TaskState};
 use tally_protocol::{Detection, Signer, Stroops};
 
@@ -79,13 +79,51 @@ fn same_detections(a: &[Detection], b: &[Detection]) -> bool {
         })
 }
 
+/// Whether Chromium is here to run the page (in CI its absence fails).
+fn have_chromium() -> bool {
+    if Path::new(CHROMIUM).exists() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "CI must run the console's review test: install chromium (apt-get install -y chromium)"
+        );
+    }
+    eprintln!(
+        "skipping the console's review test: {CHROMIUM} is missing (apt-get install -y chromium)"
+    );
+    false
+}
+
+/// A reviewer with the page open while nothing waits gets the review as
+/// soon as a task goes to review (the page waits on the market's long poll).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_review_page_waits_for_work() {
+    if !have_chromium() {
+        return;
+    }
+    let market = spawn_market(Backend::Sqlite).await;
+    let reviewer = Signer::generate();
+    market
+        .client(&market.operator)
+        .mark_reviewer(reviewer.account(), true)
+        .await
+        .unwrap();
+    let dispute = async {
+        market
+            .disputed(scene(), 10_000, 40_000, [honest(), ResultBody::other()])
+            .await;
+    };
+    let candidates = ticket_arrives_in_console(&market.url, &reviewer.secret(), dispute)
+        .await
+        .expect("the page hands over the review when it arrives");
+    assert_eq!(candidates, 2);
+    market.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn review_in_the_console_decides_a_disputed_task() {
-    if !Path::new(CHROMIUM).exists() {
-        if std::env::var_os("CI").is_some() {
-            panic!("CI must run the console's review test: install chromium (apt-get install -y chromium)");
-        }
-        eprintln!("skipping the console's review test: {CHROMIUM} is missing (apt-get install -y chromium)");
+    if !have_chromium() {
         return;
     }
     let market = spawn_market(Backend::Sqlite).await;

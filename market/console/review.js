@@ -15,6 +15,9 @@
 import { el, fill, errorBox, amount, badge, shortHash, when, ApiError } from './util.js';
 import { drawBoxes, extentOf, layerToggles, colorFor, CONSENSUS_COLOR } from './draw.js';
 
+/** How long one wait for work lasts (the market allows up to 60 s). */
+const WAIT_MS = 55000;
+
 export async function reviewPage(ctx) {
   const { view, session } = ctx;
   const head = el('div', { class: 'pagehead' }, el('h1', { id: 'review-title' }, 'Review'),
@@ -82,20 +85,29 @@ export async function reviewPage(ctx) {
     fill(status, box);
   };
 
+  // Each load is numbered: a long poll that ends after a newer load began
+  // (the reviewer pressed "Check again") is dropped.
+  let loads = 0;
   const load = async () => {
+    const mine = ++loads;
     fill(status, el('p', { class: 'muted', id: 'review-loading' }, 'Asking the market for a task to review\u2026'));
     fill(body);
     let ticket;
     try {
-      const r = await signed('GET', '/v1/reviews/next');
-      if (r.status === 204) {
-        if (!ctx.current()) return;
+      let r = await signed('GET', '/v1/reviews/next');
+      // Nothing now: say so, then wait for work (the market answers as soon
+      // as a task wants a reviewer), unless this is a still snapshot.
+      while (r.status === 204) {
+        if (!ctx.current() || mine !== loads) return;
         fill(status, el('div', { class: 'note', id: 'review-empty' },
           el('strong', {}, 'Nothing to review right now. '),
           'No task the workers disagreed on waits for a reviewer. ',
+          session.still ? null : el('span', { class: 'muted', id: 'review-waiting' }, 'Waiting for one\u2026 '),
           el('button', { type: 'button', id: 'review-again', onclick: () => load() }, 'Check again')));
-        return;
+        if (session.still) return;
+        r = await signed('GET', `/v1/reviews/next?wait_ms=${WAIT_MS}`);
       }
+      if (!ctx.current() || mine !== loads) return;
       ticket = await r.json();
     } catch (err) {
       refused(err, 'ticket');

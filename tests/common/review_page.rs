@@ -240,3 +240,33 @@ pub async fn reviews_on_task_page(
         })
         .unwrap_or_default())
 }
+
+/// Open the review page for `seed` while nothing waits, see it say so and
+/// wait for work, run `then` (which puts a task in review), and return how
+/// many candidates the page shows once the market hands it the review —
+/// without the reviewer doing anything.
+pub async fn ticket_arrives_in_console<F: std::future::Future<Output = ()>>(
+    base_url: &str,
+    seed: &str,
+    then: F,
+) -> anyhow::Result<usize> {
+    let browser = Browser::launch().ok_or_else(|| anyhow!("no chromium to run the page in"))?;
+    let page = browser
+        .open(&format!("{base_url}/#/review?seed={seed}"))
+        .await;
+    let (which, text) = first_of(
+        &page,
+        &["#review-waiting".to_string(), "#review-error".to_string()],
+        LIMIT,
+    )
+    .await?;
+    if which != 0 {
+        bail!("the review page does not wait for work: {text}");
+    }
+    then.await;
+    first_of(&page, &["#review-ticket .candidate".to_string()], LIMIT).await?;
+    let n = page
+        .eval("document.querySelectorAll('#review-ticket .candidate').length")
+        .await;
+    Ok(n.as_u64().unwrap_or(0) as usize)
+}
