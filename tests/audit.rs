@@ -65,22 +65,6 @@ async fn settled_market() -> (TestMarket, TaskId) {
     (market, created.tasks[0])
 }
 
-/// `tally audit --market URL --json`: its exit status and report.
-async fn audit(url: &str) -> (bool, Value) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["audit", "--market", url, "--json"])
-        .output()
-        .await
-        .unwrap();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "audit printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.success(), report)
-}
-
 type Mutation = Arc<dyn Fn(&str, &mut Value) + Send + Sync>;
 
 /// A proxy in front of `upstream` relaying every GET, `mutate`d.
@@ -124,7 +108,7 @@ fn flip_last_byte(b64: &Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_honest_market_passes_the_audit() {
     let (market, _) = settled_market().await;
-    let (ok, report) = audit(&market.url).await;
+    let (ok, report) = audit_cli(&market.url).await;
     assert!(ok, "{report}");
     assert_eq!(report["ok"], true);
     assert_eq!(report["findings"], serde_json::json!([]));
@@ -225,7 +209,7 @@ async fn every_alteration_by_a_dishonest_market_is_caught() {
     for (what, kind, mutate) in cases {
         let url = proxy(&market.url, mutate).await;
         for _ in 0..2 {
-            let (ok, report) = audit(&url).await;
+            let (ok, report) = audit_cli(&url).await;
             assert!(!ok, "{what}: the audit must fail: {report}");
             assert_eq!(report["ok"], false, "{what}");
             let kinds: Vec<&str> = report["findings"]

@@ -15,6 +15,8 @@ mod stand_in;
 
 use std::sync::Arc;
 
+use common::audit_cli;
+
 use base64::Engine as _;
 use serde_json::{json, Value};
 use tally_protocol::review;
@@ -279,22 +281,6 @@ async fn serve(p: Published) -> String {
     .await
 }
 
-/// `tally audit --market URL --json`: its exit status and report.
-async fn audit(url: &str) -> (bool, Value) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["audit", "--market", url, "--json"])
-        .output()
-        .await
-        .unwrap();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "audit printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.success(), report)
-}
-
 fn kinds(report: &Value) -> Vec<String> {
     report["findings"]
         .as_array()
@@ -307,7 +293,7 @@ fn kinds(report: &Value) -> Vec<String> {
 /// Audit `p`: it must fail with a finding of `kind`.
 async fn caught(what: &str, p: Published, kind: &str) {
     let url = serve(p).await;
-    let (ok, report) = audit(&url).await;
+    let (ok, report) = audit_cli(&url).await;
     assert!(!ok, "{what}: the audit must fail: {report}");
     assert_eq!(report["ok"], false, "{what}");
     assert!(
@@ -328,7 +314,7 @@ fn flip_last_byte(v: &Value) -> Value {
 async fn a_market_that_paid_reviews_as_signed_passes_the_audit() {
     let (published, _) = reviewed_market();
     let url = serve(published).await;
-    let (ok, report) = audit(&url).await;
+    let (ok, report) = audit_cli(&url).await;
     assert!(ok, "{report}");
     assert_eq!(report["findings"], json!([]));
     assert_eq!(report["reviews"], 2, "both paid reviews were checked");

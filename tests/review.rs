@@ -45,8 +45,7 @@ async fn task_state(client: &Client, bid: tally_protocol::BidId) -> TaskState {
     client.bid(bid).await.expect("bid status").tasks[0].status
 }
 
-async fn balance(market: &TestMarket, who: &Client) -> tally_protocol::wire::AccountView {
-    let _ = market;
+async fn balance(who: &Client) -> tally_protocol::wire::AccountView {
     who.account_me().await.expect("account")
 }
 
@@ -117,17 +116,17 @@ async fn two_reviewers_agree_and_decide(backend: Backend) {
 
     // Paid: the agreeing worker the price, each reviewer the review price, fees kept.
     let fee = |p: i64| p * FEE_BPS / 10_000;
-    let honest_worker = balance(&market, &workers[0]).await;
-    let wrong_worker = balance(&market, &workers[1]).await;
+    let honest_worker = balance(&workers[0]).await;
+    let wrong_worker = balance(&workers[1]).await;
     assert_eq!(honest_worker.earned_unpaid.0, PRICE - fee(PRICE));
     assert_eq!(wrong_worker.earned_unpaid.0, 0);
     for r in [&r1, &r2] {
-        let v = balance(&market, r).await;
+        let v = balance(r).await;
         assert_eq!(v.earned_unpaid.0, REVIEW_PRICE - fee(REVIEW_PRICE));
     }
-    assert_eq!(balance(&market, &r3).await.earned_unpaid.0, 0);
+    assert_eq!(balance(&r3).await.earned_unpaid.0, 0);
     // The client paid exactly one result and two reviews.
-    let c = balance(&market, &client).await;
+    let c = balance(&client).await;
     assert_eq!(c.reserved.0, 0);
     assert_eq!(c.balance.0, FUNDS - PRICE - 2 * REVIEW_PRICE);
 
@@ -423,3 +422,108 @@ async fn reviews_across_two_markets_on_postgres() {
     second.finish().await;
     first.finish().await;
 }
+
+async fn a_task_in_review_ends_at_its_bids_deadline(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let (task, bid, client, _) = disputed(&market, honest(), wrong()).await;
+    let r = reviewer(&market).await;
+    let t = r.next_review().await.expect("next").expect("a ticket");
+    // The bid's deadline passes while the task waits for reviewers.
+    let mut tx = market.market.db.begin().await.unwrap();
+    tally_market::db::query("UPDATE bids SET deadline_at = 0 WHERE id = $1")
+        .bind(bid.0)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    tally_market::sweep::expire_deadlines(&market.market)
+        .await
+        .expect("sweep");
+    let status = client.bid(bid).await.expect("bid");
+    assert_eq!(status.tasks[0].status, TaskState::Failed);
+    assert_eq!(status.status, tally_protocol::wire::BidState::Done);
+    let c = balance(&client).await;
+    assert_eq!(
+        (c.balance.0, c.reserved.0),
+        (FUNDS, 0),
+        "everything refunded"
+    );
+    let late = r
+        .submit_review(
+            t.review,
+            &ReviewRequest {
+                detections: honest().detections,
+            },
+        )
+        .await
+        .expect_err("the task is over");
+    assert_eq!(late.status().map(|s| s.as_u16()), Some(409), "{late}");
+    assert_eq!(
+        market
+            .anonymous()
+            .evidence(task)
+            .await
+            .expect("evidence")
+            .reviews
+            .len(),
+        0
+    );
+    market.finish().await;
+}
+both!(a_task_in_review_ends_at_its_bids_deadline);
+
+async fn a_review_left_unanswered_goes_to_another_reviewer(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let (task, _, _, _) = disputed(&market, honest(), wrong()).await;
+    let (r1, r2, r3) = (
+        reviewer(&market).await,
+        reviewer(&market).await,
+        reviewer(&market).await,
+    );
+    let t1 = r1.next_review().await.expect("next").expect("a ticket");
+    let t2 = r2.next_review().await.expect("next").expect("a ticket");
+    assert!(
+        r3.next_review().await.expect("next").is_none(),
+        "two reviewers are enough at first"
+    );
+    // Reviewer 1's lease runs out: the task wants another reviewer.
+    let mut tx = market.market.db.begin().await.unwrap();
+    tally_market::db::query("UPDATE assignments SET lease_expires_at = 0 WHERE id = $1")
+        .bind(t1.review.0)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let t3 = r3
+        .next_review()
+        .await
+        .expect("next")
+        .expect("the lapsed review's slot");
+    assert_eq!(t3.task, task);
+    // A late answer still counts while the task is undecided.
+    let pick = ReviewRequest {
+        detections: honest().detections,
+    };
+    let late = r1
+        .submit_review(t1.review, &pick)
+        .await
+        .expect("late review");
+    assert_eq!(late.task_status, TaskState::Review);
+    let deciding = r3.submit_review(t3.review, &pick).await.expect("review");
+    assert_eq!(deciding.task_status, TaskState::Verified);
+    // The review still out is cancelled: its answer comes too late.
+    let over = r2
+        .submit_review(t2.review, &pick)
+        .await
+        .expect_err("decided");
+    assert_eq!(over.status().map(|s| s.as_u16()), Some(409), "{over}");
+    for r in [&r1, &r3] {
+        assert_eq!(
+            balance(r).await.earned_unpaid.0,
+            REVIEW_PRICE - REVIEW_PRICE * FEE_BPS / 10_000
+        );
+    }
+    assert_eq!(balance(&r2).await.earned_unpaid.0, 0);
+    market.finish().await;
+}
+both!(a_review_left_unanswered_goes_to_another_reviewer);

@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use tally_protocol::wire::{BidRequest, OfferRequest, ReviewRequest, TaskState};
@@ -117,23 +117,7 @@ async fn a_market_killed_while_reviewers_answer_loses_nothing_and_pays_once() {
     );
     // Each task paid one result and two reviews; settlement pays them all.
     let due = usize::from(tasks) * 3;
-    let started = Instant::now();
-    let records = loop {
-        let records = all_records(&anon).await;
-        let paid: usize = records
-            .iter()
-            .flat_map(|r| &r.payouts)
-            .map(|p| p.assignments.len())
-            .sum();
-        if paid >= due {
-            break records;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "settlement stalled at {paid}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let records = records_paying(&anon, due, Duration::from_secs(30)).await;
     audit_cli_passes(&url).await;
     child.kill().await.unwrap();
     let store = tally_market::db::Db::connect(&db).await.unwrap();

@@ -11,7 +11,7 @@ mod submission;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use tally_market::settle::settle_now;
@@ -243,23 +243,7 @@ async fn a_market_killed_while_settling_pays_every_agreeing_result_exactly_once(
         child.kill().await.unwrap();
         child = serve(dir.path(), &db, &addr).await;
     }
-    let started = Instant::now();
-    let records = loop {
-        let records = all_records(&anon).await;
-        let paid: usize = records
-            .iter()
-            .flat_map(|r| &r.payouts)
-            .map(|p| p.assignments.len())
-            .sum();
-        if paid >= results {
-            break records;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "settlement stalled at {paid}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let records = records_paying(&anon, results, Duration::from_secs(30)).await;
 
     audit_cli_passes(&url).await;
     child.kill().await.unwrap();

@@ -173,23 +173,7 @@ async fn two_markets_on_one_database_one_killed_mid_load_lose_nothing_and_pay_on
             .unwrap();
     assert!(agreed.len() >= 60, "at least one agreeing result per task");
     let anon = Client::new(&b_url, None);
-    let records = loop {
-        let records = all_records(&anon).await;
-        let paid: usize = records
-            .iter()
-            .flat_map(|r| &r.payouts)
-            .map(|p| p.assignments.len())
-            .sum();
-        if paid >= agreed.len() {
-            break records;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(150),
-            "settlement stalled at {paid} of {}",
-            agreed.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let records = records_paying(&anon, agreed.len(), Duration::from_secs(150)).await;
     assert_eq!(
         assert_paid_exactly_once(&store, &records).await,
         agreed.len()

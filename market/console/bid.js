@@ -6,6 +6,7 @@
 
 import { el, fill, api, errorBox, amount, account, badge, card, kv, shortHash, when, ApiError } from './util.js';
 import { readResults, layersOf, boxesView, consensusList } from './evidence.js';
+import { decodeImage } from './draw.js';
 
 const WAIT_MS = 25000;
 const RETRY_MS = 3000;
@@ -41,7 +42,7 @@ export async function bidPage(ctx, raw) {
     if (!images.has(hash)) {
       try {
         const bytes = await signedGet(`/v1/inputs/${hash}`, 'bytes');
-        images.set(hash, await decode(bytes));
+        images.set(hash, await decodeImage(bytes));
       } catch (err) {
         if (abort.signal.aborted) throw err;
         images.set(hash, err);
@@ -104,23 +105,6 @@ export async function bidPage(ctx, raw) {
   return () => abort.abort();
 }
 
-/** Image bytes to a drawable image, through a blob: URL (an <img> load,
- *  which a headless browser's virtual clock waits for). */
-function decode(bytes) {
-  return new Promise((resolve, reject) => {
-    const url = URL.createObjectURL(new Blob([bytes]));
-    const img = new Image();
-    img.onload = () => {
-      URL.revokeObjectURL(url);
-      resolve(img);
-    };
-    img.onerror = () => {
-      URL.revokeObjectURL(url);
-      reject(new Error('this input is not an image the browser can show'));
-    };
-    img.src = url;
-  });
-}
 
 function summaryCard(s) {
   const money = (v) => amount(v, null);

@@ -161,3 +161,21 @@ export function layerToggles(layers, onchange) {
     el('span', { class: 'swatch', style: { background: layer.color } }),
     layer.name)));
 }
+
+/** Image bytes to a drawable image, through a blob: URL (an <img> load,
+ *  which a headless browser's virtual clock waits for). */
+export function decodeImage(bytes) {
+  return new Promise((resolve, reject) => {
+    const url = URL.createObjectURL(new Blob([bytes]));
+    const img = new Image();
+    img.onload = () => {
+      URL.revokeObjectURL(url);
+      resolve(img);
+    };
+    img.onerror = () => {
+      URL.revokeObjectURL(url);
+      reject(new Error('the input is not an image the browser can show'));
+    };
+    img.src = url;
+  });
+}

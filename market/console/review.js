@@ -13,7 +13,7 @@
 // edit, and "Sign and submit"; then the task's status and "Next".
 
 import { el, fill, errorBox, amount, badge, shortHash, when, ApiError } from './util.js';
-import { drawBoxes, extentOf, layerToggles, colorFor, CONSENSUS_COLOR } from './draw.js';
+import { drawBoxes, extentOf, layerToggles, colorFor, decodeImage, CONSENSUS_COLOR } from './draw.js';
 
 /** How long one wait for work lasts (the market allows up to 60 s). */
 const WAIT_MS = 55000;
@@ -115,7 +115,7 @@ export async function reviewPage(ctx) {
     }
     let image;
     try {
-      image = await decode(new Uint8Array(await (await signed('GET', `/v1/inputs/${ticket.input}`)).arrayBuffer()));
+      image = await decodeImage(new Uint8Array(await (await signed('GET', `/v1/inputs/${ticket.input}`)).arrayBuffer()));
     } catch (err) {
       if (abort.signal.aborted) return;
       image = err;
@@ -336,19 +336,3 @@ function answerChanged(dets, c) {
   return JSON.stringify(dets) !== JSON.stringify(c.detections.map(clean));
 }
 
-/** Image bytes to a drawable image, through a blob: URL. */
-function decode(bytes) {
-  return new Promise((resolve, reject) => {
-    const url = URL.createObjectURL(new Blob([bytes]));
-    const img = new Image();
-    img.onload = () => {
-      URL.revokeObjectURL(url);
-      resolve(img);
-    };
-    img.onerror = () => {
-      URL.revokeObjectURL(url);
-      reject(new Error('the input is not an image the browser can show'));
-    };
-    img.src = url;
-  });
-}

@@ -17,6 +17,7 @@ use tally_protocol::{AccountId, AssignmentId, BidId, Sha256Hex, TaskId};
 use crate::auth::{require_operator, Signed, SignedWrite};
 use crate::db::query;
 use crate::error::{MarketError, Result};
+use crate::events::{next_until, Heard};
 use crate::{bids, claims, ledger, now_ms, results, views, Market};
 
 type S = State<Arc<Market>>;
@@ -182,10 +183,7 @@ async fn get_bid(
     s: Signed,
 ) -> Result<Json<BidStatus>> {
     let bid = id::<BidId>(&raw, "bid")?;
-    let wait_ms = match q.get("wait_ms") {
-        Some(v) => id::<u64>(v, "wait_ms")?.min(crate::claims::MAX_WAIT_MS),
-        None => 0,
-    };
+    let wait_ms = wait_ms(&q)?;
     let seen = q.get("seen").map(|v| id::<usize>(v, "seen")).transpose()?;
     // Listen before looking: a change between the look and the wait wakes us.
     let mut events = m.events.subscribe();
@@ -199,32 +197,32 @@ async fn get_bid(
             return Ok(Json(status));
         }
         loop {
-            let got = tokio::select! {
-                e = events.recv() => e,
-                _ = tokio::time::sleep_until(deadline) => return Ok(Json(status)),
-            };
-            match got {
-                Ok(MarketEvent::TaskDecided { bid: b, .. } | MarketEvent::BidDone { bid: b })
-                    if b == bid =>
-                {
-                    break
-                }
+            match next_until(&mut events, deadline).await {
+                Heard::Event(
+                    MarketEvent::TaskDecided { bid: b, .. } | MarketEvent::BidDone { bid: b },
+                ) if b == bid => break,
                 // A revision of one of this bid's tasks changes it too.
-                Ok(MarketEvent::TaskRevised { task })
+                Heard::Event(MarketEvent::TaskRevised { task })
                     if status.tasks.iter().any(|t| t.task == task) =>
                 {
                     return Ok(Json(views::bid_status(&m, s.account(), bid).await?));
                 }
-                Ok(_) => continue,
-                // Fell behind: look again.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(Json(status)),
+                Heard::Event(_) => continue,
+                Heard::Missed => break,
+                Heard::Over => return Ok(Json(status)),
             }
         }
     }
 }
 
-/// `GET /v1/audit`: the last report of the market's own periodic audit.
+/// A long poll's `wait_ms` (absent: 0), at most a minute.
+fn wait_ms(q: &HashMap<String, String>) -> Result<u64> {
+    Ok(match q.get("wait_ms") {
+        Some(v) => id::<u64>(v, "wait_ms")?.min(crate::claims::MAX_WAIT_MS),
+        None => 0,
+    })
+}
+
 async fn audit(State(m): S) -> Result<Json<SelfAudit>> {
     let last = m.audit.lock().expect("audit report").clone();
     last.map(Json).ok_or_else(|| {
@@ -447,10 +445,7 @@ async fn next_review(
     Query(q): Query<HashMap<String, String>>,
     s: Signed,
 ) -> Result<Response> {
-    let wait_ms = match q.get("wait_ms") {
-        Some(v) => id::<u64>(v, "wait_ms")?.min(crate::claims::MAX_WAIT_MS),
-        None => 0,
-    };
+    let wait_ms = wait_ms(&q)?;
     // Listen before looking: a task going to review in between wakes us.
     let mut events = m.events.subscribe();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
@@ -463,18 +458,14 @@ async fn next_review(
             return Ok(nothing());
         }
         loop {
-            let got = tokio::select! {
-                e = events.recv() => e,
-                _ = tokio::time::sleep_until(deadline) => return Ok(nothing()),
-            };
-            match got {
-                Ok(MarketEvent::TaskDecided {
+            match next_until(&mut events, deadline).await {
+                Heard::Event(MarketEvent::TaskDecided {
                     status: TaskState::Review,
                     ..
-                }) => break,
-                Ok(_) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(nothing()),
+                })
+                | Heard::Missed => break,
+                Heard::Event(_) => continue,
+                Heard::Over => return Ok(nothing()),
             }
         }
     }

@@ -43,6 +43,17 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The task moved to `state`, which listeners hear of; `judged`: the
+    /// results judged now.
+    fn moved(task: &TaskRow, state: TaskState, judged: Vec<(AssignmentId, bool)>) -> Decision {
+        Decision {
+            task_state: state,
+            wake: vec![],
+            judged,
+            events: vec![decided(task, state)],
+        }
+    }
+
     fn unchanged(task: &TaskRow) -> Decision {
         Decision {
             task_state: task.state,
@@ -275,7 +286,6 @@ async fn decide_open(
     match outcome(vote.verified, replicas) {
         Outcome::Verify => {
             let verdict = vote.verdict.expect("a verified task was voted on");
-            task_transition(task.state, TaskState::Verified)?;
             let judged: Vec<(AssignmentId, bool)> = voters
                 .iter()
                 .map(|s| (s.id, verdict.agree.contains(&s.id)))
@@ -296,17 +306,16 @@ async fn decide_open(
                 &stored.verdict.consensus,
             )
             .await?;
-            mark_verified(tx, task.id, &stored).await?;
-            reject(tx, &caught).await?;
-            judge(m, tx, task, &voters, &judged).await?;
-            m.metrics.verified.fetch_add(1, Ordering::Relaxed);
-            close_bid_unless_out(m, tx, task, outstanding).await?;
-            Ok(Decision {
-                task_state: TaskState::Verified,
-                wake: vec![],
+            verify(
+                m,
+                tx,
+                task,
+                &stored,
+                (&voters, &caught),
                 judged,
-                events: vec![decided(task, TaskState::Verified)],
-            })
+                outstanding,
+            )
+            .await
         }
         Outcome::Wait => Ok(Decision::unchanged(task)),
         Outcome::AddReplica => {
@@ -337,12 +346,7 @@ async fn decide_open(
             reject(tx, &paid).await?;
             reject(tx, &caught).await?;
             fail_task(m, tx, task).await?;
-            Ok(Decision {
-                task_state: TaskState::Failed,
-                wake: vec![],
-                judged: vec![],
-                events: vec![decided(task, TaskState::Failed)],
-            })
+            Ok(Decision::moved(task, TaskState::Failed, vec![]))
         }
     }
 }
@@ -469,15 +473,31 @@ async fn close_bid_unless_out(
     close_bid_if_done(m, tx, task.bid).await
 }
 
-/// The task is verified with this verdict.
-async fn mark_verified(tx: &mut WriteTx<'_>, task: TaskId, v: &StoredVerdict) -> Result<()> {
+/// Verify the task with `stored` (its results' verdict, voted by workers
+/// or by reviewers): the verdict saved, the `caught` workers' results
+/// rejected, the `voters`' judged as `judged` says (and paid where they
+/// agree), the bid closed if this was its last task out.
+async fn verify(
+    m: &Market,
+    tx: &mut WriteTx<'_>,
+    task: &TaskRow,
+    stored: &StoredVerdict,
+    (voters, caught): (&[&Submitted], &[&Submitted]),
+    judged: Vec<(AssignmentId, bool)>,
+    outstanding: usize,
+) -> Result<Decision> {
+    task_transition(task.state, TaskState::Verified)?;
     query("UPDATE tasks SET status = 'verified', finished_at = $1, verdict = $2 WHERE id = $3")
         .bind(now_ms())
-        .bind(serde_json::to_string(v).expect("verdict serializes"))
-        .bind(task.0)
+        .bind(serde_json::to_string(stored).expect("verdict serializes"))
+        .bind(task.id.0)
         .execute(&mut *tx)
         .await?;
-    Ok(())
+    reject(tx, caught).await?;
+    judge(m, tx, task, voters, &judged).await?;
+    m.metrics.verified.fetch_add(1, Ordering::Relaxed);
+    close_bid_unless_out(m, tx, task, outstanding).await?;
+    Ok(Decision::moved(task, TaskState::Verified, judged))
 }
 
 async fn save_verdict(tx: &mut WriteTx<'_>, task: TaskId, v: &StoredVerdict) -> Result<()> {

@@ -43,6 +43,31 @@ impl Events {
     }
 }
 
+/// What a long poll heard while it waited for a change.
+pub enum Heard {
+    Event(MarketEvent),
+    /// It fell behind and lost events: look at the state again.
+    Missed,
+    /// The wait is over (its deadline passed, or the market is stopping).
+    Over,
+}
+
+/// The next event on `rx`, or [`Heard::Over`] once `deadline` has passed:
+/// the wait of every long poll that listens before it looks.
+pub async fn next_until(
+    rx: &mut broadcast::Receiver<MarketEvent>,
+    deadline: tokio::time::Instant,
+) -> Heard {
+    tokio::select! {
+        e = rx.recv() => match e {
+            Ok(e) => Heard::Event(e),
+            Err(broadcast::error::RecvError::Lagged(_)) => Heard::Missed,
+            Err(broadcast::error::RecvError::Closed) => Heard::Over,
+        },
+        _ = tokio::time::sleep_until(deadline) => Heard::Over,
+    }
+}
+
 /// The channel other market processes hear events on.
 pub const CHANNEL: &str = "tally_events";
 

@@ -197,7 +197,7 @@ async fn wants_reviewer(tx: &mut WriteTx<'_>, task: TaskId, now: i64) -> Result<
     .await?;
     let answered = int(&r, "answered")?.max(0) as u32;
     let out = int(&r, "out")?.max(0) as u32;
-    Ok(!rules::exhausted(answered) && rules::reviewers_wanted(answered, out) > 0)
+    Ok(rules::reviewers_wanted(answered, out) > 0)
 }
 
 /// The ticket of a review: the task and its candidates (its results grouped).

@@ -173,16 +173,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let report = crate::audit::audit(&lm.client(Signer::generate())).await?;
     let records = client.settlements(0).await?.records;
 
-    let verified = status
-        .tasks
-        .iter()
-        .filter(|t| t.status == TaskState::Verified)
-        .count();
-    let labels: BTreeSet<String> = status
-        .tasks
-        .iter()
-        .flat_map(|t| t.consensus.iter().flatten().map(|d| d.label.clone()))
-        .collect();
+    let (verified, labels) = verified_labels(&status);
     let mut paid = 0i64;
     let mut faulty_paid = 0i64;
     let mut payouts = 0usize;
@@ -337,4 +328,21 @@ pub(crate) fn print_ending(
     }
     println!("\nAudit: {}", report.summary().trim_end());
     println!("\n{seconds:.1} s in all");
+}
+
+/// How many of the bid's tasks are verified, and every label they found.
+pub(crate) fn verified_labels(
+    status: &tally_protocol::wire::BidStatus,
+) -> (usize, BTreeSet<String>) {
+    let verified = status
+        .tasks
+        .iter()
+        .filter(|t| t.status == TaskState::Verified)
+        .count();
+    let labels = status
+        .tasks
+        .iter()
+        .flat_map(|t| t.consensus.iter().flatten().map(|d| d.label.clone()))
+        .collect();
+    (verified, labels)
 }

@@ -427,16 +427,53 @@ pub async fn assert_paid_exactly_once(
     agreed.len()
 }
 
-/// `tally audit --market URL --json` exits 0 and reports all consistent.
-pub async fn audit_cli_passes(url: &str) {
-    let audit = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+/// `tally audit --market URL --json`: whether it exited 0, and its report.
+pub async fn audit_cli(url: &str) -> (bool, serde_json::Value) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
         .args(["audit", "--market", url, "--json"])
         .output()
         .await
         .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
-    assert!(audit.status.success(), "{report}");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "audit printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), report)
+}
+
+/// `tally audit --market URL --json` exits 0 and reports all consistent.
+pub async fn audit_cli_passes(url: &str) {
+    let (ok, report) = audit_cli(url).await;
+    assert!(ok, "{report}");
     assert_eq!(report["ok"], true);
+}
+
+/// The settlement records once they pay at least `due` assignments in
+/// all, read again every 50 ms; fails when that takes longer than `limit`.
+pub async fn records_paying(
+    anon: &Client,
+    due: usize,
+    limit: Duration,
+) -> Vec<tally_protocol::wire::SettlementRecord> {
+    let started = std::time::Instant::now();
+    loop {
+        let records = all_records(anon).await;
+        let paid: usize = records
+            .iter()
+            .flat_map(|r| &r.payouts)
+            .map(|p| p.assignments.len())
+            .sum();
+        if paid >= due {
+            return records;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "settlement stalled at {paid} of {due}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A task two workers disagree on, of a bid that pays for review: one

@@ -3,49 +3,17 @@
 //! the marks, and their refusals.
 
 use serde_json::json;
-use tally_protocol::wire::{BidRequest, OfferRequest, ResultRequest, TaskState};
-use tally_protocol::{Signer, Stroops};
+use tally_protocol::Signer;
 
 use crate::check::Api;
 use crate::common::*;
 
 pub async fn exercise_reviews(api: &mut Api, market: &TestMarket) {
     let operator = market.operator.clone();
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
-    let bid = client
-        .bid_images(
-            BidRequest {
-                replicas: Some(2),
-                quorum: Some(2),
-                max_replicas: Some(2),
-                review_price: Some(Stroops(5_000)),
-                ..bid_request(&model, 1_000)
-            },
-            &[png(42)],
-        )
-        .await
-        .expect("bid");
-    for answer in [honest(), wrong()] {
-        let w = market.client(&Signer::generate());
-        w.post_offer(&OfferRequest {
-            models: vec![model.clone()],
-            min_price: Stroops(0),
-            capacity: 1,
-        })
-        .await
-        .expect("offer");
-        let got = w.claim(1, 5_000).await.expect("claim").assignments;
-        let a = got
-            .iter()
-            .find(|a| a.task == bid.tasks[0])
-            .expect("the task");
-        let r = w
-            .submit_result(a.assignment, &ResultRequest { ..answer })
-            .await
-            .expect("result");
-        assert_ne!(r.task_status, TaskState::Verified);
-    }
+    // Every earlier bid is done: the disputed task is the only one open.
+    market
+        .disputed(png(42), 1_000, 5_000, [honest(), wrong()])
+        .await;
 
     let reviewer = Signer::generate();
     let e = api

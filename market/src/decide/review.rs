@@ -10,7 +10,7 @@ use tally_protocol::vote::{self, Ballot, Verdict};
 use tally_protocol::wire::{ReviewRequest, ReviewVerdict, TaskState};
 use tally_protocol::{AccountId, AssignmentId, Stroops};
 
-use super::{close_bid_unless_out, decided, judge, mark_verified, reject, Decision, Submitted};
+use super::{verify, Decision, Submitted};
 use crate::db::{int, parse, query, text, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::lifecycle::{task_transition, AssignmentState};
@@ -38,12 +38,7 @@ pub(super) async fn send_to_review(
         .execute(&mut *tx)
         .await?;
     m.metrics.to_review.fetch_add(1, Ordering::Relaxed);
-    Ok(Decision {
-        task_state: TaskState::Review,
-        wake: vec![],
-        judged: vec![],
-        events: vec![decided(task, TaskState::Review)],
-    })
+    Ok(Decision::moved(task, TaskState::Review, vec![]))
 }
 
 /// An answered review, as loaded for the vote.
@@ -100,19 +95,11 @@ pub(super) async fn decide_review(
     if !rules::decides(&task.params, &verdict) {
         if !rules::exhausted(reviews.len() as u32) {
             // Undecided: it wants one more reviewer now; tell those waiting.
-            return Ok(Decision {
-                events: vec![decided(task, TaskState::Review)],
-                ..Decision::unchanged(task)
-            });
+            return Ok(Decision::moved(task, TaskState::Review, vec![]));
         }
         // Reviewers disagree to the end: nothing is paid, the bid refunded.
         fail_task(m, tx, task).await?;
-        return Ok(Decision {
-            task_state: TaskState::Failed,
-            wake: vec![],
-            judged: vec![],
-            events: vec![decided(task, TaskState::Failed)],
-        });
+        return Ok(Decision::moved(task, TaskState::Failed, vec![]));
     }
     let price = task.review_price.ok_or_else(|| {
         MarketError::Corrupt(format!("task {} in review has no review price", task.id))
@@ -146,20 +133,19 @@ pub(super) async fn decide_review(
             verdict: verdict.clone(),
         }),
     };
-    task_transition(task.state, TaskState::Verified)?;
-    mark_verified(tx, task.id, &stored).await?;
-    reject(tx, &caught).await?;
-    judge(m, tx, task, &voters, &judged).await?;
+    // Reviews first: the task row is locked already, assignments come next.
     judge_reviews(m, tx, task, price, &reviews, &verdict).await?;
-    m.metrics.verified.fetch_add(1, Ordering::Relaxed);
     m.metrics.reviewed.fetch_add(1, Ordering::Relaxed);
-    close_bid_unless_out(m, tx, task, outstanding).await?;
-    Ok(Decision {
-        task_state: TaskState::Verified,
-        wake: vec![],
+    verify(
+        m,
+        tx,
+        task,
+        &stored,
+        (&voters, &caught),
         judged,
-        events: vec![decided(task, TaskState::Verified)],
-    })
+        outstanding,
+    )
+    .await
 }
 
 /// Agreeing reviews are paid the review price; the others are not; reviews

@@ -8,7 +8,9 @@ use super::*;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MarketEvent {
-    /// A task was verified or failed.
+    /// A task was verified or failed, or went to human review (again
+    /// with `review` when its reviews did not decide it and it wants
+    /// another reviewer).
     TaskDecided {
         bid: BidId,
         task: TaskId,

@@ -6,7 +6,7 @@
 //! agrees with what they see. Then who was paid for each reviewed task,
 //! and the audit, which checks the signed reviews and the operator's marks.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::json;
 use tally_protocol::vote::{self, VoteParams};
-use tally_protocol::wire::{BidRequest, Evidence, ReviewRequest, TaskState};
+use tally_protocol::wire::{BidRequest, Evidence, ReviewRequest};
 use tally_protocol::{AccountId, AssignmentId, Client, Detection, Signer, Stroops, TaskId};
 use tally_worker::Detector;
 use tokio::sync::watch;
@@ -144,16 +144,7 @@ pub(super) async fn run(args: DemoArgs, started: Instant) -> anyhow::Result<Exit
         evidence.push(client.evidence(t.task).await?);
     }
     let reviewed = evidence.iter().filter(|e| e.review.is_some()).count();
-    let verified = status
-        .tasks
-        .iter()
-        .filter(|t| t.status == TaskState::Verified)
-        .count();
-    let labels: BTreeSet<String> = status
-        .tasks
-        .iter()
-        .flat_map(|t| t.consensus.iter().flatten().map(|d| d.label.clone()))
-        .collect();
+    let (verified, labels) = super::verified_labels(&status);
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
         println!(
