@@ -27,27 +27,6 @@ use review_page::{review_in_console, reviews_on_task_page, ticket_arrives_in_con
 use tally_protocol::wire::{ReviewRequest, TaskState};
 use tally_protocol::{Detection, Signer, Stroops};
 
-/// An 800x600 picture with a dog-ish and a car-ish shape, for the boxes.
-fn scene() -> Vec<u8> {
-    let img = image::RgbImage::from_fn(800, 600, |x, y| {
-        let in_dog = (133..324).contains(&x) && (207..542).contains(&y);
-        let in_car = (466..691).contains(&x) && (78..171).contains(&y);
-        if in_dog {
-            image::Rgb([150, 105, 60])
-        } else if in_car {
-            image::Rgb([200, 40, 40])
-        } else if y < 330 {
-            image::Rgb([150, 190, (200 + y / 6) as u8])
-        } else {
-            image::Rgb([70, (120 + (x % 40)) as u8, 60])
-        }
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .expect("encode png");
-    out.into_inner()
-}
-
 fn screenshots_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot dir");

@@ -248,6 +248,28 @@ async fn drop_db(db_url: &str) {
     admin.close().await;
 }
 
+/// An 800x600 picture with a few shapes, for the boxes to sit on.
+pub fn scene() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(800, 600, |x, y| {
+        let sky = y < 330;
+        let in_dog = (133..324).contains(&x) && (207..542).contains(&y);
+        let in_car = (466..691).contains(&x) && (78..171).contains(&y);
+        if in_dog {
+            image::Rgb([150, 105, 60])
+        } else if in_car {
+            image::Rgb([200, 40, 40])
+        } else if sky {
+            image::Rgb([150, 190, (200 + y / 6) as u8])
+        } else {
+            image::Rgb([70, (120 + (x % 40)) as u8, 60])
+        }
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode png");
+    out.into_inner()
+}
+
 /// A small real image (PNG), distinct per `seed`.
 pub fn png(seed: u8) -> Vec<u8> {
     let img =
