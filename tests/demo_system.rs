@@ -54,6 +54,43 @@ fn the_demo_verifies_every_image_pays_only_honest_workers_and_passes_the_audit()
     assert_eq!(v["audit_ok"], true);
 }
 
+/// `tally demo --review`: every image goes to review (the two workers
+/// disagree), two scripted reviewers decide each with the honest answer,
+/// both are paid for every image, the faulty worker never, and the audit
+/// (which checks the signed reviews and marks) passes.
+#[test]
+fn the_review_demo_decides_every_image_by_review() {
+    let Some(assets) = assets() else { return };
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["demo", "--review", "--json"])
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("tally demo --review runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo --review failed: {stderr}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON document on stdout");
+    let images = std::fs::read_dir(assets.join("images")).unwrap().count() as i64;
+    assert_eq!(v["tasks"], images);
+    assert_eq!(v["verified"], images, "every image verified");
+    assert_eq!(v["reviewed"], images, "every image decided by review");
+    assert_eq!(v["faulty_paid"], 0, "the faulty worker is never paid");
+    // Two agreeing reviews per image at 4,000 stroops less the 2.5 % fee.
+    assert_eq!(v["review_paid"], images * 2 * (4_000 - 100));
+    assert_eq!(v["audit_ok"], true, "{}", v["findings"]);
+    let labels: Vec<&str> = v["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&"dog"),
+        "the honest answer was picked: {labels:?}"
+    );
+}
+
 #[test]
 fn the_demo_without_assets_says_how_to_get_them() {
     // `TALLY_ASSETS` is obeyed even though the repository has its own.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::json;
-use tally_protocol::vote::{self, VoteParams};
+use tally_protocol::vote;
 use tally_protocol::wire::{BidRequest, Evidence, ReviewRequest};
 use tally_protocol::{AccountId, AssignmentId, Client, Detection, Signer, Stroops, TaskId};
 use tally_worker::Detector;
@@ -72,12 +72,11 @@ pub(super) async fn run(args: DemoArgs, started: Instant) -> anyhow::Result<Exit
             })?
     };
     let detector = Arc::new(detector);
-    let params = VoteParams::default();
     let mut reviewing = Vec::new();
     for r in &reviewers {
         let c = lm.client(r.clone());
         let (d, stop) = (Arc::clone(&detector), stop_rx.clone());
-        reviewing.push(tokio::spawn(reviewer(c, d, params, stop)));
+        reviewing.push(tokio::spawn(reviewer(c, d, stop)));
     }
 
     let req = BidRequest {
@@ -239,7 +238,6 @@ fn labels_of(dets: &[Detection]) -> String {
 async fn reviewer(
     client: Client,
     detector: Arc<Detector>,
-    params: VoteParams,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<usize> {
     let mut answered = 0;
@@ -247,12 +245,14 @@ async fn reviewer(
         if *stop.borrow() {
             return Ok(answered);
         }
-        let ticket = match client.next_review().await {
+        // Wait on the market's long poll for work, or for the demo to end.
+        let next = tokio::select! {
+            r = client.next_review_wait(5_000) => r,
+            _ = stop.changed() => return Ok(answered),
+        };
+        let ticket = match next {
             Ok(Some(t)) => t,
-            Ok(None) => {
-                let _ = tokio::time::timeout(Duration::from_millis(200), stop.changed()).await;
-                continue;
-            }
+            Ok(None) => continue,
             Err(e) => {
                 tracing::warn!("next review: {e}");
                 let _ = tokio::time::timeout(Duration::from_millis(500), stop.changed()).await;
@@ -271,6 +271,7 @@ async fn reviewer(
                 anyhow::anyhow!("review {}: {}", ticket.review, tally_worker::one_line(&e))
             })?
             .detections;
+        let params = ticket.params;
         let detections = ticket
             .candidates
             .iter()
