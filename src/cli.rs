@@ -1,4 +1,4 @@
-//! The command line: one subcommand per role (DESIGN "CLI").
+//! The command line: one subcommand per role.
 
 use std::path::PathBuf;
 
@@ -111,13 +111,31 @@ pub struct ServeArgs {
     /// Submit settlement transactions to this Stellar RPC server.
     #[arg(long)]
     pub rpc: Option<String>,
-    /// Spot-check answers: a folder of models/*.onnx, images/* and
-    /// expected/<image>.json (the layout of the repository's assets/).
+    /// Spot checks: a private folder of models/*.onnx (one model) and
+    /// images/*. Checks are fresh variants of these images, answered by the
+    /// market's own confined detector; never use public images.
     #[arg(long)]
     pub golden: Option<PathBuf>,
+    /// With --golden: the backend of the market's own detector.
+    #[arg(long, default_value = "auto")]
+    pub check_backend: tally_worker::BackendChoice,
+    /// No spot check pays more than this many stroops (nor more than twice
+    /// the model's recent median verified price).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub check_price_cap: i64,
+    /// What spot checks may pay one worker in 24 hours, in stroops; past
+    /// it, its claims get client work only.
+    #[arg(long, default_value_t = 100_000_000)]
+    pub check_budget: i64,
+    /// With --golden: decided tasks' evidence, and what they paid, become
+    /// public in batches of this many seconds (one to two periods after the
+    /// decision), so nothing tells a worker which tasks were checks.
+    #[arg(long, default_value_t = 300)]
+    pub publish_every_secs: u64,
     /// How often a new worker's claim gets a spot check (trusted workers:
-    /// a fifth of that).
-    #[arg(long, default_value_t = 0.25)]
+    /// a tenth of that, and as often one more replica on a task they would
+    /// decide alone).
+    #[arg(long, default_value_t = 0.05)]
     pub check_rate: f64,
     /// Probation (with --golden): a worker's earnings are settled this
     /// many seconds after they were earned until it has passed enough spot
@@ -130,13 +148,22 @@ pub struct ServeArgs {
     pub audit_every_secs: u64,
 }
 
+/// The market a command talks to and the key it signs with.
 #[derive(Debug, Args)]
-pub struct WorkArgs {
+pub struct MarketKey {
+    /// The market's address: http://HOST:PORT (a bare HOST:PORT means http://).
     #[arg(long, env = "TALLY_MARKET")]
     pub market: String,
-    /// The worker's key: a file holding an S... seed, or env:VAR.
+    /// Your key (the worker's, client's, reviewer's or operator's, as the
+    /// command needs): a file holding an S... seed, or env:VAR.
     #[arg(long)]
     pub key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkArgs {
+    #[command(flatten)]
+    pub to: MarketKey,
     /// auto, onnxruntime or tract.
     #[arg(long, default_value = "auto")]
     pub backend: String,
@@ -183,10 +210,8 @@ pub struct WorkArgs {
 
 #[derive(Debug, Args)]
 pub struct BidArgs {
-    #[arg(long, env = "TALLY_MARKET")]
-    pub market: String,
-    #[arg(long)]
-    pub key: String,
+    #[command(flatten)]
+    pub to: MarketKey,
     /// A model file (uploaded first) or a sha256 the market knows.
     #[arg(long)]
     pub model: String,
@@ -215,7 +240,8 @@ pub struct BidArgs {
     /// Wait until every task is decided, showing progress.
     #[arg(long)]
     pub wait: bool,
-    /// With --wait: write each image with its consensus boxes drawn into DIR.
+    /// Write each image with its consensus boxes drawn into the folder DIR
+    /// (implies --wait).
     #[arg(long)]
     pub draw: Option<PathBuf>,
     #[arg(long)]
@@ -232,7 +258,9 @@ pub struct DetectArgs {
     pub backend: String,
     #[arg(long)]
     pub json: bool,
-    /// Write the (first) image with labelled boxes to this PNG.
+    /// Write the image with labelled boxes to this PNG (the first image),
+    /// or, given a folder (one that exists, or a path ending in /), each
+    /// image into it as NAME.png.
     #[arg(long)]
     pub draw: Option<PathBuf>,
     #[arg(long, default_value_t = 2)]
@@ -243,11 +271,8 @@ pub struct DetectArgs {
 
 #[derive(Debug, Args)]
 pub struct AccountArgs {
-    #[arg(long, env = "TALLY_MARKET")]
-    pub market: String,
-    /// The account's key: a file holding an S... seed, or env:VAR.
-    #[arg(long)]
-    pub key: String,
+    #[command(flatten)]
+    pub to: MarketKey,
     #[arg(long)]
     pub json: bool,
 }
@@ -256,11 +281,8 @@ pub struct AccountArgs {
 pub enum AdminCommand {
     /// Credit a client's balance by hand (stroops).
     Credit {
-        #[arg(long, env = "TALLY_MARKET")]
-        market: String,
-        /// The operator's key.
-        #[arg(long)]
-        key: String,
+        #[command(flatten)]
+        to: MarketKey,
         /// The G... account to credit.
         #[arg(long)]
         account: String,
@@ -293,11 +315,8 @@ pub struct ReviewerMarkArgs {
     /// The G... accounts to mark.
     #[arg(required = true)]
     pub accounts: Vec<String>,
-    #[arg(long, env = "TALLY_MARKET")]
-    pub market: String,
-    /// The operator's key.
-    #[arg(long)]
-    pub key: String,
+    #[command(flatten)]
+    pub to: MarketKey,
     #[arg(long)]
     pub json: bool,
 }
@@ -317,21 +336,24 @@ pub struct ReviewerListArgs {
 
 #[derive(Debug, Args)]
 pub struct ReviewArgs {
-    #[arg(long, env = "TALLY_MARKET")]
-    pub market: String,
-    /// The reviewer's key: a file holding an S... seed, or env:VAR.
-    #[arg(long)]
-    pub key: String,
-    /// Answer with candidate N's detections.
+    #[command(flatten)]
+    pub to: MarketKey,
+    /// Answer with candidate N's detections (numbered from 1, as `tally
+    /// review` shows them); needs --task, the task whose candidates you
+    /// were shown.
     #[arg(long, conflicts_with = "detections")]
     pub pick: Option<usize>,
+    /// The task you answer for: the answer is sent only if the review in
+    /// your hands is of this task (required with --pick).
+    #[arg(long)]
+    pub task: Option<i64>,
     /// Answer with the detections in this JSON file: an array of
     /// detections (as `tally detect --json` prints them per image), or an
     /// object with a "detections" array.
     #[arg(long)]
     pub detections: Option<PathBuf>,
     /// Write the task's image with each candidate's boxes drawn into DIR
-    /// (candidate-N.png) and the image itself (image.*).
+    /// (candidate-N.png, N from 1) and the image itself (image.*).
     #[arg(long)]
     pub draw: Option<PathBuf>,
     /// Wait up to this many seconds (at most 60) for a task to want a
@@ -344,22 +366,16 @@ pub struct ReviewArgs {
 
 #[derive(Debug, Args)]
 pub struct AdminListArgs {
-    #[arg(long, env = "TALLY_MARKET")]
-    pub market: String,
-    /// The operator's key.
-    #[arg(long)]
-    pub key: String,
+    #[command(flatten)]
+    pub to: MarketKey,
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct WithdrawArgs {
-    #[arg(long, env = "TALLY_MARKET")]
-    pub market: String,
-    /// The client's key: a file holding an S... seed, or env:VAR.
-    #[arg(long)]
-    pub key: String,
+    #[command(flatten)]
+    pub to: MarketKey,
     /// Stroops of the available balance to pay out to this key's account.
     #[arg(long)]
     pub amount: i64,
@@ -470,11 +486,11 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 0.4)]
         saboteurs: f64,
         /// Saboteur kinds, assigned round-robin: random, lazy, colluding,
-        /// farming, intermittent.
+        /// farming, intermittent, aware (recognises what can be recognised).
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "random,lazy,colluding,farming,intermittent"
+            default_value = "random,lazy,colluding,farming,intermittent,aware"
         )]
         mix: Vec<String>,
         /// Bid fields; the bid's defaults when absent.
@@ -494,8 +510,9 @@ pub enum BenchCommand {
         #[arg(long, overrides_with = "checks")]
         no_checks: bool,
         /// Share of claimed tasks that are spot checks for new workers
-        /// (trusted workers get a fifth of it); 0 turns checks off.
-        #[arg(long, default_value_t = 0.25)]
+        /// (trusted workers get a tenth of it, and a tenth re-runs); 0
+        /// turns checks off.
+        #[arg(long, default_value_t = 0.05)]
         check_rate: f64,
         /// Seconds the bids allow; tasks still unfinished then fail.
         #[arg(long, default_value_t = 300)]

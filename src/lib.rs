@@ -5,6 +5,7 @@
 //!   `detect`, `audit`, `review`, `demo`, `bench`, `assets`.
 //! - [`assets`]: where the sample model and images are, and how to get them.
 //! - [`local`]: a market on this machine, for the demo and the benchmarks.
+//! - [`oracle`]: the market's own confined detector, which answers its spot checks.
 //! - [`audit`]: the auditor's checks of a market, from its public endpoints
 //!   alone (human reviews included).
 //!
@@ -17,3 +18,4 @@ pub mod audit;
 pub mod cli;
 pub mod cmd;
 pub mod local;
+pub mod oracle;

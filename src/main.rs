@@ -11,6 +11,7 @@ fn main() -> std::process::ExitCode {
         // Before any thread exists: the child confines itself first.
         return tally::cmd::work::infer_child(args);
     }
+    quiet_on_closed_stdout();
     let quiet = matches!(
         cli.command,
         tally::cli::Command::Demo(_) | tally::cli::Command::Bench(_)
@@ -23,9 +24,29 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(tally::cmd::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("tally: {}", chain.join(": "));
+            eprintln!("tally: {}", tally::cmd::explain(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Output piped into `head` and the like: once the reader is gone, stop
+/// quietly (exit 141, as a shell reports a tool ended by SIGPIPE) instead
+/// of panicking on "Broken pipe". SIGPIPE itself stays ignored: hyper
+/// writes to sockets with `writev`, which would raise it when a peer
+/// hangs up, and the worker writes to its confined child over a pipe.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }

@@ -196,6 +196,20 @@ async fn every_alteration_by_a_dishonest_market_is_caught() {
             }),
         ),
         (
+            "a paid task's evidence withheld",
+            "withheld_evidence",
+            Arc::new({
+                let on = on_evidence.clone();
+                move |path, v| {
+                    if on(path) {
+                        v["withheld"] = true.into();
+                        v["results"] = serde_json::json!([]);
+                        v["verdict"] = Value::Null;
+                    }
+                }
+            }),
+        ),
+        (
             "a consensus box",
             "verdict_mismatch",
             Arc::new(move |path, v| {

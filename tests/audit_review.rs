@@ -25,7 +25,7 @@ use tally_protocol::wire::{
     Evidence, MarketStats, ResultRequest, ReviewRequest, ReviewVerdict, ReviewerMark,
     ReviewerMarkRequest, SignedResult, SignedReview, TaskState,
 };
-use tally_protocol::{AssignmentId, BidId, Detection, Sha256Hex, Signer, Stroops, TaskId};
+use tally_protocol::{AssignmentId, BidId, Detection, Domain, Sha256Hex, Signer, Stroops, TaskId};
 use tally_settlement::{
     Asset, Keypair, Network, Payout, PublicKey, RecordBody, TimeBounds, GENESIS_PREV_HASH,
 };
@@ -63,7 +63,13 @@ fn wrong() -> Vec<Detection> {
     vec![det(17, "horse", 300.0)]
 }
 
-fn result(worker: &Signer, id: i64, detections: Vec<Detection>) -> SignedResult {
+/// The market the stand-in's evidence is signed for: its network and the
+/// operator's account.
+fn domain(operator: &Signer) -> Domain {
+    Domain::new(NETWORK, operator.account().clone())
+}
+
+fn result(d: &Domain, worker: &Signer, id: i64, detections: Vec<Detection>) -> SignedResult {
     let body = serde_json::to_vec(&ResultRequest {
         detections,
         elapsed_ms: 12.0,
@@ -76,12 +82,19 @@ fn result(worker: &Signer, id: i64, detections: Vec<Detection>) -> SignedResult 
         worker: worker.account().clone(),
         body: b64(&body),
         timestamp: at,
-        signature: worker.sign_at("POST", &path, &body, at, &nonce).signature,
+        signature: worker
+            .sign_at(d, "POST", &path, &body, at, &nonce)
+            .signature,
         nonce,
     }
 }
 
-fn signed_review(reviewer: &Signer, id: i64, detections: Vec<Detection>) -> SignedReview {
+fn signed_review(
+    d: &Domain,
+    reviewer: &Signer,
+    id: i64,
+    detections: Vec<Detection>,
+) -> SignedReview {
     let body = serde_json::to_vec(&ReviewRequest { detections }).unwrap();
     let nonce = nonce();
     let path = format!("/v1/reviews/{id}");
@@ -91,13 +104,14 @@ fn signed_review(reviewer: &Signer, id: i64, detections: Vec<Detection>) -> Sign
         body: b64(&body),
         timestamp: REVIEWED_AT,
         signature: reviewer
-            .sign_at("POST", &path, &body, REVIEWED_AT, &nonce)
+            .sign_at(d, "POST", &path, &body, REVIEWED_AT, &nonce)
             .signature,
         nonce,
+        received_at: REVIEWED_AT + 40,
     }
 }
 
-fn mark(operator: &Signer, id: i64, who: &Signer, at: i64) -> ReviewerMark {
+fn mark(d: &Domain, operator: &Signer, id: i64, who: &Signer, at: i64) -> ReviewerMark {
     let body = serde_json::to_vec(&ReviewerMarkRequest {
         account: who.account().clone(),
         verified: true,
@@ -112,7 +126,7 @@ fn mark(operator: &Signer, id: i64, who: &Signer, at: i64) -> ReviewerMark {
         body: b64(&body),
         timestamp: at,
         signature: operator
-            .sign_at("POST", ReviewerMark::PATH, &body, at, &nonce)
+            .sign_at(d, "POST", ReviewerMark::PATH, &body, at, &nonce)
             .signature,
         nonce,
     }
@@ -136,12 +150,13 @@ struct Parties {
 /// honest answer; record 1 pays result 1 and both reviews.
 fn reviewed_market() -> (Published, Parties) {
     let operator = Signer::generate();
+    let d = domain(&operator);
     let (honest_worker, wrong_worker) = (Signer::generate(), Signer::generate());
     let reviewers = [Signer::generate(), Signer::generate()];
     let params = VoteParams::default();
     let reviews = vec![
-        signed_review(&reviewers[0], 3, honest()),
-        signed_review(&reviewers[1], 4, honest()),
+        signed_review(&d, &reviewers[0], 3, honest()),
+        signed_review(&d, &reviewers[1], 4, honest()),
     ];
     let ballots: Vec<Ballot> = [3, 4]
         .map(|id| Ballot {
@@ -161,18 +176,21 @@ fn reviewed_market() -> (Published, Parties) {
         fee_bps: FEE_BPS,
         params,
         results: vec![
-            result(&honest_worker, 1, honest()),
-            result(&wrong_worker, 2, wrong()),
+            result(&d, &honest_worker, 1, honest()),
+            result(&d, &wrong_worker, 2, wrong()),
         ],
         voted: vec![AssignmentId(1), AssignmentId(2)],
         verdict: Some(Verdict {
             consensus: decision.consensus.clone(),
             agree: vec![AssignmentId(1)],
             disagree: vec![AssignmentId(2)],
+            numbers: decision.numbers,
         }),
         weights: vec![],
         credibility: None,
         withheld: false,
+        check: false,
+        published_at: None,
         excluded: vec![],
         revisions: vec![],
         review_price: Some(Stroops(REVIEW_PRICE)),
@@ -234,10 +252,12 @@ fn reviewed_market() -> (Published, Parties) {
         asset: "native".into(),
         network: NETWORK.into(),
         operator: operator.account().clone(),
+        holdback_secs: 0,
+        trusted_after: 24,
     };
     let marks = vec![
-        mark(&operator, 1, &reviewers[0], REVIEWED_AT - 3_600_000),
-        mark(&operator, 2, &reviewers[1], REVIEWED_AT - 1_000),
+        mark(&d, &operator, 1, &reviewers[0], REVIEWED_AT - 3_600_000),
+        mark(&d, &operator, 2, &reviewers[1], REVIEWED_AT - 1_000),
     ];
     let published = Published {
         market: serde_json::to_value(market).unwrap(),
@@ -344,6 +364,7 @@ async fn a_reviewer_marked_only_after_the_review_fails_the_audit() {
     let (mut p, parties) = reviewed_market();
     // The second reviewer's mark is re-signed a second after its review.
     p.marks["marks"][1] = json!(mark(
+        &domain(&parties.operator),
         &parties.operator,
         2,
         &parties.reviewers[1],
@@ -356,6 +377,7 @@ async fn a_reviewer_marked_only_after_the_review_fails_the_audit() {
 async fn every_other_alteration_of_a_review_is_caught() {
     let (published, parties) = reviewed_market();
     let stranger = Signer::generate();
+    let d = domain(&parties.operator);
     type Alter = Box<dyn Fn(&mut Published)>;
     let cases: Vec<(&str, &str, Alter)> = vec![
         (
@@ -363,6 +385,7 @@ async fn every_other_alteration_of_a_review_is_caught() {
             "bad_reviewer_mark",
             Box::new(move |p| {
                 p.marks["marks"][0] = json!(mark(
+                    &d,
                     &stranger,
                     1,
                     &parties.reviewers[0],

@@ -15,14 +15,15 @@ use common::*;
 use tally_protocol::wire::{BidRequest, BidState, TaskState};
 use tally_protocol::Stroops;
 
-/// A market checking untrusted workers only (once someone pays for the
-/// checks), with no probation.
+/// A market checking untrusted workers only (once the test lets checks
+/// go: they start paused), with no probation.
 async fn checked_market(backend: Backend) -> TestMarket {
-    spawn_market_with(
+    let market = spawn_market_with(
         backend,
         Options {
             tweak: |c| {
-                c.golden = golden();
+                with_checks(c);
+                c.check_rates.first = 1.0;
                 c.check_rates.new = 1.0;
                 c.check_rates.trusted = 0.0;
                 c.holdback = Duration::ZERO;
@@ -30,7 +31,9 @@ async fn checked_market(backend: Backend) -> TestMarket {
             ..Options::default()
         },
     )
-    .await
+    .await;
+    market.market.check_pool.pause(true);
+    market
 }
 
 /// The sum of every ledger balance: zero while the books balance.
@@ -64,8 +67,9 @@ async fn a_caught_workers_verdicts_are_decided_again(backend: Backend) {
     let bid_a = client.bid_images(lax.clone(), &[png(1)]).await.unwrap();
     let a = claim_one(&liar).await;
     assert_eq!(a.task, bid_a.tasks[0]);
-    let out = liar.submit_result(a.assignment, &wrong()).await.unwrap();
-    assert_eq!(out.task_status, TaskState::Verified);
+    liar.submit_result(a.assignment, &wrong()).await.unwrap();
+    let status = client.bid(bid_a.bid).await.unwrap();
+    assert_eq!(status.tasks[0].status, TaskState::Verified);
     // On a bid asking 0.9 the liar alone (0.6) is not enough: one more
     // replica, which h1 takes.
     let firmer = BidRequest {
@@ -78,20 +82,20 @@ async fn a_caught_workers_verdicts_are_decided_again(backend: Backend) {
     liar.submit_result(b1.assignment, &honest()).await.unwrap();
     let b2 = claim_one(&h1).await;
     assert_eq!(b2.task, bid_b.tasks[0]);
-    let out = h1.submit_result(b2.assignment, &honest()).await.unwrap();
-    assert_eq!(out.task_status, TaskState::Verified);
+    h1.submit_result(b2.assignment, &honest()).await.unwrap();
+    assert_eq!(
+        client.bid(bid_b.bid).await.unwrap().tasks[0].status,
+        TaskState::Verified
+    );
     assert_eq!(client.bid(bid_a.bid).await.unwrap().status, BidState::Done);
     assert_eq!(client.bid(bid_b.bid).await.unwrap().status, BidState::Done);
     let liar_earned = liar.account_me().await.unwrap().earned_unpaid;
     assert!(liar_earned.0 > 0);
 
-    // The operator funds checks, and more client work comes in; the
-    // liar's next claim is a check in its place, and it lies.
-    market
-        .client(&market.operator)
-        .credit(market.operator.account(), Stroops(100_000))
-        .await
-        .unwrap();
+    // Checks go out, and more client work comes in; the liar's next claim
+    // is a check in its place, and it lies.
+    market.market.check_pool.pause(false);
+    checks_ready(&market, &model, 1).await;
     let bid_c = client.bid_images(lax.clone(), &[png(3)]).await.unwrap();
     let before = client.account_me().await.unwrap();
     let check = claim_one(&liar).await;
@@ -141,8 +145,7 @@ async fn a_caught_workers_verdicts_are_decided_again(backend: Backend) {
     // tasks) and decides it alone.
     let again = claim_one(&h2).await;
     assert_eq!(again.task, bid_a.tasks[0]);
-    let out = h2.submit_result(again.assignment, &honest()).await.unwrap();
-    assert_eq!(out.task_status, TaskState::Verified);
+    h2.submit_result(again.assignment, &honest()).await.unwrap();
     let a_done = client.bid(bid_a.bid).await.unwrap();
     assert_eq!(a_done.status, BidState::Done);
     assert_eq!(a_done.tasks[0].revisions, 1);
@@ -179,7 +182,8 @@ async fn untrusted_earnings_wait_out_their_probation(backend: Backend) {
         backend,
         Options {
             tweak: |c| {
-                c.golden = golden();
+                with_checks(c);
+                c.check_rates.first = 0.0;
                 c.check_rates.new = 0.0;
                 c.check_rates.trusted = 0.0;
                 c.holdback = Duration::from_secs(3600);
@@ -200,11 +204,14 @@ async fn untrusted_earnings_wait_out_their_probation(backend: Backend) {
         .await
         .unwrap();
     let a = claim_one(&trusted).await;
-    let out = trusted
+    trusted
         .submit_result(a.assignment, &honest())
         .await
         .unwrap();
-    assert_eq!(out.task_status, TaskState::Verified);
+    assert_eq!(
+        client.bid(bid.bid).await.unwrap().tasks[0].status,
+        TaskState::Verified
+    );
     let ev = market.anonymous().evidence(bid.tasks[0]).await.unwrap();
     assert_eq!(ev.results.len(), 1, "one execution");
     assert!(ev.credibility.unwrap() >= 0.999);
@@ -232,6 +239,17 @@ async fn untrusted_earnings_wait_out_their_probation(backend: Backend) {
         (w.paid_total.0, w.held.0, w.earned_unpaid.0),
         (0, net, net),
         "held on probation"
+    );
+    // Trusted since: what it earned on probation still waits.
+    set_checks(&market, &newcomer, 30).await;
+    tally_market::settle::settle_now(&market.market)
+        .await
+        .unwrap();
+    let w = newcomer.account_me().await.unwrap();
+    assert_eq!(
+        (w.paid_total.0, w.held.0),
+        (0, net),
+        "still held once trusted"
     );
 
     // Two hours later the probation is over.
@@ -274,7 +292,8 @@ async fn an_untrusted_worker_does_not_join_another_while_a_trusted_one_waits(bac
         backend,
         Options {
             tweak: |c| {
-                c.golden = golden();
+                with_checks(c);
+                c.check_rates.first = 0.0;
                 c.check_rates.new = 0.0;
                 c.check_rates.trusted = 0.0;
             },
@@ -336,114 +355,6 @@ async fn an_untrusted_worker_does_not_join_another_while_a_trusted_one_waits(bac
 }
 both!(an_untrusted_worker_does_not_join_another_while_a_trusted_one_waits);
 
-/// Claims one assignment for `w` while client work of `model` is open;
-/// `bid` names the client's tasks, so a check is told apart.
-async fn a_check_for(
-    w: &tally_protocol::Client,
-    client_tasks: &[tally_protocol::TaskId],
-) -> tally_protocol::wire::Assignment {
-    let a = claim_one(w).await;
-    assert!(!client_tasks.contains(&a.task), "a check, not client work");
-    a
-}
-
-async fn answers_verified_at_very_high_credibility_become_checks(backend: Backend) {
-    let market = spawn_market_with(
-        backend,
-        Options {
-            tweak: |c| {
-                c.golden = golden();
-                c.check_rates.new = 1.0;
-                c.check_rates.trusted = 1.0;
-                c.holdback = Duration::ZERO;
-            },
-            ..Options::default()
-        },
-    )
-    .await;
-    let client = market.funded_client(10_000_000).await;
-    // A model the golden set does not cover: only harvested answers check it.
-    let model = model(&client).await;
-    let sample = std::fs::read(golden_dir().join("models/yolox_nano.onnx")).unwrap();
-    let golden_model = client.upload_model(sample).await.unwrap().model;
-    let (t1, t2) = (market.worker(&model).await, market.worker(&model).await);
-    for t in [&t1, &t2] {
-        set_checks(&market, t, 30).await;
-        t.post_offer(&tally_protocol::wire::OfferRequest {
-            models: vec![model.clone(), golden_model.clone()],
-            min_price: Stroops(0),
-            capacity: 4,
-        })
-        .await
-        .unwrap();
-    }
-    // Two trusted workers agree: 0.9999994, past the harvest level; the
-    // bid asks 0.99999, which one of them alone (0.99925) does not reach.
-    let strict = BidRequest {
-        replicas: Some(2),
-        confidence: Some(0.999_99),
-        ..BidRequest::new(model.clone(), Stroops(10_000))
-    };
-    let bid = client.bid_images(strict, &[png(8)]).await.unwrap();
-    let (a1, a2) = (claim_one(&t1).await, claim_one(&t2).await);
-    t1.submit_result(a1.assignment, &honest()).await.unwrap();
-    t2.submit_result(a2.assignment, &honest()).await.unwrap();
-    let ev = market.anonymous().evidence(bid.tasks[0]).await.unwrap();
-    assert!(ev.withheld && ev.results.is_empty(), "its answer is in use");
-
-    // Checks are funded; more client work comes. A newcomer's claim is a
-    // check with the harvested image's pixels in new bytes; it lies: caught.
-    market
-        .client(&market.operator)
-        .credit(market.operator.account(), Stroops(1_000_000))
-        .await
-        .unwrap();
-    let more = client
-        .bid_images(BidRequest::new(model.clone(), Stroops(10_000)), &[png(9)])
-        .await
-        .unwrap();
-    let newcomer = market.worker(&model).await;
-    let check = a_check_for(&newcomer, &more.tasks).await;
-    let bytes = newcomer.input(&check.input).await.unwrap();
-    assert_ne!(bytes, png(8));
-    assert_eq!(
-        image::load_from_memory(&bytes).unwrap().into_rgb8(),
-        image::load_from_memory(&png(8)).unwrap().into_rgb8()
-    );
-    newcomer
-        .submit_result(check.assignment, &wrong())
-        .await
-        .unwrap();
-    assert_eq!(newcomer.account_me().await.unwrap().checks.failed, 1);
-    // A worker that computed the harvested task never gets it as a check:
-    // t1's claim on the model finds client work.
-    let work = claim_one(&t1).await;
-    assert_eq!(work.task, more.tasks[0]);
-    t1.submit_result(work.assignment, &honest()).await.unwrap();
-
-    // t1 is caught by a golden check; the harvested verdict, which needed
-    // it, is undone: the answer leaves the pool and the newcomer's failure
-    // on a check made from it is void.
-    let decoy = client
-        .bid_images(
-            BidRequest::new(golden_model.clone(), Stroops(10_000)),
-            &[png(10)],
-        )
-        .await
-        .unwrap();
-    let check = a_check_for(&t1, &decoy.tasks).await;
-    t1.submit_result(check.assignment, &wrong()).await.unwrap();
-    assert_eq!(t1.account_me().await.unwrap().checks.failed, 1);
-    let status = client.bid(bid.bid).await.unwrap();
-    assert_eq!(status.tasks[0].revisions, 1);
-    let cleared = newcomer.account_me().await.unwrap();
-    assert_eq!(cleared.checks.failed, 0, "the check it failed is void");
-    assert!(cleared.credibility > 0.0);
-    newcomer.claim(1, 0).await.expect("it may claim again");
-    market.finish().await;
-}
-both!(answers_verified_at_very_high_credibility_become_checks);
-
 /// Two market processes on one PostgreSQL database: a task verified in one
 /// is undone when its worker fails a spot check answered through the
 /// other; the first process sees the revision pushed, the worker caught,
@@ -467,16 +378,16 @@ async fn a_check_failed_in_another_process_undoes_verdicts_here() {
     };
     let bid = client.bid_images(lax.clone(), &[png(1)]).await.unwrap();
     let a = claim_one(&liar).await;
-    let out = liar.submit_result(a.assignment, &wrong()).await.unwrap();
-    assert_eq!(out.task_status, TaskState::Verified);
+    liar.submit_result(a.assignment, &wrong()).await.unwrap();
+    assert_eq!(
+        client.bid(bid.bid).await.unwrap().tasks[0].status,
+        TaskState::Verified
+    );
     let earned = liar.account_me().await.unwrap().earned_unpaid;
     assert!(earned.0 > 0);
 
-    market
-        .client(&market.operator)
-        .credit(market.operator.account(), Stroops(100_000))
-        .await
-        .unwrap();
+    market.market.check_pool.pause(false);
+    checks_ready(&market, &model, 1).await;
     client.bid_images(lax, &[png(3)]).await.unwrap();
     let check = claim_one(&liar).await;
     assert_ne!(check.task, bid.tasks[0]);

@@ -148,6 +148,47 @@ async fn console_pages_in_chromium() {
     }
     let status = client.bid(bid.bid).await.unwrap();
     assert_eq!(status.tasks[0].status, TaskState::Verified);
+    // A later bid clears at another price: the newest clearing price.
+    let later = client
+        .bid_images(
+            BidRequest {
+                replicas: Some(2),
+                quorum: Some(2),
+                max_replicas: Some(2),
+                ..bid_request(&model, 12_000)
+            },
+            &[png(9)],
+        )
+        .await
+        .unwrap();
+    // Its answer: a dog and a cat whose boxes share a corner.
+    let corner = tally_protocol::wire::ResultRequest {
+        detections: vec![
+            det(16, 0.83, [100.0, 100.0, 300.0, 300.0]),
+            det(15, 0.80, [100.0, 100.0, 250.0, 280.0]),
+        ],
+        elapsed_ms: 3.0,
+    };
+    for _ in 0..2 {
+        let w = market.worker(&model).await;
+        let got = w.claim(1, 5_000).await.unwrap().assignments;
+        w.submit_result(got[0].assignment, &corner).await.unwrap();
+    }
+    let prices = market
+        .anonymous()
+        .market()
+        .await
+        .unwrap()
+        .recent_clearing_prices;
+    assert_eq!(
+        prices.first(),
+        Some(&Stroops(12_000)),
+        "newest first: {prices:?}"
+    );
+    assert_eq!(
+        client.bid(later.bid).await.unwrap().tasks[0].status,
+        TaskState::Verified
+    );
     // Open work at another price, for the market page's price levels.
     let other = market.funded_client(100_000_000).await;
     other
@@ -175,6 +216,11 @@ async fn console_pages_in_chromium() {
             "data-stat=\"verified\"",
             "Open tasks by price level",
             "0.0025 XLM",
+            // The chart runs oldest to newest: its last point is the newest.
+            "data-last=\"12000\"",
+            "last 0.0012 XLM",
+            // The API's documentation is a click away.
+            "href=\"/docs\"",
             &workers[0],
             &workers[1],
             &workers[2],
@@ -205,6 +251,25 @@ async fn console_pages_in_chromium() {
     assert!(!page.contains("✗ invalid"), "every signature checks");
     screenshot(&url, &shots, "task").await;
 
+    // Labels never hide one another: the dog's and the cat's boxes share
+    // their top-left corner, their tags do not overlap.
+    let url = format!("{base}/#/tasks/{}?live=0", later.tasks[0]);
+    let page = dom(&url).await;
+    let tags = page
+        .split("data-tags=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("the task's canvas records its tags: {page}"))
+        .replace("&quot;", "\"");
+    let tags: Vec<[f64; 4]> = serde_json::from_str(&tags).expect("tags are JSON");
+    assert_eq!(tags.len(), 2, "{tags:?}");
+    let (a, b) = (tags[0], tags[1]);
+    assert!(
+        !(a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]),
+        "the tags overlap: {tags:?}"
+    );
+    screenshot(&url, &shots, "task-shared-corner").await;
+
     // Settlements: the record, its transaction, the chain check, and the
     // market's own audit (run here as `tally serve` runs it).
     let report = tally::audit::audit(&market.anonymous()).await.unwrap();
@@ -217,14 +282,87 @@ async fn console_pages_in_chromium() {
         &page,
         &[
             &tx_hash,
-            &format!("stellar.expert/explorer/testnet/tx/{tx_hash}"),
+            "data-status=\"not_submitted\"",
+            "never submitted",
+            "Would pay by",
             "Chain intact",
             "data-ok=\"true\"",
             "tally audit",
             "own audit: all consistent",
         ],
     );
+    // This market has no chain server: no explorer link to a transaction
+    // that was never sent, no "Paid by".
+    assert!(
+        !page.contains(&format!("explorer/testnet/tx/{tx_hash}")) && !page.contains("Paid by"),
+        "{page}"
+    );
     screenshot(&url, &shots, "settlements").await;
+
+    // A failed self-audit: its findings grouped by kind, each kind once
+    // with its count (here made up: the page only shows the report).
+    let mut failed = report.to_wire();
+    failed.ok = false;
+    failed.findings = (0..7)
+        .map(|i| tally_protocol::wire::AuditFinding {
+            kind: if i < 5 {
+                "unpaid_agreement"
+            } else {
+                "bad_amount"
+            }
+            .into(),
+            detail: format!("made-up finding {i}"),
+        })
+        .collect();
+    *market.market.audit.lock().unwrap() = Some(failed);
+    let page = dom(&url).await;
+    contains_all(
+        "settlements with a failed audit",
+        &page,
+        &[
+            "data-kind=\"unpaid_agreement\"",
+            "unpaid agreement</strong> · 5 findings",
+            "data-kind=\"bad_amount\"",
+            "bad amount</strong> · 2 findings",
+            "made-up finding 6",
+        ],
+    );
+    assert_eq!(page.matches("data-kind=\"unpaid_agreement\"").count(), 1);
+    screenshot(&url, &shots, "settlements-audit-failed").await;
+
+    // The affected task's page says so above its evidence; another task's
+    // page does not.
+    let mut failed = report.to_wire();
+    failed.ok = false;
+    failed.findings = vec![tally_protocol::wire::AuditFinding {
+        kind: "unpaid_agreement".into(),
+        detail: format!("task {task}: an agreeing result was never paid"),
+    }];
+    *market.market.audit.lock().unwrap() = Some(failed);
+    let url = format!("{base}/#/tasks/{task}?live=0");
+    let page = dom(&url).await;
+    contains_all(
+        "a task the audit found wrong",
+        &page,
+        &[
+            "id=\"task-audit\"",
+            "1 discrepancy on this task",
+            "an agreeing result was never paid",
+        ],
+    );
+    screenshot(&url, &shots, "task-audit-failed").await;
+    let other = dom(&format!("{base}/#/tasks/{}?live=0", task.0 + 1000)).await;
+    assert!(!other.contains("task-audit"), "{other}");
+
+    // Amounts in stroops, as the CLI prints them, where the reader asks.
+    let url = format!("{base}/#/settlements?live=0&units=stroops");
+    let page = dom(&url).await;
+    contains_all(
+        "settlements in stroops",
+        &page,
+        &["data-units=\"stroops\"", " stroops</"],
+    );
+    assert!(!page.contains(" XLM</"), "{page}");
 
     // A worker's public record, with its hours once they have ended (the
     // results are moved two hours back, as if the time had passed).
@@ -256,6 +394,8 @@ async fn console_pages_in_chromium() {
             &format!("Bid {}", bid.bid),
             "id=\"bid-status\"",
             "data-status=\"done\"",
+            // Done: what was not spent is refunded, nothing is reserved.
+            "Refunded",
             &format!("id=\"task-{task}\""),
             "data-label=\"dog\"",
             "data-label=\"car\"",
@@ -268,6 +408,7 @@ async fn console_pages_in_chromium() {
         !page.contains(&signer.secret()),
         "the seed is gone from the page"
     );
+    assert!(!page.contains(">Reserved<"), "a done bid reserves nothing");
     screenshot(&url, &shots, "bid").await;
 
     // Without the key, the bid page asks for it and shows nothing private.

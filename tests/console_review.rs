@@ -21,11 +21,31 @@ mod review_page;
 
 use std::path::{Path, PathBuf};
 
-use common::cdp::CHROMIUM;
+use common::cdp::{CHROMIUM, HEADLESS};
 use common::*;
 use review_page::{review_in_console, reviews_on_task_page, ticket_arrives_in_console};
 use tally_protocol::wire::{ReviewRequest, TaskState};
 use tally_protocol::{Detection, Signer, Stroops};
+
+/// Chromium headless on `url` (the console's snapshot mode) with `args`:
+/// its stdout.
+async fn chromium(url: &str, args: &[String]) -> String {
+    let profile = tempfile::tempdir().expect("tempdir");
+    let out = tokio::process::Command::new(CHROMIUM)
+        .args(HEADLESS)
+        .arg("--virtual-time-budget=5000")
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null())
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(90), out)
+        .await
+        .expect("chromium finished within 90 s")
+        .expect("chromium runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 fn screenshots_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
@@ -105,7 +125,15 @@ async fn review_in_the_console_decides_a_disputed_task() {
     if !have_chromium() {
         return;
     }
-    let market = spawn_market(Backend::Sqlite).await;
+    // Settled only when the test says so: it reads the unpaid earnings first.
+    let market = spawn_market_with(
+        Backend::Sqlite,
+        Options {
+            tweak: |c| c.settle_every = std::time::Duration::from_secs(3600),
+            ..Options::default()
+        },
+    )
+    .await;
     let shots = screenshots_dir();
 
     // A bid that asks for review; its two workers disagree.
@@ -190,6 +218,27 @@ async fn review_in_the_console_decides_a_disputed_task() {
         same_detections(&consensus, &chosen),
         "the consensus is the picked candidate: {consensus:?} vs {chosen:?}"
     );
+    // The client sees that review decided it, and what the reviews cost.
+    assert!(status.tasks[0].reviewed);
+    assert_eq!(status.tasks[0].reviews, 2);
+    assert_eq!(status.tasks[0].review_cost, Stroops(2 * 40_000));
+    let seed = client.signer().unwrap().secret();
+    let url = format!("{}/#/bids/{}?live=0&seed={seed}", market.url, bid.bid);
+    let page = chromium(&url, &["--dump-dom".into()]).await;
+    assert!(
+        page.contains("data-reviewed=\"true\"") && page.contains("decided by review: 2 reviews"),
+        "the bid page shows the review: {page}"
+    );
+    let shot = shots.join("bid-reviewed.png");
+    chromium(
+        &url,
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,900".into(),
+        ],
+    )
+    .await;
+    println!("screenshot: {}", shot.display());
 
     // The review signed in the browser is public evidence, and it checks.
     let evidence = market.anonymous().evidence(task).await.unwrap();
@@ -199,7 +248,7 @@ async fn review_in_the_console_decides_a_disputed_task() {
         .find(|r| &r.reviewer == r2.account())
         .expect("the browser's review is in the evidence");
     let said = signed
-        .verify()
+        .verify(&market.domain())
         .expect("the signature made in the browser checks");
     assert_eq!(
         said.detections, chosen,

@@ -1,7 +1,6 @@
 //! `tally demo --json` run as a user would: the built binary, its JSON; and
 //! a fresh clone of the repository holds the assets the demo needs.
 
-#[allow(dead_code)] // the assets and skip helpers only
 mod worker_process;
 
 use std::path::{Path, PathBuf};

@@ -182,6 +182,29 @@ async fn hostile_market(model: Vec<u8>) -> (String, Arc<Stub>, mpsc::UnboundedRe
             }),
         )
         .route("/v1/models/{hash}", get(|State(s): S| async move { s.model.clone() }))
+        // What the worker's signatures are bound to: a network and an operator.
+        .route(
+            "/v1/market",
+            get(|| async {
+                Json(MarketStats {
+                    open_tasks: 1,
+                    running_tasks: 0,
+                    verified_tasks: 0,
+                    failed_tasks: 0,
+                    review_tasks: 0,
+                    price_levels: vec![],
+                    workers_online: 0,
+                    workers: vec![],
+                    recent_clearing_prices: vec![],
+                    fee_bps: 0,
+                    asset: "native".into(),
+                    network: "Test SDF Network ; September 2015".into(),
+                    operator: Signer::generate().account().clone(),
+                    holdback_secs: 0,
+                    trusted_after: 24,
+                })
+            }),
+        )
         .route("/v1/inputs/{hash}", get(|State(s): S| async move { s.image.clone() }))
         .route(
             "/v1/offers",

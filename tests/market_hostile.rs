@@ -27,7 +27,7 @@ async fn raw(
         Tamper::Nonce(n) => n.clone(),
         _ => signing::fresh_nonce(),
     };
-    let mut h = signer.sign_at(method.as_str(), path, &body, ts, &nonce);
+    let mut h = signer.sign_at(&market.domain(), method.as_str(), path, &body, ts, &nonce);
     if let Tamper::BadSignature = tamper {
         h.signature = Signer::generate().sign_bytes(b"something else");
     }
@@ -42,7 +42,15 @@ async fn raw(
             .header(signing::HEADER_NONCE, &h.nonce)
             .header(signing::HEADER_SIGNATURE, &h.signature);
     }
-    let resp = req.send().await.expect("market answers");
+    let resp = match req.send().await {
+        Ok(resp) => resp,
+        // Refused from its headers, the body unread: the market may close
+        // the connection while the client still writes the body.
+        Err(e) if e.is_request() && format!("{e:?}").contains("BodyWrite") => {
+            return (0, json!({"unread": e.to_string()}))
+        }
+        Err(e) => panic!("market answers: {e:?}"),
+    };
     let status = resp.status().as_u16();
     let json: Value = resp.json().await.unwrap_or(Value::Null);
     (status, json)
@@ -55,6 +63,16 @@ enum Tamper {
     BadSignature,
     Unsigned,
     Nonce(String),
+}
+
+/// A body declared over its limit: 413 when the client reads the answer
+/// before the market closes the connection, else refused unread.
+fn assert_too_large(got: (u16, Value)) {
+    if got.0 == 0 {
+        assert!(got.1["unread"].is_string(), "{:?}", got.1);
+    } else {
+        assert_refused(got, 413, "too_large");
+    }
 }
 
 fn assert_refused(got: (u16, Value), status: u16, code: &str) {
@@ -183,7 +201,7 @@ async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend
         413,
         "too_large",
     );
-    assert_refused(
+    assert_too_large(
         raw(
             &market,
             &signer,
@@ -193,10 +211,8 @@ async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend
             Tamper::None,
         )
         .await,
-        413,
-        "too_large",
     );
-    assert_refused(
+    assert_too_large(
         raw(
             &market,
             &signer,
@@ -206,8 +222,6 @@ async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend
             Tamper::None,
         )
         .await,
-        413,
-        "too_large",
     );
 
     // Authentication: unsigned, bad signature, stale, replayed.

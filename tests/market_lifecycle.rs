@@ -39,8 +39,12 @@ async fn a_bid_is_verified_by_three_workers_and_the_wrong_one_is_not_paid(backen
         assert_eq!(got.assignments.len(), 1, "each worker gets one replica");
         assert_eq!(got.assignments[0].task, created.tasks[0]);
         assert_eq!(got.assignments[0].price, Stroops(price));
-        // The input is readable by the assigned worker, byte for byte.
-        assert_eq!(w.input(&got.assignments[0].input).await.unwrap(), png(1));
+        // The input is readable by the assigned worker, in its canonical form.
+        assert_eq!(got.assignments[0].input, created.inputs[0]);
+        assert_eq!(
+            w.input(&got.assignments[0].input).await.unwrap(),
+            canonical(&png(1))
+        );
         held.push(got.assignments[0].clone());
     }
     // All three replicas are out: a fourth worker gets nothing.

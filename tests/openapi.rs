@@ -1,7 +1,7 @@
 //! The API document cannot drift from the API, on SQLite and PostgreSQL:
 //! `GET /openapi.json` is a valid OpenAPI 3.1 document (checked against the
 //! published 3.1 schema, vendored under `tests/fixtures/`), every `$ref`
-//! resolves, it names exactly the routes of `market/src/api.rs`, each
+//! resolves, it names exactly the routes of `market/src/http/api.rs`, each
 //! documented operation is routed, and every answer of a scenario driving
 //! every endpoint for real (its status, media type and JSON body) is the
 //! one the document gives for that path, method and status.
@@ -426,7 +426,7 @@ async fn document_and_api_agree(backend: Backend) {
     }
 
     // A replayed request is refused with the documented 409.
-    let h = client.sign("GET", "/v1/accounts/me", b"");
+    let h = client.sign(&api.domain, "GET", "/v1/accounts/me", b"");
     for expect in [200, 409] {
         let resp = api
             .http

@@ -1,4 +1,4 @@
-//! Human review over HTTP (DESIGN "Human review"): two workers disagree on
+//! Human review over HTTP: two workers disagree on
 //! a task of a bid that pays for review, the task goes to review, verified
 //! reviewers answer through the API, and the market decides, pays and
 //! publishes as the rules say. The same scenarios on SQLite and PostgreSQL.
@@ -36,7 +36,7 @@ async fn reviewer(market: &TestMarket) -> Client {
         .await
         .expect("mark");
     assert!(mark.verified);
-    mark.verify()
+    mark.verify(&market.domain())
         .expect("the mark verifies against the operator's key");
     market.client(&signer)
 }
@@ -72,7 +72,10 @@ async fn two_reviewers_agree_and_decide(backend: Backend) {
     let again = r1.next_review().await.expect("next").expect("a ticket");
     assert_eq!(again.review, t1.review);
     // The reviewer may read the image it reviews.
-    assert_eq!(r1.input(&t1.input).await.expect("input"), png(7));
+    assert_eq!(
+        r1.input(&t1.input).await.expect("input"),
+        canonical(&png(7))
+    );
     let honest_pick = t1
         .candidates
         .iter()
@@ -135,7 +138,9 @@ async fn two_reviewers_agree_and_decide(backend: Backend) {
     assert_eq!(ev.review_price, Some(Stroops(REVIEW_PRICE)));
     assert_eq!(ev.reviews.len(), 2);
     for r in &ev.reviews {
-        let req = r.verify().expect("each review's signature verifies");
+        let req = r
+            .verify(&market.domain())
+            .expect("each review's signature verifies");
         assert_eq!(req.detections, pick.detections);
     }
     let review = ev.review.as_ref().expect("decided by review");
@@ -291,7 +296,7 @@ async fn who_may_review_is_on_record(backend: Backend) {
         .marks;
     assert_eq!(marks.len(), 4);
     for m in &marks {
-        m.verify().expect("signed as stored");
+        m.verify(&market.domain()).expect("signed as stored");
         assert_eq!(&m.signer, market.operator.account());
     }
     let mine: Vec<bool> = marks

@@ -95,7 +95,10 @@ async fn earnings_settle_into_chained_records_with_one_payout_per_worker(backend
     for r in &records {
         assert_eq!(r.prev_hash, prev, "record {} chains", r.seq);
         prev = r.hash.clone();
-        assert_eq!(r.status, "pending", "no server: kept for export");
+        assert_eq!(
+            r.status, "not_submitted",
+            "no server: kept for export, and said to be unsent"
+        );
         let env = tally_settlement::decode_envelope(&r.envelope_xdr).unwrap();
         assert_eq!(env.fee, 100 * r.payouts.len() as u32, "base fee x ops");
         assert_eq!(

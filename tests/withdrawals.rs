@@ -76,7 +76,7 @@ async fn withdrawals_leave_only_what_is_available_and_are_audited(backend: Backe
     );
     assert!(payout.assignments.is_empty());
     let ev = market.anonymous().withdrawal_evidence(w.id).await.unwrap();
-    ev.verify().unwrap();
+    ev.verify(&market.domain()).unwrap();
     assert_eq!(ev.payout_seq, Some(records[0].seq));
     let report = tally::audit::audit(&market.anonymous()).await.unwrap();
     assert!(report.ok, "{}", report.summary());

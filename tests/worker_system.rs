@@ -21,6 +21,19 @@ use tally_protocol::wire::{BidState, TaskState};
 use tally_protocol::{Detection, Sha256Hex, Stroops};
 use worker_process::*;
 
+/// `tally work` called `name` on an engine: `[backend, how it gets the
+/// model: "--offer" HASH (from the market) or "--model" FILE]`, and `common`.
+async fn on_engine(
+    url: &str,
+    dir: &Path,
+    name: &str,
+    engine: [&str; 3],
+    common: &[&str],
+) -> Worker {
+    let args = [&["--backend", engine[0], engine[1], engine[2]][..], common].concat();
+    Worker::start(url, dir, name, &args).await
+}
+
 /// Two ONNX Runtime workers and a tract worker run every sample image; all
 /// three results of every task agree, the consensus is what the reference
 /// run saw, and each worker earns price - fee per task.
@@ -40,37 +53,28 @@ async fn three_workers_on_two_backends_agree_on_every_sample_image_and_are_paid(
     let model_file = model_file.to_str().unwrap();
     let common = ["--capacity", "2", "--max-results", &n];
     let mut workers = vec![
-        Worker::start(
+        on_engine(
             &market.url,
             dir.path(),
             "ort-1",
-            &[
-                &["--backend", "onnxruntime", "--offer", model.as_str()][..],
-                &common[..],
-            ]
-            .concat(),
+            ["onnxruntime", "--offer", model.as_str()],
+            &common,
         )
         .await,
-        Worker::start(
+        on_engine(
             &market.url,
             dir.path(),
             "ort-2",
-            &[
-                &["--backend", "onnxruntime", "--offer", model.as_str()][..],
-                &common[..],
-            ]
-            .concat(),
+            ["onnxruntime", "--offer", model.as_str()],
+            &common,
         )
         .await,
-        Worker::start(
+        on_engine(
             &market.url,
             dir.path(),
             "tract",
-            &[
-                &["--backend", "tract", "--model", model_file][..],
-                &common[..],
-            ]
-            .concat(),
+            ["tract", "--model", model_file],
+            &common,
         )
         .await,
     ];
@@ -107,10 +111,12 @@ async fn three_workers_on_two_backends_agree_on_every_sample_image_and_are_paid(
 
     let status = client.bid(created.bid).await.unwrap();
     assert_eq!(status.status, BidState::Done);
-    let by_input: HashMap<Sha256Hex, &Path> = images
+    // The market names each input by its canonical bytes' sha256.
+    let by_input: HashMap<Sha256Hex, &Path> = created
+        .inputs
         .iter()
-        .zip(&bytes)
-        .map(|(p, b)| (Sha256Hex::of(b), p.as_path()))
+        .cloned()
+        .zip(images.iter().map(|p| p.as_path()))
         .collect();
     let accounts: BTreeSet<String> = workers
         .iter()
@@ -468,5 +474,120 @@ async fn new_workers_with_only_a_market_and_a_key_take_and_verify_work() {
     assert_eq!(status.tasks[0].status, TaskState::Verified);
     let labels = labels(status.tasks[0].consensus.as_deref().unwrap_or_default());
     assert!(labels.contains("dog"), "{labels:?}");
+    market.finish().await;
+}
+
+/// One worker on ONNX Runtime and one on tract answer every task of a
+/// 100-image bid (two replicas, quorum 2: each consensus is the median of
+/// one result from each engine). Every task is verified with both agreeing,
+/// `tally audit` exits 0, and the market's own audit (`GET /v1/audit`) has
+/// no finding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_onnxruntime_and_a_tract_worker_vote_together_and_the_audits_are_clean() {
+    let Some(assets) = assets() else { return };
+    if !onnxruntime_present() {
+        return;
+    }
+    let started = Instant::now();
+    let market = spawn_market(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = market.funded_client(100_000_000).await;
+    let (model, model_file) = upload_sample_model(&client, &assets).await;
+    let model_file = model_file.to_str().unwrap();
+    let tasks = 100;
+    let n = tasks.to_string();
+    let common = ["--capacity", "2", "--max-results", n.as_str()];
+    let mut workers = vec![
+        on_engine(
+            &market.url,
+            dir.path(),
+            "ort",
+            ["onnxruntime", "--offer", model.as_str()],
+            &common,
+        )
+        .await,
+        on_engine(
+            &market.url,
+            dir.path(),
+            "tract",
+            ["tract", "--model", model_file],
+            &common,
+        )
+        .await,
+    ];
+
+    // The sample images, made small (the model sees 416 x 416 whatever the
+    // size), repeated up to 100 inputs.
+    let small: Vec<Vec<u8>> = tally::assets::images(&assets)
+        .expect("sample images")
+        .iter()
+        .map(|p| {
+            let img = image::open(p).unwrap().thumbnail(320, 320);
+            let mut out = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+            out.into_inner()
+        })
+        .collect();
+    let inputs: Vec<Vec<u8>> = (0..tasks).map(|i| small[i % small.len()].clone()).collect();
+    let mut request = bid_request(&model, 1_000);
+    request.replicas = Some(2);
+    request.quorum = Some(2);
+    request.max_replicas = Some(2);
+    let created = client.bid_images(request, &inputs).await.expect("bid");
+    assert_eq!(created.tasks.len(), tasks);
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for w in &mut workers {
+        w.expect_clean_exit(remaining(deadline)).await;
+    }
+    for (w, backend) in workers.iter().zip(["onnxruntime", "tract"]) {
+        assert_eq!(w.count(&format!("backend={backend}")), 1, "{}", w.log());
+        assert_eq!(w.count("submitted result"), tasks, "{}", w.log());
+    }
+    let status = client.bid(created.bid).await.unwrap();
+    assert_eq!(status.status, BidState::Done);
+    let anon = market.anonymous();
+    let mut differed = 0;
+    for task in &status.tasks {
+        assert_eq!(task.status, TaskState::Verified);
+        let ev = anon.evidence(task.task).await.unwrap();
+        let verdict = ev.verdict.expect("a verified task has a verdict");
+        assert_eq!(
+            (verdict.agree.len(), verdict.disagree.len()),
+            (2, 0),
+            "{verdict:?}"
+        );
+        assert_eq!(verdict.numbers, tally_protocol::vote::Numbers::Grid);
+        let bodies: BTreeSet<Vec<u8>> = ev
+            .results
+            .iter()
+            .map(|r| serde_json::to_vec(&r.request().unwrap().detections).unwrap())
+            .collect();
+        differed += usize::from(bodies.len() == 2);
+    }
+    // The engines' answers differ, so the medians are of two distinct results.
+    assert!(
+        differed > 0,
+        "both engines sent identical detections on every task"
+    );
+
+    // The audits follow the money: wait until settlement pays every
+    // agreeing result, so they re-run the vote of every task.
+    records_paying(&anon, 2 * tasks, Duration::from_secs(60)).await;
+    audit_cli_passes(&market.url).await;
+    let report = tally::audit::audit(&anon).await.unwrap();
+    *market.market.audit.lock().unwrap() = Some(report.to_wire());
+    let served: tally_protocol::wire::SelfAudit = reqwest::get(format!("{}/v1/audit", market.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(served.ok && served.findings.is_empty(), "{served:?}");
+    assert_eq!(served.tasks, tasks as u64);
+    println!(
+        "{tasks} tasks, {differed} with differing engine answers, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     market.finish().await;
 }

@@ -115,7 +115,10 @@ function summaryCard(s) {
       kv('Client', account(s.client, { link: false })),
       kv('Model', shortHash(s.model, 16)),
       kv('Price', `${money(s.price)} per agreeing result (${s.price} stroops)`),
-      kv('Reserved', money(s.reserved)),
+      // Once done, what was not spent is back with the client.
+      s.status === 'done'
+        ? kv('Refunded', money(Math.max(0, Number(s.reserved) - Number(s.spent))))
+        : kv('Reserved', money(s.reserved)),
       kv('Spent', money(s.spent)),
       kv('Created', when(s.created_at))));
 }
@@ -145,6 +148,8 @@ async function taskSection(t, img, visible) {
       el('h2', {}, el('a', { href: `#/tasks/${t.task}` }, `Task ${t.task}`)), badge(t.status),
       el('span', { class: 'muted small' }, `${t.results} result${t.results === 1 ? '' : 's'}`),
       t.revisions ? el('span', { class: 'chip warn' }, `revised ${t.revisions}\u00d7`) : null,
+      t.reviewed ? el('span', { class: 'chip', 'data-reviewed': 'true', title: 'The workers did not agree: verified reviewers decided this task.' },
+        `decided by review: ${t.reviews} review${t.reviews === 1 ? '' : 's'}, ${amount(t.review_cost, null)}`) : null,
       el('span', { class: 'muted small' }, 'input ', shortHash(t.input, 12))),
     el('div', { class: 'taskbody' },
       el('div', { class: 'consensus' }, el('h3', {}, 'Consensus'), consensusList(t.consensus),

@@ -61,7 +61,7 @@ export async function settlementsPage(ctx) {
   const list = el('div', { id: 'settlements' });
   fill(view,
     el('div', { class: 'pagehead' }, el('h1', {}, 'Settlements'),
-      el('p', { class: 'muted' }, 'Earnings netted per worker into hash-chained records, each paid by one Stellar transaction.')),
+      el('p', { class: 'muted' }, 'Earnings netted per worker into hash-chained records, each paid by one Stellar transaction once the market submits it.')),
     verdict, marketAudit, list);
   const load = async () => {
     try {
@@ -103,8 +103,23 @@ function renderMarketAudit(node, report) {
     el('strong', {}, ok
       ? `The market\u2019s own audit: all consistent (${report.records} records, ${report.payouts} payouts, ${report.tasks} tasks checked).`
       : `The market\u2019s own audit: ${report.findings.length} discrepancies.`),
-    ok ? null : el('ul', {}, report.findings.map((f) => el('li', {}, `${f.kind}: ${f.detail}`))),
+    ok ? null : findingGroups(report.findings),
     el('p', { class: 'small' }, `Run ${when(report.audited_at)}: the same checks as tally audit, by the market against its own API.`)));
+}
+
+/** Findings grouped by kind, most frequent first: each kind once, with
+ * its count, and its findings folded under it (the first few open). */
+function findingGroups(findings) {
+  const groups = new Map();
+  for (const f of findings) {
+    if (!groups.has(f.kind)) groups.set(f.kind, []);
+    groups.get(f.kind).push(f.detail);
+  }
+  const sorted = [...groups.entries()].sort((a, b) => b[1].length - a[1].length || a[0].localeCompare(b[0]));
+  return el('div', { class: 'finding-groups' }, sorted.map(([kind, details]) =>
+    el('details', { class: 'finding-group', 'data-kind': kind, open: details.length <= 3 ? '' : null },
+      el('summary', {}, el('strong', {}, kind.replaceAll('_', ' ')), ` \u00b7 ${details.length} finding${details.length === 1 ? '' : 's'}`),
+      el('ul', {}, details.map((d) => el('li', {}, d))))));
 }
 
 function renderVerdict(node, records, findings) {
@@ -120,24 +135,30 @@ function renderVerdict(node, records, findings) {
 }
 
 function recordCard(r, findings) {
+  // Never sent to the network (the market has no --horizon/--rpc): no
+  // explorer would know it, and nothing was paid by it.
+  const unsent = r.status === 'not_submitted';
   const explorer = EXPLORERS[r.network];
-  const tx = explorer
+  const tx = unsent
+    ? el('span', { class: 'mono tx', 'data-tx': r.tx_hash, title: 'never submitted: the market runs without a chain server' }, r.tx_hash)
+    : explorer
     ? el('a', { href: explorer + r.tx_hash, target: '_blank', rel: 'noopener noreferrer', class: 'mono tx', 'data-tx': r.tx_hash }, r.tx_hash)
     : el('span', { class: 'mono tx', 'data-tx': r.tx_hash, title: 'not a public network: no explorer link' }, r.tx_hash);
   const total = r.payouts.reduce((a, p) => a + Number(p.amount), 0);
   return el('section', { class: `card record${findings.length ? ' broken' : ''}`, id: `record-${r.seq}`, 'data-seq': r.seq },
     el('div', { class: 'rechead' },
-      el('h2', {}, `Record ${r.seq}`), badge(r.status),
+      el('h2', {}, `Record ${r.seq}`), badge(r.status, unsent ? 'not submitted' : r.status),
       el('span', { class: 'muted small' }, when(r.created_at)),
       el('span', { class: 'muted small' }, `${r.payouts.length} payout${r.payouts.length === 1 ? '' : 's'}, ${amount(total, r.asset)}`)),
     el('dl', { class: 'kv' },
-      el('dt', {}, 'Transaction'), el('dd', {}, tx),
+      el('dt', {}, 'Transaction'), el('dd', {}, tx,
+        unsent ? el('span', { class: 'muted small unsent' }, ' signed, never submitted: nothing was paid on the network') : null),
       el('dt', {}, 'Hash'), el('dd', {}, shortHash(r.hash, 24)),
       el('dt', {}, 'Previous'), el('dd', {}, r.prev_hash === GENESIS ? el('span', { class: 'muted' }, 'genesis') : shortHash(r.prev_hash, 24)),
       el('dt', {}, 'Source'), el('dd', {}, account(r.source, { link: false })),
       el('dt', {}, 'Network'), el('dd', {}, r.network)),
     el('table', { class: 'tbl' },
-      el('thead', {}, el('tr', {}, ['Payee', 'Amount', 'Paid by', 'For'].map((h) => el('th', {}, h)))),
+      el('thead', {}, el('tr', {}, ['Payee', 'Amount', unsent ? 'Would pay by' : 'Paid by', 'For'].map((h) => el('th', {}, h)))),
       el('tbody', {}, r.payouts.map((p) => el('tr', {},
         el('td', {}, account(p.account)),
         el('td', { class: 'num' }, amount(p.amount, r.asset)),

@@ -5,11 +5,12 @@
 // #/bids/{id}, #/review (a verified reviewer answers reviews). A seed may
 // also arrive as `#/bids/{id}?seed=S...` or `#/review?seed=S...` (used by
 // the browser tests): the page takes it, then drops it from the URL and
-// the history at once. `?live=0` on the first URL makes a still snapshot:
+// the history at once. `?live=0` on the first URL (`#/?live=0`, or
+// `/?live=0` before the hash) makes a still snapshot:
 // no event stream, no long-poll (a headless browser's virtual clock stops
 // while a request is open, so the browser test loads pages this way).
 
-import { el, fill, errorBox } from './util.js';
+import { el, fill, errorBox, units, setUnits } from './util.js';
 import { Signer } from './keys.js';
 import { marketPage, workerPage } from './market.js';
 import { taskPage } from './evidence.js';
@@ -28,7 +29,8 @@ export const session = {
   verifiedAt: [], // times (ms) of verified decisions in the last minute
   live: false,
   /** A snapshot: nothing held open, no live updates. */
-  still: new URLSearchParams(location.hash.split('?')[1] || '').get('live') === '0',
+  still: new URLSearchParams(location.hash.split('?')[1] || '').get('live') === '0'
+    || new URLSearchParams(location.search).get('live') === '0',
 
   /** Call `fn(event)` on each market event; returns the unsubscribe. */
   subscribe(fn) {
@@ -82,7 +84,8 @@ function connect() {
     event.at = Date.now();
     session.recent.unshift(event);
     session.recent.length = Math.min(session.recent.length, 30);
-    if (event.type === 'task_decided' && event.status === 'verified') session.verifiedAt.push(event.at);
+    // A market that publishes its decisions in batches says so with task_published.
+    if ((event.type === 'task_decided' || event.type === 'task_published') && event.status === 'verified') session.verifiedAt.push(event.at);
     for (const fn of session.listeners) {
       try {
         fn(event);
@@ -205,6 +208,19 @@ document.getElementById('goto').addEventListener('submit', (e) => {
   const id = document.getElementById('goto-id').value.trim();
   if (id) location.hash = `#/${kind}/${encodeURIComponent(id)}`;
 });
+
+// The amounts' unit: the asset or stroops; the page is drawn again in it.
+const unitsButton = document.getElementById('units');
+const showUnits = () => {
+  unitsButton.textContent = units() === 'stroops' ? 'stroops' : 'XLM';
+  unitsButton.dataset.units = units();
+};
+unitsButton.addEventListener('click', () => {
+  setUnits(units() === 'stroops' ? 'asset' : 'stroops');
+  showUnits();
+  route();
+});
+showUnits();
 
 window.addEventListener('hashchange', route);
 connect();

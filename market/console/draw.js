@@ -28,16 +28,20 @@ export function sparkline(values, { width = 420, height = 90, format = String, e
   const min = Math.min(...values);
   const max = Math.max(...values);
   const span = max - min || 1;
-  const x = (i) => pad + (values.length === 1 ? (width - 2 * pad) / 2 : (i * (width - 2 * pad - 70)) / (values.length - 1));
+  // `values` oldest first. The labels sit in a band below the plot, so no
+  // line or dot ever runs under them.
+  const x = (i) => pad + (values.length === 1 ? (width - 2 * pad) / 2 : (i * (width - 2 * pad)) / (values.length - 1));
   const y = (v) => height - pad - ((v - min) * (height - 2 * pad)) / span;
   const pts = values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
   const last = values[values.length - 1];
-  return el('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img' },
-    el('title', {}, `${values.length} prices, ${format(min)} to ${format(max)}`),
+  const band = 18;
+  return el('svg', { class: 'chart', viewBox: `0 0 ${width} ${height + band}`, width, height: height + band, role: 'img', 'data-last': last },
+    el('title', {}, `${values.length} prices, oldest to newest, ${format(min)} to ${format(max)}`),
+    el('line', { x1: 0, y1: height, x2: width, y2: height, class: 'base' }),
     el('polyline', { points: pts, class: 'line' }),
     values.map((v, i) => el('circle', { cx: x(i), cy: y(v), r: 2.5, class: 'dot' }, el('title', {}, format(v)))),
-    el('text', { x: width - 4, y: 16, 'text-anchor': 'end', class: 'val' }, `last ${format(last)}`),
-    el('text', { x: width - 4, y: height - 6, 'text-anchor': 'end', class: 'axis' }, `min ${format(min)}`));
+    el('text', { x: 2, y: height + 14, class: 'axis' }, min === max ? `all ${format(min)}` : `min ${format(min)} \u00b7 max ${format(max)}`),
+    el('text', { x: width - 2, y: height + 14, 'text-anchor': 'end', class: 'val' }, `last ${format(last)}`));
 }
 
 /** Columns per second: `counts[i]` events in second `i`, oldest first. */
@@ -106,12 +110,52 @@ export function drawBoxes(canvas, { image = null, size, layers, maxWidth = 860 }
     for (let gx = 0; gx < W; gx += 64) line(ctx, gx, 0, gx, H);
     for (let gy = 0; gy < H; gy += 64) line(ctx, 0, gy, W, gy);
   }
-  // Workers first, the consensus on top.
+  // Workers first, the consensus on top; then every tag over all the
+  // boxes, the consensus's first, none over another (`data-tags` keeps
+  // where they went, in image pixels).
   const order = [...layers].sort((a, b) => Number(!!a.consensus) - Number(!!b.consensus));
-  for (const layer of order) {
-    if (!layer.visible) continue;
+  const shown = order.filter((l) => l.visible);
+  for (const layer of shown) {
     for (const d of layer.detections) box(ctx, d, layer, scale);
   }
+  const placed = [];
+  for (const layer of [...shown].reverse()) {
+    for (const d of layer.detections) placed.push(tag(ctx, d, layer, scale, placed, W, H));
+  }
+  canvas.setAttribute('data-tags', JSON.stringify(placed.map((r) => r.map((v) => Math.round(v * 10) / 10))));
+}
+
+/** Whether rectangles `a` and `b` (`[x1, y1, x2, y2]`) overlap. */
+function overlaps(a, b) {
+  return a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+}
+
+/** The box's tag where it hides no tag in `placed`: above its top-left
+ * corner, else inside it, else below the box, else further down. */
+function tag(ctx, d, layer, scale, placed, W, H) {
+  const [x1, y1, , y2] = d.box;
+  const px = 1 / scale;
+  const text = `${d.label} ${Number(d.score).toFixed(2)}`;
+  ctx.save();
+  ctx.font = `${(layer.consensus ? 14 : 12) * px}px system-ui, sans-serif`;
+  const tw = ctx.measureText(text).width + 8 * px;
+  const th = (layer.consensus ? 19 : 16) * px;
+  const x = Math.max(0, Math.min(x1, W - tw));
+  const fit = (y) => Math.max(0, Math.min(y, H - th));
+  const tries = [y1 - th, y1, y2].filter((y) => y >= 0 && y + th <= H);
+  for (let k = 1; k <= 8; k++) tries.push(Math.max(0, y1) + k * th);
+  let rect = null;
+  for (const y of tries) {
+    const r = [x, fit(y), x + tw, fit(y) + th];
+    if (!placed.some((p) => overlaps(p, r))) { rect = r; break; }
+  }
+  if (!rect) rect = [x, fit(y1 - th), x + tw, fit(y1 - th) + th];
+  ctx.fillStyle = layer.color;
+  ctx.fillRect(rect[0], rect[1], tw, th);
+  ctx.fillStyle = '#fff';
+  ctx.fillText(text, rect[0] + 4 * px, rect[3] - 5 * px);
+  ctx.restore();
+  return rect;
 }
 
 function line(ctx, x1, y1, x2, y2) {
@@ -133,16 +177,6 @@ function box(ctx, d, layer, scale) {
     ctx.fillRect(x1, y1, x2 - x1, y2 - y1);
   }
   ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-  const text = `${d.label} ${Number(d.score).toFixed(2)}`;
-  ctx.font = `${(layer.consensus ? 14 : 12) * px}px system-ui, sans-serif`;
-  const tw = ctx.measureText(text).width + 8 * px;
-  const th = (layer.consensus ? 19 : 16) * px;
-  const ty = y1 - th >= 0 ? y1 - th : y1;
-  ctx.setLineDash([]);
-  ctx.fillStyle = layer.color;
-  ctx.fillRect(x1, ty, tw, th);
-  ctx.fillStyle = '#fff';
-  ctx.fillText(text, x1 + 4 * px, ty + th - 5 * px);
   ctx.restore();
 }
 

@@ -95,8 +95,10 @@ export async function taskPage(ctx, raw) {
     return null;
   }
   const body = el('div', { id: 'evidence' });
+  const warning = el('div', { id: 'audit-warning' });
   fill(view, el('div', { class: 'pagehead' }, el('h1', { id: 'task-title' }, `Task ${id}`),
-    el('p', { class: 'muted' }, 'The public evidence: every result exactly as its worker signed it, and how the vote went.')), body);
+    el('p', { class: 'muted' }, 'The public evidence: every result exactly as its worker signed it, and how the vote went.')), warning, body);
+  auditWarning(warning, id);
   const load = async () => {
     try {
       const ev = await api(`/v1/tasks/${id}/evidence`);
@@ -113,6 +115,25 @@ export async function taskPage(ctx, raw) {
   return session.subscribe((e) => {
     if (mine(e)) refresh();
   });
+}
+
+/** Where the market's own last audit found something wrong with this task,
+ * say so above its evidence, with what it found. */
+async function auditWarning(node, id) {
+  let report;
+  try {
+    report = await api('/v1/audit');
+  } catch (err) {
+    return;
+  }
+  if (!report || report.ok) return;
+  const here = new RegExp(`\\btask ${id}\\b`);
+  const mine = report.findings.filter((f) => here.test(f.detail));
+  if (mine.length === 0) return;
+  fill(node, el('div', { class: 'verdict bad', 'data-ok': 'false', id: 'task-audit' },
+    el('strong', {}, `The market\u2019s own audit found ${mine.length} discrepanc${mine.length === 1 ? 'y' : 'ies'} on this task.`),
+    el('ul', {}, mine.map((f) => el('li', {}, `${f.kind.replaceAll('_', ' ')}: ${f.detail}`))),
+    el('p', { class: 'small' }, `Run ${when(report.audited_at)}; tally audit --market URL checks it again.`)));
 }
 
 function renderEvidence(node, ev, results, reviews) {

@@ -1,11 +1,38 @@
-// Stellar strkeys and the `tally-v1` request signature, in the browser.
+// Stellar strkeys and the `tally-v2` request signature, in the browser.
 //
-// message = "tally-v1\n{METHOD}\n{PATH_AND_QUERY}\n{TIMESTAMP}\n{NONCE}\n{hex sha256 of body}"
-// signed with Ed25519 (WebCrypto), sent in the X-Tally-* headers. The seed
+// message = "tally-v2\n{NETWORK}\n{OPERATOR}\n{METHOD}\n{PATH_AND_QUERY}\n{TIMESTAMP}\n{NONCE}\n{hex sha256 of body}"
+// signed with Ed25519 (WebCrypto), sent in the X-Tally-* headers. NETWORK
+// and OPERATOR (this market's network passphrase and operator account, from
+// GET /v1/market) bind a signature to this one market. The seed
 // is decoded once into a non-extractable CryptoKey; the bytes are wiped
 // and nothing is stored.
 
-import { b64decode, b64encode, hex, sha256hex } from './util.js';
+import { api, b64decode, b64encode, hex, sha256hex } from './util.js';
+
+const SCHEME = 'tally-v2';
+let domain = null;
+
+/** This market's network passphrase and operator account, which every
+ *  signature names (read once from GET /v1/market). */
+export function marketDomain() {
+  if (!domain) {
+    domain = api('/v1/market')
+      .then((m) => ({ network: m.network, operator: m.operator }))
+      .catch((e) => {
+        domain = null;
+        throw e;
+      });
+  }
+  return domain;
+}
+
+/** The exact text signed for a request on this market. */
+async function messageText(method, pathAndQuery, timestamp, nonce, body) {
+  const { network, operator } = await marketDomain();
+  return [
+    SCHEME, network, operator, method.toUpperCase(), pathAndQuery, timestamp, nonce, await sha256hex(body),
+  ].join('\n');
+}
 
 const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 const VERSION_ACCOUNT = 6 << 3; // 'G'
@@ -133,9 +160,7 @@ export class Signer {
   async headers(method, pathAndQuery, body = new Uint8Array(0)) {
     const timestamp = Date.now();
     const nonce = hex(crypto.getRandomValues(new Uint8Array(16)));
-    const message = [
-      'tally-v1', method.toUpperCase(), pathAndQuery, timestamp, nonce, await sha256hex(body),
-    ].join('\n');
+    const message = await messageText(method, pathAndQuery, timestamp, nonce, body);
     const sig = await crypto.subtle.sign({ name: 'Ed25519' }, this.key, new TextEncoder().encode(message));
     return {
       'X-Tally-Account': this.account,
@@ -165,12 +190,12 @@ export async function resultMessage(r, body) {
   return signedMessage('POST', `/v1/assignments/${r.assignment}/result`, r, body);
 }
 
-/** The `tally-v1` message a reviewer signed for a review in the evidence. */
+/** The `tally-v2` message a reviewer signed for a review in the evidence. */
 export async function reviewMessage(r, body) {
   return signedMessage('POST', `/v1/reviews/${r.review}`, r, body);
 }
 
 async function signedMessage(method, path, r, body) {
-  const text = ['tally-v1', method, path, r.timestamp, r.nonce, await sha256hex(body)].join('\n');
+  const text = await messageText(method, path, r.timestamp, r.nonce, body);
   return new TextEncoder().encode(text);
 }

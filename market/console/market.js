@@ -67,7 +67,8 @@ function renderStats(node, s) {
         bars(s.price_levels.map((l) => ({ label: stroops(l.price), value: l.tasks, title: `${l.tasks} tasks at ${stroops(l.price)} (${l.price} stroops)` })),
           { unit: ' tasks', empty: 'No open tasks.' })),
       card('Recent clearing prices',
-        sparkline(s.recent_clearing_prices.map(Number), { format: stroops, empty: 'No task verified yet.' }),
+        // The API lists them newest first; the chart runs oldest to newest.
+        sparkline(s.recent_clearing_prices.map(Number).reverse(), { format: stroops, empty: 'No task verified yet.' }),
         el('p', { class: 'muted small' }, 'Price paid per agreeing result, oldest to newest.'))),
     card(`Workers online (${s.workers.length})`, workersTable(s.workers)),
     card('This market',
@@ -107,6 +108,8 @@ function describe(e, stats) {
   switch (e.type) {
     case 'task_decided':
       return [t, el('a', { href: `#/tasks/${e.task}` }, `Task ${e.task}`), ' ', badge(e.status), ' in ', el('a', { href: `#/bids/${e.bid}` }, `bid ${e.bid}`)];
+    case 'task_published':
+      return [t, el('a', { href: `#/tasks/${e.task}` }, `Task ${e.task}`), ' ', badge(e.status), ' published'];
     case 'task_revised':
       return [t, el('a', { href: `#/tasks/${e.task}` }, `Task ${e.task}`), ' revised: a worker of its agreeing group was caught; it runs again'];
     case 'bid_done':
@@ -147,7 +150,7 @@ export async function workerPage(ctx, who) {
               kv('Spot checks failed', String(w.checks.failed)),
               kv('Results agreed', String(w.agreed)),
               kv('Results outvoted', String(w.disagreed)),
-              kv('Paid in all', amount(w.paid_total, s.asset)))
+              kv('Settled in all', amount(w.paid_total, s.asset)))
             : el('p', { class: 'muted' }, 'The market has never seen this account claim work.'),
           el('p', { class: 'muted small' }, 'Credibility is how far the market trusts this worker\u2019s results, from its spot-check record.')),
         card('Over time (UTC hours that have ended, last 7 days)', history(w.hours)),
@@ -189,7 +192,9 @@ async function mine(signer, asset) {
       el('dl', { class: 'kv', id: 'earnings' },
         kv('Earned, not yet paid', money(a.earned_unpaid)),
         kv('Held back (probation)', money(a.held)),
-        kv('Paid in all', money(a.paid_total)),
+        Number(a.not_submitted || 0) > 0
+          ? kv('Settled, not submitted', money(a.not_submitted), el('span', { class: 'muted small' }, ' (no chain server: nothing paid on the network)'))
+          : kv('Paid in all', money(a.paid_total)),
         kv('Results agreed', String(a.reputation.agreed)),
         kv('Results disagreed', String(a.reputation.disagreed)),
         kv('Leases timed out', String(a.reputation.timed_out)),

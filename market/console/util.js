@@ -71,8 +71,32 @@ export function errorBox(err, what) {
 
 const STROOPS_PER_UNIT = 10_000_000;
 
-/** Stroops as units of the asset: `12.5 XLM`, `0.0001 USDC`. */
+/** The unit amounts are shown in: `asset` (XLM, USDC...) or `stroops`,
+ * as the CLI prints them. `?units=stroops` on the URL, else what the
+ * switch in the header last chose in this browser. */
+export function units() {
+  const asked = new URLSearchParams(location.hash.split('?')[1] || '').get('units')
+    || new URLSearchParams(location.search).get('units');
+  if (asked === 'stroops' || asked === 'asset') return asked;
+  try {
+    return localStorage.getItem('tally.units') === 'stroops' ? 'stroops' : 'asset';
+  } catch (err) {
+    return 'asset';
+  }
+}
+
+export function setUnits(u) {
+  try {
+    localStorage.setItem('tally.units', u);
+  } catch (err) {
+    // A browser without storage keeps the default.
+  }
+}
+
+/** Stroops as units of the asset (`12.5 XLM`, `0.0001 USDC`), or as
+ * stroops (`125000000 stroops`) where the reader chose them. */
 export function amount(stroops, asset) {
+  if (units() === 'stroops') return `${String(stroops)} stroops`;
   const n = Number(stroops) / STROOPS_PER_UNIT;
   const text = n.toFixed(7).replace(/\.?0+$/, '');
   return `${text} ${assetCode(asset)}`;
@@ -108,8 +132,8 @@ export function when(iso) {
 }
 
 /** A status pill: `open`, `running`, `verified`, `failed`, `done`, ... */
-export function badge(status) {
-  return el('span', { class: `badge s-${status}`, 'data-status': status }, status);
+export function badge(status, text = status) {
+  return el('span', { class: `badge s-${status}`, 'data-status': status }, text);
 }
 
 /** A labelled value for the definition grids. */

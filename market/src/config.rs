@@ -19,6 +19,15 @@ pub struct Limits {
     pub max_inputs: usize,
     pub max_replicas: u32,
     pub max_detections: usize,
+    /// Bodies above `max_body_bytes` stream in only while their sizes fit
+    /// in this budget together (the rest wait, then get 503).
+    pub upload_budget_bytes: usize,
+    /// How long a large body waits for its share of the budget.
+    pub upload_wait: Duration,
+    /// A body must arrive at this many bytes per second or faster...
+    pub body_min_rate: u64,
+    /// ...after this grace (else 408).
+    pub body_grace: Duration,
 }
 
 impl Default for Limits {
@@ -32,6 +41,10 @@ impl Default for Limits {
             max_inputs: 256,
             max_replicas: 16,
             max_detections: 1000,
+            upload_budget_bytes: 128 << 20,
+            upload_wait: Duration::from_secs(5),
+            body_min_rate: 64 << 10,
+            body_grace: Duration::from_secs(5),
         }
     }
 }
@@ -63,8 +76,20 @@ pub struct Config {
     pub rpc: Option<String>,
     pub limits: Limits,
     /// Known answers for spot checks (`--golden DIR`); empty: no checks.
-    pub golden: crate::checks::Golden,
-    pub check_rates: crate::checks::CheckRates,
+    pub golden: crate::golden::Golden,
+    pub check_rates: crate::golden::CheckRates,
+    /// The market's own detector, which answers the checks it makes; the
+    /// golden set needs one.
+    pub oracle: Option<crate::golden::OracleRef>,
+    /// No check pays more than this (nor more than twice the model's
+    /// recent median verified price), whatever the task it displaces pays.
+    pub check_price_cap: tally_protocol::Stroops,
+    /// What checks may pay one worker in 24 hours; past it, its claims get
+    /// client work only until the window moves on.
+    pub check_budget: tally_protocol::Stroops,
+    /// Where spot checks run, decided tasks are published in batches of
+    /// this period (`publish.rs`); zero: at once.
+    pub publish_every: Duration,
     /// Probation: where the market runs spot checks, earnings of a worker
     /// not yet trusted (fewer than `check_rates.trusted_after` passed
     /// checks) are settled only this long after they were earned, so a
@@ -76,6 +101,18 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether settlement transactions are submitted to the network
+    /// (`--horizon` or `--rpc`). Without, records are written and signed
+    /// but nothing is paid on the network.
+    pub fn submits(&self) -> bool {
+        self.horizon.is_some() || self.rpc.is_some()
+    }
+
+    /// The market every signature it takes must be bound to.
+    pub fn domain(&self) -> tally_protocol::Domain {
+        tally_protocol::Domain::new(self.network.clone(), self.operator.account().clone())
+    }
+
     /// A configuration with the documented defaults.
     pub fn new(db_url: &str, operator: Signer) -> Self {
         Config {
@@ -91,8 +128,12 @@ impl Config {
             horizon: None,
             rpc: None,
             limits: Limits::default(),
-            golden: crate::checks::Golden::default(),
-            check_rates: crate::checks::CheckRates::default(),
+            golden: crate::golden::Golden::default(),
+            check_rates: crate::golden::CheckRates::default(),
+            oracle: None,
+            check_price_cap: tally_protocol::Stroops(1_000_000),
+            check_budget: tally_protocol::Stroops(100_000_000),
+            publish_every: Duration::from_secs(300),
             holdback: Duration::from_secs(24 * 3600),
             deposit_poll: Duration::from_secs(5),
         }

@@ -1,12 +1,8 @@
-//! The one error type of the market, and how each maps to an HTTP answer.
+//! The one error type of the market, and the status and code each is
+//! answered with (the HTTP layer, `api.rs`, turns them into responses).
 //!
 //! A database error tells the client only that an internal error happened;
 //! the cause goes to the log.
-
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use tally_protocol::wire::{ErrorBody, ErrorDetail};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MarketError {
@@ -27,6 +23,12 @@ pub enum MarketError {
     Conflict { code: &'static str, message: String },
     #[error("{0}")]
     TooLarge(String),
+    /// A request body that did not arrive in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// The market is at a bound it keeps (the upload budget); try again.
+    #[error("{0}")]
+    Busy(String),
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
     #[error("database: {0}")]
@@ -46,6 +48,9 @@ pub enum MarketError {
     /// A server the market reads from (Horizon) failed or answered nonsense.
     #[error("upstream: {0}")]
     Upstream(String),
+    /// The market cannot start as configured.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 pub type Result<T, E = MarketError> = std::result::Result<T, E>;
@@ -81,19 +86,20 @@ impl MarketError {
         }
     }
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The HTTP status and the machine-readable code this error is answered with.
+    pub fn status_and_code(&self) -> (u16, &'static str) {
         match self {
-            MarketError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
-            MarketError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            MarketError::InsufficientFunds(_) => {
-                (StatusCode::PAYMENT_REQUIRED, "insufficient_funds")
-            }
-            MarketError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            MarketError::NotAReviewer(_) => (StatusCode::FORBIDDEN, "not_a_reviewer"),
-            MarketError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            MarketError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
-            MarketError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            MarketError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            MarketError::BadRequest { code, .. } => (400, code),
+            MarketError::Unauthorized(_) => (401, "unauthorized"),
+            MarketError::InsufficientFunds(_) => (402, "insufficient_funds"),
+            MarketError::Forbidden(_) => (403, "forbidden"),
+            MarketError::NotAReviewer(_) => (403, "not_a_reviewer"),
+            MarketError::NotFound(_) => (404, "not_found"),
+            MarketError::Conflict { code, .. } => (409, code),
+            MarketError::TooLarge(_) => (413, "too_large"),
+            MarketError::Timeout(_) => (408, "body_timeout"),
+            MarketError::Busy(_) => (503, "busy"),
+            MarketError::Unprocessable { code, .. } => (422, code),
             MarketError::Db(_)
             | MarketError::Sqlite(_)
             | MarketError::Commit(_)
@@ -101,26 +107,8 @@ impl MarketError {
             | MarketError::Corrupt(_)
             | MarketError::Settlement(_)
             | MarketError::Io(_)
-            | MarketError::Upstream(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            | MarketError::Upstream(_)
+            | MarketError::Config(_) => (500, "internal"),
         }
-    }
-}
-
-impl IntoResponse for MarketError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let message = if status.is_server_error() {
-            tracing::error!(error = %self, "internal error");
-            "internal error; the operator's log has the cause".to_string()
-        } else {
-            self.to_string()
-        };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: code.to_string(),
-                message,
-            },
-        };
-        (status, Json(body)).into_response()
     }
 }

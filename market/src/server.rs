@@ -4,136 +4,45 @@
 //! and stop the market cleanly.
 
 use std::future::Future;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::db::query;
 use crate::db::Db;
 use crate::error::Result;
+use crate::state::Market;
 use crate::wake::{Waiters, Work};
-
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub requests: AtomicU64,
-    pub bids: AtomicU64,
-    pub claims: AtomicU64,
-    /// Claims' looks for work, a look that found nothing included.
-    pub claim_looks: AtomicU64,
-    pub results: AtomicU64,
-    pub failures: AtomicU64,
-    pub verified: AtomicU64,
-    pub failed: AtomicU64,
-    pub expired: AtomicU64,
-    pub paid_results: AtomicU64,
-    pub settlements: AtomicU64,
-    pub replays: AtomicU64,
-    /// Spot checks handed out.
-    pub checks: AtomicU64,
-    /// Verdicts undone by backtracking (the task re-opened).
-    pub revised: AtomicU64,
-    /// Tasks sent to human review, and tasks reviews verified.
-    pub to_review: AtomicU64,
-    pub reviewed: AtomicU64,
-    /// Reviews answered.
-    pub reviews: AtomicU64,
-}
-
-/// The running market: database, configuration, wake-ups and counters.
-pub struct Market {
-    pub db: Db,
-    pub config: Config,
-    pub metrics: Metrics,
-    /// Claims waiting for work.
-    pub waiters: Waiters,
-    /// What changed, for listeners.
-    pub events: crate::events::Events,
-    /// The last report of the market's own periodic audit (`tally serve`
-    /// runs `tally audit` against itself), shown at `GET /v1/audit`.
-    pub audit: std::sync::Mutex<Option<tally_protocol::wire::SelfAudit>>,
-    /// Payees the network has shown able to take a plain payment.
-    pub payable: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// Tells this process's own `NOTIFY`s from other processes'.
-    pub(crate) instance: String,
-    /// Set once this process listens to the others' notifications.
-    relaying: watch::Sender<bool>,
-    shutdown: watch::Sender<bool>,
-}
 
 impl Market {
     /// Connect to the database (running migrations) and build the market.
     pub async fn open(config: Config) -> Result<Arc<Market>> {
+        if !config.golden.items.is_empty() && config.oracle.is_none() {
+            return Err(crate::MarketError::Config(
+                "spot checks (a golden set) need the market's own detector to answer them".into(),
+            ));
+        }
         let db = Db::connect(&config.db_url).await?;
         crate::checks::store_golden_models(&db, &config).await?;
         Ok(Arc::new(Market {
             db,
+            domain: config.domain(),
+            uploads: Arc::new(tokio::sync::Semaphore::new(crate::auth::budget_total(
+                config.limits.upload_budget_bytes,
+            ))),
             config,
-            metrics: Metrics::default(),
+            metrics: crate::state::Metrics::default(),
             waiters: Waiters::default(),
             payable: Default::default(),
+            check_pool: Default::default(),
+            online_workers: Default::default(),
             events: Default::default(),
             audit: Default::default(),
-            instance: instance_id(),
+            instance: crate::state::instance_id(),
             relaying: watch::channel(false).0,
             shutdown: watch::channel(false).0,
         }))
-    }
-
-    /// Work arrived: wake as many waiting claims as it has slots, and tell
-    /// the other market processes on the same database.
-    pub async fn work_arrived(&self, work: Work) {
-        self.waiters.arrived(&work);
-        self.notify_others(&format!(
-            "{} {} {} {}",
-            self.instance, work.model, work.price, work.slots
-        ))
-        .await;
-    }
-
-    /// Anything may have changed (slots returned by expiry): wake every
-    /// waiting claim, here and in the other market processes.
-    pub async fn wake_all(&self) {
-        self.waiters.wake_all();
-        self.notify_others(&self.instance).await;
-    }
-
-    /// `NOTIFY tally_work`: `<instance>` (anything may have changed) or
-    /// `<instance> <model> <price> <slots>` (work arrived: the other
-    /// processes wake only as many of their claims as it has slots).
-    async fn notify_others(&self, payload: &str) {
-        if self.db.is_postgres() {
-            let sent = query("SELECT pg_notify('tally_work', $1)")
-                .bind(payload)
-                .execute(&self.db)
-                .await;
-            if let Err(e) = sent {
-                tracing::warn!(error = %e, "could not notify other market processes");
-            }
-        }
-    }
-
-    /// Wait until this process hears the other processes on its database
-    /// (PostgreSQL; at once on SQLite, where there are none).
-    pub async fn relaying(&self) {
-        if !self.db.is_postgres() {
-            return;
-        }
-        let mut rx = self.relaying.subscribe();
-        let _ = rx.wait_for(|on| *on).await;
-    }
-
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
-    }
-
-    /// Stop long polls and background jobs.
-    pub fn begin_shutdown(&self) {
-        self.shutdown.send_replace(true);
-        self.waiters.wake_all();
     }
 
     /// Spawn the background jobs: lease and deadline sweeps, settlement, and
@@ -155,7 +64,7 @@ impl Market {
                 if let Err(e) = crate::sweep::expire_deadlines(&m).await {
                     tracing::error!(error = %e, "deadline sweep failed");
                 }
-                if let Err(e) = crate::auth::prune_nonces(&m).await {
+                if let Err(e) = crate::nonces::prune_nonces(&m).await {
                     tracing::error!(error = %e, "nonce pruning failed");
                 }
             }
@@ -177,20 +86,13 @@ impl Market {
         });
         crate::settle::spawn(self);
         crate::deposits::spawn(self);
+        crate::checks::spawn_pool(self);
+        crate::publish::spawn(self);
         if self.db.is_postgres() {
             let m = Arc::clone(self);
             tokio::spawn(async move { relay_notifications(m).await });
         }
     }
-}
-
-/// A random id for this process's notifications.
-fn instance_id() -> String {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        b = (std::process::id() as u64 ^ crate::now_ms() as u64).to_le_bytes();
-    }
-    hex::encode(b)
 }
 
 /// Another process's `NOTIFY tally_work` (see [`Market::notify_others`]):

@@ -1,6 +1,9 @@
 //! A typed async HTTP client for the v1 API, used by the CLI, the worker,
-//! the auditor and the tests. Signs every request when it holds a key.
+//! the auditor and the tests. Signs every request when it holds a key, for
+//! the market it talks to: the network and operator a signature is bound to
+//! ([`Domain`]) are read once from `GET /v1/market`.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -9,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::ids::{AssignmentId, BidId, Sha256Hex, TaskId};
-use crate::signing::{self, Signer};
+use crate::signing::{self, Domain, Signer};
 use crate::wire::*;
 use crate::{AccountId, Error, Stroops};
 
@@ -19,21 +22,54 @@ pub struct Client {
     base: String,
     http: reqwest::Client,
     signer: Option<Signer>,
+    /// The market's network and operator, once known (shared by clones).
+    domain: Arc<OnceLock<Domain>>,
 }
 
 impl Client {
-    /// A client for the market at `base` (`http://host:port`), signing with `signer`.
+    /// A client for the market at `base` (`http://host:port`; a bare
+    /// `host:port` is taken as `http://host:port`), signing with `signer`.
     pub fn new(base: &str, signer: Option<Signer>) -> Self {
+        let base = market_url(base);
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(64)
             .build()
             .expect("the HTTP client builds");
         Client {
-            base: base.trim_end_matches('/').to_string(),
+            base,
             http,
             signer,
+            domain: Arc::default(),
         }
+    }
+
+    /// A client that signs for `domain` without asking the market for it.
+    pub fn with_domain(self, domain: Domain) -> Self {
+        let cell = OnceLock::new();
+        let _ = cell.set(domain);
+        Client {
+            domain: Arc::new(cell),
+            ..self
+        }
+    }
+
+    /// The market's network and operator, which every signature names:
+    /// asked of `GET /v1/market` the first time, then remembered.
+    pub async fn domain(&self) -> Result<Domain, Error> {
+        if let Some(d) = self.domain.get() {
+            return Ok(d.clone());
+        }
+        let resp = self
+            .http
+            .get(format!("{}/v1/market", self.base))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await?;
+        let stats: MarketStats = check(resp).await?.json().await?;
+        let d = Domain::new(stats.network, stats.operator);
+        let _ = self.domain.set(d.clone());
+        Ok(d)
     }
 
     pub fn base(&self) -> &str {
@@ -50,6 +86,7 @@ impl Client {
             base: self.base.clone(),
             http: self.http.clone(),
             signer: Some(signer),
+            domain: Arc::clone(&self.domain),
         }
     }
 
@@ -70,7 +107,7 @@ impl Client {
             req = req.timeout(t);
         }
         if let Some(s) = &self.signer {
-            let h = s.sign(method.as_str(), path, &body);
+            let h = s.sign(&self.domain().await?, method.as_str(), path, &body);
             req = req
                 .header(signing::HEADER_ACCOUNT, h.account.as_str())
                 .header(signing::HEADER_TIMESTAMP, h.timestamp_ms.to_string())
@@ -414,5 +451,29 @@ impl Error {
             Error::Api { status, .. } => StatusCode::from_u16(*status).ok(),
             _ => None,
         }
+    }
+}
+
+/// A market's base URL as given on a command line: without a scheme
+/// (`127.0.0.1:8080`, `market.example:8080`) it is plain `http://`, the
+/// way `tally serve --listen` serves; no trailing slash.
+pub fn market_url(base: &str) -> String {
+    let base = base.trim().trim_end_matches('/');
+    if base.contains("://") {
+        base.to_string()
+    } else {
+        format!("http://{base}")
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::market_url;
+
+    #[test]
+    fn a_bare_host_and_port_is_plain_http() {
+        assert_eq!(market_url("127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(market_url("http://m:1/"), "http://m:1");
+        assert_eq!(market_url("https://m.example"), "https://m.example");
     }
 }

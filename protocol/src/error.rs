@@ -13,6 +13,12 @@ pub enum Error {
     InvalidSignature(&'static str),
     #[error("signature does not verify")]
     BadSignature,
+    /// A signature over the retired `tally-v1` message.
+    #[error(
+        "signed with tally-v1: this client is too old for this market, which takes only tally-v2 \
+         signatures (bound to the market's network and operator); update the client"
+    )]
+    OutdatedSignature,
     #[error("could not read the key: {0}")]
     Key(String),
     #[error("http: {0}")]

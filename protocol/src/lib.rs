@@ -6,7 +6,7 @@
 //! - [`ids`]: newtypes for ids, stroops, account strkeys and sha256 hashes.
 //! - [`detection`]: one detected object and the IoU between two of them.
 //! - [`wire`]: the JSON bodies of every endpoint of the v1 API.
-//! - [`signing`]: the `tally-v1` request signature, byte for byte.
+//! - [`signing`]: the `tally-v2` request signature (bound to one market), byte for byte.
 //! - [`vote`]: the deterministic vote the market decides with and auditors re-run.
 //! - [`review`]: human review: the reviews' vote, candidates, who may review when.
 //! - [`trust`]: credibility of workers (from spot checks) and of agreeing groups.
@@ -28,4 +28,4 @@ pub use client::Client;
 pub use detection::{iou, Detection};
 pub use error::Error;
 pub use ids::{AccountId, AssignmentId, BidId, Sha256Hex, Stroops, TaskId};
-pub use signing::{SignedHeaders, Signer};
+pub use signing::{Domain, SignedHeaders, Signer};

@@ -1,4 +1,4 @@
-//! Human review (DESIGN "Human review"): the rules the market decides a
+//! Human review: the rules the market decides a
 //! reviewed task by and every auditor re-runs, kept here once.
 //!
 //! - Reviews vote like results, with the bid's tolerances and a quorum of
@@ -35,7 +35,13 @@ pub fn review_params(params: &VoteParams) -> VoteParams {
 
 /// The vote on a task's reviews; it decides when [`decides`].
 pub fn review_vote(params: &VoteParams, reviews: &[Ballot]) -> Verdict {
-    vote::vote(&review_params(params), reviews)
+    review_vote_as(vote::Numbers::CURRENT, params, reviews)
+}
+
+/// [`review_vote`] with the given number rule (auditors re-running a
+/// review verdict written before the grid).
+pub fn review_vote_as(numbers: vote::Numbers, params: &VoteParams, reviews: &[Ballot]) -> Verdict {
+    vote::vote_as(numbers, &review_params(params), reviews)
 }
 
 /// Whether a vote on reviews decides the task.

@@ -1,11 +1,16 @@
-//! The `tally-v1` request signature (DESIGN "Request signing"), byte for byte.
+//! The `tally-v2` request signature, byte for byte.
 //!
 //! ```text
-//! message = "tally-v1\n{METHOD}\n{PATH_AND_QUERY}\n{TIMESTAMP}\n{NONCE}\n{hex sha256 of body}"
+//! message = "tally-v2\n{NETWORK}\n{OPERATOR}\n{METHOD}\n{PATH_AND_QUERY}\n{TIMESTAMP}\n{NONCE}\n{hex sha256 of body}"
 //! ```
 //! signed with the account's ed25519 key; the signature travels base64 in
-//! `X-Tally-Signature`. Freshness (the 60 s window) and nonce replay are the
-//! market's to enforce; this module only builds and checks signatures.
+//! `X-Tally-Signature`. `NETWORK` (the Stellar network passphrase) and
+//! `OPERATOR` (the operator's `G...` account) name the one market a request
+//! is for ([`Domain`], from `GET /v1/market`): a request signed for one
+//! market never verifies on another. `tally-v1` (the same without the two
+//! lines) is refused with a message saying the client is too old.
+//! Freshness (the 60 s window) and nonce replay are the market's to
+//! enforce; this module only builds and checks signatures.
 
 use std::fmt;
 
@@ -20,25 +25,113 @@ pub const HEADER_TIMESTAMP: &str = "x-tally-timestamp";
 pub const HEADER_NONCE: &str = "x-tally-nonce";
 pub const HEADER_SIGNATURE: &str = "x-tally-signature";
 
+/// The signature scheme's name, the first line of every signed message.
+pub const VERSION: &str = "tally-v2";
+
 /// How far a timestamp may be from the market's clock.
 pub const MAX_SKEW_MS: i64 = 60_000;
 
+/// The market a signature is bound to: its Stellar network passphrase and
+/// its operator's account (both in `GET /v1/market`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    pub network: String,
+    pub operator: AccountId,
+}
+
+impl Domain {
+    pub fn new(network: impl Into<String>, operator: AccountId) -> Self {
+        Domain {
+            network: network.into(),
+            operator,
+        }
+    }
+}
+
 /// The exact bytes that get signed.
 pub fn message(
+    domain: &Domain,
     method: &str,
     path_and_query: &str,
     timestamp_ms: i64,
     nonce: &str,
     body: &[u8],
 ) -> String {
-    format!(
-        "tally-v1\n{}\n{}\n{}\n{}\n{}",
-        method.to_ascii_uppercase(),
+    message_for_digest(
+        domain,
+        method,
         path_and_query,
         timestamp_ms,
         nonce,
-        hex::encode(Sha256::digest(body))
+        &body_digest(body),
     )
+}
+
+/// [`message`] for a body whose hex sha256 is already known (the market
+/// hashes a body while it streams in).
+pub fn message_for_digest(
+    domain: &Domain,
+    method: &str,
+    path_and_query: &str,
+    timestamp_ms: i64,
+    nonce: &str,
+    body_sha256_hex: &str,
+) -> String {
+    format!(
+        "{VERSION}\n{}\n{}\n{}",
+        domain.network,
+        domain.operator,
+        request_lines(method, path_and_query, timestamp_ms, nonce, body_sha256_hex)
+    )
+}
+
+/// The lines both schemes sign after their market lines.
+fn request_lines(
+    method: &str,
+    path_and_query: &str,
+    timestamp_ms: i64,
+    nonce: &str,
+    body_sha256_hex: &str,
+) -> String {
+    format!(
+        "{}\n{path_and_query}\n{timestamp_ms}\n{nonce}\n{body_sha256_hex}",
+        method.to_ascii_uppercase()
+    )
+}
+
+/// The message of the retired `tally-v1` scheme (bound to no market), only
+/// to tell an outdated client why it is refused.
+fn message_v1(
+    method: &str,
+    path_and_query: &str,
+    timestamp_ms: i64,
+    nonce: &str,
+    body_sha256_hex: &str,
+) -> String {
+    format!(
+        "tally-v1\n{}",
+        request_lines(method, path_and_query, timestamp_ms, nonce, body_sha256_hex)
+    )
+}
+
+/// Verify stored evidence: a `POST` to `path` with `body`, signed by
+/// `account` at `timestamp_ms` with `nonce`, on the market `domain`.
+pub fn verify_post(
+    domain: &Domain,
+    account: &AccountId,
+    path: &str,
+    timestamp_ms: i64,
+    nonce: &str,
+    signature: &str,
+    body: &[u8],
+) -> Result<(), Error> {
+    let msg = message(domain, "POST", path, timestamp_ms, nonce, body);
+    verify(account, &msg, signature)
+}
+
+/// Hex sha256 of a body, as it appears in the signed message.
+pub fn body_digest(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
 }
 
 /// A nonce is 16-64 lowercase or uppercase hex characters.
@@ -89,13 +182,51 @@ impl SignedHeaders {
         })
     }
 
-    /// Check the signature over this request.
-    pub fn verify(&self, method: &str, path_and_query: &str, body: &[u8]) -> Result<(), Error> {
-        verify(
-            &self.account,
-            &message(method, path_and_query, self.timestamp_ms, &self.nonce, body),
-            &self.signature,
-        )
+    /// Check the signature over this request, for the market `domain`.
+    pub fn verify(
+        &self,
+        domain: &Domain,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+    ) -> Result<(), Error> {
+        self.verify_digest(domain, method, path_and_query, &body_digest(body))
+    }
+
+    /// [`SignedHeaders::verify`] for a body whose hex sha256 is known. A
+    /// signature over the retired `tally-v1` message is
+    /// [`Error::OutdatedSignature`].
+    pub fn verify_digest(
+        &self,
+        domain: &Domain,
+        method: &str,
+        path_and_query: &str,
+        body_sha256_hex: &str,
+    ) -> Result<(), Error> {
+        let msg = message_for_digest(
+            domain,
+            method,
+            path_and_query,
+            self.timestamp_ms,
+            &self.nonce,
+            body_sha256_hex,
+        );
+        match verify(&self.account, &msg, &self.signature) {
+            Err(Error::BadSignature) => {
+                let old = message_v1(
+                    method,
+                    path_and_query,
+                    self.timestamp_ms,
+                    &self.nonce,
+                    body_sha256_hex,
+                );
+                match verify(&self.account, &old, &self.signature) {
+                    Ok(()) => Err(Error::OutdatedSignature),
+                    Err(_) => Err(Error::BadSignature),
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -151,7 +282,14 @@ impl Signer {
             std::env::var(var)
                 .map_err(|_| Error::Key(format!("environment variable {var} is not set")))?
         } else {
-            std::fs::read_to_string(spec).map_err(|e| Error::Key(format!("{spec}: {e}")))?
+            std::fs::read_to_string(spec).map_err(|e| {
+                Error::Key(match e.kind() {
+                    std::io::ErrorKind::NotFound => format!(
+                        "no key file {spec} ({e}); `tally keys generate --out {spec}` makes one"
+                    ),
+                    _ => format!("key file {spec}: {e}"),
+                })
+            })?
         };
         Signer::from_secret(&text)
             .map_err(|_| Error::Key(format!("{spec}: not an S... Stellar secret seed")))
@@ -179,16 +317,17 @@ impl Signer {
         base64::engine::general_purpose::STANDARD.encode(self.key.sign(msg).to_bytes())
     }
 
-    /// Sign a request with an explicit timestamp and nonce.
+    /// Sign a request for the market `domain` with an explicit timestamp and nonce.
     pub fn sign_at(
         &self,
+        domain: &Domain,
         method: &str,
         path_and_query: &str,
         body: &[u8],
         timestamp_ms: i64,
         nonce: &str,
     ) -> SignedHeaders {
-        let msg = message(method, path_and_query, timestamp_ms, nonce, body);
+        let msg = message(domain, method, path_and_query, timestamp_ms, nonce, body);
         SignedHeaders {
             account: self.account.clone(),
             timestamp_ms,
@@ -197,9 +336,48 @@ impl Signer {
         }
     }
 
-    /// Sign a request now, with a fresh random nonce.
-    pub fn sign(&self, method: &str, path_and_query: &str, body: &[u8]) -> SignedHeaders {
-        self.sign_at(method, path_and_query, body, now_ms(), &fresh_nonce())
+    /// Sign a request for the market `domain` now, with a fresh random nonce.
+    pub fn sign(
+        &self,
+        domain: &Domain,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+    ) -> SignedHeaders {
+        self.sign_at(
+            domain,
+            method,
+            path_and_query,
+            body,
+            now_ms(),
+            &fresh_nonce(),
+        )
+    }
+
+    /// Sign the retired `tally-v1` message (bound to no market): only for
+    /// tests showing that the market refuses it.
+    #[doc(hidden)]
+    pub fn sign_v1_at(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        timestamp_ms: i64,
+        nonce: &str,
+    ) -> SignedHeaders {
+        let msg = message_v1(
+            method,
+            path_and_query,
+            timestamp_ms,
+            nonce,
+            &body_digest(body),
+        );
+        SignedHeaders {
+            account: self.account.clone(),
+            timestamp_ms,
+            nonce: nonce.to_string(),
+            signature: self.sign_bytes(msg.as_bytes()),
+        }
     }
 }
 
@@ -216,68 +394,4 @@ pub fn fresh_nonce() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_layout_is_exact() {
-        let m = message(
-            "post",
-            "/v1/bids?x=1",
-            1_700_000_000_000,
-            "00112233445566778899aabbccddeeff",
-            b"",
-        );
-        assert_eq!(
-            m,
-            "tally-v1\nPOST\n/v1/bids?x=1\n1700000000000\n00112233445566778899aabbccddeeff\n\
-             e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-    }
-
-    #[test]
-    fn signatures_verify_and_tampering_is_caught() {
-        let s = Signer::from_seed([9; 32]);
-        let h = s.sign("POST", "/v1/bids", b"{}");
-        h.verify("POST", "/v1/bids", b"{}").unwrap();
-        assert!(h.verify("POST", "/v1/bids", b"{ }").is_err());
-        assert!(h.verify("GET", "/v1/bids", b"{}").is_err());
-        assert!(h.verify("POST", "/v1/bids?a", b"{}").is_err());
-        let other = Signer::from_seed([8; 32]);
-        let forged = SignedHeaders {
-            account: other.account().clone(),
-            ..h.clone()
-        };
-        assert!(forged.verify("POST", "/v1/bids", b"{}").is_err());
-    }
-
-    #[test]
-    fn secrets_round_trip_and_debug_redacts() {
-        let s = Signer::generate();
-        let back = Signer::from_secret(&format!("{}\n", s.secret())).unwrap();
-        assert_eq!(back.account(), s.account());
-        assert!(!format!("{s:?}").contains(&s.secret()));
-        assert!(Signer::from_secret(s.account().as_str()).is_err());
-    }
-
-    #[test]
-    fn header_parsing_names_the_bad_header() {
-        let s = Signer::from_seed([1; 32]);
-        let err = SignedHeaders::parse(
-            Some(s.account().as_str()),
-            Some("soon"),
-            Some("00112233445566778899"),
-            Some("x"),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("X-Tally-Timestamp"));
-        let err = SignedHeaders::parse(
-            Some(s.account().as_str()),
-            Some("1"),
-            Some("xyz"),
-            Some("x"),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("X-Tally-Nonce"));
-    }
-}
+mod tests;

@@ -1,10 +1,10 @@
 //! Credibility: how far the market trusts a worker, and a group of agreeing
 //! results, to be right. Pure functions, so every auditor re-runs them.
 //!
-//! A worker's credibility comes from spot checks alone (tasks whose answer
-//! the market knows), after Sarmenta ("Sabotage-tolerance mechanisms for
-//! volunteer computing systems", 2002) with a Bayesian estimate in place of
-//! his worst case. `f` is the fraction of saboteurs the market assumes.
+//! A worker's credibility comes from its check record (spot checks, tasks
+//! whose answer the market knows, and credible votes), after Sarmenta
+//! ("Sabotage-tolerance mechanisms for volunteer computing systems", 2002)
+//! with a Bayesian estimate in place of his worst case. `f` is the fraction of saboteurs the market assumes.
 //!
 //! - An identity that has passed no check may be a saboteur that always
 //!   lies (identities cost nothing): `Cr = 1 - f`.
@@ -16,7 +16,12 @@
 //!      = [f / ((k+1)(k+2))] / [f / (k+1) + 1 - f]`, and `Cr = 1 - P`.
 //! - One failed check and it is never trusted again: `Cr = 0`.
 //!
-//! Votes never raise credibility: colluders would farm it on each other.
+//! A vote counts as a check only where it is credible without the worker
+//! judged: the market counts a result agreeing with a verdict credible at
+//! the bid's confidence and agreed by two results or more as a passed
+//! check, and one such a verdict out-voted as a failed one. Colluders who
+//! agree with each other gain nothing unless their verdict is already
+//! credible, which needs the checks they would be farming.
 //! A saboteur lying rarely on purpose (`s` near `1/k`) is wrong more often
 //! than `P` says; the market's answer to it is backtracking: once caught,
 //! every task it helped verify is decided again without it.

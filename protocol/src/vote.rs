@@ -1,4 +1,4 @@
-//! The vote (DESIGN "Voting"): a pure, deterministic function.
+//! The vote: a pure, deterministic function.
 //!
 //! The market decides every task with [`vote`], and every auditor re-runs it
 //! on the published evidence, so it must give the same verdict bit for bit
@@ -17,12 +17,26 @@
 //! [`canonical`] order before anything else, every later step is a fixed
 //! loop over those orders with explicit tie-breaks, and floats are compared
 //! with `total_cmp` only.
+//!
+//! Numbers ([`Numbers::Grid`], every verdict the market writes now): every
+//! score and coordinate entering the vote is first snapped to the grid of
+//! [`crate::detection`] (1/100 pixel, 1/10,000 of score); medians are taken
+//! on the grid's integers (an even group's is the floor of the mean of its
+//! two middle values), so the consensus is grid values, written as short
+//! decimals that read back exactly. The vote then gives the same verdict,
+//! byte for byte once written, from the same evidence on any machine, from
+//! any mix of inference engines, in any order, after any number of JSON
+//! round trips. IoU is computed in `f64` from grid values: IEEE arithmetic
+//! on the same inputs, so the same everywhere. Verdicts written before the
+//! grid ([`Numbers::Float`]: no `numbers` field) are re-run by auditors with
+//! the float rule they were decided by.
 
 use std::cmp::Ordering;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::detection::{from_grid, to_grid, COORD_STEPS, SCORE_STEPS};
 use crate::{iou, AssignmentId, Detection};
 
 /// The voting parameters stored with each bid.
@@ -66,6 +80,63 @@ pub struct Ballot {
     pub detections: Vec<Detection>,
 }
 
+/// How a vote forms its numbers; written in each verdict (`numbers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Numbers {
+    /// The rule of verdicts written before the grid (no `numbers` field):
+    /// scores and coordinates as read, float medians. Auditors re-run old
+    /// evidence with it; the market no longer decides with it.
+    #[default]
+    Float,
+    /// Scores and coordinates snapped to the grid, integer medians.
+    Grid,
+}
+
+impl Numbers {
+    /// The rule the market decides with.
+    pub const CURRENT: Numbers = Numbers::Grid;
+
+    /// True for [`Numbers::Float`] (left out when a verdict is written).
+    pub fn is_float(&self) -> bool {
+        *self == Numbers::Float
+    }
+
+    /// The detections as this rule reads them.
+    fn form(self, detections: &[Detection]) -> Vec<Detection> {
+        match self {
+            Numbers::Float => detections.to_vec(),
+            Numbers::Grid => detections.iter().map(Detection::on_grid).collect(),
+        }
+    }
+
+    /// True when the vote must leave a result out (see [`is_garbage`]); on
+    /// the grid also when a coordinate lies beyond
+    /// [`crate::detection::MAX_COORD`].
+    pub fn is_garbage(self, detections: &[Detection]) -> bool {
+        is_garbage(detections)
+            || (self == Numbers::Grid && !detections.iter().all(Detection::fits_grid))
+    }
+
+    /// The median of a non-empty list of values on a grid of `steps`.
+    fn median(self, v: Vec<f64>, steps: f64) -> f64 {
+        match self {
+            Numbers::Float => float_median(v),
+            Numbers::Grid => {
+                let mut q: Vec<i64> = v.iter().map(|&x| to_grid(x, steps)).collect();
+                q.sort_unstable();
+                let m = q.len() / 2;
+                let mid = if q.len() % 2 == 1 {
+                    q[m]
+                } else {
+                    (q[m - 1] + q[m]).div_euclid(2)
+                };
+                from_grid(mid, steps)
+            }
+        }
+    }
+}
+
 /// The outcome of a vote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Verdict {
@@ -75,6 +146,10 @@ pub struct Verdict {
     pub agree: Vec<AssignmentId>,
     /// Sorted by assignment id; garbage results included, each once.
     pub disagree: Vec<AssignmentId>,
+    /// How the vote formed its numbers; absent (`float`) in verdicts
+    /// written before the grid.
+    #[serde(default, skip_serializing_if = "Numbers::is_float")]
+    pub numbers: Numbers,
 }
 
 impl Verdict {
@@ -87,13 +162,18 @@ impl Verdict {
 /// Results with more detections than this are garbage.
 pub const MAX_DETECTIONS: usize = 1000;
 
-/// Vote on the results of one task.
+/// Vote on the results of one task, on the grid ([`Numbers::CURRENT`]).
+pub fn vote(params: &VoteParams, ballots: &[Ballot]) -> Verdict {
+    vote_as(Numbers::CURRENT, params, ballots)
+}
+
+/// Vote on the results of one task with the given number rule.
 ///
 /// Ballots are put in assignment-id order and their detections in
 /// [`canonical`] order first, so everything after is a deterministic function
 /// of the set of ballots. Garbage ballots ([`is_garbage`], or an assignment id
 /// that appears twice) take no part in the consensus and always disagree.
-pub fn vote(params: &VoteParams, ballots: &[Ballot]) -> Verdict {
+pub fn vote_as(numbers: Numbers, params: &VoteParams, ballots: &[Ballot]) -> Verdict {
     let mut order: Vec<&Ballot> = ballots.iter().collect();
     order.sort_by_key(|b| b.assignment);
     let mut valid = Vec::new();
@@ -101,18 +181,18 @@ pub fn vote(params: &VoteParams, ballots: &[Ballot]) -> Verdict {
     for (i, b) in order.iter().enumerate() {
         let same = |j: usize| order.get(j).is_some_and(|n| n.assignment == b.assignment);
         let twice = (i > 0 && same(i - 1)) || same(i + 1);
-        if twice || is_garbage(&b.detections) {
+        if twice || numbers.is_garbage(&b.detections) {
             if disagree.last() != Some(&b.assignment) {
                 disagree.push(b.assignment);
             }
         } else {
-            valid.push((b.assignment, sorted(&b.detections)));
+            valid.push((b.assignment, sorted(&numbers.form(&b.detections))));
         }
     }
-    let consensus = consensus(params, &valid);
+    let consensus = consensus(numbers, params, &valid);
     let mut agree = Vec::new();
     for (id, dets) in &valid {
-        if agrees(params, &consensus, dets) {
+        if agrees_as(numbers, params, &consensus, dets) {
             agree.push(*id);
         } else {
             disagree.push(*id);
@@ -123,13 +203,25 @@ pub fn vote(params: &VoteParams, ballots: &[Ballot]) -> Verdict {
         consensus,
         agree,
         disagree,
+        numbers,
     }
 }
 
 /// Judge one result against an existing consensus (late results): the same
-/// rule [`vote`] applies to each ballot.
+/// rule [`vote`] applies to each ballot, on the grid.
 pub fn agrees(params: &VoteParams, consensus: &[Detection], detections: &[Detection]) -> bool {
-    !is_garbage(detections) && f1(params, consensus, detections) >= params.agree
+    agrees_as(Numbers::CURRENT, params, consensus, detections)
+}
+
+/// [`agrees`] with the given number rule (a verdict's own, for late results
+/// judged against it).
+pub fn agrees_as(
+    numbers: Numbers,
+    params: &VoteParams,
+    consensus: &[Detection],
+    detections: &[Detection],
+) -> bool {
+    !numbers.is_garbage(detections) && f1_as(numbers, params, consensus, detections) >= params.agree
 }
 
 /// True when a result has a malformed detection, a score outside `[0, 1]`
@@ -151,8 +243,21 @@ pub fn is_garbage(detections: &[Detection]) -> bool {
 /// the result is an FP unless near threshold. A match with an optional
 /// consensus detection counts for nothing.
 pub fn f1(params: &VoteParams, consensus: &[Detection], detections: &[Detection]) -> f64 {
+    f1_as(Numbers::CURRENT, params, consensus, detections)
+}
+
+/// [`f1`] with the given number rule: both sides read by it first.
+pub fn f1_as(
+    numbers: Numbers,
+    params: &VoteParams,
+    consensus: &[Detection],
+    detections: &[Detection],
+) -> f64 {
     let near = params.min_score + params.margin;
-    let (cons, dets) = (sorted(consensus), sorted(detections));
+    let (cons, dets) = (
+        sorted(&numbers.form(consensus)),
+        sorted(&numbers.form(detections)),
+    );
     let mut pairs = Vec::new();
     for (ci, c) in cons.iter().enumerate() {
         for (di, d) in dets.iter().enumerate() {
@@ -204,14 +309,19 @@ fn sorted(detections: &[Detection]) -> Vec<Detection> {
     v
 }
 
-/// Group detections across ballots and keep the groups of >= `quorum`.
+/// Group detections across ballots and keep the groups of at least the
+/// quorum and half the ballots.
 ///
 /// Seeds are taken strongest first (score descending, then assignment id,
 /// then canonical position); every other ballot adds to the seed's group its
 /// unused same-class detection of highest IoU with the seed, if >= `iou`
 /// (ties to the earlier canonical position). Ballots must be sorted by id and
 /// their detections canonical.
-fn consensus(params: &VoteParams, ballots: &[(AssignmentId, Vec<Detection>)]) -> Vec<Detection> {
+fn consensus(
+    numbers: Numbers,
+    params: &VoteParams,
+    ballots: &[(AssignmentId, Vec<Detection>)],
+) -> Vec<Detection> {
     let det = |(b, i): (usize, usize)| &ballots[b].1[i];
     let mut seeds: Vec<(usize, usize)> = ballots
         .iter()
@@ -220,6 +330,11 @@ fn consensus(params: &VoteParams, ballots: &[(AssignmentId, Vec<Detection>)]) ->
         .collect();
     seeds.sort_by(|&x, &y| det(y).score.total_cmp(&det(x).score).then(x.cmp(&y)));
     let mut used: Vec<Vec<bool>> = ballots.iter().map(|(_, d)| vec![false; d.len()]).collect();
+    // A detection is consensus when at least the quorum and half the
+    // ballots saw it: one result's extra box never joins an answer that
+    // others decided.
+    let half = (ballots.len() as u64).div_ceil(2);
+    let support = u64::from(params.quorum.max(1)).max(half);
     let mut out = Vec::new();
     for seed in seeds {
         if used[seed.0][seed.1] {
@@ -243,8 +358,8 @@ fn consensus(params: &VoteParams, ballots: &[(AssignmentId, Vec<Detection>)]) ->
                 group.push(&dets[i]);
             }
         }
-        if group.len() as u64 >= u64::from(params.quorum.max(1)) {
-            out.push(merge(&group));
+        if group.len() as u64 >= support {
+            out.push(merge(numbers, &group));
         }
     }
     out.sort_by(canonical);
@@ -253,7 +368,7 @@ fn consensus(params: &VoteParams, ballots: &[(AssignmentId, Vec<Detection>)]) ->
 
 /// One consensus detection from a group: per-coordinate median box, median
 /// score, and the members' most common label (ties to the smallest).
-fn merge(group: &[&Detection]) -> Detection {
+fn merge(numbers: Numbers, group: &[&Detection]) -> Detection {
     let mut labels: Vec<&str> = group.iter().map(|d| d.label.as_str()).collect();
     labels.sort_unstable();
     let mut label = ("", 0);
@@ -265,14 +380,16 @@ fn merge(group: &[&Detection]) -> Detection {
     Detection {
         class_id: group[0].class_id,
         label: label.0.to_string(),
-        score: median(group.iter().map(|d| d.score).collect()),
-        bbox: std::array::from_fn(|k| median(group.iter().map(|d| d.bbox[k]).collect())),
+        score: numbers.median(group.iter().map(|d| d.score).collect(), SCORE_STEPS),
+        bbox: std::array::from_fn(|k| {
+            numbers.median(group.iter().map(|d| d.bbox[k]).collect(), COORD_STEPS)
+        }),
     }
 }
 
-/// The median of a non-empty list; for an even count the mean of the two
-/// middle values, as `a / 2 + b / 2` so that it cannot overflow.
-fn median(mut v: Vec<f64>) -> f64 {
+/// The float rule's median of a non-empty list; for an even count the mean
+/// of the two middle values, as `a / 2 + b / 2` so that it cannot overflow.
+fn float_median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
     if v.len() % 2 == 1 {
@@ -283,178 +400,4 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::labels::label;
-
-    /// A detection labelled from its COCO class.
-    fn det(class_id: u32, score: f64, bbox: [f64; 4]) -> Detection {
-        let label = label(class_id).to_string();
-        Detection {
-            class_id,
-            label,
-            score,
-            bbox,
-        }
-    }
-
-    /// A ballot of assignment `id`.
-    fn ballot(id: i64, detections: Vec<Detection>) -> Ballot {
-        Ballot {
-            assignment: AssignmentId(id),
-            detections,
-        }
-    }
-
-    /// A dog and a person, shifted by `dx` pixels, scores plus `ds`.
-    fn scene(dx: f64, ds: f64) -> Vec<Detection> {
-        vec![
-            det(16, 0.9 + ds, [10.0 + dx, 10.0, 110.0 + dx, 90.0]),
-            det(0, 0.7 + ds, [200.0, 50.0 + dx, 260.0, 210.0 + dx]),
-        ]
-    }
-
-    /// Assignment ids from plain numbers.
-    fn ids(v: &[i64]) -> Vec<AssignmentId> {
-        v.iter().copied().map(AssignmentId).collect()
-    }
-
-    #[test]
-    fn three_honest_ballots_agree_and_the_consensus_is_their_median() {
-        let p = VoteParams::default();
-        let b = [
-            ballot(3, scene(1.0, 0.01)),
-            ballot(1, scene(0.0, 0.0)),
-            ballot(2, scene(-0.5, -0.02)),
-        ];
-        let v = vote(&p, &b);
-        assert_eq!(v.agree, ids(&[1, 2, 3]));
-        assert!(v.disagree.is_empty() && v.is_verified(&p));
-        assert_eq!(
-            v.consensus,
-            vec![scene(0.0, 0.0)[1].clone(), scene(0.0, 0.0)[0].clone()]
-        );
-    }
-
-    #[test]
-    fn an_even_group_takes_the_mean_of_the_two_middle_values() {
-        let p = VoteParams::default();
-        let v = vote(
-            &p,
-            &[ballot(1, scene(0.0, 0.0)), ballot(2, scene(2.0, 0.02))],
-        );
-        assert_eq!(v.consensus[1].bbox, [11.0, 10.0, 111.0, 90.0]);
-        assert_eq!(v.consensus[1].score, 0.45 + 0.46);
-        assert!(v.is_verified(&p));
-    }
-
-    #[test]
-    fn a_wrong_ballot_disagrees_while_the_other_two_verify() {
-        let p = VoteParams::default();
-        let mut other_class = scene(0.0, 0.0);
-        other_class.iter_mut().for_each(|d| d.class_id += 1);
-        let random = vec![det(5, 0.8, [400.0, 400.0, 420.0, 480.0])];
-        for wrong in [other_class, scene(60.0, 0.0), random, vec![]] {
-            let b = [
-                ballot(1, scene(0.0, 0.0)),
-                ballot(2, wrong),
-                ballot(3, scene(0.5, 0.01)),
-            ];
-            let v = vote(&p, &b);
-            assert_eq!((v.agree, v.disagree), (ids(&[1, 3]), ids(&[2])));
-            assert_eq!(v.consensus.len(), 2);
-        }
-    }
-
-    #[test]
-    fn garbage_ballots_disagree_and_a_repeated_id_is_garbage() {
-        let p = VoteParams::default();
-        let mut nan = scene(0.0, 0.0);
-        nan[0].bbox[2] = f64::NAN;
-        let mut inverted = scene(0.0, 0.0);
-        inverted[1].bbox = [5.0, 5.0, 1.0, 9.0];
-        let too_sure = scene(0.0, 0.2);
-        let too_many = vec![det(1, 0.2, [0.0, 0.0, 1.0, 1.0]); MAX_DETECTIONS + 1];
-        for bad in [nan, inverted, too_sure, too_many] {
-            let b = [
-                ballot(1, scene(0.0, 0.0)),
-                ballot(2, scene(0.0, 0.0)),
-                ballot(3, bad),
-            ];
-            let v = vote(&p, &b);
-            assert_eq!((v.agree, v.disagree), (ids(&[1, 2]), ids(&[3])));
-        }
-        let b = [
-            ballot(2, scene(0.0, 0.0)),
-            ballot(1, scene(0.0, 0.0)),
-            ballot(2, scene(0.0, 0.0)),
-            ballot(3, scene(0.0, 0.0)),
-        ];
-        let v = vote(&p, &b);
-        assert_eq!((v.agree, v.disagree), (ids(&[1, 3]), ids(&[2])));
-    }
-
-    #[test]
-    fn all_empty_ballots_verify_with_an_empty_consensus() {
-        let p = VoteParams::default();
-        let v = vote(&p, &[ballot(1, vec![]), ballot(2, vec![])]);
-        assert!(v.consensus.is_empty() && v.is_verified(&p));
-    }
-
-    #[test]
-    fn two_disagreeing_ballots_with_quorum_two_do_not_verify() {
-        let p = VoteParams::default();
-        let v = vote(
-            &p,
-            &[ballot(1, scene(0.0, 0.0)), ballot(2, scene(80.0, 0.0))],
-        );
-        assert!(v.consensus.is_empty() && v.agree.is_empty() && !v.is_verified(&p));
-    }
-
-    #[test]
-    fn a_detection_in_one_of_three_ballots_is_not_consensus() {
-        let p = VoteParams::default();
-        let mut extra = scene(0.0, 0.0);
-        extra.push(det(2, 0.95, [300.0, 300.0, 350.0, 330.0]));
-        let b = [
-            ballot(1, scene(0.0, 0.0)),
-            ballot(2, extra),
-            ballot(3, scene(0.0, 0.0)),
-        ];
-        let v = vote(&p, &b);
-        assert!(v.consensus.iter().all(|d| d.class_id != 2));
-        // 2 TP and 1 FP: F1 = 0.8, just agreeing at the default threshold.
-        assert_eq!(f1(&p, &v.consensus, &b[1].detections), 0.8);
-    }
-
-    #[test]
-    fn a_near_threshold_detection_is_optional_on_both_sides() {
-        let p = VoteParams::default();
-        let faint = det(7, 0.35, [300.0, 300.0, 350.0, 330.0]);
-        let mut with = vec![faint.clone()];
-        let v = vote(&p, &[ballot(1, with.clone()), ballot(2, vec![])]);
-        assert_eq!(v.agree, ids(&[1, 2]));
-        with.extend(scene(0.0, 0.0));
-        let b = [
-            ballot(1, with.clone()),
-            ballot(2, with),
-            ballot(3, scene(0.0, 0.0)),
-        ];
-        let v = vote(&p, &b);
-        assert_eq!(v.agree, ids(&[1, 2, 3]));
-        assert!(v.consensus.contains(&faint));
-    }
-
-    #[test]
-    fn a_late_result_is_judged_against_the_consensus() {
-        let p = VoteParams::default();
-        let v = vote(
-            &p,
-            &[ballot(1, scene(0.0, 0.0)), ballot(2, scene(0.0, 0.0))],
-        );
-        assert!(agrees(&p, &v.consensus, &scene(0.5, -0.01)));
-        assert!(!agrees(&p, &v.consensus, &scene(70.0, 0.0)));
-        assert!(!agrees(&p, &v.consensus, &[]));
-        assert!(agrees(&p, &[], &[]));
-    }
-}
+mod tests;

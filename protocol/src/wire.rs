@@ -1,4 +1,4 @@
-//! The JSON bodies of every endpoint of the v1 API (DESIGN "HTTP API").
+//! The JSON bodies of every endpoint of the v1 API.
 //!
 //! Requests deny unknown fields: a client that misspells a field hears about
 //! it instead of silently getting a default.
@@ -102,7 +102,7 @@ pub struct BidRequest {
     #[serde(default)]
     pub confidence: Option<f64>,
     /// Stroops per human review, fee included: a task the workers do not
-    /// agree on goes to review instead of failing (DESIGN "Human review").
+    /// agree on goes to review instead of failing.
     /// Absent: no review.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_price: Option<Stroops>,
@@ -136,6 +136,11 @@ pub struct BidCreated {
     pub bid: BidId,
     pub tasks: Vec<TaskId>,
     pub reserved: Stroops,
+    /// Each task's input as the market stores and serves it, in the order
+    /// of `tasks`: the sha256 of the image's canonical encoding (RGB8 PNG,
+    /// no metadata), not of the bytes the client sent.
+    #[serde(default)]
+    pub inputs: Vec<Sha256Hex>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -196,6 +201,17 @@ pub struct TaskStatus {
     /// group was caught) and the task decided again.
     #[serde(default)]
     pub revisions: u32,
+    /// Decided by human review: the workers did not agree, and the
+    /// consensus is the reviewers'.
+    #[serde(default)]
+    pub reviewed: bool,
+    /// Reviews answered for this task.
+    #[serde(default)]
+    pub reviews: u32,
+    /// What its reviews cost the bid: `review_price` for each review that
+    /// agrees with the decision.
+    #[serde(default)]
+    pub review_cost: Stroops,
 }
 
 /// `POST /v1/claims`: long-poll for up to `max_tasks` assignments.
@@ -278,11 +294,20 @@ pub struct Evidence {
     pub weights: Vec<crate::trust::Weight>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credibility: Option<f64>,
-    /// A spot check, or a client task whose answer is in use as one: its
-    /// results and answer are withheld while its image may be used again
-    /// (price and fee still show what it paid).
+    /// Kept for old readers: evidence is never served withheld any more
+    /// (a task's evidence is public before anything it paid settles); an
+    /// auditor treats a paid task whose evidence says so as unchecked.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub withheld: bool,
+    /// A spot check: `verdict.consensus` is the market's own answer, and
+    /// the one result is judged against it alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub check: bool,
+    /// When this evidence became public (a task's results are paid only
+    /// after): an auditor expects every agreeing result paid soon after it,
+    /// or after its probation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<DateTime<Utc>>,
     /// Results of workers caught by a spot check before the decision: left
     /// out of the vote and of the judgement, never paid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -299,7 +324,7 @@ pub struct Evidence {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reviews: Vec<SignedReview>,
     /// How the reviews decided it: then `verdict` judges the results
-    /// against this verdict's consensus (DESIGN "Human review").
+    /// against this verdict's consensus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<ReviewVerdict>,
 }
@@ -311,6 +336,12 @@ pub struct Revision {
     pub revised_at: DateTime<Utc>,
     /// The caught worker whose results no longer count.
     pub caught: AccountId,
+    /// The public task that caught it: a spot check whose evidence shows
+    /// the caught worker's result disagreeing with the market's answer, or
+    /// client work whose credible verdict, agreed by two results or more,
+    /// out-voted its result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caught_by: Option<TaskId>,
 }
 
 /// A result exactly as its worker signed it.
@@ -339,12 +370,19 @@ impl SignedResult {
             .map_err(|_| crate::Error::InvalidSignature("the result body is not base64"))
     }
 
-    /// Check the worker's `tally-v1` signature over the request as sent.
-    pub fn verify(&self) -> Result<(), crate::Error> {
+    /// Check the worker's signature over the request as sent, for the
+    /// market `domain`.
+    pub fn verify(&self, domain: &crate::signing::Domain) -> Result<(), crate::Error> {
         let body = self.body_bytes()?;
-        let message =
-            crate::signing::message("POST", &self.path(), self.timestamp, &self.nonce, &body);
-        crate::signing::verify(&self.worker, &message, &self.signature)
+        crate::signing::verify_post(
+            domain,
+            &self.worker,
+            &self.path(),
+            self.timestamp,
+            &self.nonce,
+            &self.signature,
+            &body,
+        )
     }
 
     /// The result as the worker sent it.
@@ -430,11 +468,18 @@ pub struct MarketStats {
     /// first) with their spot-check record and credibility.
     #[serde(default)]
     pub workers: Vec<WorkerSummary>,
+    /// The prices of the latest verified client tasks, newest first.
     pub recent_clearing_prices: Vec<Stroops>,
     pub fee_bps: u32,
     pub asset: String,
     pub network: String,
     pub operator: AccountId,
+    /// Probation: earnings of results whose worker had passed fewer than
+    /// `trusted_after` checks when it sent them settle this long after.
+    #[serde(default)]
+    pub holdback_secs: u64,
+    #[serde(default)]
+    pub trusted_after: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -16,7 +16,7 @@ use crate::asset::Asset;
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
 use crate::network::Network;
-use crate::tx::{Payment, PaymentBatch, PayoutOp, TimeBounds};
+use crate::tx::{Payment, PaymentBatch, PayoutOp, SignedTx, TimeBounds};
 
 /// Limits for decoding untrusted envelopes: a 100-op payment envelope is
 /// under 16 KiB and a few levels deep.
@@ -198,6 +198,16 @@ fn plain_account(account: &xdr::MuxedAccount) -> Result<PublicKey> {
     match account {
         xdr::MuxedAccount::Ed25519(xdr::Uint256(bytes)) => Ok(PublicKey::from_bytes(*bytes)),
         xdr::MuxedAccount::MuxedEd25519(_) => Err(Error::Unsupported("a muxed (M...) account")),
+    }
+}
+
+impl SignedTx {
+    /// The envelope as an XDR value.
+    pub fn envelope(&self) -> Result<xdr::TransactionEnvelope> {
+        Ok(xdr::TransactionEnvelope::from_xdr_base64(
+            &self.envelope_xdr,
+            decode_limits(),
+        )?)
     }
 }
 

@@ -54,6 +54,13 @@ impl std::fmt::Debug for TxSigner {
     }
 }
 
+impl PaymentBatch {
+    /// Sign with `keypair` (which must be the source account's) for `network`.
+    pub fn sign(&self, keypair: &Keypair, network: &Network) -> Result<SignedTx> {
+        TxSigner::new(keypair.clone(), network).sign(self)
+    }
+}
+
 impl TxSigner {
     pub fn new(keypair: Keypair, network: &Network) -> Self {
         TxSigner {

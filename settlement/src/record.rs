@@ -75,6 +75,11 @@ pub const STATUS_SUBMITTED: &str = "submitted";
 pub const STATUS_CONFIRMED: &str = "confirmed";
 pub const STATUS_FAILED: &str = "failed";
 pub const STATUS_EXPIRED: &str = "expired";
+/// How a market without a submission server (no `--horizon`/`--rpc`)
+/// shows a pending record: signed and recorded, never sent to the network.
+/// Stored as [`STATUS_PENDING`], so a market started later with a server
+/// submits it.
+pub const STATUS_NOT_SUBMITTED: &str = "not_submitted";
 
 /// Whether a record with `status` may have moved money.
 pub fn status_pays(status: &str) -> bool {

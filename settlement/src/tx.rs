@@ -25,10 +25,8 @@ use stellar_xdr as xdr;
 
 use crate::amount::Stroops;
 use crate::asset::Asset;
-use crate::encode::TxSigner;
 use crate::error::{Error, Result};
-use crate::keys::{Keypair, PublicKey};
-use crate::network::Network;
+use crate::keys::PublicKey;
 
 /// At most this many operations fit in one Stellar transaction.
 pub const MAX_OPS: usize = 100;
@@ -339,11 +337,6 @@ impl PaymentBatch {
             ext: xdr::TransactionExt::V0,
         })
     }
-
-    /// Sign with `keypair` (which must be the source account's) for `network`.
-    pub fn sign(&self, keypair: &Keypair, network: &Network) -> Result<SignedTx> {
-        TxSigner::new(keypair.clone(), network).sign(self)
-    }
 }
 
 /// A signed transaction, ready to store and submit.
@@ -361,15 +354,6 @@ impl SignedTx {
     /// The hash as 64 lowercase hex characters, as explorers show it.
     pub fn hash_hex(&self) -> String {
         hex::encode(self.hash)
-    }
-
-    /// The envelope as an XDR value.
-    pub fn envelope(&self) -> Result<xdr::TransactionEnvelope> {
-        use xdr::ReadXdr;
-        Ok(xdr::TransactionEnvelope::from_xdr_base64(
-            &self.envelope_xdr,
-            crate::decode::decode_limits(),
-        )?)
     }
 }
 

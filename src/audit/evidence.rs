@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use tally_protocol::vote::{self, Ballot};
 use tally_protocol::wire::{Evidence, TaskState};
-use tally_protocol::{AccountId, AssignmentId, Client, TaskId};
+use tally_protocol::{AccountId, AssignmentId, Client, Domain, TaskId};
 use tally_settlement::Finding;
 
 use super::review::{self, ReviewFacts};
@@ -21,8 +21,15 @@ pub(crate) struct TaskFacts {
     pub agree: HashSet<AssignmentId>,
     /// `price - fee` of one agreeing result, when the evidence was read.
     pub net: Option<i64>,
-    /// A spot check whose evidence the market withholds.
+    /// A paid task whose evidence the market withholds (a finding).
     pub withheld: bool,
+    /// When the evidence became public.
+    pub published_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The check record of each voted result's worker when it was sent
+    /// (its weight), for its probation.
+    pub passed_at_submit: HashMap<AssignmentId, u64>,
+    /// The signed time of each valid result (ms).
+    pub signed_at: HashMap<AssignmentId, i64>,
     /// Results that agreed with an earlier verdict, undone since.
     pub revised_agree: HashSet<AssignmentId>,
     /// The task's human reviews, where it had any.
@@ -85,40 +92,151 @@ fn check_weights(
     findings
 }
 
+/// Every revision names a worker that is publicly caught: a spot check
+/// whose evidence shows its result disagreeing with the market's answer,
+/// and whose result was in the agreeing group of the verdict it undid. A
+/// catching check not public yet is not a finding (it is once public).
+async fn check_revisions(
+    client: &Client,
+    domain: &Domain,
+    at: &str,
+    ev: &Evidence,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let workers: HashMap<AssignmentId, &AccountId> = ev
+        .results
+        .iter()
+        .map(|r| (r.assignment, &r.worker))
+        .collect();
+    for (i, r) in ev.revisions.iter().enumerate() {
+        let at = format!("{at}, revision {}", i + 1);
+        let agreed = r
+            .verdict
+            .agree
+            .iter()
+            .any(|a| workers.get(a).is_some_and(|w| *w == &r.caught));
+        if !agreed {
+            findings.push(Finding::new(
+                "unproven_revision",
+                format!(
+                    "{at}: names {} as caught, but no result of it agreed with the undone verdict",
+                    r.caught
+                ),
+            ));
+        }
+        let Some(check) = r.caught_by else {
+            findings.push(Finding::new(
+                "unproven_revision",
+                format!(
+                    "{at}: names {} as caught, but no spot check shows it",
+                    r.caught
+                ),
+            ));
+            continue;
+        };
+        let proof = match client.evidence(check).await {
+            Ok(p) => p,
+            Err(e) if e.to_string().contains("not public yet") => continue,
+            Err(e) => {
+                findings.push(Finding::new(
+                    "unproven_revision",
+                    format!("{at}: the check {check} that caught {}: {e}", r.caught),
+                ));
+                continue;
+            }
+        };
+        if !shows_caught(domain, &proof, &r.caught) {
+            findings.push(Finding::new(
+                "unproven_revision",
+                format!(
+                    "{at}: task {check} does not show {} failing a spot check or out-voted by a credible majority",
+                    r.caught
+                ),
+            ));
+        }
+    }
+    findings
+}
+
+/// Whether public evidence `proof` shows `worker` caught: a signed result
+/// of it that does not agree with the answer, on a spot check (the
+/// market's answer), or on client work whose verdict a credible majority
+/// of two or more other results agreed on (voting as spot-checking).
+fn shows_caught(domain: &Domain, proof: &Evidence, worker: &AccountId) -> bool {
+    let Some(v) = proof.verdict.as_ref() else {
+        return false;
+    };
+    let credible = proof.check
+        || (v.agree.len() >= 2
+            && proof.review.is_none()
+            && matches!((proof.params.confidence, proof.credibility), (Some(c), Some(p)) if p >= c));
+    credible
+        && proof.results.iter().any(|res| {
+            res.worker == *worker
+                && res.verify(domain).is_ok()
+                && !v.agree.contains(&res.assignment)
+                && (v.disagree.contains(&res.assignment)
+                    || proof.excluded.contains(&res.assignment))
+                && res
+                    .request()
+                    .is_ok_and(|req| !vote::agrees(&proof.params, &v.consensus, &req.detections))
+        })
+}
+
+/// A re-run verdict as the market's would read once published: on the
+/// grid, itself; a verdict of the float rule (written before the grid) has
+/// its consensus written as JSON and read back, as the published one was
+/// (a float of 17 digits may come back a unit in the last place off), so
+/// old evidence is checked as exactly as it was written.
+pub(crate) fn as_published(rerun: &mut vote::Verdict) {
+    if rerun.numbers == vote::Numbers::Float {
+        let written = serde_json::to_string(&rerun.consensus).expect("detections serialize");
+        rerun.consensus = serde_json::from_str(&written).expect("detections read back");
+    }
+}
+
 /// Read and check one task's evidence: signatures, then the vote re-run.
-pub(crate) async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec<Finding>) {
+pub(crate) async fn check_task(
+    client: &Client,
+    domain: &Domain,
+    task: TaskId,
+) -> (TaskFacts, Vec<Finding>) {
+    let missing = |detail: String| {
+        let finding = Finding::new("missing_evidence", format!("task {task}: {detail}"));
+        (TaskFacts::default(), vec![finding])
+    };
+    match client.evidence(task).await {
+        Ok(ev) if ev.task == task => {
+            let (facts, mut findings) = check_evidence(&ev, domain);
+            if !ev.withheld {
+                findings
+                    .extend(check_revisions(client, domain, &format!("task {task}"), &ev).await);
+            }
+            (facts, findings)
+        }
+        Ok(ev) => missing(format!("the evidence is for task {}", ev.task)),
+        Err(e) => missing(e.to_string()),
+    }
+}
+
+/// Check one task's published evidence (what [`check_task`] read).
+pub(crate) fn check_evidence(ev: &Evidence, domain: &Domain) -> (TaskFacts, Vec<Finding>) {
+    let task = ev.task;
     let mut findings = Vec::new();
     let mut facts = TaskFacts::default();
-    let ev: Evidence = match client.evidence(task).await {
-        Ok(ev) if ev.task == task => ev,
-        Ok(ev) => {
-            findings.push(Finding::new(
-                "missing_evidence",
-                format!("task {task}: the evidence is for task {}", ev.task),
-            ));
-            return (facts, findings);
-        }
-        Err(e) => {
-            findings.push(Finding::new(
-                "missing_evidence",
-                format!("task {task}: {e}"),
-            ));
-            return (facts, findings);
-        }
-    };
     let at = format!("task {task}");
-    if ev.status != TaskState::Verified {
-        findings.push(Finding::new(
-            "unverified_task",
-            format!("{at} is {}", ev.status.as_str()),
-        ));
-    }
     facts.net = ev
         .price
         .fee_bps(ev.fee_bps)
         .and_then(|fee| ev.price.checked_sub(fee))
         .map(|net| net.0);
+    facts.published_at = ev.published_at;
     if ev.withheld {
+        // Nothing is paid before its evidence is public.
+        findings.push(Finding::new(
+            "withheld_evidence",
+            format!("{at}: results of it are paid, but its evidence is withheld"),
+        ));
         facts.withheld = true;
         return (facts, findings);
     }
@@ -127,10 +245,20 @@ pub(crate) async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec
         .iter()
         .flat_map(|r| r.verdict.agree.iter().copied())
         .collect();
+    for w in &ev.weights {
+        facts.passed_at_submit.insert(w.assignment, w.checks.passed);
+    }
+    let reopened = !ev.status.is_final() && !ev.revisions.is_empty();
+    if ev.status != TaskState::Verified && !reopened {
+        findings.push(Finding::new(
+            "unverified_task",
+            format!("{at} is {}", ev.status.as_str()),
+        ));
+    }
     let mut ballots = Vec::new();
     let mut late = Vec::new();
     for r in &ev.results {
-        if let Err(e) = r.verify() {
+        if let Err(e) = r.verify(domain) {
             findings.push(Finding::new(
                 "bad_result_signature",
                 format!(
@@ -151,6 +279,7 @@ pub(crate) async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec
             }
         };
         facts.workers.insert(r.assignment, r.worker.clone());
+        facts.signed_at.insert(r.assignment, r.timestamp);
         if ev.excluded.contains(&r.assignment) {
             // A worker caught before the decision: neither voted nor judged.
             continue;
@@ -165,6 +294,12 @@ pub(crate) async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec
             late.push(ballot);
         }
     }
+    if reopened {
+        // Re-opened by backtracking and running again: what it paid before
+        // agreed with a verdict since undone (checked above); nothing new
+        // is paid until it is decided again.
+        return (facts, findings);
+    }
     let Some(published) = ev.verdict.clone() else {
         findings.push(Finding::new(
             "unverified_task",
@@ -172,18 +307,42 @@ pub(crate) async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec
         ));
         return (facts, findings);
     };
+    if ev.check {
+        // A spot check: its one result judged against the market's answer.
+        let (mut agree, mut disagree) = (Vec::new(), Vec::new());
+        for b in ballots.iter().chain(&late) {
+            if vote::agrees(&ev.params, &published.consensus, &b.detections) {
+                agree.push(b.assignment);
+            } else {
+                disagree.push(b.assignment);
+            }
+        }
+        agree.sort();
+        disagree.sort();
+        if agree != published.agree || disagree != published.disagree {
+            findings.push(Finding::new(
+                "verdict_mismatch",
+                format!(
+                    "{at}: a spot check whose published judgement is not what its answer gives"
+                ),
+            ));
+        }
+        facts.agree = agree.into_iter().collect();
+        return (facts, findings);
+    }
     if let Some(rv) = &ev.review {
         // Decided by review: the reviews' vote decides, and every result
         // is judged against its consensus (the workers' vote did not decide).
         let results: Vec<Ballot> = ballots.into_iter().chain(late).collect();
-        let (reviews, agree, found) = review::check_reviewed(&at, &ev, rv, &published, &results);
+        let (reviews, agree, found) =
+            review::check_reviewed(&at, domain, ev, rv, &published, &results);
         findings.extend(found);
         facts.reviews = reviews;
         facts.agree = agree;
         return (facts, findings);
     }
     if !ev.reviews.is_empty() {
-        let (reviews, found) = review::undecided_reviews(&at, &ev);
+        let (reviews, found) = review::undecided_reviews(&at, domain, ev);
         findings.extend(found);
         facts.reviews = reviews;
     }
@@ -199,7 +358,10 @@ pub(crate) async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec
     }
     // The market's rule, re-run: the vote on `voted`, later results judged
     // against its consensus alone.
-    let mut rerun = vote::vote(&ev.params, &ballots);
+    // By the number rule the verdict says it was formed by: the grid, or
+    // (evidence written before it) floats, compared as written.
+    let mut rerun = vote::vote_as(published.numbers, &ev.params, &ballots);
+    as_published(&mut rerun);
     if let Some(confidence) = ev.params.confidence {
         findings.extend(check_weights(
             &at,
@@ -210,7 +372,7 @@ pub(crate) async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec
         ));
     }
     for b in &late {
-        if vote::agrees(&ev.params, &rerun.consensus, &b.detections) {
+        if vote::agrees_as(rerun.numbers, &ev.params, &rerun.consensus, &b.detections) {
             rerun.agree.push(b.assignment);
         } else {
             rerun.disagree.push(b.assignment);
@@ -243,3 +405,7 @@ pub(crate) async fn check_task(client: &Client, task: TaskId) -> (TaskFacts, Vec
     facts.agree = rerun.agree.into_iter().collect();
     (facts, findings)
 }
+
+#[cfg(test)]
+#[path = "evidence_tests.rs"]
+mod tests;

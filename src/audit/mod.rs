@@ -1,4 +1,4 @@
-//! The audit (DESIGN "Audit"): re-check a market's settlement records from
+//! The audit: re-check a market's settlement records from
 //! its public endpoints alone (`GET /v1/market`, `/v1/settlements`,
 //! `/v1/tasks/{id}/evidence`, `/v1/withdrawals/{id}/evidence`, and
 //! `/v1/reviewers` where reviews were paid).
@@ -14,14 +14,15 @@
 //! | `unverified_task` | a paid assignment's task is not verified, or its re-run vote reaches no quorum |
 //! | `unknown_assignment` | the paid assignment has no signed result in its task's evidence |
 //! | `wrong_worker` | the paid assignment's result was signed by another account than the payee |
-//! | `bad_result_signature` | a result's `tally-v1` signature does not verify for its worker |
+//! | `bad_result_signature` | a result's `tally-v2` signature does not verify for its worker on this market (network and operator) |
 //! | `bad_result` | a result body is not a result |
 //! | `verdict_mismatch` | re-running the vote gives another consensus, agree or disagree list |
 //! | `not_agreeing` | the paid assignment does not agree with the re-run consensus |
 //! | `amount_mismatch` | a payout is not the sum of `price - fee` of its assignments |
-//! | `review_signature` | a review's `tally-v1` signature does not verify for its reviewer |
+//! | `review_signature` | a review's `tally-v2` signature does not verify for its reviewer on this market |
 //! | `wrong_reviewer` | a paid review was signed by another account than the payee |
-//! | `reviewer_not_verified` | a paid review's reviewer was not verified (by valid operator marks) when it signed the review |
+//! | `reviewer_not_verified` | a paid review's reviewer was not verified (by valid operator marks) when it signed the review, or when the market received it |
+//! | `review_time` | a review was received more than 60 s away from its signed time |
 //! | `bad_reviewer_mark` | a reviewer mark does not verify, or was not signed by the operator (the paying record's source) |
 //! | `review_vote` | re-running the reviews' vote on the voted reviews does not give the published review verdict, or it does not decide |
 //! | `review_not_agreeing` | a paid review is not among the reviews that decided its task |
@@ -42,7 +43,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::Context;
 use serde::Serialize;
 use tally_protocol::wire;
-use tally_protocol::{Client, TaskId};
+use tally_protocol::{Client, Domain, TaskId};
 use tally_settlement::record::status_pays;
 use tally_settlement::{Asset, ChainChecker, Finding, Network, PublicKey, SettlementRecord};
 
@@ -59,7 +60,8 @@ pub struct Report {
     pub amount: i64,
     /// Tasks whose evidence was checked.
     pub tasks: u64,
-    /// Payouts of spot checks, whose evidence is withheld (amount checked only).
+    /// Payouts of tasks whose evidence the market withholds (each a
+    /// finding: nothing is paid before its evidence is public).
     pub withheld_checks: u64,
     /// Payouts for results that agreed with a verdict since undone (their
     /// worker was caught after it was paid): money lost, rules kept.
@@ -69,19 +71,37 @@ pub struct Report {
     /// Paid human reviews, each checked against its signed review, the
     /// reviews' vote and the operator's reviewer marks.
     pub reviews: u64,
+    /// Records the market never submitted to the network (it runs without
+    /// a chain server): checked like the others, but they paid nobody yet.
+    pub not_submitted: u64,
     pub findings: Vec<Finding>,
 }
 
 impl Report {
     /// The human summary: totals, then "all consistent" or one line per finding.
     pub fn summary(&self) -> String {
-        let mut out = format!(
-            "{} records, {} payouts, {} stroops paid, {} tasks checked\n",
-            self.records, self.payouts, self.amount, self.tasks
-        );
+        let mut out = if self.not_submitted > 0 && self.not_submitted == self.records {
+            format!(
+                "{} records, {} payouts, {} stroops settled, {} tasks checked\n\
+                 no record was submitted (the market has no chain server): nothing was paid on the network\n",
+                self.records, self.payouts, self.amount, self.tasks
+            )
+        } else {
+            let mut out = format!(
+                "{} records, {} payouts, {} stroops paid, {} tasks checked\n",
+                self.records, self.payouts, self.amount, self.tasks
+            );
+            if self.not_submitted > 0 {
+                out.push_str(&format!(
+                    "{} of the records were never submitted: what they settle was not paid on the network\n",
+                    self.not_submitted
+                ));
+            }
+            out
+        };
         if self.withheld_checks > 0 {
             out.push_str(&format!(
-                "{} paid results were spot checks or client tasks whose answer is in use as one (evidence withheld; amounts checked)\n",
+                "{} paid results had their evidence withheld\n",
                 self.withheld_checks
             ));
         }
@@ -156,13 +176,17 @@ pub async fn audit(client: &Client) -> anyhow::Result<Report> {
         revised_payouts: 0,
         withdrawals: 0,
         reviews: 0,
+        not_submitted: 0,
         findings: Vec::new(),
     };
     let mut ctx = Ctx {
         client,
+        domain: Domain::new(market.network.clone(), market.operator.clone()),
         tasks: HashMap::new(),
         marks: None,
+        paid: HashSet::new(),
     };
+    let mut record_times = Vec::new();
     let mut withdrawals_paid: HashSet<i64> = HashSet::new();
     let mut after = 0;
     loop {
@@ -175,6 +199,10 @@ pub async fn audit(client: &Client) -> anyhow::Result<Report> {
         };
         for record in &page.records {
             report.records += 1;
+            if record.status == tally_settlement::record::STATUS_NOT_SUBMITTED {
+                report.not_submitted += 1;
+            }
+            record_times.extend(record.created_at);
             match to_record(record) {
                 Ok(r) => report.findings.extend(checker.check(&r)),
                 Err(detail) => report.findings.push(Finding::new(
@@ -210,8 +238,98 @@ pub async fn audit(client: &Client) -> anyhow::Result<Report> {
         after = last;
     }
     report.tasks = ctx.tasks.len() as u64;
+    let missing = missing_payouts(&ctx, &record_times).await;
+    report.findings.extend(missing);
     report.ok = report.findings.is_empty();
     Ok(report)
+}
+
+/// Records written after an agreeing result was due before its absence
+/// from every payout is a finding.
+const PAYOUT_WITHIN_RECORDS: usize = 3;
+
+/// Every agreeing result of a task the audit checked is paid: once its
+/// task is public (and its probation over, where its worker was on
+/// probation when it sent it), within [`PAYOUT_WITHIN_RECORDS`] records;
+/// except a caught worker's, whose earnings are forfeit.
+async fn missing_payouts(
+    ctx: &Ctx<'_>,
+    record_times: &[chrono::DateTime<chrono::Utc>],
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let (holdback_ms, trusted_after) = match ctx.client.market().await {
+        Ok(m) => (
+            (m.holdback_secs as i64).saturating_mul(1000),
+            m.trusted_after,
+        ),
+        Err(e) => {
+            findings.push(Finding::new(
+                "missing_evidence",
+                format!("GET /v1/market: {e}"),
+            ));
+            return findings;
+        }
+    };
+    let mut caught: HashMap<tally_protocol::AccountId, bool> = HashMap::new();
+    let mut tasks: Vec<_> = ctx.tasks.iter().collect();
+    tasks.sort_by_key(|(t, _)| **t);
+    for (task, facts) in tasks {
+        if facts.withheld || facts.net.is_none_or(|n| n <= 0) {
+            continue;
+        }
+        let Some(published) = facts.published_at else {
+            continue;
+        };
+        let mut unpaid: Vec<_> = facts
+            .agree
+            .iter()
+            .filter(|a| !ctx.paid.contains(a))
+            .collect();
+        unpaid.sort();
+        for a in unpaid {
+            let Some(worker) = facts.workers.get(a) else {
+                continue;
+            };
+            let passed = facts.passed_at_submit.get(a).copied().unwrap_or(0);
+            let probation_end = if passed < trusted_after {
+                facts
+                    .signed_at
+                    .get(a)
+                    .copied()
+                    .unwrap_or(i64::MAX)
+                    .saturating_add(holdback_ms)
+            } else {
+                0
+            };
+            let due = published.timestamp_millis().max(probation_end);
+            let later = record_times
+                .iter()
+                .filter(|t| t.timestamp_millis() > due)
+                .count();
+            if later < PAYOUT_WITHIN_RECORDS {
+                continue;
+            }
+            if !caught.contains_key(worker) {
+                let c = ctx
+                    .client
+                    .worker_record(worker)
+                    .await
+                    .map(|r| r.caught)
+                    .unwrap_or(false);
+                caught.insert(worker.clone(), c);
+            }
+            if caught[worker] {
+                continue;
+            }
+            findings.push(Finding::new(
+                "missing_payout",
+                format!(
+                    "task {task}: assignment {a} of {worker} agreed but is in no payout of the {later} records written since it was due"
+                ),
+            ));
+        }
+    }
+    findings
 }
 
 /// The wire record as the settlement crate's type; why not, if it fails.
@@ -252,9 +370,13 @@ fn to_record(r: &wire::SettlementRecord) -> Result<SettlementRecord, String> {
 /// reviewer marks once a paid review needed them.
 struct Ctx<'c> {
     client: &'c Client,
+    /// The market every signature must be bound to.
+    domain: Domain,
     tasks: HashMap<TaskId, TaskFacts>,
     /// `None`: not fetched yet; `Some(None)`: could not be fetched (reported).
     marks: Option<Option<Marks>>,
+    /// Every assignment a payout names.
+    paid: HashSet<tally_protocol::AssignmentId>,
 }
 
 impl Ctx<'_> {
@@ -262,7 +384,7 @@ impl Ctx<'_> {
     async fn marks(&mut self, report: &mut Report) -> Option<&mut Marks> {
         if self.marks.is_none() {
             let fetched = match self.client.reviewer_marks().await {
-                Ok(m) => Some(Marks::new(m.marks)),
+                Ok(m) => Some(Marks::new(m.marks, self.domain.clone())),
                 Err(e) => {
                     report.findings.push(Finding::new(
                         "missing_evidence",
@@ -302,8 +424,9 @@ async fn check_payout(
     let mut sum: Option<i64> = Some(0);
     let mut has_reviews = false;
     for (a, t) in payout.assignments.iter().zip(&payout.tasks) {
+        ctx.paid.insert(*a);
         if !ctx.tasks.contains_key(t) {
-            let (facts, findings) = check_task(ctx.client, *t).await;
+            let (facts, findings) = check_task(ctx.client, &ctx.domain, *t).await;
             report.findings.extend(findings);
             ctx.tasks.insert(*t, facts);
         }
@@ -379,7 +502,7 @@ async fn check_payout(
             )),
             Ok(ev) => {
                 report.withdrawals += 1;
-                if let Err(e) = ev.verify() {
+                if let Err(e) = ev.verify(&ctx.domain) {
                     report.findings.push(Finding::new(
                         "bad_withdrawal",
                         format!("{at}: withdrawal {w}: {e}"),

@@ -1,23 +1,27 @@
-//! The audit of human review (DESIGN "Human review"): a task decided by
+//! The audit of human review: a task decided by
 //! review is checked from its signed reviews and the operator's signed
 //! reviewer marks, with the rules of [`tally_protocol::review`].
 //!
-//! - every review's `tally-v1` signature verifies for its reviewer;
+//! - every review's `tally-v2` signature verifies for its reviewer on this
+//!   market (its network and operator);
 //! - re-running the reviews' vote on the reviews it says were voted gives
 //!   exactly the published review verdict, and that verdict decides;
 //! - the task's consensus is the reviews' consensus, and the results are
 //!   judged against it alone ([`vote::agrees`]);
 //! - a paid review was written by the payee, agrees with the decision, is
 //!   paid `review_price - fee`, and its reviewer was verified at the
-//!   review's signed time by marks that verify and that the operator (the
-//!   paying record's source account) signed.
+//!   review's signed time and at its arrival (`received_at`, which must be
+//!   within the 60 s window of the signed time) by marks that verify and
+//!   that the operator (the paying record's source account) signed: the
+//!   rule the market applies when the answer arrives.
 
 use std::collections::{HashMap, HashSet};
 
 use tally_protocol::review;
+use tally_protocol::signing::MAX_SKEW_MS;
 use tally_protocol::vote::{self, Ballot, Verdict};
 use tally_protocol::wire::{Evidence, ReviewVerdict, ReviewerMark};
-use tally_protocol::{AccountId, AssignmentId};
+use tally_protocol::{AccountId, AssignmentId, Domain};
 use tally_settlement::Finding;
 
 /// One review of a task's evidence, as the auditor read it.
@@ -26,6 +30,8 @@ pub(crate) struct ReviewFact {
     pub reviewer: AccountId,
     /// The signed timestamp (unix ms).
     pub timestamp: i64,
+    /// When the market says it took the review (unix ms).
+    pub received_at: i64,
     /// Whether the reviewer's signature verifies (a `review_signature`
     /// finding was made for the task otherwise).
     pub signed: bool,
@@ -49,6 +55,7 @@ pub(crate) struct ReviewFacts {
 /// findings.
 pub(crate) fn check_reviewed(
     at: &str,
+    domain: &Domain,
     ev: &Evidence,
     rv: &ReviewVerdict,
     published: &Verdict,
@@ -62,7 +69,7 @@ pub(crate) fn check_reviewed(
             .map(|net| net.0),
         ..ReviewFacts::default()
     };
-    let (reviews, bad) = read_reviews(at, ev);
+    let (reviews, bad) = read_reviews(at, domain, ev);
     findings.extend(bad);
     facts.reviews = reviews
         .iter()
@@ -85,7 +92,8 @@ pub(crate) fn check_reviewed(
             )),
         }
     }
-    let rerun = review::review_vote(&ev.params, &voted);
+    let mut rerun = review::review_vote_as(rv.verdict.numbers, &ev.params, &voted);
+    super::evidence::as_published(&mut rerun);
     for (what, same) in [
         ("consensus", rerun.consensus == rv.verdict.consensus),
         ("agree list", rerun.agree == rv.verdict.agree),
@@ -113,7 +121,7 @@ pub(crate) fn check_reviewed(
     let mut agree = Vec::new();
     let mut disagree = Vec::new();
     for b in results {
-        if vote::agrees(&ev.params, &rerun.consensus, &b.detections) {
+        if vote::agrees_as(rerun.numbers, &ev.params, &rerun.consensus, &b.detections) {
             agree.push(b.assignment);
         } else {
             disagree.push(b.assignment);
@@ -141,8 +149,12 @@ pub(crate) fn check_reviewed(
 
 /// Reviews published without a review verdict: known (so a paid one is
 /// not an unknown assignment), and a finding.
-pub(crate) fn undecided_reviews(at: &str, ev: &Evidence) -> (ReviewFacts, Vec<Finding>) {
-    let (reviews, mut findings) = read_reviews(at, ev);
+pub(crate) fn undecided_reviews(
+    at: &str,
+    domain: &Domain,
+    ev: &Evidence,
+) -> (ReviewFacts, Vec<Finding>) {
+    let (reviews, mut findings) = read_reviews(at, domain, ev);
     findings.push(Finding::new(
         "review_vote",
         format!(
@@ -160,11 +172,11 @@ pub(crate) fn undecided_reviews(at: &str, ev: &Evidence) -> (ReviewFacts, Vec<Fi
 type ReadReviews = HashMap<AssignmentId, (ReviewFact, Option<Vec<tally_protocol::Detection>>)>;
 
 /// Every published review with its detections when its signature verifies.
-fn read_reviews(at: &str, ev: &Evidence) -> (ReadReviews, Vec<Finding>) {
+fn read_reviews(at: &str, domain: &Domain, ev: &Evidence) -> (ReadReviews, Vec<Finding>) {
     let mut findings = Vec::new();
     let mut out = HashMap::new();
     for r in &ev.reviews {
-        let detections = match r.verify() {
+        let detections = match r.verify(domain) {
             Ok(req) => Some(req.detections),
             Err(e) => {
                 findings.push(Finding::new(
@@ -177,6 +189,7 @@ fn read_reviews(at: &str, ev: &Evidence) -> (ReadReviews, Vec<Finding>) {
         let fact = ReviewFact {
             reviewer: r.reviewer.clone(),
             timestamp: r.timestamp,
+            received_at: r.received_at,
             signed: detections.is_some(),
         };
         if out.insert(r.review, (fact, detections)).is_some() {
@@ -191,16 +204,19 @@ fn read_reviews(at: &str, ev: &Evidence) -> (ReadReviews, Vec<Finding>) {
 
 /// The operator's reviewer marks as published (`GET /v1/reviewers`), and
 /// the bad ones already reported (each is reported once per audit).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Marks {
     pub marks: Vec<ReviewerMark>,
+    /// The market the operator's marks must be signed for.
+    domain: Domain,
     reported: HashSet<i64>,
 }
 
 impl Marks {
-    pub fn new(marks: Vec<ReviewerMark>) -> Self {
+    pub fn new(marks: Vec<ReviewerMark>, domain: Domain) -> Self {
         Marks {
             marks,
+            domain,
             reported: HashSet::new(),
         }
     }
@@ -222,7 +238,7 @@ impl Marks {
             .iter()
             .filter(|m| &m.account == reviewer && m.timestamp <= at_ms)
         {
-            let problem = match m.verify() {
+            let problem = match m.verify(&self.domain) {
                 Err(e) => Some(e.to_string()),
                 Ok(_) if &m.signer != operator => Some(format!(
                     "signed by {}, not the operator {operator}",
@@ -281,12 +297,33 @@ pub(crate) fn check_paid_review(
             format!("{at}: review {id} was written by {}", review.reviewer),
         ));
     }
-    findings.extend(marks.standing(
+    // Standing at the signed time, then at the arrival (the market judges
+    // both; a back-dated signature does not outlive a revocation).
+    let signed = marks.standing(
         &format!("{at}: review {id}"),
         operator,
         &review.reviewer,
         review.timestamp,
-    ));
+    );
+    if signed.is_empty() {
+        findings.extend(marks.standing(
+            &format!("{at}: review {id} (received at {})", review.received_at),
+            operator,
+            &review.reviewer,
+            review.received_at,
+        ));
+    } else {
+        findings.extend(signed);
+    }
+    if review.received_at.abs_diff(review.timestamp) > MAX_SKEW_MS as u64 {
+        findings.push(Finding::new(
+            "review_time",
+            format!(
+                "{at}: review {id} signed at {} was received at {}, outside the 60 s window",
+                review.timestamp, review.received_at
+            ),
+        ));
+    }
     if !facts.agree.contains(&id) {
         findings.push(Finding::new(
             "review_not_agreeing",
@@ -298,4 +335,4 @@ pub(crate) fn check_paid_review(
 
 #[cfg(test)]
 #[path = "review_tests.rs"]
-mod tests;
+pub(super) mod tests;

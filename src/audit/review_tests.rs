@@ -11,6 +11,17 @@ use tally_protocol::{BidId, Detection, Sha256Hex, Signer, Stroops, TaskId};
 const NONCE: &str = "0123456789abcdef0123456789abcdef";
 const T0: i64 = 1_700_000_000_000;
 
+/// The market the evidence here is signed for.
+pub(in crate::audit) fn domain() -> Domain {
+    Domain::new(
+        "Test SDF Network ; September 2015",
+        Signer::from_seed([42; 32]).account().clone(),
+    )
+}
+
+/// How long after its signed time a review arrives here.
+const TRANSIT: i64 = 5;
+
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -32,14 +43,19 @@ fn wrong() -> Vec<Detection> {
     vec![det(17, 300.0)]
 }
 
-fn result(worker: &Signer, id: i64, detections: Vec<Detection>) -> SignedResult {
+/// A result of assignment `id` signed by `worker` (the evidence tests use it too).
+pub(in crate::audit) fn result(
+    worker: &Signer,
+    id: i64,
+    detections: Vec<Detection>,
+) -> SignedResult {
     let body = serde_json::to_vec(&ResultRequest {
         detections,
         elapsed_ms: 1.0,
     })
     .unwrap();
     let path = format!("/v1/assignments/{id}/result");
-    let h = worker.sign_at("POST", &path, &body, T0, NONCE);
+    let h = worker.sign_at(&domain(), "POST", &path, &body, T0, NONCE);
     SignedResult {
         assignment: AssignmentId(id),
         worker: worker.account().clone(),
@@ -52,7 +68,14 @@ fn result(worker: &Signer, id: i64, detections: Vec<Detection>) -> SignedResult 
 
 fn signed_review(reviewer: &Signer, id: i64, detections: Vec<Detection>, at: i64) -> SignedReview {
     let body = serde_json::to_vec(&ReviewRequest { detections }).unwrap();
-    let h = reviewer.sign_at("POST", &format!("/v1/reviews/{id}"), &body, at, NONCE);
+    let h = reviewer.sign_at(
+        &domain(),
+        "POST",
+        &format!("/v1/reviews/{id}"),
+        &body,
+        at,
+        NONCE,
+    );
     SignedReview {
         review: AssignmentId(id),
         reviewer: reviewer.account().clone(),
@@ -60,6 +83,7 @@ fn signed_review(reviewer: &Signer, id: i64, detections: Vec<Detection>, at: i64
         timestamp: at,
         nonce: NONCE.into(),
         signature: h.signature,
+        received_at: at + TRANSIT,
     }
 }
 
@@ -69,7 +93,7 @@ fn mark(operator: &Signer, id: i64, account: &Signer, verified: bool, at: i64) -
         verified,
     })
     .unwrap();
-    let h = operator.sign_at("POST", ReviewerMark::PATH, &body, at, NONCE);
+    let h = operator.sign_at(&domain(), "POST", ReviewerMark::PATH, &body, at, NONCE);
     ReviewerMark {
         id,
         account: account.account().clone(),
@@ -123,10 +147,13 @@ fn case() -> Case {
             consensus: verdict.consensus.clone(),
             agree: vec![AssignmentId(1)],
             disagree: vec![AssignmentId(2)],
+            numbers: verdict.numbers,
         }),
         weights: vec![],
         credibility: None,
         withheld: false,
+        check: false,
+        published_at: None,
         excluded: vec![],
         revisions: vec![],
         review_price: Some(Stroops(4_000)),
@@ -153,7 +180,7 @@ fn results(ev: &Evidence) -> Vec<Ballot> {
 fn check(ev: &Evidence) -> (ReviewFacts, HashSet<AssignmentId>, Vec<Finding>) {
     let rv = ev.review.clone().unwrap();
     let published = ev.verdict.clone().unwrap();
-    check_reviewed("task 7", ev, &rv, &published, &results(ev))
+    check_reviewed("task 7", &domain(), ev, &rv, &published, &results(ev))
 }
 
 fn kinds(findings: &[Finding]) -> Vec<&str> {
@@ -249,8 +276,9 @@ fn a_reviewer_counts_from_its_operator_mark_on() {
     let who = Signer::generate();
     let op = operator.account().clone();
     let at = T0 + 1_000;
-    let standing =
-        |marks: Vec<ReviewerMark>| Marks::new(marks).standing("r", &op, who.account(), at);
+    let standing = |marks: Vec<ReviewerMark>| {
+        Marks::new(marks, domain()).standing("r", &op, who.account(), at)
+    };
     assert!(standing(vec![mark(&operator, 1, &who, true, T0)]).is_empty());
     // Marked after the review was signed.
     let late = standing(vec![mark(&operator, 1, &who, true, at + 1)]);
@@ -288,7 +316,7 @@ fn a_bad_mark_is_reported_once() {
     let (operator, who) = (Signer::generate(), Signer::generate());
     let mut m = mark(&operator, 1, &who, true, T0);
     m.signature = mark(&operator, 1, &who, true, T0 + 1).signature;
-    let mut marks = Marks::new(vec![m]);
+    let mut marks = Marks::new(vec![m], domain());
     let op = operator.account();
     assert_eq!(marks.standing("a", op, who.account(), T0 + 5).len(), 2);
     assert_eq!(
@@ -309,6 +337,7 @@ fn a_paid_review_is_the_payees_and_decided_the_task() {
                 .enumerate()
                 .map(|(i, r)| mark(&operator, i as i64 + 1, r, true, T0))
                 .collect(),
+            domain(),
         )
     };
     let paid = |id: i64, payee: &Signer| {
@@ -345,5 +374,65 @@ fn a_paid_review_is_the_payees_and_decided_the_task() {
     assert_eq!(
         kinds(&found),
         vec!["bad_reviewer_mark", "reviewer_not_verified"]
+    );
+}
+
+#[test]
+fn a_review_counts_only_if_its_reviewer_is_verified_when_it_arrives_too() {
+    let c = case();
+    let operator = Signer::generate();
+    let (facts, _, _) = check(&c.ev);
+    let reviewer = &c.reviewers[0];
+    let review = facts.reviews[&AssignmentId(3)].clone();
+    let signed_at = review.timestamp;
+    let paid = |review: &ReviewFact, marks: Vec<ReviewerMark>| {
+        check_paid_review(
+            "p",
+            AssignmentId(3),
+            reviewer.account(),
+            review,
+            &facts,
+            &mut Marks::new(marks, domain()),
+            operator.account(),
+        )
+    };
+    let verified = mark(&operator, 1, reviewer, true, T0);
+    // Revoked after the signed time but before the review arrived: the
+    // back-dated signature does not count.
+    let revoked = mark(&operator, 2, reviewer, false, signed_at + 1);
+    assert_eq!(
+        kinds(&paid(&review, vec![verified.clone(), revoked])),
+        vec!["reviewer_not_verified"]
+    );
+    // Revoked after it arrived: it counts.
+    let later = mark(&operator, 2, reviewer, false, signed_at + TRANSIT + 1);
+    assert!(paid(&review, vec![verified.clone(), later]).is_empty());
+    // An arrival outside the window of the signed time is a finding.
+    let mut late = review.clone();
+    late.received_at = signed_at + 61_000;
+    assert_eq!(kinds(&paid(&late, vec![verified])), vec!["review_time"]);
+}
+
+#[test]
+fn evidence_signed_for_another_market_does_not_verify() {
+    let c = case();
+    let elsewhere = Domain::new(
+        "Public Global Stellar Network ; September 2015",
+        domain().operator,
+    );
+    let rv = c.ev.review.clone().unwrap();
+    let published = c.ev.verdict.clone().unwrap();
+    let findings = check_reviewed(
+        "task 7",
+        &elsewhere,
+        &c.ev,
+        &rv,
+        &published,
+        &results(&c.ev),
+    )
+    .2;
+    assert!(
+        kinds(&findings).contains(&"review_signature"),
+        "{findings:?}"
     );
 }

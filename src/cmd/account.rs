@@ -9,8 +9,7 @@ use tally_protocol::{AccountId, Client, Signer, Stroops};
 use crate::cli::{AccountArgs, AdminCommand, AdminListArgs, WithdrawArgs};
 
 pub async fn show(args: AccountArgs) -> anyhow::Result<ExitCode> {
-    let signer = Signer::load(&args.key).context("--key")?;
-    let client = Client::new(&args.market, Some(signer));
+    let client = args.to.client()?;
     let me = client.account_me().await.context("asking the market")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&me)?);
@@ -23,7 +22,19 @@ pub async fn show(args: AccountArgs) -> anyhow::Result<ExitCode> {
         "earned unpaid  {} stroops ({} held on probation)",
         me.earned_unpaid.0, me.held.0
     );
-    println!("paid out       {} stroops", me.paid_total.0);
+    if me.not_submitted.0 > 0 {
+        let sent = me.paid_total.0 - me.not_submitted.0;
+        if sent > 0 {
+            println!("paid out       {sent} stroops");
+        }
+        println!(
+            "not submitted  {} stroops in settlement records this market never submitted \
+             (it runs without --horizon/--rpc): nothing of it was paid on the network",
+            me.not_submitted.0
+        );
+    } else {
+        println!("paid out       {} stroops", me.paid_total.0);
+    }
     println!("fees paid      {} stroops", me.fees_paid.0);
     println!(
         "reputation     {} agreed, {} disagreed, {} timed out",
@@ -66,9 +77,9 @@ pub async fn withdraw(args: WithdrawArgs) -> anyhow::Result<ExitCode> {
         args.amount > 0,
         "--amount must be a positive number of stroops"
     );
-    let signer = Signer::load(&args.key).context("--key")?;
+    let signer = Signer::load(&args.to.key).context("--key")?;
     let account = signer.account().clone();
-    let client = Client::new(&args.market, Some(signer));
+    let client = Client::new(&args.to.market, Some(signer));
     let w = client
         .withdraw(Stroops(args.amount))
         .await
@@ -86,8 +97,7 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<ExitCode> {
 }
 
 fn operator_client(args: &AdminListArgs) -> anyhow::Result<Client> {
-    let operator = Signer::load(&args.key).context("--key")?;
-    Ok(Client::new(&args.market, Some(operator)))
+    args.to.client()
 }
 
 fn short(account: &str) -> String {
@@ -204,8 +214,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AdminCommand::Credit {
-            market,
-            key,
+            to,
             account,
             amount,
         } => {
@@ -214,8 +223,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 .trim()
                 .parse()
                 .map_err(|e| anyhow::anyhow!("--account {account}: {e}"))?;
-            let operator = Signer::load(&key).context("--key")?;
-            let client = Client::new(&market, Some(operator));
+            let client = to.client()?;
             let view = client
                 .credit(&account, Stroops(amount))
                 .await

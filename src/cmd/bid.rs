@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use tally_protocol::wire::{BidRequest, BidStatus, TaskState};
-use tally_protocol::{Client, Sha256Hex, Signer, Stroops};
+use tally_protocol::{Client, Sha256Hex, Stroops};
 
 use crate::cli::BidArgs;
 
@@ -25,8 +25,15 @@ pub async fn resolve_model(client: &Client, spec: &str) -> anyhow::Result<Sha256
 }
 
 pub async fn run(args: BidArgs) -> anyhow::Result<ExitCode> {
-    let signer = Signer::load(&args.key).context("--key")?;
-    let client = Client::new(&args.market, Some(signer));
+    let client = args.to.client()?;
+    if let Some(dir) = &args.draw {
+        anyhow::ensure!(
+            !dir.is_file(),
+            "--draw {}: a folder is wanted (each image is written into it as NAME.png), \
+             and this is a file",
+            dir.display()
+        );
+    }
     let model = resolve_model(&client, &args.model).await?;
     let mut images = Vec::with_capacity(args.images.len());
     for p in &args.images {
@@ -44,8 +51,10 @@ pub async fn run(args: BidArgs) -> anyhow::Result<ExitCode> {
     let created = client
         .bid_images(req, &images)
         .await
+        .map_err(|e| name_inputs(e, &args.images))
         .context("posting the bid")?;
-    if !args.wait {
+    // Drawing needs the answers: --draw waits for them too.
+    if !args.wait && args.draw.is_none() {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&created)?);
         } else {
@@ -69,6 +78,7 @@ pub async fn run(args: BidArgs) -> anyhow::Result<ExitCode> {
             "spent": status.spent,
             "tasks": status.tasks.iter().zip(&args.images).map(|(t, p)| serde_json::json!({
                 "path": p, "task": t.task, "status": t.status, "consensus": t.consensus,
+                "reviewed": t.reviewed, "reviews": t.reviews, "review_cost": t.review_cost,
             })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -83,8 +93,25 @@ pub async fn run(args: BidArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Wait for the bid to be done (the market pushes each decision through a
-/// long-poll), with a progress bar on stderr.
+/// The market names a refused image by its place in the bid ("input 0 is
+/// not a decodable image"): name it by the file given instead.
+fn name_inputs(e: tally_protocol::Error, paths: &[PathBuf]) -> anyhow::Error {
+    if let tally_protocol::Error::Api { message, .. } = &e {
+        for (i, p) in paths.iter().enumerate() {
+            let input = format!("input {i}");
+            let named = message
+                .strip_prefix(&input)
+                .filter(|rest| rest.is_empty() || rest.starts_with(' ') || rest.starts_with(':'));
+            if let Some(rest) = named {
+                return anyhow::anyhow!("{}{rest}", p.display());
+            }
+        }
+    }
+    e.into()
+}
+
+/// Wait until every task of the bid is final (the market pushes each
+/// decision through a long-poll), with a progress bar on stderr.
 pub async fn wait_for(
     client: &Client,
     bid: tally_protocol::BidId,
@@ -126,7 +153,10 @@ pub async fn wait_for(
         } else {
             format!("bid {}: {running} running", status.bid)
         });
-        if status.status == tally_protocol::wire::BidState::Done {
+        // Every task final is all a client waits for: a replica still out
+        // when its task was decided changes no answer (the bid closes, and
+        // refunds, once it ends).
+        if status.status == tally_protocol::wire::BidState::Done || decided == status.tasks.len() {
             break;
         }
         // The market answers as soon as another task is decided.
@@ -137,12 +167,30 @@ pub async fn wait_for(
 }
 
 fn print_human(status: &BidStatus, paths: &[PathBuf]) {
-    println!(
-        "bid {}: {:?}, spent {} stroops",
-        status.bid, status.status, status.spent.0
-    );
+    if status.status == tally_protocol::wire::BidState::Done {
+        println!("bid {}: done, spent {} stroops", status.bid, status.spent.0);
+    } else {
+        // Decided, but a replica sent before the decision is still out: it
+        // may yet be paid, and the rest is refunded once it ends.
+        println!(
+            "bid {}: every task decided, spent {} stroops so far",
+            status.bid, status.spent.0
+        );
+    }
     for (t, p) in status.tasks.iter().zip(paths) {
-        println!("{} (task {}): {}", p.display(), t.task, t.status.as_str());
+        if t.reviewed {
+            println!(
+                "{} (task {}): {} by human review (the workers did not agree; {} review{}, {} stroops)",
+                p.display(),
+                t.task,
+                t.status.as_str(),
+                t.reviews,
+                if t.reviews == 1 { "" } else { "s" },
+                t.review_cost.0
+            );
+        } else {
+            println!("{} (task {}): {}", p.display(), t.task, t.status.as_str());
+        }
         for d in t.consensus.iter().flatten() {
             println!(
                 "  {:<14} {:.2}  [{:.0}, {:.0}, {:.0}, {:.0}]",

@@ -112,30 +112,32 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // first claim is a check, so the faulty one is caught at once.
     let golden = tally_market::checks::load_golden(assets)
         .map_err(|e| anyhow::anyhow!("the sample assets as a golden set: {e}"))?;
+    let oracle = crate::oracle::SandboxOracle::start(sample.backend).await?;
     let lm = LocalMarket::start("sqlite", |c| {
         c.settle_every = Duration::from_secs(1);
         c.lease = Duration::from_secs(60);
         c.golden = golden;
         c.check_rates = tally_market::checks::CheckRates {
+            first: 1.0,
             new: 1.0,
             trusted: 0.1,
             trusted_after: 1,
+            rerun: 0.0,
         };
+        c.oracle = Some(oracle);
+        // The demo is short: decisions are public, and earnings settle, within seconds.
+        c.publish_every = Duration::from_secs(1);
     })
     .await?;
     let operator = lm.client(lm.operator.clone());
-    // The operator's own money pays for checks until fees do.
-    operator
-        .credit(
-            lm.operator.account(),
-            Stroops(PRICE * 2 * args.workers as i64),
-        )
-        .await?;
+    // The client's deposit covers five replicas and the verification share
+    // (two executions per image) that pays for the spot checks: nobody
+    // credits the operator.
     let client = lm.client(Signer::generate());
     operator
         .credit(
             client.signer().unwrap().account(),
-            Stroops(PRICE * 5 * images.len() as i64),
+            Stroops(PRICE * 7 * images.len() as i64),
         )
         .await?;
     let model = client.upload_model(sample.model_bytes.clone()).await?.model;
@@ -169,6 +171,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for (_, _, h) in workers.iter_mut() {
         let _ = h.await;
     }
+    // Earnings settle once their tasks are public (at most two periods).
+    tokio::time::sleep(lm.market.config.publish_every * 2).await;
     tally_market::settle::settle_now(&lm.market).await?;
     let report = crate::audit::audit(&lm.client(Signer::generate())).await?;
     let records = client.settlements(0).await?.records;
@@ -287,7 +291,7 @@ async fn progress(
         let m = &lm.market.metrics;
         bar.set_position(status.tasks.iter().filter(|t| t.status.is_final()).count() as u64);
         bar.set_message(format!(
-            "claims {}  results {}  paid {}  settlements {}",
+            "claims {}  results {}  settled {}  settlement records {}",
             m.claims.load(Ordering::Relaxed),
             m.results.load(Ordering::Relaxed),
             m.paid_results.load(Ordering::Relaxed),
@@ -316,7 +320,17 @@ pub(crate) fn print_ending(
     report: &crate::audit::Report,
     seconds: f64,
 ) {
-    println!("\nSettlement transactions:");
+    if records
+        .iter()
+        .any(|r| r.status == tally_settlement::record::STATUS_NOT_SUBMITTED)
+    {
+        println!(
+            "\nSettlement transactions (signed and recorded, never submitted: the demo has no \
+             chain server, so nothing was paid on the network):"
+        );
+    } else {
+        println!("\nSettlement transactions:");
+    }
     for r in records {
         println!(
             "  #{} {} ({} payouts, {})",

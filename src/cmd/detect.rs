@@ -78,14 +78,19 @@ pub async fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow!("{}: {}", path.display(), one_line(&e)))?;
         let elapsed_ms = decode_ms + ms_since(started);
 
-        if i == 0 {
-            if let Some(out) = &args.draw {
-                let (dets, out) = (detections.clone(), out.clone());
-                tokio::task::spawn_blocking(move || draw::save_annotated(&bytes, &dets, &out))
-                    .await
-                    .context("drawing crashed")?
-                    .map_err(|e| anyhow!("--draw: {}", one_line(&e)))?;
-            }
+        // --draw FILE.png draws the first image; --draw DIR (an existing
+        // folder, or a path ending in /) each image as DIR/NAME.png, as
+        // `bid` and `review` do.
+        let target = match &args.draw {
+            Some(d) => draw_target(d, path, i)?,
+            None => None,
+        };
+        if let Some(out) = target {
+            let dets = detections.clone();
+            tokio::task::spawn_blocking(move || draw::save_annotated(&bytes, &dets, &out))
+                .await
+                .context("drawing crashed")?
+                .map_err(|e| anyhow!("--draw: {}", one_line(&e)))?;
         }
         let image = ImageReport {
             path: path.display().to_string(),
@@ -103,9 +108,32 @@ pub async fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         write_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else if let Some(out) = &args.draw {
-        eprintln!("drew {} into {}", args.images[0].display(), out.display());
+        if is_folder(out) {
+            eprintln!("drew {} image(s) into {}", args.images.len(), out.display());
+        } else {
+            eprintln!("drew {} into {}", args.images[0].display(), out.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `--draw` names a folder: one that exists, or a path ending in `/`.
+fn is_folder(p: &Path) -> bool {
+    p.is_dir()
+        || p.as_os_str()
+            .to_string_lossy()
+            .ends_with(std::path::MAIN_SEPARATOR)
+}
+
+/// Where `--draw d` puts image `i` (at `path`): `d` itself for the first
+/// image when it is a file, `d/NAME.png` for each when it is a folder.
+fn draw_target(d: &Path, path: &Path, i: usize) -> anyhow::Result<Option<std::path::PathBuf>> {
+    if is_folder(d) {
+        std::fs::create_dir_all(d).with_context(|| format!("--draw {}", d.display()))?;
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+        return Ok(Some(d.join(format!("{name}.png"))));
+    }
+    Ok((i == 0).then(|| d.to_path_buf()))
 }
 
 /// Loads the model off the async runtime.

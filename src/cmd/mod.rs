@@ -19,7 +19,8 @@ pub mod review;
 pub mod serve;
 pub mod work;
 
-/// Logs go to stderr; `RUST_LOG` overrides the level.
+/// Logs go to stderr, coloured only on a terminal (a log file or pipe gets
+/// plain text); `RUST_LOG` overrides the level.
 pub fn init_logging(verbose: u8, quiet: bool) {
     let default = match verbose {
         0 if quiet => "warn,ort=error,tract=error",
@@ -32,6 +33,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -57,6 +59,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Parse `10s`, `500ms`, `2m`, `1h` or plain seconds.
+impl crate::cli::MarketKey {
+    /// A client of `--market` signing with `--key`.
+    pub fn client(&self) -> anyhow::Result<tally_protocol::Client> {
+        use anyhow::Context as _;
+        let signer = tally_protocol::Signer::load(&self.key).context("--key")?;
+        Ok(tally_protocol::Client::new(&self.market, Some(signer)))
+    }
+}
+
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
@@ -104,6 +115,69 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term => {}
     }
+}
+
+/// An error as one line for the terminal: its chain of causes, with the
+/// ways of not reaching a market said plainly (once, with what to try)
+/// instead of the HTTP stack's nested messages.
+pub fn explain(e: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in e.chain() {
+        let http = cause.downcast_ref::<reqwest::Error>().or_else(|| {
+            match cause.downcast_ref::<tally_protocol::Error>() {
+                Some(tally_protocol::Error::Http(h)) => Some(h),
+                _ => None,
+            }
+        });
+        if let Some(h) = http {
+            parts.push(unreachable(h));
+            break;
+        }
+        parts.push(cause.to_string());
+    }
+    parts.join(": ")
+}
+
+/// What a failed request to a market means, in words a user can act on.
+fn unreachable(e: &reqwest::Error) -> String {
+    let market = e
+        .url()
+        .map(|u| format!("{}://{}", u.scheme(), u.authority()))
+        .unwrap_or_else(|| "the market".into());
+    // The innermost cause says what happened (refused, timed out, TLS).
+    let mut root: &dyn std::error::Error = e;
+    let mut all = Vec::new();
+    while let Some(next) = root.source() {
+        all.push(next.to_string());
+        root = next;
+    }
+    let why = root.to_string();
+    let said = all.join(" ");
+    if e.is_builder() {
+        return format!(
+            "--market is not a market URL ({why}); give one like http://127.0.0.1:8080"
+        );
+    }
+    if said.contains("InvalidContentType") || said.contains("corrupt message") {
+        let plain = market.replacen("https://", "http://", 1);
+        return format!(
+            "{market} did not answer in TLS: the market speaks plain HTTP there (as `tally serve` \
+             does); try {plain}"
+        );
+    }
+    if e.is_connect() {
+        return format!(
+            "cannot connect to the market at {market} ({why}): is `tally serve` running there, \
+             and is --market right?"
+        );
+    }
+    if e.is_timeout() {
+        return format!("the market at {market} did not answer in time");
+    }
+    if e.is_decode() {
+        return format!("the answer from {market} is not what a market sends ({why}): is --market a Tally market?");
+    }
+    format!("talking to the market at {market}: {why}")
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `tally review` (a verified reviewer: show the next task the workers did
 //! not agree on, answer it) and `tally admin reviewers` (the operator's
-//! signed marks of who may review). DESIGN "Human review".
+//! signed marks of who may review).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -9,19 +9,36 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context};
 use serde_json::json;
 use tally_protocol::wire::{ReviewOutcome, ReviewRequest, ReviewTicket, ReviewerMark};
-use tally_protocol::{AccountId, Client, Detection, Error, Signer};
+use tally_protocol::{AccountId, Client, Detection, Domain, Error, Signer};
 
 use crate::cli::{ReviewArgs, ReviewerListArgs, ReviewerMarkArgs, ReviewersCommand};
 
 pub async fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
-    let signer = Signer::load(&args.key).context("--key")?;
+    let signer = Signer::load(&args.to.key).context("--key")?;
     let me = signer.account().clone();
+    if let Some(dir) = &args.draw {
+        anyhow::ensure!(
+            !dir.is_file(),
+            "--draw {}: a folder is wanted (the image and candidate-N.png are written into it), \
+             and this is a file",
+            dir.display()
+        );
+    }
+    // Never a pick of candidates unseen: the reviewer names the task whose
+    // candidates were shown (the review stays theirs until answered).
+    if let (Some(n), None) = (args.pick, args.task) {
+        anyhow::bail!(
+            "--pick {n} needs --task ID, the task whose candidates you were shown: run \
+             `tally review` first (it shows the next review and keeps it yours), then \
+             answer with --task ID --pick N"
+        );
+    }
     // Read the answer file first: a bad file fails before a review is taken.
     let from_file = match &args.detections {
         Some(path) => Some(read_detections(path)?),
         None => None,
     };
-    let client = Client::new(&args.market, Some(signer));
+    let client = Client::new(&args.to.market, Some(signer));
     let ticket = match client.next_review_wait(args.wait * 1000).await {
         Ok(Some(t)) => t,
         Ok(None) => {
@@ -36,6 +53,19 @@ pub async fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(dir) = &args.draw {
         draw(&client, &ticket, dir).await?;
+    }
+    if let Some(task) = args.task {
+        if ticket.task.0 != task {
+            if !args.json {
+                print!("{}", describe(&ticket));
+            }
+            anyhow::bail!(
+                "not answered: the review in your hands is of task {}, not task {task}; \
+                 look at its candidates above, then answer with --task {} --pick N",
+                ticket.task,
+                ticket.task
+            );
+        }
     }
     let answer = match (args.pick, from_file) {
         (Some(n), _) => Some(pick(&ticket, n)?),
@@ -53,10 +83,11 @@ pub async fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
             print!("{}", describe(&ticket));
             println!(
                 "\nnot answered: the review stays yours until {} UTC. Answer with\n  \
-                 tally review --market {} --key {} --pick N\nor --detections FILE.json (a JSON array of detections).",
+                 tally review --market {} --key {} --task {} --pick N\nor --detections FILE.json (a JSON array of detections).",
                 ticket.lease_expires_at.format("%Y-%m-%d %H:%M:%S"),
-                args.market,
-                args.key
+                args.to.market,
+                args.to.key,
+                ticket.task
             );
         }
         return Ok(ExitCode::SUCCESS);
@@ -93,7 +124,8 @@ pub fn describe(t: &ReviewTicket) -> String {
     for (i, c) in t.candidates.iter().enumerate() {
         let n = c.assignments.len();
         out.push_str(&format!(
-            "  [{i}] {n} result{}: {}\n",
+            "  [{}] {n} result{}: {}\n",
+            i + 1,
             if n == 1 { "" } else { "s" },
             if c.detections.is_empty() {
                 "nothing detected".to_string()
@@ -128,17 +160,18 @@ fn answered(o: &ReviewOutcome) -> String {
     )
 }
 
+/// Candidate `n`, numbered from 1 as [`describe`] shows them.
 fn pick(t: &ReviewTicket, n: usize) -> anyhow::Result<Vec<Detection>> {
-    match t.candidates.get(n) {
+    match n.checked_sub(1).and_then(|i| t.candidates.get(i)) {
         Some(c) => Ok(c.detections.clone()),
         None if t.candidates.is_empty() => Err(anyhow!(
             "--pick {n}: review {} has no candidates; answer with --detections",
             t.review
         )),
         None => Err(anyhow!(
-            "--pick {n}: review {} has candidates 0 to {}",
+            "--pick {n}: review {} has candidates 1 to {}",
             t.review,
-            t.candidates.len() - 1
+            t.candidates.len()
         )),
     }
 }
@@ -151,8 +184,8 @@ fn ask(t: &ReviewTicket) -> anyhow::Result<Option<Vec<Detection>>> {
     let stdin = std::io::stdin();
     loop {
         print!(
-            "Which candidate is right? [0-{}, or s to leave it for now] ",
-            t.candidates.len() - 1
+            "Which candidate is right? [1-{}, or s to leave it for now] ",
+            t.candidates.len()
         );
         std::io::stdout().flush()?;
         let mut line = String::new();
@@ -202,7 +235,7 @@ async fn draw(client: &Client, t: &ReviewTicket, dir: &Path) -> anyhow::Result<(
     std::fs::write(dir.join(format!("image.{ext}")), &bytes)
         .with_context(|| format!("--draw {}", dir.display()))?;
     for (i, c) in t.candidates.iter().enumerate() {
-        let out = dir.join(format!("candidate-{i}.png"));
+        let out = dir.join(format!("candidate-{}.png", i + 1));
         let (bytes, dets) = (bytes.clone(), c.detections.clone());
         tokio::task::spawn_blocking(move || {
             tally_worker::draw::save_annotated(&bytes, &dets, &out)
@@ -265,8 +298,7 @@ fn accounts(raw: &[String]) -> anyhow::Result<Vec<AccountId>> {
 
 async fn mark(args: ReviewerMarkArgs, verified: bool) -> anyhow::Result<ExitCode> {
     let who = accounts(&args.accounts)?;
-    let operator = Signer::load(&args.key).context("--key")?;
-    let client = Client::new(&args.market, Some(operator));
+    let client = args.to.client()?;
     let mut marks = Vec::with_capacity(who.len());
     for account in &who {
         let m = client
@@ -326,14 +358,15 @@ async fn list(args: ReviewerListArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let operator = client.market().await.context("GET /v1/market")?.operator;
-    print!("{}", standings(&marks, &operator, &only));
+    let domain = client.domain().await.context("GET /v1/market")?;
+    print!("{}", standings(&marks, &domain, &only));
     Ok(ExitCode::SUCCESS)
 }
 
 /// Each account's standing now (its latest mark), then every mark, oldest
 /// first, each checked: its signature and that the operator signed it.
-pub fn standings(marks: &[ReviewerMark], operator: &AccountId, only: &[AccountId]) -> String {
+pub fn standings(marks: &[ReviewerMark], domain: &Domain, only: &[AccountId]) -> String {
+    let operator = &domain.operator;
     let mut order: Vec<&AccountId> = Vec::new();
     for m in marks {
         if !order.contains(&&m.account) {
@@ -369,7 +402,7 @@ pub fn standings(marks: &[ReviewerMark], operator: &AccountId, only: &[AccountId
         out.push_str("\nhistory (oldest first):\n");
     }
     for m in marks {
-        let check = match m.verify() {
+        let check = match m.verify(domain) {
             Err(e) => format!("  BAD: {e}"),
             Ok(_) if &m.signer != operator => {
                 format!("  BAD: signed by {}, not the operator", m.signer)
@@ -388,130 +421,4 @@ pub fn standings(marks: &[ReviewerMark], operator: &AccountId, only: &[AccountId
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tally_protocol::wire::ReviewCandidate;
-    use tally_protocol::{AssignmentId, Sha256Hex, Stroops, TaskId};
-
-    fn dog() -> Detection {
-        Detection {
-            class_id: 16,
-            label: "dog".into(),
-            score: 0.83,
-            bbox: [133.0, 207.0, 324.0, 542.0],
-        }
-    }
-
-    fn ticket() -> ReviewTicket {
-        ReviewTicket {
-            review: AssignmentId(12),
-            task: TaskId(7),
-            model: Sha256Hex::of(b"m"),
-            input: Sha256Hex::of(b"i"),
-            price: Stroops(4_000),
-            lease_expires_at: chrono::DateTime::from_timestamp_millis(1_750_000_000_000).unwrap(),
-            params: tally_protocol::vote::VoteParams::default(),
-            candidates: vec![
-                ReviewCandidate {
-                    detections: vec![dog()],
-                    assignments: vec![AssignmentId(3), AssignmentId(5)],
-                },
-                ReviewCandidate {
-                    detections: vec![],
-                    assignments: vec![AssignmentId(4)],
-                },
-            ],
-        }
-    }
-
-    #[test]
-    fn a_ticket_shows_each_candidate_with_its_support_and_boxes() {
-        let text = describe(&ticket());
-        assert!(text.contains("review 12 of task 7"), "{text}");
-        assert!(text.contains("pays 4000 stroops"), "{text}");
-        assert!(text.contains("[0] 2 results: 1 detections"), "{text}");
-        assert!(
-            text.contains("dog            0.83  [133.0, 207.0, 324.0, 542.0]"),
-            "{text}"
-        );
-        assert!(text.contains("[1] 1 result: nothing detected"), "{text}");
-    }
-
-    #[test]
-    fn picking_sends_the_candidates_detections_and_names_the_range() {
-        assert_eq!(pick(&ticket(), 0).unwrap(), vec![dog()]);
-        assert_eq!(pick(&ticket(), 1).unwrap(), vec![]);
-        let e = pick(&ticket(), 2).unwrap_err().to_string();
-        assert!(e.contains("candidates 0 to 1"), "{e}");
-    }
-
-    #[test]
-    fn detections_files_are_an_array_or_an_object_holding_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let array = dir.path().join("a.json");
-        std::fs::write(&array, serde_json::to_string(&vec![dog()]).unwrap()).unwrap();
-        assert_eq!(read_detections(&array).unwrap(), vec![dog()]);
-        let object = dir.path().join("o.json");
-        std::fs::write(&object, json!({ "detections": [dog()] }).to_string()).unwrap();
-        assert_eq!(read_detections(&object).unwrap(), vec![dog()]);
-        let bad = dir.path().join("b.json");
-        std::fs::write(&bad, r#"[{"label": "dog"}]"#).unwrap();
-        let e = format!("{:#}", read_detections(&bad).unwrap_err());
-        assert!(e.contains("expected a JSON array of detections"), "{e}");
-    }
-
-    #[test]
-    fn refusals_are_one_line_naming_the_problem() {
-        let me: AccountId = Signer::generate().account().clone();
-        let api = |status, code: &str| Error::Api {
-            status,
-            code: code.into(),
-            message: "why".into(),
-        };
-        let e = explain(&api(403, "not_a_reviewer"), &me, None).to_string();
-        assert!(e.contains("is not a verified reviewer"), "{e}");
-        let e = explain(&api(409, "decided"), &me, Some(&ticket())).to_string();
-        assert!(
-            e.contains("review 12 of task 7") && e.contains("already decided"),
-            "{e}"
-        );
-        assert!(!e.contains('\n'));
-    }
-
-    #[test]
-    fn standings_show_the_latest_mark_and_flag_bad_ones() {
-        let operator = Signer::generate();
-        let who = Signer::generate();
-        let mark = |id, verified, at: i64| {
-            let body = serde_json::to_vec(&tally_protocol::wire::ReviewerMarkRequest {
-                account: who.account().clone(),
-                verified,
-            })
-            .unwrap();
-            let nonce = "00112233445566778899aabbccddeeff";
-            ReviewerMark {
-                id,
-                account: who.account().clone(),
-                verified,
-                signer: operator.account().clone(),
-                body: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &body),
-                timestamp: at,
-                nonce: nonce.into(),
-                signature: operator
-                    .sign_at("POST", ReviewerMark::PATH, &body, at, nonce)
-                    .signature,
-            }
-        };
-        let t0 = 1_750_000_000_000;
-        let mut marks = vec![mark(1, true, t0), mark(2, false, t0 + 1_000)];
-        let text = standings(&marks, operator.account(), &[]);
-        assert!(text.contains("not verified since"), "{text}");
-        assert!(!text.contains("BAD"), "{text}");
-        marks[1].verified = true;
-        let text = standings(&marks, operator.account(), &[]);
-        assert!(text.contains("BAD"), "{text}");
-        let nobody = Signer::generate().account().clone();
-        let text = standings(&[], operator.account(), &[nobody]);
-        assert!(text.contains("never marked"), "{text}");
-    }
-}
+mod tests;

@@ -25,21 +25,56 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.settle_max_ops = args.settle_max_ops;
     config.horizon = args.horizon.clone();
     config.rpc = args.rpc.clone();
+    if !config.submits() {
+        tracing::warn!(
+            "no --horizon or --rpc: no chain server, so settlement records are written and \
+             signed but never submitted, and nothing is paid on the network (records show \
+             \"not_submitted\"); deposits are not followed either"
+        );
+    }
+    anyhow::ensure!(
+        args.check_price_cap > 0,
+        "--check-price-cap must be a positive number of stroops"
+    );
+    config.check_price_cap = tally_protocol::Stroops(args.check_price_cap);
+    anyhow::ensure!(
+        args.check_budget >= 0,
+        "--check-budget must be a number of stroops, 0 or more"
+    );
+    config.check_budget = tally_protocol::Stroops(args.check_budget);
+    config.publish_every = Duration::from_secs(args.publish_every_secs);
     if let Some(dir) = &args.golden {
         config.golden =
             tally_market::checks::load_golden(dir).map_err(|e| anyhow::anyhow!("--golden: {e}"))?;
+        config.oracle = Some(crate::oracle::SandboxOracle::start(args.check_backend).await?);
         tracing::info!(
             images = config.golden.items.len(),
             dir = %dir.display(),
-            "spot checks: golden set loaded"
+            "spot checks: fresh variants of the golden images, answered by the market's detector"
+        );
+        tracing::info!(
+            cap = args.check_price_cap,
+            "spot checks are paid by the bids they protect: each task of a bid reserves two more \
+             executions as its verification share (refunded when unspent); when a bid's share is \
+             spent, the operator's fees pay, then its own balance; a check pays the displaced \
+             task's price, capped at twice the model's median verified price and at the cap"
+        );
+        tracing::info!(
+            every_secs = args.publish_every_secs,
+            "decided tasks' evidence is published in batches; earnings settle once published"
+        );
+    } else {
+        tracing::warn!(
+            "no --golden set: no spot checks, so credibility cannot be earned and plain voting \
+             decides (3 replicas, quorum 2): two colluding identities can decide any task. \
+             Run with --golden DIR (private images) to weigh results by checked credibility"
         );
     }
     anyhow::ensure!(
         (0.0..=1.0).contains(&args.check_rate),
         "--check-rate must be between 0 and 1"
     );
-    config.check_rates.new = args.check_rate;
-    config.check_rates.trusted = (args.check_rate / 5.0).min(args.check_rate);
+    config.check_rates = tally_market::checks::CheckRates::scaled(args.check_rate);
     config.holdback = std::time::Duration::from_secs(args.holdback_secs);
     let market = Market::open(config)
         .await

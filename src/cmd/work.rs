@@ -14,8 +14,8 @@ use tally_worker::BackendChoice;
 use crate::cli::{InferChildArgs, WorkArgs};
 
 pub async fn run(args: WorkArgs) -> anyhow::Result<ExitCode> {
-    check_key_file(&args.key)?;
-    let signer = Signer::load(&args.key).context("--key")?;
+    check_key_file(&args.to.key)?;
+    let signer = Signer::load(&args.to.key).context("--key")?;
     let backend: BackendChoice = args
         .backend
         .parse()
@@ -64,11 +64,11 @@ pub async fn run(args: WorkArgs) -> anyhow::Result<ExitCode> {
     agent.pause_after_claim = args.pause_after_claim_ms.map(Duration::from_millis);
 
     tracing::info!(
-        market = %args.market,
+        market = %args.to.market,
         worker = %signer.account(),
         "starting the worker"
     );
-    let client = Client::new(&args.market, Some(signer));
+    let client = Client::new(&args.to.market, Some(signer));
     let report = agent::run(client, agent, super::shutdown_signal()).await?;
     tracing::info!(
         results = report.results,

@@ -60,9 +60,12 @@ async fn reviewers_decide_through_the_cli_and_the_audit_checks_them() {
     let market = spawn_market(Backend::Sqlite).await;
     let url = market.url.clone();
     // The task in review is the market's only one: `tally review` finds it.
-    market
+    let task = market
         .disputed(png(3), 1_000, 40_000, [honest(), wrong()])
-        .await;
+        .await
+        .bid
+        .tasks[0]
+        .to_string();
 
     let dir = tempfile::tempdir().unwrap();
     let op = key_file(dir.path(), "operator.key", &market.operator);
@@ -107,13 +110,18 @@ async fn reviewers_decide_through_the_cli_and_the_audit_checks_them() {
 
     // Shown, not answered (no terminal): the ticket and how to answer.
     let shown = ok(&["review", "--market", &url, "--key", &keys[0]]).await;
-    assert!(shown.contains("[0]") && shown.contains("[1]"), "{shown}");
-    assert!(shown.contains("--pick N"), "{shown}");
+    assert!(shown.contains("[1]") && shown.contains("[2]"), "{shown}");
+    assert!(
+        shown.contains(&format!("--task {task} --pick N")),
+        "{shown}"
+    );
     // A candidate that does not exist: refused before anything is sent.
-    let (success, _, stderr) =
-        tally(&["review", "--market", &url, "--key", &keys[0], "--pick", "9"]).await;
+    let (success, _, stderr) = tally(&[
+        "review", "--market", &url, "--key", &keys[0], "--task", &task, "--pick", "9",
+    ])
+    .await;
     assert!(!success);
-    assert!(stderr.contains("candidates 0 to 1"), "{stderr}");
+    assert!(stderr.contains("candidates 1 to 2"), "{stderr}");
     // The same review again, as JSON; answered by picking.
     let json: Value =
         serde_json::from_str(&ok(&["review", "--market", &url, "--key", &keys[0], "--json"]).await)
@@ -122,9 +130,10 @@ async fn reviewers_decide_through_the_cli_and_the_audit_checks_them() {
         shown.contains(&format!("review {} of task", json["ticket"]["review"])),
         "the same review is shown again until it is answered: {shown}"
     );
-    let pick = honest_candidate(&json["ticket"]).to_string();
+    // Numbered from 1, as shown.
+    let pick = (honest_candidate(&json["ticket"]) + 1).to_string();
     let answered = ok(&[
-        "review", "--market", &url, "--key", &keys[0], "--pick", &pick,
+        "review", "--market", &url, "--key", &keys[0], "--task", &task, "--pick", &pick,
     ])
     .await;
     assert!(answered.contains("still under review"), "{answered}");
@@ -177,7 +186,7 @@ async fn reviewers_decide_through_the_cli_and_the_audit_checks_them() {
     // The marks: public, listed with each account's standing.
     let listed = ok(&["admin", "reviewers", "list", "--market", &url]).await;
     assert_eq!(listed.matches("verified since").count(), 3, "{listed}");
-    assert!(!listed.contains("BAD"), "{listed}");
+    assert!(!listed.contains("BAD:"), "{listed}");
     let removed = ok(&[
         "admin",
         "reviewers",

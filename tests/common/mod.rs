@@ -178,8 +178,13 @@ async fn start(
 }
 
 impl TestMarket {
+    /// The network and operator this market's signatures are bound to.
+    pub fn domain(&self) -> tally_protocol::Domain {
+        self.market.domain.clone()
+    }
+
     pub fn client(&self, signer: &Signer) -> Client {
-        Client::new(&self.url, Some(signer.clone()))
+        Client::new(&self.url, Some(signer.clone())).with_domain(self.domain())
     }
 
     pub fn anonymous(&self) -> Client {
@@ -278,6 +283,12 @@ pub fn png(seed: u8) -> Vec<u8> {
     img.write_to(&mut out, image::ImageFormat::Png)
         .expect("encode png");
     out.into_inner()
+}
+
+/// The bytes the market stores and serves for an uploaded image: its
+/// canonical encoding (`tally_market::canonical`).
+pub fn canonical(upload: &[u8]) -> Vec<u8> {
+    tally_market::canonical::encode(&image::load_from_memory(upload).expect("an image"))
 }
 
 /// A bid for `images` at `price` with default replicas.

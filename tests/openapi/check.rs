@@ -9,7 +9,7 @@ use tally_protocol::signing;
 use tally_protocol::Signer;
 
 const OAS_31_SCHEMA: &str = include_str!("../fixtures/openapi-3.1-schema-2025-09-15.json");
-const API_RS: &str = include_str!("../../market/src/api.rs");
+const API_RS: &str = include_str!("../../market/src/http/api.rs");
 
 /// One answer as it came over the wire.
 pub struct Answer {
@@ -32,6 +32,8 @@ impl Answer {
 /// The document and the answers checked against it.
 pub struct Api {
     url: String,
+    /// The market's network and operator, which signatures name.
+    pub domain: tally_protocol::Domain,
     pub doc: Value,
     pub http: reqwest::Client,
     /// `(method, path template, status)` of every answer checked.
@@ -51,6 +53,10 @@ impl Api {
             .unwrap();
         Api {
             url: url.to_string(),
+            domain: tally_protocol::Client::new(url, None)
+                .domain()
+                .await
+                .expect("GET /v1/market"),
             doc,
             http,
             seen: BTreeSet::new(),
@@ -70,7 +76,7 @@ impl Api {
         let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let mut req = self.http.request(m.clone(), format!("{}{path}", self.url));
         if let Some(s) = who {
-            let h = s.sign(m.as_str(), path, &body);
+            let h = s.sign(&self.domain, m.as_str(), path, &body);
             req = req
                 .header(signing::HEADER_ACCOUNT, h.account.as_str())
                 .header(signing::HEADER_TIMESTAMP, h.timestamp_ms.to_string())

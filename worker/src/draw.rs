@@ -17,34 +17,84 @@ pub fn draw_detections(image: &mut RgbImage, detections: &[Detection]) {
     let short_side = image.width().min(image.height());
     let thickness = if short_side >= 600 { 3 } else { 2 };
     let scale = (short_side / 300).clamp(1, 3) as i64;
-    // Lowest score first, so the best boxes and tags end up on top.
+    // Lowest score first, so the best boxes end up on top; then every tag
+    // over all the boxes, the best placed first, none over another.
     let mut order: Vec<&Detection> = detections.iter().collect();
     order.sort_by(|a, b| a.score.total_cmp(&b.score));
-    for d in order {
+    for d in &order {
         let colour = class_colour(d.class_id);
         let [x1, y1, x2, y2] = d.bbox.map(|v| v.round() as i64);
         for t in 0..thickness {
             outline(image, x1 + t, y1 + t, x2 - t, y2 - t, colour);
         }
-        let text = format!("{} {:.2}", d.label, d.score);
-        let pad = scale;
-        let tag_w = text_width(&text, scale) + 2 * pad;
-        let tag_h = GLYPH_H * scale + 2 * pad;
-        // Above the box when there is room, else just inside its top edge.
-        let tag_y = if y1 - tag_h >= 0 {
-            y1 - tag_h
-        } else {
-            y1.max(0)
-        };
-        let tag_x = x1.clamp(0, (image.width() as i64 - tag_w).max(0));
+    }
+    let pad = scale;
+    let best: Vec<&Detection> = order.iter().rev().copied().collect();
+    let texts: Vec<String> = best
+        .iter()
+        .map(|d| format!("{} {:.2}", d.label, d.score))
+        .collect();
+    let sizes: Vec<(i64, i64)> = texts
+        .iter()
+        .map(|t| (text_width(t, scale) + 2 * pad, GLYPH_H * scale + 2 * pad))
+        .collect();
+    let boxes: Vec<[i64; 4]> = best
+        .iter()
+        .map(|d| d.bbox.map(|v| v.round() as i64))
+        .collect();
+    let tags = place_tags(
+        &boxes,
+        &sizes,
+        (image.width() as i64, image.height() as i64),
+    );
+    for (i, d) in best.iter().enumerate() {
+        let colour = class_colour(d.class_id);
+        let (text, (tag_w, tag_h), [tag_x, tag_y, ..]) = (&texts[i], sizes[i], tags[i]);
         fill(image, tag_x, tag_y, tag_x + tag_w, tag_y + tag_h, colour);
         let ink = if luminance(colour) > 140.0 {
             Rgb([0, 0, 0])
         } else {
             Rgb([255, 255, 255])
         };
-        draw_text(image, &text, tag_x + pad, tag_y + pad, scale, ink);
+        draw_text(image, text, tag_x + pad, tag_y + pad, scale, ink);
     }
+}
+
+/// Where each box's tag goes (`[x1, y1, x2, y2]`), for tags of `sizes` on
+/// an image of `dims`: above the box's top-left corner when there is room,
+/// else just inside it, else below the box; the first of these (and then
+/// further down, a tag's height at a time) that overlaps no tag placed
+/// before, so two boxes sharing a corner never hide each other's label.
+/// Tags are placed in the order given.
+pub fn place_tags(boxes: &[[i64; 4]], sizes: &[(i64, i64)], dims: (i64, i64)) -> Vec<[i64; 4]> {
+    let (w, h) = dims;
+    let mut placed: Vec<[i64; 4]> = Vec::with_capacity(boxes.len());
+    for (b, &(tw, th)) in boxes.iter().zip(sizes) {
+        let [x1, y1, _, y2] = *b;
+        let x = x1.clamp(0, (w - tw).max(0));
+        let fit = |y: i64| y.clamp(0, (h - th).max(0));
+        let overlaps = |r: &[i64; 4]| {
+            placed
+                .iter()
+                .any(|p| r[0] < p[2] && p[0] < r[2] && r[1] < p[3] && p[1] < r[3])
+        };
+        let mut candidates = vec![y1 - th, y1, y2];
+        candidates.retain(|&y| y >= 0 && y + th <= h);
+        candidates.extend((1..=8).map(|k| y1.max(0) + k * th));
+        let rect = candidates
+            .into_iter()
+            .map(|y| {
+                let y = fit(y);
+                [x, y, x + tw, y + th]
+            })
+            .find(|r| !overlaps(r))
+            .unwrap_or_else(|| {
+                let y = fit(y1 - th);
+                [x, y, x + tw, y + th]
+            });
+        placed.push(rect);
+    }
+    placed
 }
 
 /// Decodes `image_bytes`, draws `detections` on it and saves it as PNG at `out`.
@@ -216,6 +266,31 @@ mod tests {
                 > 300
         );
         assert!(tag.iter().any(|&(x, y)| *img.get_pixel(x, y) != colour));
+    }
+
+    #[test]
+    fn tags_of_boxes_sharing_a_corner_do_not_overlap() {
+        // A cat and a dog whose boxes start at the same point (the cat's
+        // tag used to hide under the dog's).
+        let boxes = [
+            [100, 100, 300, 300],
+            [100, 100, 250, 280],
+            [102, 98, 200, 200],
+        ];
+        let tags = place_tags(&boxes, &[(60, 12), (70, 12), (50, 12)], (400, 400));
+        for (i, a) in tags.iter().enumerate() {
+            for b in &tags[i + 1..] {
+                let overlap = a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+                assert!(!overlap, "{a:?} and {b:?} overlap");
+            }
+        }
+        // The first goes above its box, where a lone tag always goes.
+        assert_eq!(tags[0], [100, 88, 160, 100]);
+        // At the top edge: inside the box.
+        assert_eq!(
+            place_tags(&[[0, 0, 50, 50]], &[(30, 12)], (60, 60))[0],
+            [0, 0, 30, 12]
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! YOLOX pre- and post-processing, as shared/assets/README.md specifies.
+//! YOLOX pre- and post-processing, as assets/README.md specifies.
 //!
 //! Pre: letterbox the RGB image into the model's square input (Pillow's
 //! bilinear resize, reproduced in fixed point so a worker matches the Python

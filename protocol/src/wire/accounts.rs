@@ -21,6 +21,13 @@ pub enum MarketEvent {
     TaskRevised { task: TaskId },
     /// Every task of the bid is decided and its refund made.
     BidDone { bid: BidId },
+    /// A decided task's evidence became public (where decisions are
+    /// published in batches, the only task event the public stream carries).
+    TaskPublished {
+        bid: BidId,
+        task: TaskId,
+        status: TaskState,
+    },
     /// A settlement record was written.
     SettlementWritten { seq: u64 },
     /// A deposit was credited to an account.
@@ -106,6 +113,11 @@ pub struct AccountView {
     #[serde(default)]
     pub held: Stroops,
     pub paid_total: Stroops,
+    /// Of `paid_total`, what is in settlement records never submitted to
+    /// the network (the market has no `--horizon`/`--rpc`): recorded, not
+    /// paid.
+    #[serde(default)]
+    pub not_submitted: Stroops,
     pub fees_paid: Stroops,
     pub reputation: Reputation,
     /// Spot checks passed and failed (one failure and the worker is caught).
@@ -188,20 +200,21 @@ pub struct WithdrawalEvidence {
 
 impl WithdrawalEvidence {
     /// The signature verifies for `POST /v1/withdrawals` with this body, and
-    /// the body asks for `amount`.
-    pub fn verify(&self) -> Result<(), crate::Error> {
+    /// the body asks for `amount`, on the market `domain`.
+    pub fn verify(&self, domain: &crate::signing::Domain) -> Result<(), crate::Error> {
         use base64::Engine as _;
         let body = base64::engine::general_purpose::STANDARD
             .decode(&self.body)
             .map_err(|e| crate::Error::Invalid(format!("withdrawal body: {e}")))?;
-        let message = crate::signing::message(
-            "POST",
+        crate::signing::verify_post(
+            domain,
+            &self.account,
             "/v1/withdrawals",
             self.timestamp,
             &self.nonce,
+            &self.signature,
             &body,
-        );
-        crate::signing::verify(&self.account, &message, &self.signature)?;
+        )?;
         let req: WithdrawalRequest = serde_json::from_slice(&body)
             .map_err(|e| crate::Error::Invalid(format!("withdrawal body: {e}")))?;
         if req.amount != self.amount {

@@ -81,12 +81,21 @@ impl ReviewerMark {
     pub const PATH: &'static str = "/v1/admin/reviewers";
 
     /// Check the operator's signature and that the signed body says what
-    /// the mark says.
-    pub fn verify(&self) -> Result<ReviewerMarkRequest, crate::Error> {
+    /// the mark says, on the market `domain`.
+    pub fn verify(
+        &self,
+        domain: &crate::signing::Domain,
+    ) -> Result<ReviewerMarkRequest, crate::Error> {
         let body = decode_body(&self.body, "the mark body is not base64")?;
-        let message =
-            crate::signing::message("POST", Self::PATH, self.timestamp, &self.nonce, &body);
-        crate::signing::verify(&self.signer, &message, &self.signature)?;
+        crate::signing::verify_post(
+            domain,
+            &self.signer,
+            Self::PATH,
+            self.timestamp,
+            &self.nonce,
+            &self.signature,
+            &body,
+        )?;
         let req: ReviewerMarkRequest = serde_json::from_slice(&body)?;
         if req.account != self.account || req.verified != self.verified {
             return Err(crate::Error::InvalidSignature(
@@ -113,6 +122,9 @@ pub struct SignedReview {
     pub timestamp: i64,
     pub nonce: String,
     pub signature: String,
+    /// When the market took the answer (unix ms, its clock): the reviewer
+    /// must have been verified then too, not only at the signed time.
+    pub received_at: i64,
 }
 
 impl SignedReview {
@@ -121,12 +133,18 @@ impl SignedReview {
         format!("/v1/reviews/{}", self.review)
     }
 
-    /// Check the reviewer's `tally-v1` signature; the review as sent.
-    pub fn verify(&self) -> Result<ReviewRequest, crate::Error> {
+    /// Check the reviewer's signature on the market `domain`; the review as sent.
+    pub fn verify(&self, domain: &crate::signing::Domain) -> Result<ReviewRequest, crate::Error> {
         let body = decode_body(&self.body, "the review body is not base64")?;
-        let message =
-            crate::signing::message("POST", &self.path(), self.timestamp, &self.nonce, &body);
-        crate::signing::verify(&self.reviewer, &message, &self.signature)?;
+        crate::signing::verify_post(
+            domain,
+            &self.reviewer,
+            &self.path(),
+            self.timestamp,
+            &self.nonce,
+            &self.signature,
+            &body,
+        )?;
         Ok(serde_json::from_slice(&body)?)
     }
 }

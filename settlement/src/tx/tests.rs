@@ -1,4 +1,6 @@
 use super::*;
+use crate::keys::Keypair;
+use crate::network::Network;
 use xdr::{Limits, WriteXdr};
 
 fn key(i: u8) -> PublicKey {

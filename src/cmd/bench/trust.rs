@@ -62,7 +62,7 @@ pub struct TrustArgs {
     pub seed: u64,
     /// Spot checks from a golden set of the bench's own images.
     pub checks: bool,
-    /// The market's check rate for new workers (trusted ones get a fifth).
+    /// The market's check rate for new workers (trusted ones get a tenth, and a tenth re-runs).
     pub check_rate: f64,
     /// The bids' deadline: tasks still unfinished then fail.
     pub deadline_secs: u64,
@@ -72,6 +72,8 @@ pub struct TrustArgs {
 const PRICE: i64 = 100;
 /// Tasks per bid.
 const PER_BID: usize = 50;
+/// Decisions are published in batches of this period (the bench's runs are short).
+const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 /// The bench gives up when the bids are not all done this long after their
 /// deadline (the market fails what is left at the deadline).
 const GIVE_UP_AFTER_DEADLINE: Duration = Duration::from_secs(60);
@@ -123,11 +125,9 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
         c.sweep_every = Duration::from_millis(500);
         if checks {
             c.golden = golden(args.seed, &model_bytes);
-            c.check_rates = tally_market::checks::CheckRates {
-                new: args.check_rate,
-                trusted: args.check_rate / 5.0,
-                ..tally_market::checks::CheckRates::default()
-            };
+            c.oracle = Some(images::oracle());
+            c.publish_every = PUBLISH_EVERY;
+            c.check_rates = tally_market::checks::CheckRates::scaled(args.check_rate);
         }
     })
     .await?;
@@ -139,48 +139,27 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
             Stroops(PRICE * 64 * args.tasks as i64),
         )
         .await?;
-    if checks {
-        // Checks are paid from the operator's fees, and from its own balance
-        // while the fees fall short (they do at first): more than enough for
-        // many checks per client task.
-        operator
-            .credit(
-                lm.operator.account(),
-                Stroops(PRICE * 16 * args.tasks as i64),
-            )
-            .await?;
-    }
+    // Checks are paid by the bids they protect (each task's verification
+    // share), then from the operator's fees: nobody credits the operator.
     let model = client.upload_model(model_bytes.clone()).await?.model;
 
     // The client's inputs, by address.
     let images: Vec<Vec<u8>> = (0..args.tasks).map(|i| input_png(args.seed, i)).collect();
-    let by_hash: HashMap<Sha256Hex, usize> = images
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (Sha256Hex::of(b), i))
-        .collect();
-    if by_hash.len() != images.len() {
-        bail!("two generated inputs have the same bytes");
-    }
     if checks {
         // A golden image showing what a client image shows would let a
         // check's answer be learnt from client work, and the reverse.
         let client_pixels: std::collections::HashSet<u64> =
             images.iter().map(|b| pixels_key(b)).collect();
-        if lm
-            .market
-            .config
-            .golden
-            .items
-            .iter()
-            .any(|i| client_pixels.contains(&pixels_key(&i.bytes)))
-        {
+        if lm.market.config.golden.items.iter().any(|i| {
+            client_pixels.contains(&pixels_key(&tally_market::canonical::encode_rgb(&i.pixels)))
+        }) {
             bail!("a golden image has the pixels of a client input");
         }
     }
 
     let started = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
+    let ring: fleet::Ring = Default::default();
     let mut fleet = Vec::new();
     for (index, &kind) in kinds.iter().enumerate() {
         let w = lm.client(Signer::generate());
@@ -194,13 +173,17 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
             index: index as u64,
             kind,
             seed: args.seed,
+            ring: std::sync::Arc::clone(&ring),
         };
         let handle = tokio::spawn(sim.run(w.clone(), Arc::clone(&done), started));
         fleet.push((kind, w, handle));
     }
 
+    // The client's inputs by the address the market gave each (the sha256
+    // of its canonical encoding).
+    let mut by_hash: HashMap<Sha256Hex, usize> = HashMap::with_capacity(images.len());
     let mut bids = Vec::new();
-    for chunk in images.chunks(PER_BID) {
+    for (c, chunk) in images.chunks(PER_BID).enumerate() {
         let mut req = BidRequest::new(model.clone(), Stroops(PRICE));
         req.deadline_secs = args.deadline_secs;
         req.replicas = args.replicas;
@@ -208,7 +191,14 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
         if let Some(m) = args.max_replicas {
             req.max_replicas = Some(m);
         }
-        bids.push(client.bid_images(req, chunk).await.context("bid")?.bid);
+        let created = client.bid_images(req, chunk).await.context("bid")?;
+        for (j, input) in created.inputs.into_iter().enumerate() {
+            by_hash.insert(input, c * PER_BID + j);
+        }
+        bids.push(created.bid);
+    }
+    if by_hash.len() != images.len() {
+        bail!("two generated inputs have the same pixels");
     }
 
     // Wait until every bid is done at once (backtracking may re-open a
@@ -238,6 +228,10 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
     let mut logs = Vec::new();
     for (kind, w, handle) in fleet {
         logs.push((kind, w, handle.await?));
+    }
+    // Earnings settle once their tasks are public: wait out the batch.
+    if checks {
+        tokio::time::sleep(PUBLISH_EVERY * 2).await;
     }
     tally_market::settle::settle_now(&lm.market).await?;
     // The verdicts as they stand once the fleet has stopped (a result in

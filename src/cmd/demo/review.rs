@@ -197,16 +197,20 @@ pub(super) async fn run(args: DemoArgs, started: Instant) -> anyhow::Result<Exit
                 } else {
                     net(Some(ev.price))
                 };
-                println!("  {:<12} paid {amount:>6} stroops to {}", "", role(who));
+                println!("  {:<12} settled {amount:>6} stroops to {}", "", role(who));
             }
             for (s, _, _) in workers.iter().filter(|(_, f, _)| *f) {
                 if !paid_here.iter().any(|(_, who)| who == s.account()) {
-                    println!("  {:<12} paid      0 stroops to {}", "", role(s.account()));
+                    println!(
+                        "  {:<12} settled      0 stroops to {}",
+                        "",
+                        role(s.account())
+                    );
                 }
             }
         }
         println!(
-            "\n{review_paid} stroops paid to reviewers, {faulty_paid} to the faulty worker, {paid} in all"
+            "\n{review_paid} stroops settled to reviewers, {faulty_paid} to the faulty worker, {paid} in all"
         );
         super::print_ending(&records, &report, seconds);
     }

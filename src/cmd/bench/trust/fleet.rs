@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use tally_protocol::wire::{Assignment, ResultRequest};
 use tally_protocol::{Client, Sha256Hex};
 
-use super::images::{colluding, honest, random};
+use super::images::{colluding, honest, pixels_key, random};
 use super::rng::{key, Rng};
 
 /// Assignments a simulated worker holds at once (its offer's capacity).
@@ -34,6 +34,12 @@ pub(super) enum Kind {
     Farming,
     /// Colluding on a seeded [`INTERMITTENT_PERCENT`] of its tasks.
     Intermittent,
+    /// Looks at everything it is given and answers honestly only where it
+    /// recognises a possible check: its first assignment (a new identity is
+    /// checked first), bytes carrying a comment or text chunk, pixels any
+    /// member of its ring met before under another task, and an input
+    /// whose submission was answered as judged at once; colluding elsewhere.
+    Aware,
 }
 
 impl Kind {
@@ -44,8 +50,9 @@ impl Kind {
             "colluding" => Kind::Colluding,
             "farming" => Kind::Farming,
             "intermittent" => Kind::Intermittent,
+            "aware" => Kind::Aware,
             other => bail!(
-                "--mix: {other:?} is not a saboteur kind (random, lazy, colluding, farming, intermittent)"
+                "--mix: {other:?} is not a saboteur kind (random, lazy, colluding, farming, intermittent, aware)"
             ),
         })
     }
@@ -58,6 +65,7 @@ impl Kind {
             Kind::Colluding => "colluding",
             Kind::Farming => "farming",
             Kind::Intermittent => "intermittent",
+            Kind::Aware => "aware",
         }
     }
 }
@@ -69,6 +77,27 @@ enum Answer {
     Colluding,
     Random,
     Lazy,
+    /// Decided after looking at the input ([`Kind::Aware`]).
+    Looking {
+        first: bool,
+    },
+}
+
+/// What a ring of aware saboteurs pools: the pixels each member met, by the
+/// task it met them under.
+pub(super) type Ring =
+    Arc<std::sync::Mutex<std::collections::HashMap<u64, tally_protocol::TaskId>>>;
+
+/// Whether image bytes carry anything beyond pixels: a JPEG comment
+/// segment, or a PNG text chunk.
+fn has_marker(bytes: &[u8]) -> bool {
+    let jpeg_comment =
+        bytes.starts_with(&[0xFF, 0xD8]) && bytes.windows(2).any(|w| w == [0xFF, 0xFE]);
+    let png_text = bytes.starts_with(b"\x89PNG")
+        && [b"tEXt", b"zTXt", b"iTXt"]
+            .iter()
+            .any(|t| bytes.windows(4).any(|w| w == *t));
+    jpeg_comment || png_text
 }
 
 /// Whether the market answered 403: this worker was caught by a spot check.
@@ -100,6 +129,7 @@ pub(super) struct Sim {
     pub(super) index: u64,
     pub(super) kind: Kind,
     pub(super) seed: u64,
+    pub(super) ring: Ring,
 }
 
 impl Sim {
@@ -112,6 +142,7 @@ impl Sim {
             Kind::Colluding => Answer::Colluding,
             Kind::Farming if n < FARMING_HONEST => Answer::Honest,
             Kind::Farming => Answer::Colluding,
+            Kind::Aware => Answer::Looking { first: n == 0 },
             Kind::Intermittent => {
                 let mut r = Rng::new(&[self.seed, self.index, key(&a.input), 0x1e]);
                 if r.below(100) < INTERMITTENT_PERCENT {
@@ -140,16 +171,50 @@ impl Sim {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 (honest(&bytes, &mut r), ms as f64)
             }
+            Answer::Looking { first } => {
+                let bytes = w.input(&a.input).await.context("input")?;
+                let pixels = pixels_key(&bytes);
+                let met_elsewhere = {
+                    let mut ring = self.ring.lock().expect("ring");
+                    let before = ring.get(&pixels).copied();
+                    ring.entry(pixels).or_insert(a.task);
+                    before.is_some_and(|t| t != a.task)
+                };
+                if first || met_elsewhere || has_marker(&bytes) {
+                    let ms = 20 + r.below(41);
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    (honest(&bytes, &mut r), ms as f64)
+                } else {
+                    (colluding(&bytes), 0.0)
+                }
+            }
         };
-        w.submit_result(
-            a.assignment,
-            &ResultRequest {
-                detections,
-                elapsed_ms,
-            },
-        )
-        .await
-        .context("result")?;
+        let outcome = w
+            .submit_result(
+                a.assignment,
+                &ResultRequest {
+                    detections,
+                    elapsed_ms,
+                },
+            )
+            .await
+            .context("result")?;
+        if matches!(answer, Answer::Looking { .. }) {
+            // An answer that says the result was judged at once marks a
+            // check; the ring remembers its pixels under another task id,
+            // so a repeat of them is answered honestly.
+            let judged = outcome.status != "submitted"
+                || outcome.task_status != tally_protocol::wire::TaskState::Running;
+            if judged {
+                let bytes = w.input(&a.input).await.ok();
+                if let Some(bytes) = bytes {
+                    self.ring
+                        .lock()
+                        .expect("ring")
+                        .insert(pixels_key(&bytes), tally_protocol::TaskId(-1));
+                }
+            }
+        }
         Ok(())
     }
 

@@ -1,0 +1,539 @@
+//! Matching: a claim takes the best-priced open tasks first (price desc,
+//! then age) among those the worker's offer covers, that still need a
+//! replica, and that this worker has not touched.
+//!
+//! Exclusivity does not rest on the read: each slot is taken by a
+//! conditional `UPDATE ... WHERE taken < wanted`, and `UNIQUE (task_id,
+//! worker)` forbids a second replica of one task to one worker, so it holds
+//! under any interleaving and across several market processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tally_protocol::wire::{Assignment, ClaimRequest, Claimed, Offer, OfferRequest};
+use tally_protocol::{AccountId, AssignmentId, BidId, Sha256Hex, Stroops, TaskId};
+
+use crate::checks;
+use crate::db::{int, parse, text};
+use crate::db::{placeholders, query, Row, WriteTx};
+use crate::error::{MarketError, Result};
+use crate::wake::WakeUp;
+use crate::{now_ms, to_time, Market};
+
+/// The longest a claim may wait for work.
+pub const MAX_WAIT_MS: u64 = 60_000;
+/// The most assignments one claim may take.
+pub const MAX_TASKS: u32 = 64;
+
+/// Store (or replace) a worker's offer.
+pub async fn post_offer(m: &Market, worker: &AccountId, req: OfferRequest) -> Result<Offer> {
+    m.db.retrying("offer", || post_offer_once(m, worker, req.clone()))
+        .await
+}
+
+async fn post_offer_once(m: &Market, worker: &AccountId, req: OfferRequest) -> Result<Offer> {
+    if req.models.is_empty() || req.models.len() > 64 {
+        return Err(MarketError::bad(
+            "bad_offer",
+            "an offer names 1 to 64 models",
+        ));
+    }
+    if req.min_price.0 < 0 {
+        return Err(MarketError::bad(
+            "bad_price",
+            "min_price must not be negative",
+        ));
+    }
+    if req.capacity == 0 || req.capacity > 1024 {
+        return Err(MarketError::bad(
+            "bad_capacity",
+            "capacity must be between 1 and 1024",
+        ));
+    }
+    let now = now_ms();
+    let models = serde_json::to_string(&req.models).expect("hashes serialize");
+    let mut tx = m.db.begin().await?;
+    query(
+        "INSERT INTO offers (worker, models, min_price, capacity, updated_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (worker) DO UPDATE SET models = excluded.models, min_price = excluded.min_price,
+         capacity = excluded.capacity, updated_at = excluded.updated_at",
+    )
+    .bind(worker.as_str())
+    .bind(models)
+    .bind(req.min_price.0)
+    .bind(i64::from(req.capacity))
+    .bind(now)
+    .execute(&mut tx)
+    .await?;
+    query(
+        "INSERT INTO workers (account, last_seen) VALUES ($1, $2)
+         ON CONFLICT (account) DO UPDATE SET last_seen = excluded.last_seen",
+    )
+    .bind(worker.as_str())
+    .bind(now)
+    .execute(&mut tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Offer {
+        worker: worker.clone(),
+        models: req.models,
+        min_price: req.min_price,
+        capacity: req.capacity,
+        updated_at: to_time(now),
+    })
+}
+
+struct StoredOffer {
+    models: Vec<Sha256Hex>,
+    min_price: i64,
+    capacity: i64,
+}
+
+async fn load_offer(m: &Market, worker: &AccountId) -> Result<Option<StoredOffer>> {
+    let row = query("SELECT models, min_price, capacity FROM offers WHERE worker = $1")
+        .bind(worker.as_str())
+        .fetch_optional(&m.db)
+        .await?;
+    row.map(|r| {
+        Ok(StoredOffer {
+            models: crate::db::json(&text(&r, "models")?, "offer models")?,
+            min_price: int(&r, "min_price")?,
+            capacity: int(&r, "capacity")?,
+        })
+    })
+    .transpose()
+}
+
+/// Long-poll for up to `max_tasks` assignments, waiting at most `wait_ms`.
+#[tracing::instrument(level = "debug", skip_all, fields(worker = %worker))]
+pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<Claimed> {
+    if req.max_tasks == 0 || req.max_tasks > MAX_TASKS {
+        return Err(MarketError::bad(
+            "bad_claim",
+            format!("max_tasks must be between 1 and {MAX_TASKS}"),
+        ));
+    }
+    if req.wait_ms > MAX_WAIT_MS {
+        return Err(MarketError::bad(
+            "bad_claim",
+            format!("wait_ms must be at most {MAX_WAIT_MS}"),
+        ));
+    }
+    let offer = load_offer(m, worker).await?.ok_or_else(|| {
+        MarketError::conflict(
+            "no_offer",
+            "post an offer (POST /v1/offers) before claiming",
+        )
+    })?;
+    let standing = touch_worker(m, worker).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms);
+    let mut shutdown = m.shutdown_signal();
+    let models: Arc<[Sha256Hex]> = Arc::from(offer.models.clone());
+    let mut woken: Option<WakeUp<'_>> = None;
+    loop {
+        // Register before looking: work that arrives after the look wakes us.
+        let waiting = m
+            .waiters
+            .register_as(Arc::clone(&models), offer.min_price, standing.trusted);
+        let held = leased_count(m, worker).await?;
+        let room = (offer.capacity - held).clamp(0, i64::from(req.max_tasks));
+        if room == 0 {
+            return Ok(Claimed {
+                assignments: vec![],
+            });
+        }
+        // Rule 7: a worker not yet trusted does not join another one on a
+        // task while a trusted worker waits for such work.
+        let pairing =
+            standing.checked && !standing.trusted && m.waiters.trusted_waiting(&offer.models);
+        let got = try_claim(m, worker, &offer, room, standing.check_rate, pairing).await?;
+        if !got.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
+            return Ok(Claimed { assignments: got });
+        }
+        if let Some(up) = woken.take() {
+            // Woken for work we could not take: someone else may, if a slot
+            // of it is still free. Once every slot is gone (often to claims
+            // in another process) the wake-up stops here instead of waking
+            // waiter after waiter to look for nothing.
+            if let Some((model, price)) = up.work() {
+                if slot_free(m, model, price).await? {
+                    up.pass_on();
+                }
+            }
+        }
+        tokio::select! {
+            up = waiting.woken() => woken = Some(up),
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Whether any task of `model` paying at least `price` has a slot free.
+async fn slot_free(m: &Market, model: &Sha256Hex, price: i64) -> Result<bool> {
+    Ok(query(
+        "SELECT 1 AS one FROM tasks WHERE status IN ('open', 'running') AND taken < wanted
+         AND model = $1 AND price >= $2 LIMIT 1",
+    )
+    .bind(model.as_str())
+    .bind(price)
+    .fetch_optional(&m.db)
+    .await?
+    .is_some())
+}
+
+async fn leased_count(m: &Market, worker: &AccountId) -> Result<i64> {
+    let r = query("SELECT COUNT(*) AS n FROM assignments WHERE worker = $1 AND status = 'leased' AND kind = 'result'")
+        .bind(worker.as_str())
+        .fetch_one(&m.db)
+        .await?;
+    int(&r, "n")
+}
+
+/// Where a claiming worker stands.
+struct Standing {
+    /// How likely its claim is to get a spot check instead of a client task.
+    check_rate: f64,
+    /// It has passed the checks that make its single result credible.
+    trusted: bool,
+    /// The market runs spot checks (without them no one is trusted).
+    checked: bool,
+}
+
+/// Mark the worker as seen (at most every few seconds, to spare writes) and
+/// say where it stands; a worker caught by a check gets no more work at all.
+async fn touch_worker(m: &Market, worker: &AccountId) -> Result<Standing> {
+    m.db.retrying("worker seen", || touch_worker_once(m, worker))
+        .await
+}
+
+async fn touch_worker_once(m: &Market, worker: &AccountId) -> Result<Standing> {
+    let now = now_ms();
+    let r = query("SELECT last_seen, checks_passed, checks_failed FROM workers WHERE account = $1")
+        .bind(worker.as_str())
+        .fetch_optional(&m.db)
+        .await?;
+    let (last_seen, passed, failed) = match &r {
+        Some(r) => (
+            int(r, "last_seen")?,
+            int(r, "checks_passed")?,
+            int(r, "checks_failed")?,
+        ),
+        None => (i64::MIN, 0, 0),
+    };
+    if failed > 0 {
+        return Err(MarketError::Forbidden(
+            "this worker failed a spot check (a task whose answer the market knew); it gets no more work".into(),
+        ));
+    }
+    let checked = !m.config.golden.items.is_empty();
+    let standing = Standing {
+        check_rate: if checked {
+            m.config.check_rates.for_worker(passed.max(0) as u64)
+        } else {
+            0.0
+        },
+        trusted: checked && passed.max(0) as u64 >= m.config.check_rates.trusted_after,
+        checked,
+    };
+    if now.saturating_sub(last_seen) < 5_000 {
+        return Ok(standing);
+    }
+    let mut tx = m.db.begin().await?;
+    query(
+        "INSERT INTO workers (account, last_seen) VALUES ($1, $2)
+         ON CONFLICT (account) DO UPDATE SET last_seen = excluded.last_seen",
+    )
+    .bind(worker.as_str())
+    .bind(now)
+    .execute(&mut tx)
+    .await?;
+    tx.commit().await?;
+    Ok(standing)
+}
+
+/// Take up to `n` slots now. A pass that loses races to concurrent claims
+/// (another process took the slot between our read and our update) looks
+/// again, so a claim never comes back empty while a slot it may take is free.
+async fn try_claim(
+    m: &Market,
+    worker: &AccountId,
+    offer: &StoredOffer,
+    n: i64,
+    check_rate: f64,
+    pairing: bool,
+) -> Result<Vec<Assignment>> {
+    m.metrics
+        .claim_looks
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut out = Vec::new();
+    for _ in 0..8 {
+        let (mut got, lost) =
+            claim_pass(m, worker, offer, n - out.len() as i64, check_rate, pairing).await?;
+        out.append(&mut got);
+        if lost == 0 || out.len() as i64 >= n {
+            break;
+        }
+    }
+    m.metrics
+        .claims
+        .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    Ok(out)
+}
+
+/// One matching pass: the slots taken, and how many candidates were lost to
+/// concurrent claims. With `pairing`, tasks another untrusted worker is on
+/// are left to trusted ones.
+async fn claim_pass(
+    m: &Market,
+    worker: &AccountId,
+    offer: &StoredOffer,
+    n: i64,
+    check_rate: f64,
+    pairing: bool,
+) -> Result<(Vec<Assignment>, usize)> {
+    m.db.retrying("claim", || {
+        claim_pass_once(m, worker, offer, n, check_rate, pairing)
+    })
+    .await
+}
+
+async fn claim_pass_once(
+    m: &Market,
+    worker: &AccountId,
+    offer: &StoredOffer,
+    n: i64,
+    check_rate: f64,
+    pairing: bool,
+) -> Result<(Vec<Assignment>, usize)> {
+    if offer.models.is_empty() {
+        return Ok((vec![], 0));
+    }
+    let not_with_untrusted = if pairing {
+        format!(
+            "AND NOT EXISTS (SELECT 1 FROM assignments p JOIN workers pw ON pw.account = p.worker
+               WHERE p.task_id = t.id AND pw.checks_passed < {})",
+            m.config.check_rates.trusted_after.min(i64::MAX as u64)
+        )
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "SELECT t.id, t.bid_id, t.model, t.input, t.price FROM tasks t
+         WHERE t.status IN ('open', 'running') AND t.taken < t.wanted AND t.price >= $1
+           AND t.model IN ({})
+           AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker = $2)
+           {not_with_untrusted}
+         ORDER BY t.price DESC, t.id ASC LIMIT $3",
+        placeholders(4, offer.models.len()),
+    );
+    // On PostgreSQL the look is repeated under row locks, skipping tasks
+    // another process or connection is claiming or deciding right now, so
+    // concurrent claims spread over the best candidates instead of queueing
+    // on the same few.
+    let locked = format!("{sql} FOR UPDATE OF t SKIP LOCKED");
+    let candidates_in = |sql: &'_ str| {
+        let mut q = query(sql.to_string())
+            .bind(offer.min_price)
+            .bind(worker.as_str())
+            .bind(n);
+        for model in &offer.models {
+            q = q.bind(model.as_str());
+        }
+        q
+    };
+    let candidates = || candidates_in(&sql);
+    // Look without the write lock: most woken claims find nothing, and they
+    // must not queue behind the writers to learn it. What the look finds is
+    // tried under the lock; only if some of it was taken meanwhile does the
+    // pass look again, inside its transaction, which sees every write.
+    let seen = candidates().fetch_all(&m.db).await?;
+    if seen.is_empty() {
+        return Ok((vec![], 0));
+    }
+    let mut tx = m.db.begin().await?;
+    if tx.is_postgres() {
+        let free = candidates_in(&locked).fetch_all(&mut tx).await?;
+        if free.len() >= seen.len().min(n as usize) {
+            let mut out = Vec::with_capacity(free.len());
+            let lost = take(&mut tx, m, worker, &free, &mut out, check_rate).await?;
+            tx.commit().await?;
+            return Ok((out, lost));
+        }
+        // Some of what the look saw is locked by another claim or decision
+        // and may still have slots: wait for those locks instead (a fresh
+        // transaction, so no row stays locked out of order meanwhile).
+        tx.rollback().await?;
+        tx = m.db.begin().await?;
+    }
+    let mut out = Vec::with_capacity(seen.len());
+    let mut lost = take(&mut tx, m, worker, &seen, &mut out, check_rate).await?;
+    if lost > 0 {
+        // The tasks just taken are excluded by the query itself (this
+        // worker is on them now).
+        let mut fresh = candidates().fetch_all(&mut tx).await?;
+        fresh.truncate(n as usize - out.len());
+        lost = take(&mut tx, m, worker, &fresh, &mut out, check_rate).await?;
+    }
+    tx.commit().await?;
+    Ok((out, lost))
+}
+
+/// Take a slot on each candidate task; how many were lost to concurrent
+/// claims (slots gone, or this worker already on the task). A few
+/// statements for the lot, whatever their number.
+async fn take(
+    tx: &mut WriteTx<'_>,
+    m: &Market,
+    worker: &AccountId,
+    candidates: &[Row],
+    out: &mut Vec<Assignment>,
+    check_rate: f64,
+) -> Result<usize> {
+    let now = now_ms();
+    let lease_ms = m.config.lease.as_millis() as i64;
+    let expires = now + lease_ms;
+    let mut plain = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        let task = TaskId(int(c, "id")?);
+        let model: Sha256Hex = parse(&text(c, "model")?, "model hash")?;
+        let price = Stroops(int(c, "price")?);
+        // Now and then a spot check of the same model and price takes this
+        // candidate's place; the candidate stays in the pool for others.
+        if check_rate > 0.0
+            && !m.check_pool.is_paused()
+            && checks::draw() < check_rate
+            && checks::within_budget(tx, m, worker).await?
+        {
+            if check_rate >= 1.0 && !out.is_empty() {
+                // A worker checked on every claim takes one check at a
+                // time: its next claim knows how it did.
+                continue;
+            }
+            // A claim drawn for a check takes no client work at all when
+            // none is ready (the worker claims again): a shortage of checks
+            // must not become a shortage of checking.
+            let Some(prepared) = checks::choose(m, &model) else {
+                plain.clear();
+                break;
+            };
+            {
+                let displaced = BidId(int(c, "bid_id")?);
+                if let Some((check, input, price)) =
+                    checks::create(tx, m, &prepared, displaced, price, lease_ms).await?
+                {
+                    let row = query(
+                        "INSERT INTO assignments (task_id, worker, status, lease_expires_at, created_at)
+                         VALUES ($1, $2, 'leased', $3, $4) RETURNING id",
+                    )
+                    .bind(check.0)
+                    .bind(worker.as_str())
+                    .bind(expires)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    out.push(Assignment {
+                        assignment: AssignmentId(row.try_get("id")?),
+                        task: check,
+                        model,
+                        input,
+                        price,
+                        lease_expires_at: to_time(expires),
+                    });
+                    continue;
+                }
+                // Nothing could pay for it: it waits for the next claim.
+                m.check_pool.put_back(prepared);
+            }
+            if check_rate >= 1.0 {
+                // A worker checked on every claim (one that has passed no
+                // check yet: its result would weigh next to nothing, and
+                // would stay so) gets no client work until it is checked.
+                continue;
+            }
+        }
+        let input: Sha256Hex = parse(&text(c, "input")?, "input hash")?;
+        plain.push((task, model, input, price));
+    }
+    if plain.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = plain.iter().map(|(t, ..)| t.0).collect();
+    // Take the slots first: the row locks this takes order concurrent
+    // claims. On PostgreSQL they are taken in id order (one statement locks
+    // rows in whatever order its plan meets them, and two claims meeting
+    // shared tasks in different orders would deadlock).
+    let ordered = if tx.is_postgres() {
+        format!(
+            "SELECT id FROM tasks WHERE id IN ({}) ORDER BY id FOR NO KEY UPDATE",
+            placeholders(1, ids.len())
+        )
+    } else {
+        placeholders(1, ids.len())
+    };
+    let mut q = query(format!(
+        "UPDATE tasks SET taken = taken + 1, status = 'running'
+         WHERE taken < wanted AND status IN ('open', 'running') AND id IN ({ordered}) RETURNING id"
+    ));
+    for id in &ids {
+        q = q.bind(*id);
+    }
+    let took = q
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| int(r, "id"))
+        .collect::<Result<std::collections::HashSet<i64>>>()?;
+    let took: Vec<i64> = ids.iter().copied().filter(|id| took.contains(id)).collect();
+    if took.is_empty() {
+        return Ok(plain.len());
+    }
+    let values = (0..took.len())
+        .map(|i| format!("(${}, $1, 'leased', $2, $3)", i + 4))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut q = query(format!(
+        "INSERT INTO assignments (task_id, worker, status, lease_expires_at, created_at)
+         VALUES {values} ON CONFLICT (task_id, worker) DO NOTHING RETURNING id, task_id"
+    ))
+    .bind(worker.as_str())
+    .bind(expires)
+    .bind(now);
+    for id in &took {
+        q = q.bind(*id);
+    }
+    let mut assignment_of = std::collections::HashMap::with_capacity(took.len());
+    for r in q.fetch_all(&mut *tx).await? {
+        assignment_of.insert(int(&r, "task_id")?, AssignmentId(int(&r, "id")?));
+    }
+    // The same worker took some of these through a concurrent claim: their
+    // slots go back.
+    let doubled: Vec<i64> = took
+        .iter()
+        .copied()
+        .filter(|id| !assignment_of.contains_key(id))
+        .collect();
+    if !doubled.is_empty() {
+        let mut q = query(format!(
+            "UPDATE tasks SET taken = taken - 1 WHERE id IN ({})",
+            placeholders(1, doubled.len())
+        ));
+        for id in &doubled {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    for (task, model, input, price) in plain {
+        if let Some(&assignment) = assignment_of.get(&task.0) {
+            out.push(Assignment {
+                assignment,
+                task,
+                model,
+                input,
+                price,
+                lease_expires_at: to_time(expires),
+            });
+        }
+    }
+    Ok(ids.len() - assignment_of.len())
+}
