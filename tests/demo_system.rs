@@ -26,7 +26,7 @@ fn the_demo_verifies_every_image_pays_only_honest_workers_and_passes_the_audit()
         .output()
         .expect("tally demo runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "demo failed: {stderr}");
+    assert!(out.status.success(), "demo failed ({}): {stderr}", out.status);
     let v: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("one JSON document on stdout");
     let images = std::fs::read_dir(assets.join("images")).unwrap().count() as u64;

@@ -74,78 +74,15 @@ struct Shape {
 fn validate(m: &Market, req: &BidRequest) -> Result<Shape> {
     let lim = &m.config.limits;
     let confidence = confidence(m, req.confidence)?;
-    let (replicas, quorum, headroom) = match confidence {
-        Some(_) => (req.replicas.unwrap_or(1), req.quorum.unwrap_or(1), 4),
-        None => (req.replicas.unwrap_or(3), req.quorum.unwrap_or(2), 2),
-    };
-    // A quorum above the default replicas raises them with it.
-    let replicas = if req.replicas.is_none() {
-        replicas.max(quorum)
-    } else {
-        replicas
-    };
     if req.price.0 <= 0 {
         return Err(MarketError::bad(
             "bad_price",
             "price must be a positive number of stroops",
         ));
     }
-    if replicas == 0 || replicas > lim.max_replicas {
-        return Err(MarketError::bad(
-            "bad_replicas",
-            format!("replicas must be between 1 and {}", lim.max_replicas),
-        ));
-    }
-    if quorum == 0 || quorum > replicas {
-        return Err(MarketError::bad(
-            "bad_quorum",
-            format!("quorum must be between 1 and replicas ({replicas})"),
-        ));
-    }
-    let max_replicas = req
-        .max_replicas
-        .unwrap_or((replicas + headroom).min(lim.max_replicas));
-    if max_replicas < replicas || max_replicas > lim.max_replicas {
-        return Err(MarketError::bad(
-            "bad_max_replicas",
-            format!(
-                "max_replicas must be between replicas ({replicas}) and {}",
-                lim.max_replicas
-            ),
-        ));
-    }
-    if req.inputs.is_empty() || req.inputs.len() > lim.max_inputs {
-        return Err(MarketError::bad(
-            "bad_inputs",
-            format!("a bid carries 1 to {} inputs", lim.max_inputs),
-        ));
-    }
-    if req.deadline_secs == 0 || req.deadline_secs > 7 * 24 * 3600 {
-        return Err(MarketError::bad(
-            "bad_deadline",
-            "deadline_secs must be between 1 and 604800",
-        ));
-    }
-    let d = VoteParams::default();
-    let unit = |v: Option<f64>, default: f64, name: &'static str| -> Result<f64> {
-        let v = v.unwrap_or(default);
-        if v.is_finite() && v > 0.0 && v <= 1.0 {
-            Ok(v)
-        } else {
-            Err(MarketError::bad(
-                "bad_vote_params",
-                format!("{name} must be in (0, 1]"),
-            ))
-        }
-    };
-    let params = VoteParams {
-        quorum,
-        iou: unit(req.iou, d.iou, "iou")?,
-        min_score: unit(req.min_score, d.min_score, "min_score")?,
-        agree: unit(req.agree, d.agree, "agree")?,
-        margin: d.margin,
-        confidence,
-    };
+    let (replicas, quorum, max_replicas) = replica_counts(lim, req, confidence.is_some())?;
+    check_terms(lim, req)?;
+    let params = vote_params(req, quorum, confidence)?;
     if req.review_price.is_some_and(|r| r.0 <= 0) {
         return Err(MarketError::bad(
             "bad_review_price",
@@ -172,6 +109,92 @@ fn validate(m: &Market, req: &BidRequest) -> Result<Shape> {
         replicas,
         max_replicas,
         reserve,
+    })
+}
+
+/// The bid's inputs and deadline within bounds.
+fn check_terms(lim: &crate::config::Limits, req: &BidRequest) -> Result<()> {
+    if req.inputs.is_empty() || req.inputs.len() > lim.max_inputs {
+        return Err(MarketError::bad(
+            "bad_inputs",
+            format!("a bid carries 1 to {} inputs", lim.max_inputs),
+        ));
+    }
+    if req.deadline_secs == 0 || req.deadline_secs > 7 * 24 * 3600 {
+        return Err(MarketError::bad(
+            "bad_deadline",
+            "deadline_secs must be between 1 and 604800",
+        ));
+    }
+    Ok(())
+}
+
+/// Replicas, quorum and the most replicas, defaulted by whether
+/// credibility decides (`weighed`) and checked against the market's limit.
+fn replica_counts(
+    lim: &crate::config::Limits,
+    req: &BidRequest,
+    weighed: bool,
+) -> Result<(u32, u32, u32)> {
+    let (replicas, quorum, headroom) = if weighed {
+        (req.replicas.unwrap_or(1), req.quorum.unwrap_or(1), 4)
+    } else {
+        (req.replicas.unwrap_or(3), req.quorum.unwrap_or(2), 2)
+    };
+    // A quorum above the default replicas raises them with it.
+    let replicas = if req.replicas.is_none() {
+        replicas.max(quorum)
+    } else {
+        replicas
+    };
+    if replicas == 0 || replicas > lim.max_replicas {
+        return Err(MarketError::bad(
+            "bad_replicas",
+            format!("replicas must be between 1 and {}", lim.max_replicas),
+        ));
+    }
+    if quorum == 0 || quorum > replicas {
+        return Err(MarketError::bad(
+            "bad_quorum",
+            format!("quorum must be between 1 and replicas ({replicas})"),
+        ));
+    }
+    let max_replicas = req
+        .max_replicas
+        .unwrap_or((replicas + headroom).min(lim.max_replicas));
+    if max_replicas < replicas || max_replicas > lim.max_replicas {
+        return Err(MarketError::bad(
+            "bad_max_replicas",
+            format!(
+                "max_replicas must be between replicas ({replicas}) and {}",
+                lim.max_replicas
+            ),
+        ));
+    }
+    Ok((replicas, quorum, max_replicas))
+}
+
+/// The vote's tolerances, each in (0, 1], defaulted.
+fn vote_params(req: &BidRequest, quorum: u32, confidence: Option<f64>) -> Result<VoteParams> {
+    let d = VoteParams::default();
+    let unit = |v: Option<f64>, default: f64, name: &'static str| -> Result<f64> {
+        let v = v.unwrap_or(default);
+        if v.is_finite() && v > 0.0 && v <= 1.0 {
+            Ok(v)
+        } else {
+            Err(MarketError::bad(
+                "bad_vote_params",
+                format!("{name} must be in (0, 1]"),
+            ))
+        }
+    };
+    Ok(VoteParams {
+        quorum,
+        iou: unit(req.iou, d.iou, "iou")?,
+        min_score: unit(req.min_score, d.min_score, "min_score")?,
+        agree: unit(req.agree, d.agree, "agree")?,
+        margin: d.margin,
+        confidence,
     })
 }
 
@@ -254,7 +277,6 @@ fn decode_input(m_limits: &crate::Limits, index: usize, b64: &str) -> Result<Inp
     })
 }
 
-/// Take a bid for `client`.
 /// Stores an input image once (content-addressed); a second copy is a no-op.
 pub(crate) async fn store_input(
     tx: &mut crate::db::WriteTx<'_>,
@@ -316,13 +338,39 @@ fn cannot_pay(reserve: Stroops, available: Stroops) -> MarketError {
     ))
 }
 
+/// Take a bid for `client`: its numbers checked, its model known and its
+/// reservation covered before any image is decoded, then the bid, its
+/// tasks and the reservation stored in one transaction and waiting claims
+/// told.
 pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Result<BidCreated> {
-    let Shape {
-        params,
-        replicas,
-        max_replicas,
-        reserve,
-    } = validate(m, &req)?;
+    let shape = validate(m, &req)?;
+    admit(m, client, &req, shape.reserve).await?;
+    let inputs = decode_inputs(m, &req).await?;
+    let (req, inputs, shape) = (&req, &inputs, &shape);
+    let (bid, tasks) = m
+        .db
+        .retrying("bid", move || store_bid(m, client, req, shape, inputs))
+        .await?;
+    m.metrics
+        .bids
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    m.work_arrived(Work {
+        model: req.model.clone(),
+        price: req.price.0,
+        slots: tasks.len() * shape.replicas as usize,
+    })
+    .await;
+    Ok(BidCreated {
+        bid,
+        tasks,
+        reserved: shape.reserve,
+        inputs: inputs.iter().map(|i| i.hash.clone()).collect(),
+    })
+}
+
+/// The cheap checks before any decoding: the model is known and the
+/// client's available balance covers the reservation.
+async fn admit(m: &Market, client: &AccountId, req: &BidRequest, reserve: Stroops) -> Result<()> {
     let model_known = query("SELECT 1 AS one FROM models WHERE hash = $1")
         .bind(req.model.as_str())
         .fetch_optional(&m.db)
@@ -334,25 +382,27 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
             req.model
         )));
     }
-    // Nothing is decoded for an account that cannot pay.
     let available = ledger::balance(&m.db, Book::Available, client.as_str()).await?;
     if available.0 < reserve.0 {
         return Err(cannot_pay(reserve, available));
     }
+    Ok(())
+}
+
+/// Decode every input off the async runtime; the same image twice in one
+/// bid is decoded once.
+async fn decode_inputs(m: &Market, req: &BidRequest) -> Result<Vec<Input>> {
     let mut inputs: Vec<Input> = Vec::with_capacity(req.inputs.len());
     for (i, b64) in req.inputs.iter().enumerate() {
-        // The same image twice in one bid is decoded once.
         if let Some(same) = req.inputs[..i].iter().position(|other| other == b64) {
-            let (hash, bytes, width, height) = {
-                let s = &inputs[same];
-                (s.hash.clone(), s.bytes.clone(), s.width, s.height)
+            let s = &inputs[same];
+            let copy = Input {
+                hash: s.hash.clone(),
+                bytes: s.bytes.clone(),
+                width: s.width,
+                height: s.height,
             };
-            inputs.push(Input {
-                hash,
-                bytes,
-                width,
-                height,
-            });
+            inputs.push(copy);
             continue;
         }
         let limits = m.config.limits.clone();
@@ -362,101 +412,82 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
             .map_err(|e| MarketError::Corrupt(format!("decoder panicked: {e}")))??;
         inputs.push(input);
     }
+    Ok(inputs)
+}
 
+/// Store the bid, its inputs and tasks, and its reservation, in one
+/// transaction (run again by the caller if the database aborts it).
+async fn store_bid(
+    m: &Market,
+    client: &AccountId,
+    req: &BidRequest,
+    shape: &Shape,
+    inputs: &[Input],
+) -> Result<(BidId, Vec<TaskId>)> {
     let now = now_ms();
     let deadline = now.saturating_add((req.deadline_secs as i64).saturating_mul(1000));
-    let params_json = serde_json::to_string(&params).expect("params serialize");
-    let (req, inputs, params_json) = (&req, &inputs, &params_json);
-    let (bid, tasks) = m
-        .db
-        .retrying("bid", move || async move {
-            let mut tx = m.db.begin().await?;
-            let bid = BidId(
-                query(
-                    "INSERT INTO bids (client, model, price, replicas, quorum, max_replicas, params, fee_bps, reserved, status, deadline_at, created_at, review_price)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11, $12) RETURNING id",
-                )
-                .bind(client.as_str())
-                .bind(req.model.as_str())
-                .bind(req.price.0)
-                .bind(i64::from(replicas))
-                .bind(i64::from(params.quorum))
-                .bind(i64::from(max_replicas))
-                .bind(params_json)
-                .bind(i64::from(m.config.fee_bps))
-                .bind(reserve.0)
-                .bind(deadline)
-                .bind(now)
-                .bind(req.review_price.map(|r| r.0))
-                .fetch_one(&mut tx)
-                .await?
-                .try_get::<i64>("id")?,
-            );
-            if params.confidence.is_some() {
-                // The verification share (see `validate`).
-                query("UPDATE bids SET check_allowance = $1 WHERE id = $2")
-                    .bind(
-                        req.price
-                            .0
-                            .saturating_mul(i64::from(VERIFICATION_SHARE))
-                            .saturating_mul(inputs.len() as i64),
-                    )
-                    .bind(bid.0)
-                    .execute(&mut tx)
-                    .await?;
-            }
-            let mut tasks = Vec::with_capacity(inputs.len());
-            for input in inputs.iter() {
-                store_input(
-                    &mut tx,
-                    &input.hash,
-                    &input.bytes,
-                    input.width,
-                    input.height,
-                    now,
-                )
-                .await?;
-                let id: i64 = query(
-                    "INSERT INTO tasks (bid_id, input, model, price, status, wanted, max_replicas, created_at)
-                     VALUES ($1, $2, $3, $4, 'open', $5, $6, $7) RETURNING id",
-                )
-                .bind(bid.0)
-                .bind(input.hash.as_str())
-                .bind(req.model.as_str())
-                .bind(req.price.0)
-                .bind(i64::from(replicas))
-                .bind(i64::from(max_replicas))
-                .bind(now)
-                .fetch_one(&mut tx)
-                .await?
-                .try_get("id")?;
-                tasks.push(TaskId(id));
-            }
-            let reserved = reserve_for(&mut tx, bid, client.as_str(), reserve).await;
-            if let Err(MarketError::InsufficientFunds(_)) = reserved {
-                let available = ledger::balance(&mut tx, Book::Available, client.as_str()).await?;
-                return Err(cannot_pay(reserve, Stroops(available.0 + reserve.0)));
-            }
-            reserved?;
-            tx.commit().await?;
-            Ok((bid, tasks))
-        })
-        .await?;
-    m.metrics
-        .bids
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    m.work_arrived(Work {
-        model: req.model.clone(),
-        price: req.price.0,
-        slots: tasks.len() * replicas as usize,
-    })
-    .await;
-    Ok(BidCreated {
-        bid,
-        tasks,
-        reserved: reserve,
-        inputs: inputs.iter().map(|i| i.hash.clone()).collect(),
-    })
+    let mut tx = m.db.begin().await?;
+    let bid = BidId(
+        query(
+            "INSERT INTO bids (client, model, price, replicas, quorum, max_replicas, params, fee_bps, reserved, status, deadline_at, created_at, review_price)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11, $12) RETURNING id",
+        )
+        .bind(client.as_str())
+        .bind(req.model.as_str())
+        .bind(req.price.0)
+        .bind(i64::from(shape.replicas))
+        .bind(i64::from(shape.params.quorum))
+        .bind(i64::from(shape.max_replicas))
+        .bind(serde_json::to_string(&shape.params).expect("params serialize"))
+        .bind(i64::from(m.config.fee_bps))
+        .bind(shape.reserve.0)
+        .bind(deadline)
+        .bind(now)
+        .bind(req.review_price.map(|r| r.0))
+        .fetch_one(&mut tx)
+        .await?
+        .try_get::<i64>("id")?,
+    );
+    if shape.params.confidence.is_some() {
+        // The verification share (see `validate`).
+        query("UPDATE bids SET check_allowance = $1 WHERE id = $2")
+            .bind(
+                req.price
+                    .0
+                    .saturating_mul(i64::from(VERIFICATION_SHARE))
+                    .saturating_mul(inputs.len() as i64),
+            )
+            .bind(bid.0)
+            .execute(&mut tx)
+            .await?;
+    }
+    let mut tasks = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        store_input(&mut tx, &input.hash, &input.bytes, input.width, input.height, now).await?;
+        let id: i64 = query(
+            "INSERT INTO tasks (bid_id, input, model, price, status, wanted, max_replicas, created_at)
+             VALUES ($1, $2, $3, $4, 'open', $5, $6, $7) RETURNING id",
+        )
+        .bind(bid.0)
+        .bind(input.hash.as_str())
+        .bind(req.model.as_str())
+        .bind(req.price.0)
+        .bind(i64::from(shape.replicas))
+        .bind(i64::from(shape.max_replicas))
+        .bind(now)
+        .fetch_one(&mut tx)
+        .await?
+        .try_get("id")?;
+        tasks.push(TaskId(id));
+    }
+    let reserved = reserve_for(&mut tx, bid, client.as_str(), shape.reserve).await;
+    if let Err(MarketError::InsufficientFunds(_)) = reserved {
+        let available = ledger::balance(&mut tx, Book::Available, client.as_str()).await?;
+        return Err(cannot_pay(shape.reserve, Stroops(available.0 + shape.reserve.0)));
+    }
+    reserved?;
+    tx.commit().await?;
+    Ok((bid, tasks))
 }
 
 #[cfg(test)]

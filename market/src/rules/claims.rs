@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tally_protocol::wire::{Assignment, ClaimRequest, Claimed, Offer, OfferRequest};
-use tally_protocol::{AccountId, AssignmentId, BidId, Sha256Hex, Stroops, TaskId};
+use tally_protocol::{AccountId, Sha256Hex};
 
-use crate::checks;
-use crate::db::{int, parse, text};
-use crate::db::{placeholders, query, Row, WriteTx};
+use crate::db::{int, placeholders, query, text};
 use crate::error::{MarketError, Result};
 use crate::wake::WakeUp;
+
+mod take;
+use take::take;
 use crate::{now_ms, to_time, Market};
 
 /// The longest a claim may wait for work.
@@ -377,163 +378,4 @@ async fn claim_pass_once(
     }
     tx.commit().await?;
     Ok((out, lost))
-}
-
-/// Take a slot on each candidate task; how many were lost to concurrent
-/// claims (slots gone, or this worker already on the task). A few
-/// statements for the lot, whatever their number.
-async fn take(
-    tx: &mut WriteTx<'_>,
-    m: &Market,
-    worker: &AccountId,
-    candidates: &[Row],
-    out: &mut Vec<Assignment>,
-    check_rate: f64,
-) -> Result<usize> {
-    let now = now_ms();
-    let lease_ms = m.config.lease.as_millis() as i64;
-    let expires = now + lease_ms;
-    let mut plain = Vec::with_capacity(candidates.len());
-    for c in candidates {
-        let task = TaskId(int(c, "id")?);
-        let model: Sha256Hex = parse(&text(c, "model")?, "model hash")?;
-        let price = Stroops(int(c, "price")?);
-        // Now and then a spot check of the same model and price takes this
-        // candidate's place; the candidate stays in the pool for others.
-        if check_rate > 0.0
-            && !m.check_pool.is_paused()
-            && checks::draw() < check_rate
-            && checks::within_budget(tx, m, worker).await?
-        {
-            if check_rate >= 1.0 && !out.is_empty() {
-                // A worker checked on every claim takes one check at a
-                // time: its next claim knows how it did.
-                continue;
-            }
-            // A claim drawn for a check takes no client work at all when
-            // none is ready (the worker claims again): a shortage of checks
-            // must not become a shortage of checking.
-            let Some(prepared) = checks::choose(m, &model) else {
-                plain.clear();
-                break;
-            };
-            {
-                let displaced = BidId(int(c, "bid_id")?);
-                if let Some((check, input, price)) =
-                    checks::create(tx, m, &prepared, displaced, price, lease_ms).await?
-                {
-                    let row = query(
-                        "INSERT INTO assignments (task_id, worker, status, lease_expires_at, created_at)
-                         VALUES ($1, $2, 'leased', $3, $4) RETURNING id",
-                    )
-                    .bind(check.0)
-                    .bind(worker.as_str())
-                    .bind(expires)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    out.push(Assignment {
-                        assignment: AssignmentId(row.try_get("id")?),
-                        task: check,
-                        model,
-                        input,
-                        price,
-                        lease_expires_at: to_time(expires),
-                    });
-                    continue;
-                }
-                // Nothing could pay for it: it waits for the next claim.
-                m.check_pool.put_back(prepared);
-            }
-            if check_rate >= 1.0 {
-                // A worker checked on every claim (one that has passed no
-                // check yet: its result would weigh next to nothing, and
-                // would stay so) gets no client work until it is checked.
-                continue;
-            }
-        }
-        let input: Sha256Hex = parse(&text(c, "input")?, "input hash")?;
-        plain.push((task, model, input, price));
-    }
-    if plain.is_empty() {
-        return Ok(0);
-    }
-    let ids: Vec<i64> = plain.iter().map(|(t, ..)| t.0).collect();
-    // Take the slots first: the row locks this takes order concurrent
-    // claims. On PostgreSQL they are taken in id order (one statement locks
-    // rows in whatever order its plan meets them, and two claims meeting
-    // shared tasks in different orders would deadlock).
-    let ordered = if tx.is_postgres() {
-        format!(
-            "SELECT id FROM tasks WHERE id IN ({}) ORDER BY id FOR NO KEY UPDATE",
-            placeholders(1, ids.len())
-        )
-    } else {
-        placeholders(1, ids.len())
-    };
-    let mut q = query(format!(
-        "UPDATE tasks SET taken = taken + 1, status = 'running'
-         WHERE taken < wanted AND status IN ('open', 'running') AND id IN ({ordered}) RETURNING id"
-    ));
-    for id in &ids {
-        q = q.bind(*id);
-    }
-    let took = q
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| int(r, "id"))
-        .collect::<Result<std::collections::HashSet<i64>>>()?;
-    let took: Vec<i64> = ids.iter().copied().filter(|id| took.contains(id)).collect();
-    if took.is_empty() {
-        return Ok(plain.len());
-    }
-    let values = (0..took.len())
-        .map(|i| format!("(${}, $1, 'leased', $2, $3)", i + 4))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut q = query(format!(
-        "INSERT INTO assignments (task_id, worker, status, lease_expires_at, created_at)
-         VALUES {values} ON CONFLICT (task_id, worker) DO NOTHING RETURNING id, task_id"
-    ))
-    .bind(worker.as_str())
-    .bind(expires)
-    .bind(now);
-    for id in &took {
-        q = q.bind(*id);
-    }
-    let mut assignment_of = std::collections::HashMap::with_capacity(took.len());
-    for r in q.fetch_all(&mut *tx).await? {
-        assignment_of.insert(int(&r, "task_id")?, AssignmentId(int(&r, "id")?));
-    }
-    // The same worker took some of these through a concurrent claim: their
-    // slots go back.
-    let doubled: Vec<i64> = took
-        .iter()
-        .copied()
-        .filter(|id| !assignment_of.contains_key(id))
-        .collect();
-    if !doubled.is_empty() {
-        let mut q = query(format!(
-            "UPDATE tasks SET taken = taken - 1 WHERE id IN ({})",
-            placeholders(1, doubled.len())
-        ));
-        for id in &doubled {
-            q = q.bind(*id);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    for (task, model, input, price) in plain {
-        if let Some(&assignment) = assignment_of.get(&task.0) {
-            out.push(Assignment {
-                assignment,
-                task,
-                model,
-                input,
-                price,
-                lease_expires_at: to_time(expires),
-            });
-        }
-    }
-    Ok(ids.len() - assignment_of.len())
 }

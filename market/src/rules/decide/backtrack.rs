@@ -21,7 +21,10 @@ use tally_protocol::vote;
 use tally_protocol::wire::TaskState;
 use tally_protocol::{AccountId, TaskId};
 
-use super::{decide, load_results, reject, run_vote, save_verdict, Submitted};
+use super::case::Case;
+use super::judge::{judge, reject, save_verdict};
+use super::voting::{run_vote, Vote};
+use super::decide;
 use crate::db::{int, query, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::lifecycle::{task_transition, AssignmentState};
@@ -92,70 +95,71 @@ async fn revise(
         // their answer (what it earned is forfeited already).
         return Ok(None);
     }
-    let (results, _) = load_results(tx, id).await?;
-    let voters: Vec<&Submitted> = results.iter().filter(|s| s.votes()).collect();
-    let again = run_vote(&task, &voters)?;
+    let case = Case::load(tx, task).await?;
+    let again = run_vote(&case.task, &case.voters())?;
     let stands = again.verified
-        && again
-            .verdict
-            .as_ref()
-            .is_some_and(|v| vote::agrees(&task.params, &old.verdict.consensus, &v.consensus));
+        && again.verdict.as_ref().is_some_and(|v| {
+            vote::agrees(&case.task.params, &old.verdict.consensus, &v.consensus)
+        });
     if stands {
-        // The caught worker's results are judged against the standing
-        // consensus like late ones (what it earned is forfeited already).
-        let mut verdict = again.verdict.expect("a verified vote has a verdict");
-        let judged: Vec<_> = voters
-            .iter()
-            .map(|s| (s.id, verdict.agree.contains(&s.id)))
-            .collect();
-        for s in results
-            .iter()
-            .filter(|s| s.caught && !old.excluded.contains(&s.id))
-        {
-            if vote::agrees(&task.params, &verdict.consensus, &s.parse()?.detections) {
-                verdict.agree.push(s.id);
-            } else {
-                verdict.disagree.push(s.id);
-            }
-        }
-        verdict.agree.sort();
-        verdict.disagree.sort();
-        let stored = StoredVerdict {
-            voted: again.ballots,
-            verdict,
-            weights: again.weights,
-            credibility: again.credibility,
-            excluded: old.excluded.clone(),
-            review: None,
-        };
-        save_verdict(tx, id, &stored).await?;
-        super::judge(m, tx, &task, &voters, &judged).await?;
+        stand(m, tx, &case, &old, again).await?;
         return Ok(None);
     }
+    undo(m, tx, &case, &old, caught).await.map(Some)
+}
 
-    // Undone: keep the old verdict as a revision and run the task again.
-    let revision = query("SELECT revisions FROM tasks WHERE id = $1")
-        .bind(id.0)
-        .fetch_one(&mut *tx)
-        .await
-        .and_then(|r| int(&r, "revisions"))?
-        + 1;
-    query(
-        "INSERT INTO task_revisions (task_id, revision, verdict, caught, revised_at)
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(id.0)
-    .bind(revision)
-    .bind(serde_json::to_string(&old).expect("verdict serializes"))
-    .bind(caught.as_str())
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?;
-    let excluded: Vec<&Submitted> = results.iter().filter(|s| s.caught).collect();
-    reject(tx, &excluded).await?;
+/// The verdict stands: stored again as voted without the caught worker,
+/// whose results are judged against the standing consensus like late ones
+/// (what it earned is forfeited already).
+async fn stand(
+    m: &Market,
+    tx: &mut WriteTx<'_>,
+    case: &Case,
+    old: &StoredVerdict,
+    mut again: Vote,
+) -> Result<()> {
+    let task = &case.task;
+    let voters = case.voters();
+    let mut verdict = again.verdict.take().expect("a verified vote has a verdict");
+    let judged: Vec<_> = voters
+        .iter()
+        .map(|s| (s.id, verdict.agree.contains(&s.id)))
+        .collect();
+    for s in case
+        .results
+        .iter()
+        .filter(|s| s.caught && !old.excluded.contains(&s.id))
+    {
+        if vote::agrees(&task.params, &verdict.consensus, &s.parse()?.detections) {
+            verdict.agree.push(s.id);
+        } else {
+            verdict.disagree.push(s.id);
+        }
+    }
+    verdict.agree.sort();
+    verdict.disagree.sort();
+    let stored = again.stored(verdict, old.excluded.clone());
+    save_verdict(tx, task.id, &stored).await?;
+    judge(m, tx, task, &voters, &judged).await
+}
+
+/// The verdict is undone: kept as a revision, the caught results rejected,
+/// the task running again with the replicas the client can still fund,
+/// and decided at once with what it has.
+async fn undo(
+    m: &Market,
+    tx: &mut WriteTx<'_>,
+    case: &Case,
+    old: &StoredVerdict,
+    caught: &AccountId,
+) -> Result<Vec<Work>> {
+    let task = &case.task;
+    let revision = keep_revision(tx, task.id, old, caught).await?;
+    reject(tx, &case.caught()).await?;
     // Results judged against the undone verdict that may agree with the
     // next one are paid then: reserve for them, and for the new replicas.
-    let disagreed = voters
+    let disagreed = case
+        .voters()
         .iter()
         .filter(|s| s.state == AssignmentState::Disagreed)
         .count() as i64;
@@ -178,14 +182,42 @@ async fn revise(
     .bind(revision)
     .bind(more_wanted)
     .bind(more_max)
-    .bind(id.0)
+    .bind(task.id.0)
     .execute(&mut *tx)
     .await?;
     m.metrics.revised.fetch_add(1, Ordering::Relaxed);
     // The remaining results may decide it at once (or fail it, unfunded).
-    let mut wake = Box::pin(decide(m, tx, id)).await?.wake;
+    let mut wake = Box::pin(decide(m, tx, task.id)).await?.wake;
     if funded {
         wake.push(task.one_slot());
     }
-    Ok(Some(wake))
+    Ok(wake)
+}
+
+/// Keep the undone verdict as the task's next revision, naming the worker
+/// whose catch undid it; the revision's number.
+async fn keep_revision(
+    tx: &mut WriteTx<'_>,
+    id: TaskId,
+    old: &StoredVerdict,
+    caught: &AccountId,
+) -> Result<i64> {
+    let revision = query("SELECT revisions FROM tasks WHERE id = $1")
+        .bind(id.0)
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|r| int(&r, "revisions"))?
+        + 1;
+    query(
+        "INSERT INTO task_revisions (task_id, revision, verdict, caught, revised_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id.0)
+    .bind(revision)
+    .bind(serde_json::to_string(old).expect("verdict serializes"))
+    .bind(caught.as_str())
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    Ok(revision)
 }

@@ -10,7 +10,8 @@ use tally_protocol::vote::{self, Ballot, Verdict};
 use tally_protocol::wire::{ReviewRequest, ReviewVerdict, TaskState};
 use tally_protocol::{AccountId, AssignmentId, Stroops};
 
-use super::{verify, Decision, Submitted, Verified};
+use super::case::Case;
+use super::{verify, Decision, Verified};
 use crate::db::{int, parse, query, text, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::lifecycle::{task_transition, AssignmentState};
@@ -73,13 +74,8 @@ async fn answered_reviews(tx: &mut WriteTx<'_>, task: &TaskRow) -> Result<Vec<An
 /// reviews verify it with their consensus (results agreeing with it are
 /// paid the task's price, agreeing reviews the review price); as many
 /// reviews as allowed without agreement fail it; otherwise it waits.
-pub(super) async fn decide_review(
-    m: &Market,
-    tx: &mut WriteTx<'_>,
-    task: &TaskRow,
-    results: &[Submitted],
-    outstanding: usize,
-) -> Result<Decision> {
+pub(super) async fn decide_review(m: &Market, tx: &mut WriteTx<'_>, case: &Case) -> Result<Decision> {
+    let task = &case.task;
     let reviews = answered_reviews(tx, task).await?;
     if (reviews.len() as u32) < rules::REVIEW_QUORUM {
         return Ok(Decision::unchanged(task));
@@ -104,8 +100,8 @@ pub(super) async fn decide_review(
     let price = task.review_price.ok_or_else(|| {
         MarketError::Corrupt(format!("task {} in review has no review price", task.id))
     })?;
-    let voters: Vec<&Submitted> = results.iter().filter(|s| s.votes()).collect();
-    let caught: Vec<&Submitted> = results.iter().filter(|s| s.caught).collect();
+    let voters = case.voters();
+    let caught = case.caught();
     let mut judged = Vec::with_capacity(voters.len());
     for s in &voters {
         let agrees = vote::agrees(&task.params, &verdict.consensus, &s.parse()?.detections);
@@ -141,9 +137,8 @@ pub(super) async fn decide_review(
         stored,
         voters,
         caught,
-        outstanding,
     };
-    verify(m, tx, task, verified).await
+    verify(m, tx, case, verified).await
 }
 
 /// Agreeing reviews are paid the review price; the others are not; reviews

@@ -8,7 +8,9 @@ use tally_protocol::vote;
 use tally_protocol::wire::MarketEvent;
 use tally_protocol::AccountId;
 
-use super::{backtrack, run_vote, Replicas, Submitted, Vote};
+use super::case::{Case, Submitted};
+use super::voting::{run_vote, Vote};
+use super::{backtrack, Replicas};
 use crate::db::WriteTx;
 use crate::error::Result;
 use crate::task::{StoredVerdict, TaskRow};
@@ -77,18 +79,18 @@ pub(super) async fn count_votes(
 pub(super) async fn vote_again(
     m: &Market,
     tx: &mut WriteTx<'_>,
-    task: &TaskRow,
+    case: &Case,
     stored: &StoredVerdict,
-    results: &[Submitted],
     late: &[&Submitted],
 ) -> Result<(Vec<Work>, Vec<MarketEvent>)> {
+    let task = &case.task;
     if m.config.golden.items.is_empty()
         || task.params.confidence.is_none()
         || stored.review.is_some()
     {
         return Ok((Vec::new(), Vec::new()));
     }
-    let voters: Vec<&Submitted> = results.iter().filter(|s| s.votes()).collect();
+    let voters = case.voters();
     let again = run_vote(task, &voters)?;
     let Some(verdict) = again.verdict.filter(|_| again.verified) else {
         // No credible answer either way: the verdict stands and the late
