@@ -13,7 +13,7 @@ use std::time::Duration;
 use tally_protocol::wire::{Assignment, ClaimRequest, Claimed, Offer, OfferRequest};
 use tally_protocol::{AccountId, Sha256Hex};
 
-use crate::db::{int, placeholders, query, text};
+use crate::db::{int, placeholders, query, text, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::wake::WakeUp;
 
@@ -66,14 +66,7 @@ async fn post_offer_once(m: &Market, worker: &AccountId, req: OfferRequest) -> R
     .bind(now)
     .execute(&mut tx)
     .await?;
-    query(
-        "INSERT INTO workers (account, last_seen) VALUES ($1, $2)
-         ON CONFLICT (account) DO UPDATE SET last_seen = excluded.last_seen",
-    )
-    .bind(worker.as_str())
-    .bind(now)
-    .execute(&mut tx)
-    .await?;
+    mark_seen(&mut tx, worker, now).await?;
     tx.commit().await?;
     Ok(Offer {
         worker: worker.clone(),
@@ -241,16 +234,22 @@ async fn touch_worker_once(m: &Market, worker: &AccountId) -> Result<Standing> {
         return Ok(standing);
     }
     let mut tx = m.db.begin().await?;
+    mark_seen(&mut tx, worker, now).await?;
+    tx.commit().await?;
+    Ok(standing)
+}
+
+/// Record that `worker` was seen at `now`.
+async fn mark_seen(tx: &mut WriteTx<'_>, worker: &AccountId, now: i64) -> Result<()> {
     query(
         "INSERT INTO workers (account, last_seen) VALUES ($1, $2)
          ON CONFLICT (account) DO UPDATE SET last_seen = excluded.last_seen",
     )
     .bind(worker.as_str())
     .bind(now)
-    .execute(&mut tx)
+    .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
-    Ok(standing)
+    Ok(())
 }
 
 /// Take up to `n` slots now. A pass that loses races to concurrent claims

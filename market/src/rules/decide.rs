@@ -41,6 +41,9 @@ mod review;
 mod vote_checks;
 mod voting;
 
+#[cfg(test)]
+mod tests;
+
 pub(crate) use backtrack::backtrack;
 use case::{Case, Submitted};
 pub use outcome::{outcome, Outcome, Replicas};

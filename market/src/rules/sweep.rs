@@ -20,16 +20,9 @@ use crate::{now_ms, Market};
 /// reputation counts a timeout. Returns how many expired.
 pub async fn expire_leases(m: &Market) -> Result<usize> {
     let now = now_ms();
-    let rows = query("SELECT id FROM assignments WHERE status = 'leased' AND lease_expires_at < $1 AND kind = 'result' ORDER BY id LIMIT 500")
-        .bind(now)
-        .fetch_all(&m.db)
-        .await?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
+    let due = due_ids(m, "SELECT id FROM assignments WHERE status = 'leased' AND lease_expires_at < $1 AND kind = 'result' ORDER BY id LIMIT 500", now).await?;
     let mut n = 0;
-    for r in rows {
-        let id = AssignmentId(int(&r, "id")?);
+    for id in due.into_iter().map(AssignmentId) {
         if m.db
             .retrying("lease expiry", || expire_lease(m, id, now))
             .await?
@@ -42,6 +35,17 @@ pub async fn expire_leases(m: &Market) -> Result<usize> {
         m.wake_all().await;
     }
     Ok(n)
+}
+
+/// The ids `sql` (with the time as `$1`) finds due for the sweep.
+async fn due_ids(m: &Market, sql: &'static str, now: i64) -> Result<Vec<i64>> {
+    query(sql)
+        .bind(now)
+        .fetch_all(&m.db)
+        .await?
+        .iter()
+        .map(|r| int(r, "id"))
+        .collect()
 }
 
 /// Expire one lease unless a heartbeat or result won meanwhile: one
@@ -75,19 +79,15 @@ async fn expire_lease(m: &Market, id: AssignmentId, now: i64) -> Result<bool> {
 /// Fail the unfinished tasks of bids past their deadline. Returns how many.
 pub async fn expire_deadlines(m: &Market) -> Result<usize> {
     let now = now_ms();
-    let rows = query(
+    let due = due_ids(
+        m,
         "SELECT t.id FROM tasks t JOIN bids b ON b.id = t.bid_id
          WHERE b.status = 'open' AND b.deadline_at < $1 AND t.status IN ('open', 'running', 'review') LIMIT 500",
+        now,
     )
-    .bind(now)
-    .fetch_all(&m.db)
     .await?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
     let mut n = 0;
-    for r in rows {
-        let id = TaskId(int(&r, "id")?);
+    for id in due.into_iter().map(TaskId) {
         if m.db.retrying("deadline", || expire_deadline(m, id)).await? {
             n += 1;
         }

@@ -169,11 +169,15 @@ pub async fn post_entries(
             .bind(cause.settlement.map(|s| s as i64));
     }
     q.execute(&mut *tx).await?;
+    move_balances(tx, &entries).await
+}
 
-    // All balances in one upsert; one row may be updated once per statement,
-    // so legs on the same balance are summed first.
+/// Apply the entries to the running balances, in one upsert (one row may
+/// be updated once per statement, so legs on the same balance are summed
+/// first); a book that may not go negative and would is refused.
+async fn move_balances(tx: &mut WriteTx<'_>, entries: &[&(Cause, &Leg<'_>)]) -> Result<()> {
     let mut moves: Vec<(Book, &str, i64)> = Vec::with_capacity(entries.len());
-    for (_, leg) in &entries {
+    for (_, leg) in entries {
         match moves
             .iter_mut()
             .find(|(b, o, _)| *b == leg.book && *o == leg.owner)
@@ -274,6 +278,15 @@ pub struct Breach(pub String);
 /// go negative is negative, and every bid's reservation covers what it spent.
 pub async fn check_invariants(pool: &Db) -> Result<Vec<Breach>> {
     let mut breaches = Vec::new();
+    breaches.extend(postings_balance(pool).await?);
+    breaches.extend(balances_match_entries(pool).await?);
+    breaches.extend(reservations_hold(pool).await?);
+    Ok(breaches)
+}
+
+/// Every posting, and all entries together, sum to zero.
+async fn postings_balance(pool: &Db) -> Result<Vec<Breach>> {
+    let mut breaches = Vec::new();
     let rows = query(
         "SELECT posting, CAST(SUM(amount) AS BIGINT) AS total FROM ledger_entries GROUP BY posting HAVING SUM(amount) <> 0",
     )
@@ -286,6 +299,21 @@ pub async fn check_invariants(pool: &Db) -> Result<Vec<Breach>> {
             int(&r, "total")?
         )));
     }
+    let total: i64 =
+        query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries")
+            .fetch_one(pool)
+            .await?
+            .try_get("total")?;
+    if total != 0 {
+        breaches.push(Breach(format!("all entries sum to {total}")));
+    }
+    Ok(breaches)
+}
+
+/// Every running balance equals the sum of its entries, and only the
+/// external book goes negative.
+async fn balances_match_entries(pool: &Db) -> Result<Vec<Breach>> {
+    let mut breaches = Vec::new();
     let rows = query(
         "SELECT b.book, b.owner, b.amount, CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS total
          FROM balances b LEFT JOIN ledger_entries e ON e.book = b.book AND e.owner = b.owner
@@ -309,6 +337,15 @@ pub async fn check_invariants(pool: &Db) -> Result<Vec<Breach>> {
             breaches.push(Breach(format!("{book} of {owner} is negative: {amount}")));
         }
     }
+    Ok(breaches)
+}
+
+/// Every bid spent within its reservation, and holds in reserve what it
+/// should: nothing once closed; open, what it reserved less what it spent
+/// and what earlier closes refunded (a bid re-opened by backtracking
+/// reserves again).
+async fn reservations_hold(pool: &Db) -> Result<Vec<Breach>> {
+    let mut breaches = Vec::new();
     let rows =
         query("SELECT id, reserved, spent, status FROM bids WHERE spent > reserved - refunded OR spent < 0")
             .fetch_all(pool)
@@ -321,17 +358,6 @@ pub async fn check_invariants(pool: &Db) -> Result<Vec<Breach>> {
             int(&r, "reserved")?
         )));
     }
-    let total: i64 =
-        query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries")
-            .fetch_one(pool)
-            .await?
-            .try_get("total")?;
-    if total != 0 {
-        breaches.push(Breach(format!("all entries sum to {total}")));
-    }
-    // A closed bid holds nothing in reserve; an open one holds what it
-    // reserved less what it spent and what earlier closes refunded (a bid
-    // re-opened by backtracking reserves again).
     let rows = query(
         "SELECT b.id, b.reserved - b.refunded AS reserved, b.spent, b.status,
            CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS held

@@ -56,7 +56,7 @@ pub(crate) async fn judge(
 
 /// The results whose judgement changes, grouped by the state they leave
 /// and whether they now agree.
-fn moves<'r>(
+pub(super) fn moves<'r>(
     results: &[&'r Submitted],
     judged: &[(AssignmentId, bool)],
 ) -> BTreeMap<(&'static str, bool), Vec<&'r Submitted>> {
