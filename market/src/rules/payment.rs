@@ -294,3 +294,6 @@ pub(crate) async fn reserve_again(
     .await?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests;
