@@ -23,7 +23,7 @@ use tally_protocol::{AccountId, BidId, Sha256Hex, Stroops, TaskId};
 
 use crate::db::query;
 use crate::error::{MarketError, Result};
-use crate::ledger::{self, Book, Cause, Leg};
+use crate::ledger::{self, Book, Cause};
 use crate::wake::Work;
 use crate::{now_ms, Market};
 
@@ -307,25 +307,13 @@ pub(crate) async fn reserve_for(
     owner: &str,
     amount: Stroops,
 ) -> Result<()> {
-    ledger::post(
+    ledger::transfer(
         tx,
         ledger::Posting::Reserve,
-        Cause {
-            bid: Some(bid),
-            ..Cause::default()
-        },
-        &[
-            Leg {
-                book: Book::Available,
-                owner,
-                amount: -amount.0,
-            },
-            Leg {
-                book: Book::Reserved,
-                owner,
-                amount: amount.0,
-            },
-        ],
+        Cause::of_bid(bid),
+        (Book::Available, owner),
+        (Book::Reserved, owner),
+        amount.0,
     )
     .await
 }

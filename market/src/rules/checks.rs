@@ -44,7 +44,7 @@ use tally_protocol::{AccountId, BidId, Detection, Sha256Hex, Stroops, TaskId};
 
 use crate::db::{int, query, WriteTx};
 use crate::error::{MarketError, Result};
-use crate::ledger::{self, Book, Cause, Leg};
+use crate::ledger::{self, Book, Cause};
 use crate::{now_ms, Market};
 
 /// Stores the golden set's models (admitted when loaded) so checks can name them.
@@ -141,10 +141,7 @@ async fn fund(
     .await?;
     if let Some(r) = took {
         let client = crate::db::text(&r, "client")?;
-        let cause = Cause {
-            bid: Some(displaced),
-            ..Cause::default()
-        };
+        let cause = Cause::of_bid(displaced);
         to_operator(tx, (Book::Reserved, &client), operator, price, cause).await?;
         return Ok(true);
     }
@@ -189,22 +186,13 @@ async fn to_operator(
     price: Stroops,
     cause: Cause,
 ) -> Result<()> {
-    ledger::post(
+    ledger::transfer(
         tx,
         ledger::Posting::CheckFund,
         cause,
-        &[
-            Leg {
-                book,
-                owner,
-                amount: -price.0,
-            },
-            Leg {
-                book: Book::Available,
-                owner: operator,
-                amount: price.0,
-            },
-        ],
+        (book, owner),
+        (Book::Available, operator),
+        price.0,
     )
     .await
 }

@@ -177,25 +177,13 @@ pub async fn close_bid_if_done(_m: &Market, tx: &mut WriteTx<'_>, bid: BidId) ->
     if closed != 1 {
         return Ok(());
     }
-    ledger::post(
+    ledger::transfer(
         tx,
         ledger::Posting::Refund,
-        Cause {
-            bid: Some(bid),
-            ..Cause::default()
-        },
-        &[
-            Leg {
-                book: Book::Reserved,
-                owner: &client,
-                amount: -refund,
-            },
-            Leg {
-                book: Book::Available,
-                owner: &client,
-                amount: refund,
-            },
-        ],
+        Cause::of_bid(bid),
+        (Book::Reserved, &client),
+        (Book::Available, &client),
+        refund,
     )
     .await
 }

@@ -13,7 +13,7 @@ use tally_protocol::{AccountId, SignedHeaders, Stroops};
 
 use crate::db::{int, parse, query, text};
 use crate::error::{MarketError, Result};
-use crate::ledger::{self, Book, Cause, Leg};
+use crate::ledger::{self, Book, Cause};
 use crate::nonces::begin_signed;
 use crate::{now_ms, to_time, Market};
 
@@ -66,22 +66,13 @@ async fn request_once(
     .fetch_one(&mut tx)
     .await?
     .try_get("id")?;
-    ledger::post(
+    ledger::transfer(
         &mut tx,
         ledger::Posting::Withdraw,
         Cause::default(),
-        &[
-            Leg {
-                book: Book::Available,
-                owner: account.as_str(),
-                amount: -req.amount.0,
-            },
-            Leg {
-                book: Book::Withdrawing,
-                owner: account.as_str(),
-                amount: req.amount.0,
-            },
-        ],
+        (Book::Available, account.as_str()),
+        (Book::Withdrawing, account.as_str()),
+        req.amount.0,
     )
     .await?;
     tx.commit().await?;

@@ -100,6 +100,16 @@ pub struct Cause {
     pub settlement: Option<u64>,
 }
 
+impl Cause {
+    /// A posting about bid `bid` as a whole.
+    pub fn of_bid(bid: BidId) -> Cause {
+        Cause {
+            bid: Some(bid),
+            ..Cause::default()
+        }
+    }
+}
+
 /// One leg of a posting.
 pub struct Leg<'a> {
     pub book: Book,
@@ -119,6 +129,31 @@ pub async fn post(
 ) -> Result<()> {
     let entries: Vec<(Cause, &Leg<'_>)> = legs.iter().map(|l| (cause, l)).collect();
     post_entries(tx, kind, &entries).await
+}
+
+/// Move `amount` from one (book, owner) to another as one posting of
+/// `kind`.
+pub async fn transfer(
+    tx: &mut WriteTx<'_>,
+    kind: Posting,
+    cause: Cause,
+    (from, from_owner): (Book, &str),
+    (to, to_owner): (Book, &str),
+    amount: i64,
+) -> Result<()> {
+    let legs = [
+        Leg {
+            book: from,
+            owner: from_owner,
+            amount: -amount,
+        },
+        Leg {
+            book: to,
+            owner: to_owner,
+            amount,
+        },
+    ];
+    post(tx, kind, cause, &legs).await
 }
 
 /// Post entries that each name their own cause (one decision paying several
@@ -249,22 +284,13 @@ pub async fn credit(tx: &mut WriteTx<'_>, account: &AccountId, amount: Stroops) 
             ),
         ));
     }
-    post(
+    transfer(
         tx,
         Posting::Deposit,
         Cause::default(),
-        &[
-            Leg {
-                book: Book::External,
-                owner: account.as_str(),
-                amount: -amount.0,
-            },
-            Leg {
-                book: Book::Available,
-                owner: account.as_str(),
-                amount: amount.0,
-            },
-        ],
+        (Book::External, account.as_str()),
+        (Book::Available, account.as_str()),
+        amount.0,
     )
     .await
 }
