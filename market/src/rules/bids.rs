@@ -335,10 +335,9 @@ pub async fn create_bid(m: &Market, client: &AccountId, req: BidRequest) -> Resu
     admit(m, client, &req, shape.reserve).await?;
     let inputs = decode_inputs(m, &req).await?;
     let (req, inputs, shape) = (&req, &inputs, &shape);
-    let (bid, tasks) = m
-        .db
-        .retrying("bid", move || store_bid(m, client, req, shape, inputs))
-        .await?;
+    let (bid, tasks) =
+        m.db.retrying("bid", move || store_bid(m, client, req, shape, inputs))
+            .await?;
     m.metrics
         .bids
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -451,7 +450,15 @@ async fn store_bid(
     }
     let mut tasks = Vec::with_capacity(inputs.len());
     for input in inputs {
-        store_input(&mut tx, &input.hash, &input.bytes, input.width, input.height, now).await?;
+        store_input(
+            &mut tx,
+            &input.hash,
+            &input.bytes,
+            input.width,
+            input.height,
+            now,
+        )
+        .await?;
         let id: i64 = query(
             "INSERT INTO tasks (bid_id, input, model, price, status, wanted, max_replicas, created_at)
              VALUES ($1, $2, $3, $4, 'open', $5, $6, $7) RETURNING id",
@@ -471,7 +478,10 @@ async fn store_bid(
     let reserved = reserve_for(&mut tx, bid, client.as_str(), shape.reserve).await;
     if let Err(MarketError::InsufficientFunds(_)) = reserved {
         let available = ledger::balance(&mut tx, Book::Available, client.as_str()).await?;
-        return Err(cannot_pay(shape.reserve, Stroops(available.0 + shape.reserve.0)));
+        return Err(cannot_pay(
+            shape.reserve,
+            Stroops(available.0 + shape.reserve.0),
+        ));
     }
     reserved?;
     tx.commit().await?;

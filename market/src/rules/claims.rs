@@ -18,8 +18,8 @@ use crate::error::{MarketError, Result};
 use crate::wake::WakeUp;
 
 mod take;
-use take::take;
 use crate::{now_ms, to_time, Market};
+use take::take;
 
 /// The longest a claim may wait for work.
 pub const MAX_WAIT_MS: u64 = 60_000;
@@ -140,7 +140,14 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
         // task while a trusted worker waits for such work.
         let pairing =
             standing.checked && !standing.trusted && m.waiters.trusted_waiting(&offer.models);
-        let got = try_claim(m, worker, &offer, room, standing.check_rate, pairing).await?;
+        let claimer = Claimer {
+            m,
+            worker,
+            offer: &offer,
+            check_rate: standing.check_rate,
+            pairing,
+        };
+        let got = try_claim(&claimer, room).await?;
         if !got.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
             return Ok(Claimed { assignments: got });
         }
@@ -252,30 +259,34 @@ async fn mark_seen(tx: &mut WriteTx<'_>, worker: &AccountId, now: i64) -> Result
     Ok(())
 }
 
+/// A claim as it is matched: who claims, with what offer, how likely a
+/// spot check takes a candidate's place, and whether tasks another
+/// untrusted worker is on are left to trusted ones (`pairing`).
+#[derive(Clone, Copy)]
+struct Claimer<'a> {
+    m: &'a Market,
+    worker: &'a AccountId,
+    offer: &'a StoredOffer,
+    check_rate: f64,
+    pairing: bool,
+}
+
 /// Take up to `n` slots now. A pass that loses races to concurrent claims
 /// (another process took the slot between our read and our update) looks
 /// again, so a claim never comes back empty while a slot it may take is free.
-async fn try_claim(
-    m: &Market,
-    worker: &AccountId,
-    offer: &StoredOffer,
-    n: i64,
-    check_rate: f64,
-    pairing: bool,
-) -> Result<Vec<Assignment>> {
-    m.metrics
+async fn try_claim(c: &Claimer<'_>, n: i64) -> Result<Vec<Assignment>> {
+    c.m.metrics
         .claim_looks
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut out = Vec::new();
     for _ in 0..8 {
-        let (mut got, lost) =
-            claim_pass(m, worker, offer, n - out.len() as i64, check_rate, pairing).await?;
+        let (mut got, lost) = claim_pass(c, n - out.len() as i64).await?;
         out.append(&mut got);
         if lost == 0 || out.len() as i64 >= n {
             break;
         }
     }
-    m.metrics
+    c.m.metrics
         .claims
         .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
     Ok(out)
@@ -284,28 +295,18 @@ async fn try_claim(
 /// One matching pass: the slots taken, and how many candidates were lost to
 /// concurrent claims. With `pairing`, tasks another untrusted worker is on
 /// are left to trusted ones.
-async fn claim_pass(
-    m: &Market,
-    worker: &AccountId,
-    offer: &StoredOffer,
-    n: i64,
-    check_rate: f64,
-    pairing: bool,
-) -> Result<(Vec<Assignment>, usize)> {
-    m.db.retrying("claim", || {
-        claim_pass_once(m, worker, offer, n, check_rate, pairing)
-    })
-    .await
+async fn claim_pass(c: &Claimer<'_>, n: i64) -> Result<(Vec<Assignment>, usize)> {
+    c.m.db.retrying("claim", || claim_pass_once(c, n)).await
 }
 
-async fn claim_pass_once(
-    m: &Market,
-    worker: &AccountId,
-    offer: &StoredOffer,
-    n: i64,
-    check_rate: f64,
-    pairing: bool,
-) -> Result<(Vec<Assignment>, usize)> {
+async fn claim_pass_once(c: &Claimer<'_>, n: i64) -> Result<(Vec<Assignment>, usize)> {
+    let Claimer {
+        m,
+        worker,
+        offer,
+        pairing,
+        ..
+    } = *c;
     if offer.models.is_empty() {
         return Ok((vec![], 0));
     }
@@ -356,7 +357,7 @@ async fn claim_pass_once(
         let free = candidates_in(&locked).fetch_all(&mut tx).await?;
         if free.len() >= seen.len().min(n as usize) {
             let mut out = Vec::with_capacity(free.len());
-            let lost = take(&mut tx, m, worker, &free, &mut out, check_rate).await?;
+            let lost = take(&mut tx, c, &free, &mut out).await?;
             tx.commit().await?;
             return Ok((out, lost));
         }
@@ -367,13 +368,13 @@ async fn claim_pass_once(
         tx = m.db.begin().await?;
     }
     let mut out = Vec::with_capacity(seen.len());
-    let mut lost = take(&mut tx, m, worker, &seen, &mut out, check_rate).await?;
+    let mut lost = take(&mut tx, c, &seen, &mut out).await?;
     if lost > 0 {
         // The tasks just taken are excluded by the query itself (this
         // worker is on them now).
         let mut fresh = candidates().fetch_all(&mut tx).await?;
         fresh.truncate(n as usize - out.len());
-        lost = take(&mut tx, m, worker, &fresh, &mut out, check_rate).await?;
+        lost = take(&mut tx, c, &fresh, &mut out).await?;
     }
     tx.commit().await?;
     Ok((out, lost))

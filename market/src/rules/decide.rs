@@ -137,7 +137,12 @@ struct Verified<'r> {
 /// Verify the task: the verdict saved, the caught workers' results
 /// rejected, the voters' judged (and paid where they agree), the bid
 /// closed if this was its last task out, the votes counted as checks.
-async fn verify(m: &Market, tx: &mut WriteTx<'_>, case: &Case, v: Verified<'_>) -> Result<Decision> {
+async fn verify(
+    m: &Market,
+    tx: &mut WriteTx<'_>,
+    case: &Case,
+    v: Verified<'_>,
+) -> Result<Decision> {
     let task = &case.task;
     let Verified {
         stored,

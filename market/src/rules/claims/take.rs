@@ -7,10 +7,11 @@ use std::collections::{HashMap, HashSet};
 use tally_protocol::wire::Assignment;
 use tally_protocol::{AccountId, AssignmentId, BidId, Sha256Hex, Stroops, TaskId};
 
+use super::Claimer;
 use crate::checks;
 use crate::db::{int, parse, placeholders, query, text, Row, WriteTx};
 use crate::error::Result;
-use crate::{now_ms, to_time, Market};
+use crate::{now_ms, to_time};
 
 /// When the slots taken now were leased and when their leases end.
 struct Lease {
@@ -31,12 +32,11 @@ struct Plain {
 /// claims (slots gone, or this worker already on the task).
 pub(super) async fn take(
     tx: &mut WriteTx<'_>,
-    m: &Market,
-    worker: &AccountId,
+    c: &Claimer<'_>,
     candidates: &[Row],
     out: &mut Vec<Assignment>,
-    check_rate: f64,
 ) -> Result<usize> {
+    let (m, worker) = (c.m, c.worker);
     let now = now_ms();
     let ms = m.config.lease.as_millis() as i64;
     let lease = Lease {
@@ -44,7 +44,7 @@ pub(super) async fn take(
         ms,
         expires: now + ms,
     };
-    let plain = checks_first(tx, m, worker, candidates, out, check_rate, &lease).await?;
+    let plain = checks_first(tx, c, candidates, out, &lease).await?;
     if plain.is_empty() {
         return Ok(0);
     }
@@ -73,13 +73,17 @@ pub(super) async fn take(
 /// tasks left to take.
 async fn checks_first(
     tx: &mut WriteTx<'_>,
-    m: &Market,
-    worker: &AccountId,
+    claimer: &Claimer<'_>,
     candidates: &[Row],
     out: &mut Vec<Assignment>,
-    check_rate: f64,
     lease: &Lease,
 ) -> Result<Vec<Plain>> {
+    let Claimer {
+        m,
+        worker,
+        check_rate,
+        ..
+    } = *claimer;
     let mut plain = Vec::with_capacity(candidates.len());
     for c in candidates {
         let task = TaskId(int(c, "id")?);

@@ -22,9 +22,9 @@ use tally_protocol::wire::TaskState;
 use tally_protocol::{AccountId, TaskId};
 
 use super::case::Case;
+use super::decide;
 use super::judge::{judge, reject, save_verdict};
 use super::voting::{run_vote, Vote};
-use super::decide;
 use crate::db::{int, query, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::lifecycle::{task_transition, AssignmentState};
@@ -98,9 +98,10 @@ async fn revise(
     let case = Case::load(tx, task).await?;
     let again = run_vote(&case.task, &case.voters())?;
     let stands = again.verified
-        && again.verdict.as_ref().is_some_and(|v| {
-            vote::agrees(&case.task.params, &old.verdict.consensus, &v.consensus)
-        });
+        && again
+            .verdict
+            .as_ref()
+            .is_some_and(|v| vote::agrees(&case.task.params, &old.verdict.consensus, &v.consensus));
     if stands {
         stand(m, tx, &case, &old, again).await?;
         return Ok(None);

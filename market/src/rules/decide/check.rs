@@ -14,7 +14,11 @@ use crate::Market;
 /// A spot check's one result, judged against the known answer: a pass is
 /// paid and counted, a failure counted, the worker caught, and every task
 /// it helped verify decided again without it.
-pub(super) async fn decide_check(m: &Market, tx: &mut WriteTx<'_>, case: &Case) -> Result<Decision> {
+pub(super) async fn decide_check(
+    m: &Market,
+    tx: &mut WriteTx<'_>,
+    case: &Case,
+) -> Result<Decision> {
     let task = &case.task;
     let Some(s) = case.unjudged().first().copied() else {
         return Ok(Decision::unchanged(task));

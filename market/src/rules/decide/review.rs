@@ -74,7 +74,11 @@ async fn answered_reviews(tx: &mut WriteTx<'_>, task: &TaskRow) -> Result<Vec<An
 /// reviews verify it with their consensus (results agreeing with it are
 /// paid the task's price, agreeing reviews the review price); as many
 /// reviews as allowed without agreement fail it; otherwise it waits.
-pub(super) async fn decide_review(m: &Market, tx: &mut WriteTx<'_>, case: &Case) -> Result<Decision> {
+pub(super) async fn decide_review(
+    m: &Market,
+    tx: &mut WriteTx<'_>,
+    case: &Case,
+) -> Result<Decision> {
     let task = &case.task;
     let reviews = answered_reviews(tx, task).await?;
     if (reviews.len() as u32) < rules::REVIEW_QUORUM {

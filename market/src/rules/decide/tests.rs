@@ -121,7 +121,10 @@ fn with_a_confidence_the_agreeing_group_must_be_credible_enough() {
     let t = task(params(1, Some(0.95)));
     let fresh = result(1, AssignmentState::Submitted, 0.0, 0);
     let vote = run_vote(&t, &[&fresh]).unwrap();
-    assert!(!vote.verified, "one result of an unchecked worker is not credible");
+    assert!(
+        !vote.verified,
+        "one result of an unchecked worker is not credible"
+    );
     assert!(vote.credibility.unwrap() < 0.95);
     assert_eq!(vote.weights.len(), 1);
 

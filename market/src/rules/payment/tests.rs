@@ -31,7 +31,9 @@ async fn funded_task(m: &Market, reserve: i64) -> TaskRow {
     let client = Signer::from_seed([1; 32]).account().clone();
     let model = Sha256Hex::of(b"model");
     let mut tx = m.db.begin().await.unwrap();
-    ledger::credit(&mut tx, &client, Stroops(reserve)).await.unwrap();
+    ledger::credit(&mut tx, &client, Stroops(reserve))
+        .await
+        .unwrap();
     query("INSERT INTO models (hash, bytes, size, uploaded_by, created_at) VALUES ($1, $2, 1, $3, $4)")
         .bind(model.as_str())
         .bind(&b"m"[..])
@@ -86,9 +88,14 @@ async fn a_paid_result_moves_its_price_from_the_reservation_to_the_worker_and_th
     let task = funded_task(&m, 3 * PRICE).await;
     let (a, b) = (worker(2), worker(3));
     let mut tx = m.db.begin().await.unwrap();
-    pay(&m, &mut tx, &task, &[(AssignmentId(1), &a), (AssignmentId(2), &b)])
-        .await
-        .unwrap();
+    pay(
+        &m,
+        &mut tx,
+        &task,
+        &[(AssignmentId(1), &a), (AssignmentId(2), &b)],
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let fee = PRICE * 250 / 10_000;
     for w in [&a, &b] {
@@ -103,7 +110,9 @@ async fn a_paid_result_moves_its_price_from_the_reservation_to_the_worker_and_th
         Stroops(2 * fee)
     );
     assert_eq!(
-        balance(&m.db, Book::Reserved, task.client.as_str()).await.unwrap(),
+        balance(&m.db, Book::Reserved, task.client.as_str())
+            .await
+            .unwrap(),
         Stroops(PRICE)
     );
     assert_eq!(check_invariants(&m.db).await.unwrap(), vec![]);
@@ -115,7 +124,13 @@ async fn a_bid_never_pays_beyond_its_reservation() {
     let task = funded_task(&m, PRICE).await;
     let (a, b) = (worker(2), worker(3));
     let mut tx = m.db.begin().await.unwrap();
-    let over = pay(&m, &mut tx, &task, &[(AssignmentId(1), &a), (AssignmentId(2), &b)]).await;
+    let over = pay(
+        &m,
+        &mut tx,
+        &task,
+        &[(AssignmentId(1), &a), (AssignmentId(2), &b)],
+    )
+    .await;
     assert!(over.is_err(), "two prices from a reservation of one");
     tx.rollback().await.unwrap();
     assert_eq!(
