@@ -25,28 +25,30 @@
 //! only when no other is in flight: the network takes one transaction per
 //! account per ledger anyway, and a record that never applies then stalls
 //! nothing behind it. Submission and failure handling are in [`submit`].
+//!
+//! - [`batch`]: one record written in one database transaction.
+//! - [`collect`]: what the next record pays.
+//! - [`submit`]: submission to Horizon / Stellar RPC and its outcomes.
 
+mod batch;
+mod collect;
 pub mod submit;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tally_protocol::wire;
-use tally_protocol::{AccountId, AssignmentId, Stroops, TaskId};
-use tally_settlement::record::STATUS_PENDING;
-use tally_settlement::{
-    Asset, Keypair, Network, PayoutOp, PublicKey, RecordBody, Submitter, TimeBounds,
-    GENESIS_PREV_HASH,
-};
+use tally_settlement::{Asset, Keypair, Network, PayoutOp, PublicKey, Submitter};
 
 use crate::config::Config;
-use crate::db::{int, text};
-use crate::db::{placeholders, query, WriteTx};
+use crate::db::{int, query, text, WriteTx};
 use crate::error::{MarketError, Result};
 use crate::ledger::{self, Book, Cause, Leg};
-use crate::{now_ms, Market};
+use crate::Market;
+
+use batch::{settle_batch, Batch};
+pub(crate) use collect::Probation;
 
 /// Fee per operation in stroops (the network's minimum base fee).
 pub const BASE_FEE: u32 = 100;
@@ -64,6 +66,7 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// The operator of `config`: its key, network and asset.
     pub fn from_config(config: &Config) -> Result<Operator> {
         Ok(Operator {
             keypair: Keypair::from_seed(&config.operator.seed()),
@@ -72,6 +75,7 @@ impl Operator {
         })
     }
 
+    /// The operator's account, the source of every record.
     pub fn account(&self) -> PublicKey {
         self.keypair.public_key()
     }
@@ -109,7 +113,13 @@ pub async fn settle_with(m: &Market, submitter: Option<&Submitter>) -> Result<us
             Some(sub) => payees(m, sub, op.asset).await?,
             None => HashMap::new(),
         };
-        match settle_batch(m, &op, synced, submitter.is_some(), &payees).await? {
+        let batch = Batch {
+            op: &op,
+            synced,
+            submitting: submitter.is_some(),
+            payees: &payees,
+        };
+        match settle_batch(m, &batch).await? {
             Some(_) => written += 1,
             None => return Ok(written),
         }
@@ -177,214 +187,6 @@ pub async fn next_tx_seq(m: &Market) -> Result<Option<i64>> {
         .try_get("next_tx_seq")
 }
 
-/// Mark `ids` as paid by record `seq` with `update` (which ends in `id IN`),
-/// a few hundred per statement; any of them already paid or changed is an
-/// error that undoes the record.
-async fn mark_paid(
-    tx: &mut WriteTx<'_>,
-    update: &str,
-    seq: u64,
-    ids: &[i64],
-    what: &str,
-) -> Result<()> {
-    for chunk in ids.chunks(500) {
-        let mut q = query(format!("{update} ({})", placeholders(2, chunk.len()))).bind(seq as i64);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        if q.execute(&mut *tx).await? != chunk.len() as u64 {
-            return Err(MarketError::Corrupt(format!(
-                "{what} of record {seq} changed while settling"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// One unpaid agreeing assignment (with its task), or one withdrawal.
-struct Due {
-    id: i64,
-    task: Option<i64>,
-    amount: i64,
-}
-
-/// Write one record in one transaction; `None` when nothing is due (or a
-/// record is in flight, or the sequence number is not known yet).
-async fn settle_batch(
-    m: &Market,
-    op: &Operator,
-    synced: Option<i64>,
-    submitting: bool,
-    payees: &HashMap<String, PayoutOp>,
-) -> Result<Option<u64>> {
-    m.db.retrying("settlement", || {
-        settle_batch_once(m, op, synced, submitting, payees)
-    })
-    .await
-}
-
-async fn settle_batch_once(
-    m: &Market,
-    op: &Operator,
-    synced: Option<i64>,
-    submitting: bool,
-    payees: &HashMap<String, PayoutOp>,
-) -> Result<Option<u64>> {
-    let now = now_ms();
-    let mut tx = m.db.begin().await?;
-    tx.serialize_decisions().await?;
-    // The lock: see the module docs.
-    let stored: Option<i64> =
-        query("UPDATE settlement_state SET updated_at = $1 WHERE id = 1 RETURNING next_tx_seq")
-            .bind(now)
-            .fetch_one(&mut tx)
-            .await?
-            .try_get("next_tx_seq")?;
-    let tx_seq = match (stored, synced) {
-        (Some(s), _) | (None, Some(s)) => s,
-        (None, None) if !submitting => 1,
-        (None, None) => return nothing(tx).await,
-    };
-    if submitting && in_flight(&mut tx).await? > 0 {
-        return nothing(tx).await;
-    }
-    let batch = collect(
-        &mut tx,
-        now,
-        m.config.settle_max_ops.clamp(1, 100),
-        Probation::of(m, now),
-    )
-    .await?;
-    if batch.is_empty() {
-        return nothing(tx).await;
-    }
-    let last = query("SELECT seq, hash FROM settlements ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut tx)
-        .await?;
-    let (seq, prev_hash) = match last {
-        Some(r) => (int(&r, "seq")? as u64 + 1, text(&r, "hash")?),
-        None => (1, GENESIS_PREV_HASH.to_string()),
-    };
-    let mut task_of = HashMap::new();
-    let mut payouts = Vec::with_capacity(batch.len());
-    for (worker, dues) in &batch {
-        let amount = dues
-            .iter()
-            .try_fold(0i64, |sum, d| sum.checked_add(d.amount))
-            .ok_or_else(|| MarketError::Corrupt(format!("payout to {worker} overflows")))?;
-        let (withdrawals, assignments): (Vec<&Due>, Vec<&Due>) =
-            dues.iter().partition(|d| d.task.is_none());
-        task_of.extend(assignments.iter().filter_map(|d| Some((d.id, d.task?))));
-        let mut payout = tally_settlement::Payout::new(
-            PublicKey::parse(worker)?,
-            tally_settlement::Stroops(amount),
-            assignments.iter().map(|d| d.id).collect(),
-        );
-        payout.withdrawals = withdrawals.iter().map(|d| d.id).collect();
-        payout.op = payees.get(worker).copied().unwrap_or_default();
-        payouts.push(payout);
-    }
-    let body = RecordBody::new(
-        seq,
-        &prev_hash,
-        op.network.clone(),
-        op.account(),
-        op.asset,
-        payouts,
-    )?;
-    let max_time = (now / 1000) as u64 + VALIDITY_SECS;
-    // Only max_time matters for the resubmission rule; a min_time would
-    // only add a failure mode (an operator clock ahead of the network's).
-    let bounds = TimeBounds {
-        min_time: 0,
-        max_time,
-    };
-    let record = body.sign(&op.keypair, tx_seq, BASE_FEE, bounds)?;
-    let wire_payouts = record
-        .payouts
-        .iter()
-        .map(|p| {
-            Ok(wire::Payout {
-                account: AccountId::parse(&p.account.to_string())
-                    .map_err(|e| MarketError::Corrupt(format!("payout account: {e}")))?,
-                amount: Stroops(p.amount.0),
-                assignments: p.assignments.iter().map(|&a| AssignmentId(a)).collect(),
-                tasks: p.assignments.iter().map(|a| TaskId(task_of[a])).collect(),
-                withdrawals: p.withdrawals.clone(),
-                op: match p.op {
-                    PayoutOp::Payment => wire::PayoutKind::Payment,
-                    PayoutOp::CreateAccount => wire::PayoutKind::CreateAccount,
-                    PayoutOp::ClaimableBalance => wire::PayoutKind::ClaimableBalance,
-                },
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    query(
-        "INSERT INTO settlements (seq, prev_hash, hash, network, source, asset, payouts, envelope_xdr,
-           tx_hash, tx_seq, max_time, status, result_code, attempts, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, 0, $13, $13)",
-    )
-    .bind(seq as i64)
-    .bind(&record.prev_hash)
-    .bind(&record.hash)
-    .bind(record.network.passphrase())
-    .bind(record.source.to_string())
-    .bind(record.asset.to_string())
-    .bind(serde_json::to_string(&wire_payouts).expect("payouts serialize"))
-    .bind(&record.envelope_xdr)
-    .bind(&record.tx_hash)
-    .bind(tx_seq)
-    .bind(max_time as i64)
-    .bind(STATUS_PENDING)
-    .bind(now)
-    .execute(&mut tx)
-    .await?;
-    for p in &wire_payouts {
-        let assignments: Vec<i64> = p.assignments.iter().map(|a| a.0).collect();
-        mark_paid(
-            &mut tx,
-            "UPDATE assignments SET payout_seq = $1 WHERE status = 'agreed' AND payout_seq IS NULL AND id IN",
-            seq,
-            &assignments,
-            "an assignment",
-        )
-        .await?;
-        mark_paid(
-            &mut tx,
-            "UPDATE withdrawals SET payout_seq = $1 WHERE payout_seq IS NULL AND id IN",
-            seq,
-            &p.withdrawals,
-            "a withdrawal",
-        )
-        .await?;
-        move_payout(&mut tx, seq, p, true).await?;
-    }
-    query("UPDATE settlement_state SET next_tx_seq = $1 WHERE id = 1")
-        .bind(tx_seq + 1)
-        .execute(&mut tx)
-        .await?;
-    tx.commit().await?;
-    m.metrics.settlements.fetch_add(1, Ordering::Relaxed);
-    crate::events::announce(m, vec![wire::MarketEvent::SettlementWritten { seq }]).await;
-    tracing::info!(
-        seq,
-        tx_seq,
-        payouts = wire_payouts.len(),
-        amount = record.total().map_or(0, |t| t.0),
-        tx_hash = %record.tx_hash,
-        "settlement record written"
-    );
-    Ok(Some(seq))
-}
-
-/// Roll back before the write lock is let go: a transaction merely dropped
-/// is rolled back later, by sqlx, and SQLite would meanwhile refuse the
-/// next writer (one that has read already gets `SQLITE_BUSY` at once).
-async fn nothing(tx: WriteTx<'_>) -> Result<Option<u64>> {
-    tx.rollback().await?;
-    Ok(None)
-}
-
 /// Post one payout's ledger movement: `earned -> paid` for its assignments
 /// and `withdrawing -> paid` for its withdrawals when it is settled
 /// (`settle`), the reverse when its transaction paid nothing.
@@ -433,137 +235,6 @@ pub(crate) async fn move_payout(
         }
     }
     ledger::post(tx, kind, cause, &legs).await
-}
-
-/// Records stored but not yet known to have applied or failed.
-async fn in_flight(tx: &mut WriteTx<'_>) -> Result<i64> {
-    let row =
-        query("SELECT COUNT(*) AS n FROM settlements WHERE status IN ('pending', 'submitted')")
-            .fetch_one(&mut *tx)
-            .await?;
-    int(&row, "n")
-}
-
-/// What keeps earnings from settlement at a moment: the probation
-/// holdback (results submitted by a worker with fewer than `min_checks`
-/// passed checks, earned after `since`, wait, whatever the worker passed
-/// since), and publication (only tasks first decided before
-/// `published_before` are public, see [`crate::publish`]).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Probation {
-    pub(crate) min_checks: i64,
-    pub(crate) since: i64,
-    pub(crate) published_before: i64,
-}
-
-impl Probation {
-    pub(crate) fn of(m: &Market, now: i64) -> Probation {
-        // Without spot checks no worker can earn trust: nothing is held.
-        let min_checks = if m.config.golden.items.is_empty() {
-            0
-        } else {
-            m.config.check_rates.trusted_after.min(i64::MAX as u64) as i64
-        };
-        Probation {
-            min_checks,
-            since: now.saturating_sub(m.config.holdback.as_millis().min(i64::MAX as u128) as i64),
-            published_before: crate::publish::cutoff(m, now),
-        }
-    }
-}
-
-/// The next batch: up to `max_ops` workers (in account order) with their
-/// unpaid agreeing assignments. Workers on hold are skipped, and so are
-/// earnings still on probation; a worker whose hold has run out is retried
-/// first, in a batch of its own, so a payout the network refuses again
-/// takes no one else's with it.
-async fn collect(
-    tx: &mut WriteTx<'_>,
-    now: i64,
-    max_ops: usize,
-    probation: Probation,
-) -> Result<Vec<(String, Vec<Due>)>> {
-    let rows = query(
-        "SELECT a.id, a.worker, a.task_id, b.fee_bps,
-           CASE WHEN a.kind = 'review' THEN b.review_price ELSE t.price END AS price,
-           (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e
-             WHERE e.assignment_id = a.id AND e.book = 'earned') AS earned,
-           (SELECT COUNT(*) FROM payout_holds h WHERE h.worker = a.worker) AS held
-         FROM assignments a JOIN tasks t ON t.id = a.task_id JOIN bids b ON b.id = t.bid_id
-         WHERE a.status = 'agreed' AND a.payout_seq IS NULL AND b.fee_bps < 10000
-           AND (CASE WHEN a.kind = 'review' THEN b.review_price ELSE t.price END) > 0
-           AND NOT EXISTS (SELECT 1 FROM payout_holds h WHERE h.worker = a.worker AND h.retry_at > $1)
-           AND t.decided_at < $5
-           AND NOT EXISTS (SELECT 1 FROM assignments o WHERE o.task_id = a.task_id AND o.status = 'leased' AND o.kind = 'result')
-           AND NOT (a.kind = 'result' AND COALESCE(a.checks_at_submit, 0) < $3 AND a.finished_at > $4)
-           AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.account = a.worker AND w.caught_at IS NOT NULL)
-         ORDER BY a.id LIMIT $2",
-    )
-    .bind(now)
-    .bind(MAX_ASSIGNMENTS)
-    .bind(probation.min_checks)
-    .bind(probation.since)
-    .bind(probation.published_before)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut fresh: BTreeMap<String, Vec<Due>> = BTreeMap::new();
-    let mut retry: BTreeMap<String, Vec<Due>> = BTreeMap::new();
-    for r in rows {
-        let id = int(&r, "id")?;
-        let price = Stroops(int(&r, "price")?);
-        let fee = price
-            .fee_bps(int(&r, "fee_bps")? as u32)
-            .ok_or_else(|| MarketError::Corrupt("fee overflows".into()))?;
-        let amount = price.0 - fee.0;
-        let earned = int(&r, "earned")?;
-        if amount != earned {
-            return Err(MarketError::Corrupt(format!(
-                "assignment {id} would be paid {amount} but the ledger says it earned {earned}"
-            )));
-        }
-        let due = Due {
-            id,
-            task: Some(int(&r, "task_id")?),
-            amount,
-        };
-        let side = if int(&r, "held")? > 0 {
-            &mut retry
-        } else {
-            &mut fresh
-        };
-        side.entry(text(&r, "worker")?).or_default().push(due);
-    }
-    // Withdrawals asked for, of accounts not on hold.
-    let rows = query(
-        "SELECT w.id, w.account, w.amount,
-           (SELECT COUNT(*) FROM payout_holds h WHERE h.worker = w.account) AS held
-         FROM withdrawals w
-         WHERE w.payout_seq IS NULL
-           AND NOT EXISTS (SELECT 1 FROM payout_holds h WHERE h.worker = w.account AND h.retry_at > $1)
-         ORDER BY w.id LIMIT $2",
-    )
-    .bind(now)
-    .bind(MAX_ASSIGNMENTS)
-    .fetch_all(&mut *tx)
-    .await?;
-    for r in rows {
-        let due = Due {
-            id: int(&r, "id")?,
-            task: None,
-            amount: int(&r, "amount")?,
-        };
-        let side = if int(&r, "held")? > 0 {
-            &mut retry
-        } else {
-            &mut fresh
-        };
-        side.entry(text(&r, "account")?).or_default().push(due);
-    }
-    // A retry goes first, alone, or a busy market would never get to it.
-    Ok(match retry.into_iter().next() {
-        Some(one) => vec![one],
-        None => fresh.into_iter().take(max_ops).collect(),
-    })
 }
 
 /// Start the periodic settlement job and, with a server configured, the

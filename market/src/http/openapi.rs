@@ -17,7 +17,7 @@ use schemars::SchemaGenerator;
 use serde_json::{json, Map, Value};
 use tally_protocol::signing;
 
-use routes::{Answer, Auth, Body, Op, OPS};
+use routes::{Answer, Auth, Body, Op};
 
 /// The reference page: vanilla JS that fetches `/openapi.json` and renders it.
 pub const DOCS_HTML: &str = include_str!("../../docs/index.html");
@@ -40,6 +40,7 @@ pub async fn docs() -> Response {
         .into_response()
 }
 
+/// A schema generator for the answers (`serialize`) or the requests.
 fn generator(serialize: bool) -> SchemaGenerator {
     let settings = SchemaSettings::draft2020_12().with(|s| {
         s.definitions_path = "/components/schemas".into();
@@ -58,7 +59,7 @@ pub fn document() -> Value {
     let mut requests = generator(false);
     let mut answers = generator(true);
     let mut paths = Map::new();
-    for op in OPS {
+    for op in routes::ops() {
         let item = paths
             .entry(op.path.to_string())
             .or_insert_with(|| json!({}));
@@ -109,6 +110,7 @@ nonce of 16-64 hex characters never used before by the account), base64 in \
 saying the client is too old. Headers are checked before the body is read; a body must keep \
 arriving (else 408), and large bodies share an upload budget (503 `busy` when it stays full).";
 
+/// The tags operations are grouped by, in the order the page shows them.
 fn tags() -> Value {
     json!([
         { "name": "clients", "description": "Bids and their results." },
@@ -123,26 +125,35 @@ fn tags() -> Value {
     ])
 }
 
+/// The four signature headers, each an API key scheme.
 fn security_schemes() -> Value {
-    let header = |name: &str, description: &str| json!({ "type": "apiKey", "in": "header", "name": name, "description": description });
-    json!({
-        "TallyAccount": header(
-            &canonical(signing::HEADER_ACCOUNT),
+    let schemes = [
+        (
+            "TallyAccount",
+            signing::HEADER_ACCOUNT,
             "The signing account: a `G...` Stellar strkey (ed25519 public key).",
         ),
-        "TallyTimestamp": header(
-            &canonical(signing::HEADER_TIMESTAMP),
+        (
+            "TallyTimestamp",
+            signing::HEADER_TIMESTAMP,
             "Unix time in milliseconds; refused when more than 60 s from the market's clock.",
         ),
-        "TallyNonce": header(
-            &canonical(signing::HEADER_NONCE),
+        (
+            "TallyNonce",
+            signing::HEADER_NONCE,
             "16-64 hex characters, never reused by the account: a replay is refused with 409 `replayed_request`.",
         ),
-        "TallySignature": header(
-            &canonical(signing::HEADER_SIGNATURE),
+        (
+            "TallySignature",
+            signing::HEADER_SIGNATURE,
             "Base64 ed25519 signature over `tally-v2\\n{NETWORK}\\n{OPERATOR}\\n{METHOD}\\n{PATH_AND_QUERY}\\n{TIMESTAMP}\\n{NONCE}\\n{hex sha256 of body}`.",
         ),
-    })
+    ];
+    let schemes = schemes.map(|(scheme, name, description)| {
+        let header = json!({ "type": "apiKey", "in": "header", "name": canonical(name), "description": description });
+        (scheme.to_string(), header)
+    });
+    Value::Object(schemes.into_iter().collect())
 }
 
 /// `x-tally-account` as `X-Tally-Account`.
@@ -158,6 +169,8 @@ fn canonical(name: &str) -> String {
         .join("-")
 }
 
+/// One operation of the document: its tags, texts, id, parameters, body,
+/// security and answers.
 fn operation(op: &Op, requests: &mut SchemaGenerator, answers: &mut SchemaGenerator) -> Value {
     let mut o = Map::new();
     o.insert("tags".into(), json!([op.tag]));
@@ -167,13 +180,35 @@ fn operation(op: &Op, requests: &mut SchemaGenerator, answers: &mut SchemaGenera
         description.push_str("\n\nOnly the operator's key may call it (403 otherwise).");
     }
     o.insert("description".into(), json!(description));
-    o.insert(
-        "operationId".into(),
-        json!(format!("{}{}", op.method, op.path)
-            .replace(['/', '{', '}', '.'], "_")
-            .trim_end_matches('_')
-            .to_string()),
-    );
+    o.insert("operationId".into(), json!(operation_id(op)));
+    if let Some(params) = parameters(op, requests) {
+        o.insert("parameters".into(), params);
+    }
+    if let Some(body) = request_body(op, requests) {
+        o.insert("requestBody".into(), body);
+    }
+    if op.auth != Auth::Public {
+        o.insert(
+            "security".into(),
+            json!([{ "TallyAccount": [], "TallyTimestamp": [], "TallyNonce": [], "TallySignature": [] }]),
+        );
+    } else {
+        o.insert("security".into(), json!([]));
+    }
+    o.insert("responses".into(), Value::Object(responses(op, answers)));
+    Value::Object(o)
+}
+
+/// `get/v1/bids/{id}` as `get_v1_bids__id`.
+fn operation_id(op: &Op) -> String {
+    format!("{}{}", op.method, op.path)
+        .replace(['/', '{', '}', '.'], "_")
+        .trim_end_matches('_')
+        .to_string()
+}
+
+/// The operation's path and query parameters, if it has any.
+fn parameters(op: &Op, requests: &mut SchemaGenerator) -> Option<Value> {
     let params: Vec<Value> = op
         .params
         .iter()
@@ -187,35 +222,26 @@ fn operation(op: &Op, requests: &mut SchemaGenerator, answers: &mut SchemaGenera
             })
         })
         .collect();
-    if !params.is_empty() {
-        o.insert("parameters".into(), Value::Array(params));
-    }
+    (!params.is_empty()).then_some(Value::Array(params))
+}
+
+/// The operation's request body, if it takes one.
+fn request_body(op: &Op, requests: &mut SchemaGenerator) -> Option<Value> {
     match &op.body {
-        Body::None => {}
-        Body::Json(schema) => {
-            o.insert(
-                "requestBody".into(),
-                json!({ "required": true, "content": { "application/json": { "schema": schema(requests) } } }),
-            );
-        }
+        Body::None => None,
+        Body::Json(schema) => Some(
+            json!({ "required": true, "content": { "application/json": { "schema": schema(requests) } } }),
+        ),
         Body::Bytes(media, description) => {
-            o.insert(
-                "requestBody".into(),
-                json!({ "required": true, "description": description,
-                        "content": { *media: { "schema": { "type": "string", "contentMediaType": media } } } }),
-            );
+            Some(json!({ "required": true, "description": description,
+                    "content": { *media: { "schema": { "type": "string", "contentMediaType": media } } } }))
         }
     }
-    if op.auth != Auth::Public {
-        o.insert(
-            "security".into(),
-            json!([{ "TallyAccount": [], "TallyTimestamp": [], "TallyNonce": [], "TallySignature": [] }]),
-        );
-    } else {
-        o.insert("security".into(), json!([]));
-    }
-    let mut responses = Map::new();
-    let ok = match &op.answer {
+}
+
+/// The operation's success answer.
+fn success(op: &Op, answers: &mut SchemaGenerator) -> Value {
+    match &op.answer {
         Answer::Json(schema) => json!({
             "description": "Success.",
             "content": { "application/json": { "schema": schema(answers) } },
@@ -231,8 +257,14 @@ fn operation(op: &Op, requests: &mut SchemaGenerator, answers: &mut SchemaGenera
                 "x-item-schema": schema(answers),
             } },
         }),
-    };
-    responses.insert(op.status.to_string(), ok);
+    }
+}
+
+/// Every answer of the operation by status: its success, its errors, those
+/// of any signed request and 500.
+fn responses(op: &Op, answers: &mut SchemaGenerator) -> Map<String, Value> {
+    let mut responses = Map::new();
+    responses.insert(op.status.to_string(), success(op, answers));
     let error_body = answers.subschema_for::<tally_protocol::wire::ErrorBody>();
     // Any signed request's body may be too slow (408); a large one may find
     // the upload budget full (503).
@@ -262,8 +294,7 @@ fn operation(op: &Op, requests: &mut SchemaGenerator, answers: &mut SchemaGenera
             }),
         );
     }
-    o.insert("responses".into(), Value::Object(responses));
-    Value::Object(o)
+    responses
 }
 
 /// Rustdoc links in doc comments (``[`crate::x::Y`]``) read as plain code.

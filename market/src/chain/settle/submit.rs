@@ -126,7 +126,12 @@ pub async fn submit_round(m: &Market, sub: &Submitter, now_secs: u64) -> Result<
             // It can no longer apply: only whether it did is left to learn.
             match sub.status(&rec.tx_hash).await? {
                 Outcome::NotFound => {
-                    unpay(m, &rec, STATUS_EXPIRED, "expired unapplied", &[]).await?
+                    let end = Unpaid {
+                        to: STATUS_EXPIRED,
+                        reason: "expired unapplied",
+                        held: &[],
+                    };
+                    unpay(m, &rec, &end).await?
                 }
                 done @ (Outcome::Success { .. } | Outcome::Failed { .. }) => {
                     settle_outcome(m, &rec, done).await?
@@ -201,7 +206,12 @@ async fn settle_outcome(m: &Market, rec: &InFlight, outcome: Outcome) -> Result<
                 format!("{tx_code}: {}", blamed.join(", "))
             };
             tracing::warn!(seq = rec.seq, %reason, "settlement transaction failed; its payouts are due again");
-            unpay(m, rec, STATUS_FAILED, &reason, &held).await
+            let end = Unpaid {
+                to: STATUS_FAILED,
+                reason: &reason,
+                held: &held,
+            };
+            unpay(m, rec, &end).await
         }
         other => Err(MarketError::Corrupt(format!(
             "not a final outcome: {other:?}"
@@ -209,11 +219,13 @@ async fn settle_outcome(m: &Market, rec: &InFlight, outcome: Outcome) -> Result<
     }
 }
 
+/// Note a send of the record and what the network answered (`code`).
 async fn mark_sent(m: &Market, rec: &InFlight, code: &str) -> Result<()> {
     m.db.retrying("settlement sent", || mark_sent_once(m, rec, code))
         .await
 }
 
+/// One try of [`mark_sent`].
 async fn mark_sent_once(m: &Market, rec: &InFlight, code: &str) -> Result<()> {
     let mut tx = m.db.begin().await?;
     tx.serialize_decisions().await?;
@@ -255,11 +267,13 @@ async fn resolve(tx: &mut WriteTx<'_>, rec: &InFlight, to: &str, code: &str) -> 
     Ok(n == 1)
 }
 
+/// The record applied in `ledger`: confirm it and lift its payees' holds.
 async fn confirm(m: &Market, rec: &InFlight, ledger: u32) -> Result<()> {
     m.db.retrying("settlement confirmed", || confirm_once(m, rec, ledger))
         .await
 }
 
+/// One try of [`confirm`].
 async fn confirm_once(m: &Market, rec: &InFlight, ledger: u32) -> Result<()> {
     let mut tx = m.db.begin().await?;
     tx.serialize_decisions().await?;
@@ -278,25 +292,24 @@ async fn confirm_once(m: &Market, rec: &InFlight, ledger: u32) -> Result<()> {
     Ok(())
 }
 
+/// How a record that paid nothing ends.
+struct Unpaid<'a> {
+    /// The status it moves to (expired or failed).
+    to: &'a str,
+    /// Why, as its result code.
+    reason: &'a str,
+    /// The workers whose payouts go on hold, each with the operation's code.
+    held: &'a [(String, String)],
+}
+
 /// The record paid nothing: its payouts are due again (see the module docs).
-async fn unpay(
-    m: &Market,
-    rec: &InFlight,
-    to: &str,
-    reason: &str,
-    held: &[(String, String)],
-) -> Result<()> {
-    m.db.retrying("settlement unpaid", || unpay_once(m, rec, to, reason, held))
+async fn unpay(m: &Market, rec: &InFlight, end: &Unpaid<'_>) -> Result<()> {
+    m.db.retrying("settlement unpaid", || unpay_once(m, rec, end))
         .await
 }
 
-async fn unpay_once(
-    m: &Market,
-    rec: &InFlight,
-    to: &str,
-    reason: &str,
-    held: &[(String, String)],
-) -> Result<()> {
+/// One try of [`unpay`].
+async fn unpay_once(m: &Market, rec: &InFlight, end: &Unpaid<'_>) -> Result<()> {
     let now = now_ms();
     let mut tx = m.db.begin().await?;
     tx.serialize_decisions().await?;
@@ -305,7 +318,7 @@ async fn unpay_once(
         .bind(now)
         .execute(&mut tx)
         .await?;
-    if !resolve(&mut tx, rec, to, reason).await? {
+    if !resolve(&mut tx, rec, end.to, end.reason).await? {
         tx.rollback().await?;
         return Ok(());
     }
@@ -320,7 +333,7 @@ async fn unpay_once(
         .bind(rec.seq as i64)
         .execute(&mut tx)
         .await?;
-    for (worker, code) in held {
+    for (worker, code) in end.held {
         query(
             "INSERT INTO payout_holds (worker, reason, record_seq, retry_at, created_at)
              VALUES ($1, $2, $3, $4, $5)
@@ -345,6 +358,7 @@ async fn resync(m: &Market, sub: &Submitter) -> Result<()> {
         .await
 }
 
+/// One try of [`resync`].
 async fn resync_once(m: &Market, sub: &Submitter) -> Result<()> {
     let account = PublicKey::parse(m.config.operator.account().as_str())?;
     if let Some(current) = sub.account_sequence(&account).await? {

@@ -1,22 +1,37 @@
 //! The operations of the v1 API as the document describes them: one row per
 //! route of [`crate::api::router`], naming the wire types its handler reads
 //! and answers with. The schemas themselves come from those types.
+//!
+//! The rows are grouped by resource, in the order of the router:
+//! [`service`] (health, metrics, this document, models), [`work`] (offers,
+//! bids, claims, inputs, assignments), [`public`] (evidence, settlements,
+//! statistics, worker records, the self-audit, events), [`accounts`]
+//! (balances, deposits, withdrawals) and [`admin`] (the operator's views and
+//! marks, reviews).
+
+mod accounts;
+mod admin;
+mod public;
+mod service;
+mod work;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
-use tally_protocol::wire::*;
-use tally_protocol::{AssignmentId, BidId, Sha256Hex, TaskId};
+use tally_protocol::Sha256Hex;
 
 /// A schema generated from a wire type.
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
+/// The schema of `T`.
 fn of<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
     g.subschema_for::<T>()
 }
 
+/// A withdrawal id: stored as a plain integer.
 fn withdrawal_id(_: &mut SchemaGenerator) -> Schema {
     schemars::json_schema!({ "type": "integer", "format": "int64" })
 }
 
+/// A count or a bound: a non-negative integer.
 fn count(_: &mut SchemaGenerator) -> Schema {
     schemars::json_schema!({ "type": "integer", "minimum": 0 })
 }
@@ -31,6 +46,7 @@ pub enum Auth {
     Operator,
 }
 
+/// What an operation reads from the request body.
 pub enum Body {
     None,
     Json(SchemaFn),
@@ -38,6 +54,7 @@ pub enum Body {
     Bytes(&'static str, &'static str),
 }
 
+/// What an operation answers with on success.
 pub enum Answer {
     Json(SchemaFn),
     /// Raw bytes of the given media type, with a description.
@@ -46,6 +63,7 @@ pub enum Answer {
     Events(SchemaFn),
 }
 
+/// A path or query parameter.
 pub struct Param {
     pub name: &'static str,
     /// `path` or `query`.
@@ -54,6 +72,7 @@ pub struct Param {
     pub description: &'static str,
 }
 
+/// A parameter in the path.
 const fn path(name: &'static str, schema: SchemaFn, description: &'static str) -> Param {
     Param {
         name,
@@ -63,6 +82,7 @@ const fn path(name: &'static str, schema: SchemaFn, description: &'static str) -
     }
 }
 
+/// A parameter in the query string.
 const fn query(name: &'static str, schema: SchemaFn, description: &'static str) -> Param {
     Param {
         name,
@@ -87,497 +107,88 @@ pub struct Op {
     pub errors: &'static [u16],
 }
 
+impl Op {
+    /// A `method` operation on `path` answering `answer`: no parameters, no
+    /// body, 200 on success and no error besides 500 until told otherwise.
+    const fn new(
+        method: &'static str,
+        path: &'static str,
+        tag: &'static str,
+        auth: Auth,
+        answer: Answer,
+    ) -> Op {
+        Op {
+            method,
+            path,
+            tag,
+            summary: "",
+            description: "",
+            auth,
+            params: &[],
+            body: Body::None,
+            status: 200,
+            answer,
+            errors: &[],
+        }
+    }
+
+    /// A `GET` operation (see [`Op::new`]).
+    const fn get(path: &'static str, tag: &'static str, auth: Auth, answer: Answer) -> Op {
+        Op::new("get", path, tag, auth, answer)
+    }
+
+    /// A `POST` operation (see [`Op::new`]).
+    const fn post(path: &'static str, tag: &'static str, auth: Auth, answer: Answer) -> Op {
+        Op::new("post", path, tag, auth, answer)
+    }
+
+    /// Its summary and description.
+    const fn about(mut self, summary: &'static str, description: &'static str) -> Op {
+        self.summary = summary;
+        self.description = description;
+        self
+    }
+
+    /// Its parameters.
+    const fn params(mut self, params: &'static [Param]) -> Op {
+        self.params = params;
+        self
+    }
+
+    /// What it reads from the body.
+    const fn body(mut self, body: Body) -> Op {
+        self.body = body;
+        self
+    }
+
+    /// Its success status.
+    const fn status(mut self, status: u16) -> Op {
+        self.status = status;
+        self
+    }
+
+    /// The error statuses it may answer with besides 500.
+    const fn errors(mut self, errors: &'static [u16]) -> Op {
+        self.errors = errors;
+        self
+    }
+}
+
+/// The sha256 address in a path.
 const HASH: Param = path("hash", of::<Sha256Hex>, "The sha256 address of the bytes.");
 
 /// Every operation, in the order of the router.
-pub const OPS: &[Op] = &[
-    Op {
-        method: "get",
-        path: "/healthz",
-        tag: "operations",
-        summary: "Liveness",
-        description: "Answers `ok` while the process serves.",
-        auth: Auth::Public,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Bytes("text/plain", "`ok` and a newline."),
-        errors: &[],
-    },
-    Op {
-        method: "get",
-        path: "/metrics",
-        tag: "operations",
-        summary: "Prometheus metrics",
-        description: "Counters and gauges in the Prometheus text format 0.0.4.",
-        auth: Auth::Public,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Bytes("text/plain", "Prometheus text exposition format 0.0.4."),
-        errors: &[],
-    },
-    Op {
-        method: "get",
-        path: "/openapi.json",
-        tag: "operations",
-        summary: "This document",
-        description: "The OpenAPI 3.1 description of the API, generated from the wire types.",
-        auth: Auth::Public,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Bytes("application/json", "An OpenAPI 3.1 document."),
-        errors: &[],
-    },
-    Op {
-        method: "get",
-        path: "/docs",
-        tag: "operations",
-        summary: "API reference page",
-        description: "A page that renders this document; works offline.",
-        auth: Auth::Public,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Bytes("text/html", "An HTML page."),
-        errors: &[],
-    },
-    Op {
-        method: "get",
-        path: "/v1/models",
-        tag: "models",
-        summary: "List hosted models",
-        description: "Every model the market hosts, oldest upload first: what a worker may offer.",
-        auth: Auth::Public,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<ModelList>),
-        errors: &[],
-    },
-    Op {
-        method: "post",
-        path: "/v1/models",
-        tag: "models",
-        summary: "Upload a model",
-        description: "The body is the raw ONNX bytes. The model must pass admission (a YOLOX \
-                      detector with standard operators and no external data) or is refused \
-                      with 422 and the rule's code; it is stored under its sha256.",
-        auth: Auth::Signed,
-        params: &[],
-        body: Body::Bytes("application/octet-stream", "The ONNX model bytes."),
-        status: 200,
-        answer: Answer::Json(of::<ModelUploaded>),
-        errors: &[400, 401, 409, 413, 422],
-    },
-    Op {
-        method: "get",
-        path: "/v1/models/{hash}",
-        tag: "models",
-        summary: "Download a model",
-        description: "The ONNX bytes of a hosted model.",
-        auth: Auth::Public,
-        params: &[HASH],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Bytes("application/octet-stream", "The ONNX model bytes."),
-        errors: &[400, 404, 422],
-    },
-    Op {
-        method: "post",
-        path: "/v1/offers",
-        tag: "workers",
-        summary: "Offer to run models",
-        description: "What a worker runs and for how little; replaces its previous offer.",
-        auth: Auth::Signed,
-        params: &[],
-        body: Body::Json(of::<OfferRequest>),
-        status: 200,
-        answer: Answer::Json(of::<Offer>),
-        errors: &[400, 401, 409, 413],
-    },
-    Op {
-        method: "post",
-        path: "/v1/bids",
-        tag: "clients",
-        summary: "Place a bid",
-        description: "One price for every input; each input becomes a task. The price times \
-                      the replicas allowed is reserved from the caller's balance (402 when it \
-                      falls short) and what is not spent is refunded when the bid is done.",
-        auth: Auth::Signed,
-        params: &[],
-        body: Body::Json(of::<BidRequest>),
-        status: 201,
-        answer: Answer::Json(of::<BidCreated>),
-        errors: &[400, 401, 402, 409, 413, 422],
-    },
-    Op {
-        method: "get",
-        path: "/v1/bids/{id}",
-        tag: "clients",
-        summary: "A bid and its tasks",
-        description: "Readable by the bid's client. With `wait_ms` it answers as soon as a \
-                      task is decided beyond the `seen` count, or the bid is done, or the wait \
-                      runs out.",
-        auth: Auth::Signed,
-        params: &[
-            path("id", of::<BidId>, "The bid."),
-            query(
-                "wait_ms",
-                count,
-                "Long-poll for up to this many milliseconds (at most 60000).",
-            ),
-            query(
-                "seen",
-                count,
-                "How many tasks the caller already saw decided; defaults to the count now.",
-            ),
-        ],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<BidStatus>),
-        errors: &[400, 401, 403, 404, 409],
-    },
-    Op {
-        method: "post",
-        path: "/v1/claims",
-        tag: "workers",
-        summary: "Claim work",
-        description: "Long-polls for up to `wait_ms` for at most `max_tasks` assignments of the \
-                      models the worker offered, each under a lease.",
-        auth: Auth::Signed,
-        params: &[],
-        body: Body::Json(of::<ClaimRequest>),
-        status: 200,
-        answer: Answer::Json(of::<Claimed>),
-        errors: &[400, 401, 403, 409, 413],
-    },
-    Op {
-        method: "get",
-        path: "/v1/inputs/{hash}",
-        tag: "workers",
-        summary: "Download an input image",
-        description: "Readable by the client who sent it and the workers holding a lease on it.",
-        auth: Auth::Signed,
-        params: &[HASH],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Bytes("application/octet-stream", "The image bytes as sent."),
-        errors: &[400, 401, 403, 409],
-    },
-    Op {
-        method: "post",
-        path: "/v1/assignments/{id}/heartbeat",
-        tag: "workers",
-        summary: "Extend a lease",
-        description: "Keeps an assignment leased while its worker still runs it.",
-        auth: Auth::Signed,
-        params: &[path("id", of::<AssignmentId>, "The assignment.")],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<Lease>),
-        errors: &[400, 401, 403, 404, 409, 413],
-    },
-    Op {
-        method: "post",
-        path: "/v1/assignments/{id}/result",
-        tag: "workers",
-        summary: "Submit a result",
-        description: "The worker's detections. The signed request is kept as evidence; the \
-                      answer says where the assignment and its task stand.",
-        auth: Auth::Signed,
-        params: &[path("id", of::<AssignmentId>, "The assignment.")],
-        body: Body::Json(of::<ResultRequest>),
-        status: 200,
-        answer: Answer::Json(of::<AssignmentOutcome>),
-        errors: &[400, 401, 403, 404, 409, 413],
-    },
-    Op {
-        method: "post",
-        path: "/v1/assignments/{id}/failure",
-        tag: "workers",
-        summary: "Report a failure",
-        description: "The worker could not run the assignment; the task gets another replica.",
-        auth: Auth::Signed,
-        params: &[path("id", of::<AssignmentId>, "The assignment.")],
-        body: Body::Json(of::<FailureRequest>),
-        status: 200,
-        answer: Answer::Json(of::<AssignmentOutcome>),
-        errors: &[400, 401, 403, 404, 409, 413],
-    },
-    Op {
-        method: "get",
-        path: "/v1/tasks/{id}/evidence",
-        tag: "audit",
-        summary: "A decided task's evidence",
-        description: "Every signed result, the vote parameters and the verdict, so anyone can \
-                      re-run the vote. 404 until the task is decided.",
-        auth: Auth::Public,
-        params: &[path("id", of::<TaskId>, "The task.")],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<Evidence>),
-        errors: &[400, 404],
-    },
-    Op {
-        method: "get",
-        path: "/v1/settlements",
-        tag: "audit",
-        summary: "Settlement records",
-        description: "The hash-chained settlement records after `after`, oldest first.",
-        auth: Auth::Public,
-        params: &[
-            query(
-                "after",
-                count,
-                "Only records with a greater `seq` (default 0).",
-            ),
-            query(
-                "limit",
-                count,
-                "At most this many records (1 to 1000, default 1000).",
-            ),
-        ],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<SettlementPage>),
-        errors: &[400],
-    },
-    Op {
-        method: "get",
-        path: "/v1/market",
-        tag: "market",
-        summary: "Market statistics",
-        description: "Task counts, price levels, workers online, recent clearing prices, fees.",
-        auth: Auth::Public,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<MarketStats>),
-        errors: &[],
-    },
-    Op {
-        method: "get",
-        path: "/v1/workers/{account}",
-        tag: "market",
-        summary: "A worker's public record",
-        description: "Spot checks, credibility, results decided and paid total, with the last 7 days hour by hour (UTC; ended hours only, so the record never dates a single check).",
-        auth: Auth::Public,
-        params: &[path("account", of::<tally_protocol::AccountId>, "The worker's Stellar account (G...).")],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<WorkerRecord>),
-        errors: &[400],
-    },
-    Op {
-        method: "get",
-        path: "/v1/audit",
-        tag: "market",
-        summary: "The market's own audit",
-        description: "The last report of the checks of `tally audit`, run by the market \
-                      against its own API every `--audit-every-secs`; 404 until the first run.",
-        auth: Auth::Public,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<SelfAudit>),
-        errors: &[404],
-    },
-    Op {
-        method: "get",
-        path: "/v1/events",
-        tag: "market",
-        summary: "Event stream",
-        description: "Server-sent events: each `data:` line is one JSON `MarketEvent`. A frame \
-                      with `event: lagged` carries the number of events this listener missed.",
-        auth: Auth::Public,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Events(of::<MarketEvent>),
-        errors: &[],
-    },
-    Op {
-        method: "get",
-        path: "/v1/accounts/me",
-        tag: "accounts",
-        summary: "The caller's account",
-        description: "Balances, earnings, reputation and where to deposit.",
-        auth: Auth::Signed,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<AccountView>),
-        errors: &[401, 409],
-    },
-    Op {
-        method: "get",
-        path: "/v1/deposits",
-        tag: "accounts",
-        summary: "The caller's deposits",
-        description: "Payments into the operator's account credited to the caller or sent \
-                      from it, newest first.",
-        auth: Auth::Signed,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<DepositPage>),
-        errors: &[401, 409],
-    },
-    Op {
-        method: "get",
-        path: "/v1/withdrawals",
-        tag: "accounts",
-        summary: "The caller's withdrawals",
-        description: "Newest first.",
-        auth: Auth::Signed,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<WithdrawalPage>),
-        errors: &[401, 409],
-    },
-    Op {
-        method: "post",
-        path: "/v1/withdrawals",
-        tag: "accounts",
-        summary: "Withdraw",
-        description: "Moves `amount` of the available balance out to the caller's own account \
-                      on the network, paid by the next settlement record.",
-        auth: Auth::Signed,
-        params: &[],
-        body: Body::Json(of::<WithdrawalRequest>),
-        status: 200,
-        answer: Answer::Json(of::<Withdrawal>),
-        errors: &[400, 401, 402, 409, 413],
-    },
-    Op {
-        method: "get",
-        path: "/v1/withdrawals/{id}/evidence",
-        tag: "audit",
-        summary: "A withdrawal's signed request",
-        description: "The request exactly as its account signed it, for auditors.",
-        auth: Auth::Public,
-        params: &[path("id", withdrawal_id, "The withdrawal.")],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<WithdrawalEvidence>),
-        errors: &[400, 404],
-    },
-    Op {
-        method: "post",
-        path: "/v1/admin/credits",
-        tag: "admin",
-        summary: "Credit an account",
-        description: "Adds `amount` to an account's available balance.",
-        auth: Auth::Operator,
-        params: &[],
-        body: Body::Json(of::<CreditRequest>),
-        status: 200,
-        answer: Answer::Json(of::<AccountView>),
-        errors: &[400, 401, 403, 409, 413],
-    },
-    Op {
-        method: "get",
-        path: "/v1/admin/accounts",
-        tag: "admin",
-        summary: "Every account's books",
-        description: "Balances of every account, in stroops.",
-        auth: Auth::Operator,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<AdminAccounts>),
-        errors: &[401, 403, 409],
-    },
-    Op {
-        method: "get",
-        path: "/v1/admin/workers",
-        tag: "admin",
-        summary: "Workers",
-        description: "Every worker's credibility, checks, reputation and earnings.",
-        auth: Auth::Operator,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<AdminWorkers>),
-        errors: &[401, 403, 409],
-    },
-    Op {
-        method: "get",
-        path: "/v1/admin/bids",
-        tag: "admin",
-        summary: "Bids",
-        description: "The newest bids first, client and spot-check bids alike.",
-        auth: Auth::Operator,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<AdminBids>),
-        errors: &[401, 403, 409],
-    },
-    Op {
-        method: "post",
-        path: "/v1/admin/reviewers",
-        tag: "admin",
-        summary: "Mark a reviewer",
-        description: "Marks an account verified to review tasks without consensus (`verified: true`) \
-                      or takes the mark back. The signed request is kept and published at \
-                      `GET /v1/reviewers`: who was marked when is on record.",
-        auth: Auth::Operator,
-        params: &[],
-        body: Body::Json(of::<ReviewerMarkRequest>),
-        status: 200,
-        answer: Answer::Json(of::<ReviewerMark>),
-        errors: &[400, 401, 403, 409, 413],
-    },
-    Op {
-        method: "get",
-        path: "/v1/reviewers",
-        tag: "audit",
-        summary: "Reviewer marks",
-        description: "Every mark the operator signed, oldest first: an account may review from \
-                      its latest mark saying `verified` until one saying otherwise.",
-        auth: Auth::Public,
-        params: &[],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<ReviewerMarks>),
-        errors: &[],
-    },
-    Op {
-        method: "get",
-        path: "/v1/reviews/next",
-        tag: "reviews",
-        summary: "Next review",
-        description: "A task the workers did not agree on, for a verified reviewer: the review the \
-                      caller holds, or a new one on the oldest task wanting a reviewer. Each \
-                      candidate is a group of agreeing results. With `wait_ms`, waits for a task \
-                      to want a reviewer instead of answering 204 at once.",
-        auth: Auth::Signed,
-        params: &[query("wait_ms", count, "Wait up to this many ms (at most 60,000) for work.")],
-        body: Body::None,
-        status: 200,
-        answer: Answer::Json(of::<ReviewTicket>),
-        errors: &[204, 401, 403, 409],
-    },
-    Op {
-        method: "post",
-        path: "/v1/reviews/{id}",
-        tag: "reviews",
-        summary: "Answer a review",
-        description: "The reviewer's detections (picking a candidate is sending its detections). \
-                      Two agreeing reviews decide the task; the signed request is evidence, \
-                      public once the task is decided.",
-        auth: Auth::Signed,
-        params: &[path("id", of::<AssignmentId>, "The review.")],
-        body: Body::Json(of::<ReviewRequest>),
-        status: 200,
-        answer: Answer::Json(of::<ReviewOutcome>),
-        errors: &[400, 401, 403, 404, 409, 413],
-    },
-];
+pub fn ops() -> impl Iterator<Item = &'static Op> {
+    [
+        service::OPS,
+        work::OPS,
+        public::OPS,
+        accounts::OPS,
+        admin::OPS,
+    ]
+    .into_iter()
+    .flatten()
+}
 
 /// What each error status means on this API.
 pub fn error_meaning(status: u16) -> &'static str {

@@ -1,3 +1,7 @@
+//! Tests of the Stellar RPC reader: contract ids, transfer events read as
+//! deposits (spoofs and other assets refused), memos from envelopes,
+//! malformed answers, cursors and request parameters.
+
 use super::*;
 use tally_protocol::Signer;
 use xdr::ScVal;
