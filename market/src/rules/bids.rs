@@ -14,12 +14,9 @@
 //! ([`crate::canonical`]): decoded once, re-encoded, and named by the
 //! sha256 of those bytes, whatever format and metadata the client sent.
 
-use std::io::Cursor;
-
-use base64::Engine as _;
 use tally_protocol::vote::VoteParams;
 use tally_protocol::wire::{BidCreated, BidRequest};
-use tally_protocol::{AccountId, BidId, Sha256Hex, Stroops, TaskId};
+use tally_protocol::{AccountId, BidId, Stroops, TaskId};
 
 use crate::db::query;
 use crate::error::{MarketError, Result};
@@ -27,18 +24,14 @@ use crate::ledger::{self, Book, Cause};
 use crate::wake::Work;
 use crate::{now_ms, Market};
 
+mod inputs;
+pub(crate) use inputs::store_input;
+use inputs::{decode_inputs, Input};
+
 /// Where spot checks run, the executions each task reserves beyond its
 /// replicas to pay for the checks that displace its bid's claims (its
 /// verification share, refunded when unspent).
 pub const VERIFICATION_SHARE: u32 = 2;
-
-/// A decoded, checked input image, in its canonical bytes.
-struct Input {
-    hash: Sha256Hex,
-    bytes: Vec<u8>,
-    width: u32,
-    height: u32,
-}
 
 /// The confidence a bid's verdicts must reach: only where the market runs
 /// spot checks (so credibility can be earned); elsewhere the quorum decides.
@@ -217,89 +210,6 @@ fn reservation(
     per_task.checked_mul(i64::try_from(inputs).ok()?)
 }
 
-/// Decode and check one base64 image and encode it canonically (runs on a
-/// blocking thread).
-fn decode_input(m_limits: &crate::Limits, index: usize, b64: &str) -> Result<Input> {
-    let max_b64 = m_limits.max_image_bytes / 3 * 4 + 4;
-    if b64.len() > max_b64 {
-        return Err(MarketError::TooLarge(format!(
-            "input {index} is larger than {} bytes",
-            m_limits.max_image_bytes
-        )));
-    }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map_err(|e| {
-            MarketError::bad(
-                "bad_base64",
-                format!("input {index} is not valid base64: {e}"),
-            )
-        })?;
-    let undecodable = |e: image::ImageError| {
-        MarketError::unprocessable(
-            "undecodable_image",
-            format!("input {index} is not a decodable image: {e}"),
-        )
-    };
-    let reader = image::ImageReader::new(Cursor::new(&bytes))
-        .with_guessed_format()
-        .map_err(|e| {
-            MarketError::unprocessable("undecodable_image", format!("input {index}: {e}"))
-        })?;
-    if reader.format().is_none() {
-        return Err(MarketError::unprocessable(
-            "undecodable_image",
-            format!("input {index} is not a JPEG, PNG, WebP or BMP image"),
-        ));
-    }
-    let (w, h) = reader.into_dimensions().map_err(undecodable)?;
-    if u64::from(w) * u64::from(h) > m_limits.max_image_pixels || w == 0 || h == 0 {
-        return Err(MarketError::TooLarge(format!(
-            "input {index} is {w}x{h}; images may have at most {} pixels",
-            m_limits.max_image_pixels
-        )));
-    }
-    // Decode the whole image: a truncated file fails here, not on a worker.
-    let img = image::ImageReader::new(Cursor::new(&bytes))
-        .with_guessed_format()
-        .map_err(|e| {
-            MarketError::unprocessable("undecodable_image", format!("input {index}: {e}"))
-        })?
-        .decode()
-        .map_err(undecodable)?;
-    drop(bytes);
-    let canonical = crate::canonical::encode(&img);
-    Ok(Input {
-        hash: Sha256Hex::of(&canonical),
-        bytes: canonical,
-        width: img.width(),
-        height: img.height(),
-    })
-}
-
-/// Stores an input image once (content-addressed); a second copy is a no-op.
-pub(crate) async fn store_input(
-    tx: &mut crate::db::WriteTx<'_>,
-    hash: &Sha256Hex,
-    bytes: &[u8],
-    width: u32,
-    height: u32,
-    now: i64,
-) -> Result<()> {
-    query(
-        "INSERT INTO inputs (hash, bytes, width, height, created_at) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (hash) DO NOTHING",
-    )
-    .bind(hash.as_str())
-    .bind(bytes)
-    .bind(i64::from(width))
-    .bind(i64::from(height))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
 /// Moves `amount` of `owner`'s available balance into the reservation of `bid`.
 pub(crate) async fn reserve_for(
     tx: &mut crate::db::WriteTx<'_>,
@@ -376,32 +286,6 @@ async fn admit(m: &Market, client: &AccountId, req: &BidRequest, reserve: Stroop
     Ok(())
 }
 
-/// Decode every input off the async runtime; the same image twice in one
-/// bid is decoded once.
-async fn decode_inputs(m: &Market, req: &BidRequest) -> Result<Vec<Input>> {
-    let mut inputs: Vec<Input> = Vec::with_capacity(req.inputs.len());
-    for (i, b64) in req.inputs.iter().enumerate() {
-        if let Some(same) = req.inputs[..i].iter().position(|other| other == b64) {
-            let s = &inputs[same];
-            let copy = Input {
-                hash: s.hash.clone(),
-                bytes: s.bytes.clone(),
-                width: s.width,
-                height: s.height,
-            };
-            inputs.push(copy);
-            continue;
-        }
-        let limits = m.config.limits.clone();
-        let b64 = b64.clone();
-        let input = tokio::task::spawn_blocking(move || decode_input(&limits, i, &b64))
-            .await
-            .map_err(|e| MarketError::Corrupt(format!("decoder panicked: {e}")))??;
-        inputs.push(input);
-    }
-    Ok(inputs)
-}
-
 /// Store the bid, its inputs and tasks, and its reservation, in one
 /// transaction (run again by the caller if the database aborts it).
 async fn store_bid(
@@ -448,10 +332,33 @@ async fn store_bid(
             .execute(&mut tx)
             .await?;
     }
+    let tasks = insert_tasks(&mut tx, bid, req, shape, inputs, now).await?;
+    let reserved = reserve_for(&mut tx, bid, client.as_str(), shape.reserve).await;
+    if let Err(MarketError::InsufficientFunds(_)) = reserved {
+        let available = ledger::balance(&mut tx, Book::Available, client.as_str()).await?;
+        return Err(cannot_pay(
+            shape.reserve,
+            Stroops(available.0 + shape.reserve.0),
+        ));
+    }
+    reserved?;
+    tx.commit().await?;
+    Ok((bid, tasks))
+}
+
+/// Store each input (once) and a task of `bid` on it.
+async fn insert_tasks(
+    tx: &mut crate::db::WriteTx<'_>,
+    bid: BidId,
+    req: &BidRequest,
+    shape: &Shape,
+    inputs: &[Input],
+    now: i64,
+) -> Result<Vec<TaskId>> {
     let mut tasks = Vec::with_capacity(inputs.len());
     for input in inputs {
         store_input(
-            &mut tx,
+            &mut *tx,
             &input.hash,
             &input.bytes,
             input.width,
@@ -470,22 +377,12 @@ async fn store_bid(
         .bind(i64::from(shape.replicas))
         .bind(i64::from(shape.max_replicas))
         .bind(now)
-        .fetch_one(&mut tx)
+        .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
         tasks.push(TaskId(id));
     }
-    let reserved = reserve_for(&mut tx, bid, client.as_str(), shape.reserve).await;
-    if let Err(MarketError::InsufficientFunds(_)) = reserved {
-        let available = ledger::balance(&mut tx, Book::Available, client.as_str()).await?;
-        return Err(cannot_pay(
-            shape.reserve,
-            Stroops(available.0 + shape.reserve.0),
-        ));
-    }
-    reserved?;
-    tx.commit().await?;
-    Ok((bid, tasks))
+    Ok(tasks)
 }
 
 #[cfg(test)]
