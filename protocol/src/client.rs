@@ -146,6 +146,28 @@ impl Client {
         self.json(Method::POST, path, Some(body)).await
     }
 
+    /// The raw bytes a GET of `path` answers (models, inputs).
+    async fn bytes(&self, path: &str) -> Result<Vec<u8>, Error> {
+        let resp = self
+            .send_raw(Method::GET, path, Vec::new(), "application/json", None)
+            .await?;
+        Ok(resp.bytes().await?.to_vec())
+    }
+
+    /// A long poll: the market may hold it `wait_ms`, so the HTTP timeout
+    /// allows for the wait and 30 s more.
+    async fn long_poll(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        wait_ms: u64,
+    ) -> Result<reqwest::Response, Error> {
+        let timeout = Duration::from_millis(wait_ms) + Duration::from_secs(30);
+        self.send_raw(method, path, body, "application/json", Some(timeout))
+            .await
+    }
+
     pub async fn healthz(&self) -> Result<(), Error> {
         self.send_raw(
             Method::GET,
@@ -177,16 +199,7 @@ impl Client {
     }
 
     pub async fn model(&self, hash: &Sha256Hex) -> Result<Vec<u8>, Error> {
-        let resp = self
-            .send_raw(
-                Method::GET,
-                &format!("/v1/models/{hash}"),
-                Vec::new(),
-                "application/json",
-                None,
-            )
-            .await?;
-        Ok(resp.bytes().await?.to_vec())
+        self.bytes(&format!("/v1/models/{hash}")).await
     }
 
     pub async fn post_offer(&self, offer: &OfferRequest) -> Result<Offer, Error> {
@@ -217,14 +230,9 @@ impl Client {
     /// The bid's status as soon as it differs from `seen` decided tasks (or
     /// is done), waiting at most `wait_ms`: pushed, not polled.
     pub async fn bid_wait(&self, id: BidId, seen: usize, wait_ms: u64) -> Result<BidStatus, Error> {
+        let path = format!("/v1/bids/{id}?wait_ms={wait_ms}&seen={seen}");
         let resp = self
-            .send_raw(
-                Method::GET,
-                &format!("/v1/bids/{id}?wait_ms={wait_ms}&seen={seen}"),
-                Vec::new(),
-                "application/json",
-                Some(Duration::from_millis(wait_ms) + Duration::from_secs(30)),
-            )
+            .long_poll(Method::GET, &path, Vec::new(), wait_ms)
             .await?;
         Ok(resp.json().await?)
     }
@@ -233,28 +241,13 @@ impl Client {
     pub async fn claim(&self, max_tasks: u32, wait_ms: u64) -> Result<Claimed, Error> {
         let body = serde_json::to_vec(&ClaimRequest { max_tasks, wait_ms })?;
         let resp = self
-            .send_raw(
-                Method::POST,
-                "/v1/claims",
-                body,
-                "application/json",
-                Some(Duration::from_millis(wait_ms) + Duration::from_secs(30)),
-            )
+            .long_poll(Method::POST, "/v1/claims", body, wait_ms)
             .await?;
         Ok(resp.json().await?)
     }
 
     pub async fn input(&self, hash: &Sha256Hex) -> Result<Vec<u8>, Error> {
-        let resp = self
-            .send_raw(
-                Method::GET,
-                &format!("/v1/inputs/{hash}"),
-                Vec::new(),
-                "application/json",
-                None,
-            )
-            .await?;
-        Ok(resp.bytes().await?.to_vec())
+        self.bytes(&format!("/v1/inputs/{hash}")).await
     }
 
     pub async fn heartbeat(&self, id: AssignmentId) -> Result<Lease, Error> {
@@ -373,13 +366,7 @@ impl Client {
             format!("/v1/reviews/next?wait_ms={wait_ms}")
         };
         let resp = self
-            .send_raw(
-                Method::GET,
-                &path,
-                Vec::new(),
-                "application/json",
-                Some(Duration::from_millis(wait_ms) + Duration::from_secs(30)),
-            )
+            .long_poll(Method::GET, &path, Vec::new(), wait_ms)
             .await?;
         if resp.status() == StatusCode::NO_CONTENT {
             return Ok(None);

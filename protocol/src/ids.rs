@@ -38,6 +38,54 @@ macro_rules! id_type {
     };
 }
 
+/// The rest of a string newtype that is valid once built (its `parse`
+/// checks): `as_str`, JSON schema (`pattern`, `description`), conversions
+/// to and from `String` through `parse`, `FromStr` and `Display`.
+macro_rules! string_type {
+    ($name:ident, $pattern:literal, $description:literal) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                string_schema($pattern, $description)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = Error;
+            fn try_from(s: String) -> Result<Self, Error> {
+                $name::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self, Error> {
+                $name::parse(s)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 /// An int64 id or amount, as JSON carries it: a bare integer.
 fn integer_schema(description: &str) -> schemars::Schema {
     schemars::json_schema!({
@@ -126,9 +174,6 @@ impl AccountId {
     pub fn from_public_key(key: &[u8; 32]) -> Self {
         AccountId(format!("{}", stellar_strkey::ed25519::PublicKey(*key)))
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
     pub fn public_key(&self) -> [u8; 32] {
         // Valid by construction.
         stellar_strkey::ed25519::PublicKey::from_string(&self.0)
@@ -137,43 +182,11 @@ impl AccountId {
     }
 }
 
-impl schemars::JsonSchema for AccountId {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "AccountId".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        string_schema(
-            "^G[A-Z2-7]{55}$",
-            "A Stellar account id: its `G...` ed25519 public-key strkey.",
-        )
-    }
-}
-
-impl TryFrom<String> for AccountId {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self, Error> {
-        AccountId::parse(&s)
-    }
-}
-
-impl From<AccountId> for String {
-    fn from(a: AccountId) -> String {
-        a.0
-    }
-}
-
-impl FromStr for AccountId {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        AccountId::parse(s)
-    }
-}
-
-impl fmt::Display for AccountId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_type!(
+    AccountId,
+    "^G[A-Z2-7]{55}$",
+    "A Stellar account id: its `G...` ed25519 public-key strkey."
+);
 
 /// A sha256 digest as 64 lowercase hex characters: model and input addresses.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -194,48 +207,13 @@ impl Sha256Hex {
         use sha2::Digest;
         Sha256Hex(hex::encode(sha2::Sha256::digest(bytes)))
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl schemars::JsonSchema for Sha256Hex {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Sha256Hex".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        string_schema(
-            "^[0-9a-f]{64}$",
-            "A sha256 digest as 64 lowercase hex characters: a model's or an input's address.",
-        )
-    }
-}
-
-impl TryFrom<String> for Sha256Hex {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self, Error> {
-        Sha256Hex::parse(&s)
-    }
-}
-
-impl From<Sha256Hex> for String {
-    fn from(h: Sha256Hex) -> String {
-        h.0
-    }
-}
-
-impl FromStr for Sha256Hex {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        Sha256Hex::parse(s)
-    }
-}
-
-impl fmt::Display for Sha256Hex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_type!(
+    Sha256Hex,
+    "^[0-9a-f]{64}$",
+    "A sha256 digest as 64 lowercase hex characters: a model's or an input's address."
+);
 
 #[cfg(test)]
 mod tests {

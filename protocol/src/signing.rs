@@ -77,41 +77,50 @@ pub fn message_for_digest(
     nonce: &str,
     body_sha256_hex: &str,
 ) -> String {
-    format!(
-        "{VERSION}\n{}\n{}\n{}",
-        domain.network,
-        domain.operator,
-        request_lines(method, path_and_query, timestamp_ms, nonce, body_sha256_hex)
-    )
+    RequestLines {
+        method,
+        path_and_query,
+        timestamp_ms,
+        nonce,
+        body_sha256_hex,
+    }
+    .message(domain)
 }
 
-/// The lines both schemes sign after their market lines.
-fn request_lines(
-    method: &str,
-    path_and_query: &str,
+/// The request lines both schemes sign after their market lines.
+struct RequestLines<'a> {
+    method: &'a str,
+    path_and_query: &'a str,
     timestamp_ms: i64,
-    nonce: &str,
-    body_sha256_hex: &str,
-) -> String {
-    format!(
-        "{}\n{path_and_query}\n{timestamp_ms}\n{nonce}\n{body_sha256_hex}",
-        method.to_ascii_uppercase()
-    )
+    nonce: &'a str,
+    body_sha256_hex: &'a str,
 }
 
-/// The message of the retired `tally-v1` scheme (bound to no market), only
-/// to tell an outdated client why it is refused.
-fn message_v1(
-    method: &str,
-    path_and_query: &str,
-    timestamp_ms: i64,
-    nonce: &str,
-    body_sha256_hex: &str,
-) -> String {
-    format!(
-        "tally-v1\n{}",
-        request_lines(method, path_and_query, timestamp_ms, nonce, body_sha256_hex)
-    )
+impl RequestLines<'_> {
+    /// The `tally-v2` message, bound to the market `domain`.
+    fn message(&self, domain: &Domain) -> String {
+        format!("{VERSION}\n{}\n{}\n{self}", domain.network, domain.operator)
+    }
+
+    /// The message of the retired `tally-v1` scheme (bound to no market),
+    /// only to tell an outdated client why it is refused.
+    fn message_v1(&self) -> String {
+        format!("tally-v1\n{self}")
+    }
+}
+
+impl fmt::Display for RequestLines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}\n{}\n{}\n{}\n{}",
+            self.method.to_ascii_uppercase(),
+            self.path_and_query,
+            self.timestamp_ms,
+            self.nonce,
+            self.body_sha256_hex
+        )
+    }
 }
 
 /// Verify stored evidence: a `POST` to `path` with `body`, signed by
@@ -203,24 +212,16 @@ impl SignedHeaders {
         path_and_query: &str,
         body_sha256_hex: &str,
     ) -> Result<(), Error> {
-        let msg = message_for_digest(
-            domain,
+        let request = RequestLines {
             method,
             path_and_query,
-            self.timestamp_ms,
-            &self.nonce,
+            timestamp_ms: self.timestamp_ms,
+            nonce: &self.nonce,
             body_sha256_hex,
-        );
-        match verify(&self.account, &msg, &self.signature) {
+        };
+        match verify(&self.account, &request.message(domain), &self.signature) {
             Err(Error::BadSignature) => {
-                let old = message_v1(
-                    method,
-                    path_and_query,
-                    self.timestamp_ms,
-                    &self.nonce,
-                    body_sha256_hex,
-                );
-                match verify(&self.account, &old, &self.signature) {
+                match verify(&self.account, &request.message_v1(), &self.signature) {
                     Ok(()) => Err(Error::OutdatedSignature),
                     Err(_) => Err(Error::BadSignature),
                 }
@@ -328,6 +329,12 @@ impl Signer {
         nonce: &str,
     ) -> SignedHeaders {
         let msg = message(domain, method, path_and_query, timestamp_ms, nonce, body);
+        self.headers(timestamp_ms, nonce, &msg)
+    }
+
+    /// The headers of a request signed at `timestamp_ms` with `nonce`,
+    /// whose signed message is `msg`.
+    fn headers(&self, timestamp_ms: i64, nonce: &str, msg: &str) -> SignedHeaders {
         SignedHeaders {
             account: self.account.clone(),
             timestamp_ms,
@@ -365,19 +372,15 @@ impl Signer {
         timestamp_ms: i64,
         nonce: &str,
     ) -> SignedHeaders {
-        let msg = message_v1(
+        let msg = RequestLines {
             method,
             path_and_query,
             timestamp_ms,
             nonce,
-            &body_digest(body),
-        );
-        SignedHeaders {
-            account: self.account.clone(),
-            timestamp_ms,
-            nonce: nonce.to_string(),
-            signature: self.sign_bytes(msg.as_bytes()),
+            body_sha256_hex: &body_digest(body),
         }
+        .message_v1();
+        self.headers(timestamp_ms, nonce, &msg)
     }
 }
 

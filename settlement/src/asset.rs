@@ -5,9 +5,7 @@
 //! round-trips: `Asset::parse(&a.to_string()) == a`.
 
 use std::fmt;
-use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use stellar_xdr as xdr;
 
 use crate::error::{Error, Result};
@@ -166,25 +164,7 @@ impl fmt::Display for Asset {
     }
 }
 
-impl FromStr for Asset {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Asset::parse(s)
-    }
-}
-
-impl Serialize for Asset {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Asset {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Asset::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+text_form!(Asset, parse, parse);
 
 #[cfg(test)]
 mod tests {

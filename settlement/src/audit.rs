@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::asset::Asset;
-use crate::decode::decode_envelope;
+use crate::decode::{decode_envelope, DecodedPayment};
 use crate::keys::PublicKey;
 use crate::network::Network;
 use crate::record::{is_hash_hex, status_pays, SettlementRecord, GENESIS_PREV_HASH};
@@ -107,78 +107,100 @@ impl ChainChecker {
 
     /// Check the next record of the chain.
     pub fn check(&mut self, record: &SettlementRecord) -> Vec<Finding> {
-        let mut findings = Vec::new();
-        let at = format!("record {}", record.seq);
+        let mut found = RecordFindings::new(record);
+        self.check_link(record, &mut found);
+        self.check_expected(record, &mut found);
+        found.findings.extend(check_record(record));
+        if status_pays(&record.status) {
+            self.check_paid_once(record, &mut found);
+        }
+        found.findings
+    }
+
+    /// The record follows the previous one (`seq` and `prev_hash`); it
+    /// becomes the one the next must follow.
+    fn check_link(&mut self, record: &SettlementRecord, found: &mut RecordFindings) {
         if record.seq != self.next_seq {
-            findings.push(Finding::new(
-                "broken_chain",
-                format!("{at}: expected seq {}", self.next_seq),
-            ));
+            found.push("broken_chain", format!("expected seq {}", self.next_seq));
         }
         if record.prev_hash != self.prev_hash {
-            findings.push(Finding::new(
+            found.push(
                 "broken_chain",
                 format!(
-                    "{at}: prev_hash {} is not the previous hash {}",
+                    "prev_hash {} is not the previous hash {}",
                     record.prev_hash, self.prev_hash
                 ),
-            ));
+            );
         }
         self.next_seq = record.seq.saturating_add(1);
         self.prev_hash = record.hash.clone();
+    }
 
+    /// The record's source, network and asset are the expected ones, where
+    /// any were set.
+    fn check_expected(&self, record: &SettlementRecord, found: &mut RecordFindings) {
         if let Some(source) = &self.source {
             if record.source != *source {
-                findings.push(Finding::new(
+                found.push(
                     "source_mismatch",
-                    format!(
-                        "{at}: source {} is not the operator {source}",
-                        record.source
-                    ),
-                ));
+                    format!("source {} is not the operator {source}", record.source),
+                );
             }
         }
         if let Some(network) = &self.network {
             if record.network != *network {
-                findings.push(Finding::new(
+                found.push(
                     "network_mismatch",
                     format!(
-                        "{at}: network {:?} is not {:?}",
+                        "network {:?} is not {:?}",
                         record.network.passphrase(),
                         network.passphrase()
                     ),
-                ));
+                );
             }
         }
         if let Some(asset) = &self.asset {
             if record.asset != *asset {
-                findings.push(Finding::new(
+                found.push(
                     "payout_mismatch",
-                    format!("{at}: asset {} is not {asset}", record.asset),
-                ));
+                    format!("asset {} is not {asset}", record.asset),
+                );
             }
         }
-        findings.extend(check_record(record));
+    }
 
-        if status_pays(&record.status) {
-            for id in record.payouts.iter().flat_map(|p| &p.assignments) {
-                if let Some(first) = self.paid.insert(*id, record.seq) {
-                    findings.push(Finding::new(
-                        "double_payment",
-                        format!("{at}: assignment {id} was already paid by record {first}"),
-                    ));
-                }
-            }
-            for id in record.payouts.iter().flat_map(|p| &p.withdrawals) {
-                if let Some(first) = self.paid_withdrawals.insert(*id, record.seq) {
-                    findings.push(Finding::new(
-                        "double_payment",
-                        format!("{at}: withdrawal {id} was already paid by record {first}"),
-                    ));
-                }
-            }
+    /// No assignment or withdrawal this (paying) record pays was paid by an
+    /// earlier record of the chain; its ids count as paid from now on.
+    fn check_paid_once(&mut self, record: &SettlementRecord, found: &mut RecordFindings) {
+        let assignments = record.payouts.iter().flat_map(|p| &p.assignments);
+        let withdrawals = record.payouts.iter().flat_map(|p| &p.withdrawals);
+        mark_paid(&mut self.paid, assignments, record.seq, "assignment", found);
+        mark_paid(
+            &mut self.paid_withdrawals,
+            withdrawals,
+            record.seq,
+            "withdrawal",
+            found,
+        );
+    }
+}
+
+/// Count `ids` as paid by record `seq`, finding a `double_payment` for each
+/// one `paid` already holds (a `what`: assignment or withdrawal).
+fn mark_paid<'a>(
+    paid: &mut HashMap<i64, u64>,
+    ids: impl Iterator<Item = &'a i64>,
+    seq: u64,
+    what: &str,
+    found: &mut RecordFindings,
+) {
+    for id in ids {
+        if let Some(first) = paid.insert(*id, seq) {
+            found.push(
+                "double_payment",
+                format!("{what} {id} was already paid by record {first}"),
+            );
         }
-        findings
     }
 }
 
@@ -190,109 +212,145 @@ pub fn check_chain(records: &[SettlementRecord]) -> Vec<Finding> {
 
 /// Check one record on its own: shape, hash, and its envelope against it.
 pub fn check_record(record: &SettlementRecord) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let at = format!("record {}", record.seq);
+    let mut found = RecordFindings::new(record);
+    check_fields(record, &mut found);
+    match decode_envelope(&record.envelope_xdr) {
+        Ok(decoded) => {
+            check_envelope(record, &decoded, &mut found);
+            check_operations(record, &decoded, &mut found);
+        }
+        Err(e) => found.push("bad_envelope", e),
+    }
+    found.findings
+}
+
+/// The findings about one record, each detail led by `record {seq}: `.
+struct RecordFindings {
+    at: String,
+    findings: Vec<Finding>,
+}
+
+impl RecordFindings {
+    fn new(record: &SettlementRecord) -> Self {
+        Self {
+            at: format!("record {}", record.seq),
+            findings: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, kind: &str, detail: impl std::fmt::Display) {
+        let detail = format!("{}: {detail}", self.at);
+        self.findings.push(Finding::new(kind, detail));
+    }
+}
+
+/// The record's own fields: its body's shape and ops, both hashes as hex,
+/// and `hash` the hash of its canonical encoding.
+fn check_fields(record: &SettlementRecord, found: &mut RecordFindings) {
     let body = record.body();
     if let Some(problem) = body.shape_problem() {
-        findings.push(Finding::new("bad_record", format!("{at}: {problem}")));
+        found.push("bad_record", problem);
     }
     for problem in body.op_problems() {
-        findings.push(Finding::new("bad_op", format!("{at}: {problem}")));
+        found.push("bad_op", problem);
     }
     for (name, value) in [("hash", &record.hash), ("tx_hash", &record.tx_hash)] {
         if !is_hash_hex(value) {
-            findings.push(Finding::new(
+            found.push(
                 "bad_record",
-                format!("{at}: {name} {value:?} is not 64 lowercase hex"),
-            ));
+                format!("{name} {value:?} is not 64 lowercase hex"),
+            );
         }
     }
     let computed = record.compute_hash();
     if computed != record.hash {
-        findings.push(Finding::new(
+        found.push(
             "bad_hash",
-            format!(
-                "{at}: hash {} but the record hashes to {computed}",
-                record.hash
-            ),
-        ));
+            format!("hash {} but the record hashes to {computed}", record.hash),
+        );
     }
+}
 
-    let decoded = match decode_envelope(&record.envelope_xdr) {
-        Ok(d) => d,
-        Err(e) => {
-            findings.push(Finding::new("bad_envelope", format!("{at}: {e}")));
-            return findings;
-        }
-    };
+/// The decoded envelope against the record: its source, its signature,
+/// its hash on the record's network and its memo.
+fn check_envelope(record: &SettlementRecord, decoded: &DecodedPayment, found: &mut RecordFindings) {
     if decoded.source != record.source {
-        findings.push(Finding::new(
+        found.push(
             "source_mismatch",
             format!(
-                "{at}: the envelope's source is {}, the record's {}",
+                "the envelope's source is {}, the record's {}",
                 decoded.source, record.source
             ),
-        ));
+        );
     }
     if !decoded.is_signed_by(&record.network, &record.source) {
-        findings.push(Finding::new(
+        found.push(
             "bad_signature",
             format!(
-                "{at}: not signed by {} for {:?}",
+                "not signed by {} for {:?}",
                 record.source,
                 record.network.passphrase()
             ),
-        ));
+        );
     }
     match decoded.tx_hash(&record.network) {
         Ok(hash) if hex::encode(hash) == record.tx_hash => {}
-        Ok(hash) => findings.push(Finding::new(
+        Ok(hash) => found.push(
             "tx_hash_mismatch",
             format!(
-                "{at}: the envelope hashes to {}, the record says {}",
+                "the envelope hashes to {}, the record says {}",
                 hex::encode(hash),
                 record.tx_hash
             ),
-        )),
-        Err(e) => findings.push(Finding::new("bad_envelope", format!("{at}: {e}"))),
+        ),
+        Err(e) => found.push("bad_envelope", e),
     }
-    if decoded.memo_hash != Some(body.memo()) {
-        findings.push(Finding::new(
+    if decoded.memo_hash != Some(record.body().memo()) {
+        found.push(
             "memo_mismatch",
-            format!("{at}: the memo is not the hash of the record body"),
-        ));
+            "the memo is not the hash of the record body",
+        );
     }
+}
+
+/// The envelope's operations are exactly the record's payouts, one for
+/// one and in order; the first that differs is named.
+fn check_operations(
+    record: &SettlementRecord,
+    decoded: &DecodedPayment,
+    found: &mut RecordFindings,
+) {
     let same_len = decoded.payments.len() == record.payouts.len();
     let mismatch = decoded
         .payments
         .iter()
         .zip(&record.payouts)
         .position(|(pay, out)| *pay != out.payment(record.asset));
-    if !same_len || mismatch.is_some() {
-        let detail = match mismatch {
-            Some(i) => {
-                let (pay, out) = (&decoded.payments[i], &record.payouts[i]);
-                format!(
-                    "{at}: operation {i} is a {} of {} {} to {}, payout is a {} of {} {} to {}",
-                    pay.op,
-                    pay.amount,
-                    pay.asset,
-                    pay.destination,
-                    out.op,
-                    out.amount,
-                    record.asset,
-                    out.account
-                )
-            }
-            None => format!(
-                "{at}: {} operations for {} payouts",
-                decoded.payments.len(),
-                record.payouts.len()
-            ),
-        };
-        findings.push(Finding::new("payout_mismatch", detail));
+    if same_len && mismatch.is_none() {
+        return;
     }
-    findings
+    let detail = match mismatch {
+        Some(i) => {
+            let (pay, out) = (&decoded.payments[i], &record.payouts[i]);
+            format!(
+                "operation {i} is a {} of {} {} to {}, payout is a {} of {} {} to {}",
+                pay.op,
+                pay.amount,
+                pay.asset,
+                pay.destination,
+                out.op,
+                out.amount,
+                record.asset,
+                out.account
+            )
+        }
+        None => format!(
+            "{} operations for {} payouts",
+            decoded.payments.len(),
+            record.payouts.len()
+        ),
+    };
+    found.push("payout_mismatch", detail);
 }
 
 #[cfg(test)]

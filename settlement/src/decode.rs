@@ -319,19 +319,26 @@ mod tests {
         assert!(!verify_signature("AAAA", &network, &kp.public_key()));
     }
 
+    /// `envelope` with its transaction changed by `change`, re-encoded.
+    fn altered(envelope: &str, change: impl FnOnce(&mut xdr::TransactionV1Envelope)) -> String {
+        let mut env = xdr::TransactionEnvelope::from_xdr_base64(envelope, Limits::none()).unwrap();
+        if let xdr::TransactionEnvelope::Tx(v1) = &mut env {
+            change(v1);
+        }
+        env.to_xdr_base64(Limits::none()).unwrap()
+    }
+
     #[test]
     fn a_tampered_envelope_fails_verification() {
         let network = Network::testnet();
         let (kp, _, envelope) = signed(&network);
-        let mut env = xdr::TransactionEnvelope::from_xdr_base64(&envelope, Limits::none()).unwrap();
-        if let xdr::TransactionEnvelope::Tx(v1) = &mut env {
+        let tampered = altered(&envelope, |v1| {
             let mut ops = v1.tx.operations.to_vec();
             if let xdr::OperationBody::Payment(p) = &mut ops[0].body {
                 p.amount += 1;
             }
             v1.tx.operations = ops.try_into().unwrap();
-        }
-        let tampered = env.to_xdr_base64(Limits::none()).unwrap();
+        });
         assert!(decode_envelope(&tampered).is_ok());
         assert!(!verify_signature(&tampered, &network, &kp.public_key()));
     }
@@ -340,11 +347,7 @@ mod tests {
     fn foreign_envelopes_are_unsupported() {
         let network = Network::testnet();
         let (_, _, envelope) = signed(&network);
-        let mut env = xdr::TransactionEnvelope::from_xdr_base64(&envelope, Limits::none()).unwrap();
-        if let xdr::TransactionEnvelope::Tx(v1) = &mut env {
-            v1.tx.memo = xdr::Memo::Id(5);
-        }
-        let memo_id = env.to_xdr_base64(Limits::none()).unwrap();
+        let memo_id = altered(&envelope, |v1| v1.tx.memo = xdr::Memo::Id(5));
         assert!(matches!(
             decode_envelope(&memo_id),
             Err(Error::Unsupported(_))

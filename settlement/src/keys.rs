@@ -4,10 +4,8 @@
 //! only way to get the `S...` text back is [`Keypair::secret_strkey`].
 
 use std::fmt;
-use std::str::FromStr;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 
@@ -77,25 +75,7 @@ impl fmt::Debug for PublicKey {
     }
 }
 
-impl FromStr for PublicKey {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        PublicKey::parse(s)
-    }
-}
-
-impl Serialize for PublicKey {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for PublicKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        PublicKey::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+text_form!(PublicKey, parse, parse);
 
 /// An ed25519 signing key with its public key: the seed behind an `S...` strkey.
 #[derive(Clone)]

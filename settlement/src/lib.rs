@@ -19,6 +19,9 @@
 //! - [`bench`](mod@bench): `tally bench settle`, build + sign + encode throughput.
 //! - [`error`]: the crate's one [`Error`] type.
 
+#[macro_use]
+mod text;
+
 pub mod amount;
 pub mod asset;
 pub mod audit;

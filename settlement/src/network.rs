@@ -3,9 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -97,26 +95,8 @@ impl fmt::Debug for Network {
     }
 }
 
-impl FromStr for Network {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Network::parse(s)
-    }
-}
-
-/// Serialized as the passphrase (records name their network that way).
-impl Serialize for Network {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.passphrase())
-    }
-}
-
-impl<'de> Deserialize<'de> for Network {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Network::from_passphrase(&s).map_err(serde::de::Error::custom)
-    }
-}
+// Serialized as the passphrase (records name their network that way).
+text_form!(Network, parse, from_passphrase);
 
 #[cfg(test)]
 mod tests {

@@ -86,22 +86,19 @@ impl Submitter {
             Endpoint::Horizon(base) => {
                 let sent = self
                     .http
-                    .post(format!("{}/transactions", base.trim_end_matches('/')))
+                    .post(horizon_url(base, "transactions"))
                     .form(&[("tx", envelope_xdr)])
                     .send()
                     .await;
-                let (status, body) = match read(sent).await? {
-                    Some(answer) => answer,
-                    None => return Ok(Outcome::Timeout),
-                };
-                parse::horizon_submit(status, &body)
+                outcome(read(sent).await?, |(status, body)| {
+                    parse::horizon_submit(status, &body)
+                })
             }
             Endpoint::Rpc(_) => {
                 let params = json!({ "transaction": envelope_xdr });
-                match self.rpc("sendTransaction", params).await? {
-                    Some(result) => parse::rpc_send(&result),
-                    None => Ok(Outcome::Timeout),
-                }
+                outcome(self.rpc("sendTransaction", params).await?, |result| {
+                    parse::rpc_send(&result)
+                })
             }
         }
     }
@@ -110,19 +107,17 @@ impl Submitter {
     pub async fn status(&self, tx_hash: &str) -> Result<Outcome> {
         match &self.endpoint {
             Endpoint::Horizon(base) => {
-                let url = format!("{}/transactions/{tx_hash}", base.trim_end_matches('/'));
-                let (status, body) = match read(self.http.get(url).send().await).await? {
-                    Some(answer) => answer,
-                    None => return Ok(Outcome::Timeout),
-                };
-                parse::horizon_transaction(status, &body)
+                let url = horizon_url(base, &format!("transactions/{tx_hash}"));
+                outcome(
+                    read(self.http.get(url).send().await).await?,
+                    |(status, body)| parse::horizon_transaction(status, &body),
+                )
             }
             Endpoint::Rpc(_) => {
                 let params = json!({ "hash": tx_hash });
-                match self.rpc("getTransaction", params).await? {
-                    Some(result) => parse::rpc_get(&result),
-                    None => Ok(Outcome::Timeout),
-                }
+                outcome(self.rpc("getTransaction", params).await?, |result| {
+                    parse::rpc_get(&result)
+                })
             }
         }
     }
@@ -134,15 +129,8 @@ impl Submitter {
     pub async fn payee(&self, account: &PublicKey, asset: &crate::Asset) -> Result<Option<bool>> {
         let asset = asset.to_string();
         match &self.endpoint {
-            Endpoint::Horizon(base) => {
-                let url = format!("{}/accounts/{account}", base.trim_end_matches('/'));
-                let (status, body) =
-                    read(self.http.get(url).send().await)
-                        .await?
-                        .ok_or_else(|| Error::Response {
-                            endpoint: "account",
-                            detail: "timed out".into(),
-                        })?;
+            Endpoint::Horizon(_) => {
+                let (status, body) = self.horizon_account(account).await?;
                 parse::horizon_trusts(status, &body, &asset)
             }
             Endpoint::Rpc(_) => Ok(self
@@ -155,16 +143,9 @@ impl Submitter {
     /// The account's current sequence number (the next transaction uses
     /// this + 1), or `None` when the account does not exist.
     pub async fn account_sequence(&self, account: &PublicKey) -> Result<Option<i64>> {
-        let timeout = || Error::Response {
-            endpoint: "account",
-            detail: "timed out".into(),
-        };
         match &self.endpoint {
-            Endpoint::Horizon(base) => {
-                let url = format!("{}/accounts/{account}", base.trim_end_matches('/'));
-                let (status, body) = read(self.http.get(url).send().await)
-                    .await?
-                    .ok_or_else(timeout)?;
+            Endpoint::Horizon(_) => {
+                let (status, body) = self.horizon_account(account).await?;
                 parse::horizon_account(status, &body)
             }
             Endpoint::Rpc(_) => {
@@ -177,10 +158,21 @@ impl Submitter {
                 let result = self
                     .rpc("getLedgerEntries", params)
                     .await?
-                    .ok_or_else(timeout)?;
+                    .ok_or_else(account_timeout)?;
                 parse::rpc_account(&result)
             }
         }
+    }
+
+    /// Horizon's answer about `account` (status and body); a timeout is an error.
+    async fn horizon_account(&self, account: &PublicKey) -> Result<(u16, String)> {
+        let Endpoint::Horizon(base) = &self.endpoint else {
+            unreachable!("horizon_account() is only called for Endpoint::Horizon");
+        };
+        let url = horizon_url(base, &format!("accounts/{account}"));
+        read(self.http.get(url).send().await)
+            .await?
+            .ok_or_else(account_timeout)
     }
 
     /// One JSON-RPC call: the `result`, or `None` on a timeout.
@@ -199,6 +191,25 @@ impl Submitter {
             None => Ok(None),
         }
     }
+}
+
+/// `path` below the Horizon server at `base`.
+fn horizon_url(base: &str, path: &str) -> String {
+    format!("{}/{path}", base.trim_end_matches('/'))
+}
+
+/// An account look-up that got no answer in time.
+fn account_timeout() -> Error {
+    Error::Response {
+        endpoint: "account",
+        detail: "timed out".into(),
+    }
+}
+
+/// The outcome an `answer` tells through `parse`; no answer in time is
+/// [`Outcome::Timeout`].
+fn outcome<T>(answer: Option<T>, parse: impl FnOnce(T) -> Result<Outcome>) -> Result<Outcome> {
+    answer.map_or(Ok(Outcome::Timeout), parse)
 }
 
 /// Status and body of a response, `None` if the request timed out.

@@ -156,10 +156,3 @@ pub struct ReviewVerdict {
     pub voted: Vec<AssignmentId>,
     pub verdict: Verdict,
 }
-
-fn decode_body(b64: &str, what: &'static str) -> Result<Vec<u8>, crate::Error> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|_| crate::Error::InvalidSignature(what))
-}
