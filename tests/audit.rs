@@ -35,19 +35,12 @@ async fn work(workers: &[(Client, ResultRequest)]) {
 
 /// A settled market: 6 tasks, three honest workers and a wrong one.
 async fn settled_market() -> (TestMarket, TaskId) {
-    let market = spawn_market_with(
-        Backend::Sqlite,
-        Options {
-            tweak: |c| {
-                c.settle_every = Duration::from_secs(3600);
-                c.settle_max_ops = 2;
-            },
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(Backend::Sqlite, |c| {
+        c.settle_every = Duration::from_secs(3600);
+        c.settle_max_ops = 2;
+    })
     .await;
-    let client = market.funded_client(100_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(100_000_000).await;
     let mut workers = Vec::new();
     for answer in [honest(), honest_noisy(), honest(), wrong()] {
         workers.push((market.worker(&model).await, answer));

@@ -18,19 +18,12 @@ async fn settled(
     tasks: u8,
     before_settling: impl AsyncFnOnce(&TestMarket, &[TaskId]),
 ) -> (TestMarket, Vec<TaskId>) {
-    let market = spawn_market_with(
-        Backend::Sqlite,
-        Options {
-            tweak: |c| {
-                c.settle_every = Duration::from_secs(3600);
-                c.settle_max_ops = 1;
-            },
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(Backend::Sqlite, |c| {
+        c.settle_every = Duration::from_secs(3600);
+        c.settle_max_ops = 1;
+    })
     .await;
-    let client = market.funded_client(100_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(100_000_000).await;
     let workers: Vec<(Client, ResultRequest)> = vec![
         (market.worker(&model).await, honest()),
         (market.worker(&model).await, honest_noisy()),
@@ -84,41 +77,27 @@ async fn an_agreeing_result(market: &TestMarket, task: TaskId) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revision_naming_a_worker_nobody_caught_is_a_finding() {
     let (market, tasks) = settled(2, async |_, _| {}).await;
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(report.ok, "{}", report.summary());
+    market.audit_ok().await;
     // The operator writes an "undone" verdict that names a made-up caught
     // worker, so a payout to a result that did not agree would pass as a
     // payout for a verdict since undone.
     let fake = Signer::generate().account().clone();
     // The task's own stored verdict, passed off as an undone one.
-    let row = tally_market::db::query("SELECT verdict FROM tasks WHERE id = $1")
-        .bind(tasks[0].0)
-        .fetch_one(&market.market.db)
-        .await
-        .unwrap();
+    let row = market
+        .read_one(
+            tally_market::db::query("SELECT verdict FROM tasks WHERE id = $1").bind(tasks[0].0),
+        )
+        .await;
     let verdict: String = row.try_get("verdict").unwrap();
-    let mut tx = market.market.db.begin().await.unwrap();
-    tally_market::db::query(
+    let revision = tally_market::db::query(
         "INSERT INTO task_revisions (task_id, revision, verdict, caught, revised_at) VALUES ($1, 1, $2, $3, $4)",
     )
     .bind(tasks[0].0)
     .bind(verdict)
     .bind(fake.as_str())
-    .bind(tally_market::now_ms())
-    .execute(&mut tx)
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(!report.ok);
-    assert!(
-        report
-            .findings
-            .iter()
-            .any(|f| f.kind == "unproven_revision"),
-        "{}",
-        report.summary()
-    );
+    .bind(tally_market::now_ms());
+    market.write(revision).await;
+    market.audit_finds("unproven_revision").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,13 +116,7 @@ async fn an_agreeing_result_no_record_pays_is_a_finding() {
     .await;
     let records = market.anonymous().settlements(0).await.unwrap().records;
     assert!(records.len() >= 3, "{} records", records.len());
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(!report.ok);
-    assert!(
-        report.findings.iter().any(|f| f.kind == "missing_payout"),
-        "{}",
-        report.summary()
-    );
+    market.audit_finds("missing_payout").await;
 }
 
 /// The operator pays a result that failed its spot check, as if it had
@@ -153,17 +126,11 @@ async fn an_agreeing_result_no_record_pays_is_a_finding() {
 async fn a_paid_result_that_failed_its_check_is_a_finding() {
     use common::golden::*;
     use tally_market::ledger::{self, Book, Cause, Leg};
-    let market = spawn_market_with(
-        Backend::Sqlite,
-        Options {
-            tweak: |c| {
-                with_checks(c);
-                c.holdback = Duration::ZERO;
-                c.settle_every = Duration::from_secs(3600);
-            },
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(Backend::Sqlite, |c| {
+        with_checks(c);
+        c.holdback = Duration::ZERO;
+        c.settle_every = Duration::from_secs(3600);
+    })
     .await;
     let client = market.funded_client(100_000_000).await;
     let sample = std::fs::read(golden_dir().join("models/yolox_nano.onnx")).unwrap();
@@ -193,11 +160,7 @@ async fn a_paid_result_that_failed_its_check_is_a_finding() {
     // The edit: the result marked agreeing, the worker un-caught, its pay
     // booked from the operator's own balance, then settled.
     let op = market.operator.account().clone();
-    market
-        .client(&market.operator)
-        .credit(&op, tally_protocol::Stroops(net))
-        .await
-        .unwrap();
+    market.credit(&op, net).await;
     let who = liar.signer().unwrap().account().as_str().to_string();
     let mut tx = market.market.db.begin().await.unwrap();
     tally_market::db::query("UPDATE assignments SET status = 'agreed' WHERE id = $1")
@@ -244,13 +207,7 @@ async fn a_paid_result_that_failed_its_check_is_a_finding() {
         .payouts
         .iter()
         .any(|p| p.assignments.contains(&check.assignment))));
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(!report.ok);
-    assert!(
-        report.findings.iter().any(|f| f.kind == "not_agreeing"),
-        "{}",
-        report.summary()
-    );
+    market.audit_finds("not_agreeing").await;
 }
 
 /// The operator writes five made-up workers onto a verified task and pays
@@ -261,11 +218,7 @@ async fn made_up_accounts_paid_for_a_task_are_a_finding() {
     use tally_market::ledger::{self, Book, Cause, Leg};
     let (market, _) = settled(1, async |market, tasks| {
         let op = market.operator.account().clone();
-        market
-            .client(&market.operator)
-            .credit(&op, tally_protocol::Stroops(1_000_000))
-            .await
-            .unwrap();
+        market.credit(&op, 1_000_000).await;
         let mut tx = market.market.db.begin().await.unwrap();
         for _ in 0..5 {
             let fake = Signer::generate().account().as_str().to_string();

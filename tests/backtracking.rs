@@ -18,19 +18,10 @@ use tally_protocol::Stroops;
 /// A market checking untrusted workers only (once the test lets checks
 /// go: they start paused), with no probation.
 async fn checked_market(backend: Backend) -> TestMarket {
-    let market = spawn_market_with(
-        backend,
-        Options {
-            tweak: |c| {
-                with_checks(c);
-                c.check_rates.first = 1.0;
-                c.check_rates.new = 1.0;
-                c.check_rates.trusted = 0.0;
-                c.holdback = Duration::ZERO;
-            },
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(backend, |c| {
+        with_check_rates(c, 1.0, 1.0, 0.0);
+        c.holdback = Duration::ZERO;
+    })
     .await;
     market.market.check_pool.pause(true);
     market
@@ -38,12 +29,11 @@ async fn checked_market(backend: Backend) -> TestMarket {
 
 /// The sum of every ledger balance: zero while the books balance.
 async fn ledger_sum(market: &TestMarket) -> i64 {
-    let row = tally_market::db::query(
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries",
-    )
-    .fetch_one(&market.market.db)
-    .await
-    .unwrap();
+    let row = market
+        .read_one(tally_market::db::query(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries",
+        ))
+        .await;
     row.try_get::<i64>("total").unwrap()
 }
 
@@ -171,29 +161,18 @@ async fn a_caught_workers_verdicts_are_decided_again(backend: Backend) {
         .unwrap();
     assert_eq!(liar.account_me().await.unwrap().paid_total, Stroops(0));
     assert!(h2.account_me().await.unwrap().paid_total.0 > 0);
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(report.ok, "{}", report.summary());
+    market.audit_ok().await;
     market.finish().await;
 }
 both!(a_caught_workers_verdicts_are_decided_again);
 
 async fn untrusted_earnings_wait_out_their_probation(backend: Backend) {
-    let market = spawn_market_with(
-        backend,
-        Options {
-            tweak: |c| {
-                with_checks(c);
-                c.check_rates.first = 0.0;
-                c.check_rates.new = 0.0;
-                c.check_rates.trusted = 0.0;
-                c.holdback = Duration::from_secs(3600);
-            },
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(backend, |c| {
+        with_check_rates(c, 0.0, 0.0, 0.0);
+        c.holdback = Duration::from_secs(3600);
+    })
     .await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     let (newcomer, trusted) = (market.worker(&model).await, market.worker(&model).await);
     set_checks(&market, &trusted, 24).await;
 
@@ -204,10 +183,7 @@ async fn untrusted_earnings_wait_out_their_probation(backend: Backend) {
         .await
         .unwrap();
     let a = claim_one(&trusted).await;
-    trusted
-        .submit_result(a.assignment, &honest())
-        .await
-        .unwrap();
+    submit(&trusted, a.assignment, &honest()).await;
     assert_eq!(
         client.bid(bid.bid).await.unwrap().tasks[0].status,
         TaskState::Verified
@@ -223,10 +199,7 @@ async fn untrusted_earnings_wait_out_their_probation(backend: Backend) {
     };
     client.bid_images(lax, &[png(4)]).await.unwrap();
     let n = claim_one(&newcomer).await;
-    newcomer
-        .submit_result(n.assignment, &honest())
-        .await
-        .unwrap();
+    submit(&newcomer, n.assignment, &honest()).await;
 
     tally_market::settle::settle_now(&market.market)
         .await
@@ -253,23 +226,21 @@ async fn untrusted_earnings_wait_out_their_probation(backend: Backend) {
     );
 
     // Two hours later the probation is over.
-    let mut tx = market.market.db.begin().await.unwrap();
-    tally_market::db::query(
-        "UPDATE assignments SET finished_at = finished_at - 7200000 WHERE id = $1",
-    )
-    .bind(n.assignment.0)
-    .execute(&mut tx)
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    market
+        .write(
+            tally_market::db::query(
+                "UPDATE assignments SET finished_at = finished_at - 7200000 WHERE id = $1",
+            )
+            .bind(n.assignment.0),
+        )
+        .await;
     assert_eq!(newcomer.account_me().await.unwrap().held, Stroops(0));
     tally_market::settle::settle_now(&market.market)
         .await
         .unwrap();
     let w = newcomer.account_me().await.unwrap();
     assert_eq!((w.paid_total.0, w.earned_unpaid.0), (net, 0));
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(report.ok, "{}", report.summary());
+    market.audit_ok().await;
     market.finish().await;
 }
 both!(untrusted_earnings_wait_out_their_probation);
@@ -288,26 +259,12 @@ async fn until_waiting(market: &TestMarket, n: usize) {
 }
 
 async fn an_untrusted_worker_does_not_join_another_while_a_trusted_one_waits(backend: Backend) {
-    let market = spawn_market_with(
-        backend,
-        Options {
-            tweak: |c| {
-                with_checks(c);
-                c.check_rates.first = 0.0;
-                c.check_rates.new = 0.0;
-                c.check_rates.trusted = 0.0;
-            },
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(backend, |c| {
+        with_check_rates(c, 0.0, 0.0, 0.0);
+    })
     .await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
-    let (n1, n2, trusted) = (
-        market.worker(&model).await,
-        market.worker(&model).await,
-        market.worker(&model).await,
-    );
+    let (client, model) = market.client_with_model(1_000_000).await;
+    let [n1, n2, trusted] = market.workers(&model).await;
     set_checks(&market, &trusted, 30).await;
 
     let bid = client
@@ -333,10 +290,7 @@ async fn an_untrusted_worker_does_not_join_another_while_a_trusted_one_waits(bac
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].task, bid.tasks[0]);
     assert!(n2_claim.await.unwrap().is_empty());
-    trusted
-        .submit_result(got[0].assignment, &honest())
-        .await
-        .unwrap();
+    submit(&trusted, got[0].assignment, &honest()).await;
     assert_eq!(
         client.bid(bid.bid).await.unwrap().tasks[0].status,
         TaskState::Verified
@@ -394,10 +348,7 @@ async fn a_check_failed_in_another_process_undoes_verdicts_here() {
     // The lie reaches the other process, which judges it.
     let mut events = market.market.events.subscribe();
     let through_other = other.client(liar.signer().unwrap());
-    through_other
-        .submit_result(check.assignment, &wrong())
-        .await
-        .unwrap();
+    submit(&through_other, check.assignment, &wrong()).await;
     // This process hears the revision of the task it verified.
     let revised = tokio::time::timeout(Duration::from_secs(20), async {
         loop {

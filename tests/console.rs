@@ -18,7 +18,20 @@ use std::time::Duration;
 use common::cdp::{Browser, CHROMIUM, HEADLESS};
 use common::*;
 use tally_protocol::wire::{BidRequest, TaskState};
-use tally_protocol::{Signer, Stroops};
+use tally_protocol::Stroops;
+
+/// A bid on [`scene`] for three replicas, quorum two, at 10,000 stroops.
+async fn scene_bid(
+    client: &tally_protocol::Client,
+    model: &tally_protocol::Sha256Hex,
+) -> tally_protocol::wire::BidCreated {
+    let req = BidRequest {
+        replicas: Some(3),
+        quorum: Some(2),
+        ..bid_request(model, 10_000)
+    };
+    client.bid_images(req, &[scene()]).await.unwrap()
+}
 
 /// Run Chromium headless on `url` with `args`; its stdout.
 async fn chromium(url: &str, args: &[String]) -> String {
@@ -87,13 +100,9 @@ async fn console_pages_in_chromium() {
         eprintln!("skipping the console's browser test: {CHROMIUM} is missing (apt-get install -y chromium)");
         return;
     }
-    let market = spawn_market_with(
-        Backend::Sqlite,
-        Options {
-            tweak: |c| c.settle_every = Duration::from_secs(3600),
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(Backend::Sqlite, |c| {
+        c.settle_every = Duration::from_secs(3600)
+    })
     .await;
 
     // The console itself: the page, its assets, their types and policy.
@@ -123,20 +132,10 @@ async fn console_pages_in_chromium() {
     assert_eq!(missing.status(), 404);
 
     // A client's bid with one picture; three workers answer, one wrongly.
-    let signer = Signer::generate();
-    market
-        .client(&market.operator)
-        .credit(signer.account(), Stroops(100_000_000))
-        .await
-        .unwrap();
+    let signer = market.funded_signer(100_000_000).await;
     let client = market.client(&signer);
     let model = model(&client).await;
-    let req = BidRequest {
-        replicas: Some(3),
-        quorum: Some(2),
-        ..bid_request(&model, 10_000)
-    };
-    let bid = client.bid_images(req, &[scene()]).await.unwrap();
+    let bid = scene_bid(&client, &model).await;
     let task = bid.tasks[0];
     let mut workers = Vec::new();
     for answer in [ResultBody::other(), honest(), honest_noisy()] {
@@ -272,8 +271,7 @@ async fn console_pages_in_chromium() {
 
     // Settlements: the record, its transaction, the chain check, and the
     // market's own audit (run here as `tally serve` runs it).
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(report.ok, "{}", report.summary());
+    let report = market.audit_ok().await;
     *market.market.audit.lock().unwrap() = Some(report.to_wire());
     let url = format!("{base}/#/settlements?live=0");
     let page = dom(&url).await;
@@ -428,14 +426,8 @@ async fn console_pages_update_live_in_chromium() {
         return;
     };
     let market = spawn_market(Backend::Sqlite).await;
-    let client = market.funded_client(100_000_000).await;
-    let model = model(&client).await;
-    let req = BidRequest {
-        replicas: Some(3),
-        quorum: Some(2),
-        ..bid_request(&model, 10_000)
-    };
-    let bid = client.bid_images(req, &[scene()]).await.unwrap();
+    let (client, model) = market.client_with_model(100_000_000).await;
+    let bid = scene_bid(&client, &model).await;
     let task = bid.tasks[0];
     let base = &market.url;
     let limit = Duration::from_secs(30);

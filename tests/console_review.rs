@@ -102,12 +102,7 @@ async fn the_review_page_waits_for_work() {
         return;
     }
     let market = spawn_market(Backend::Sqlite).await;
-    let reviewer = Signer::generate();
-    market
-        .client(&market.operator)
-        .mark_reviewer(reviewer.account(), true)
-        .await
-        .unwrap();
+    let reviewer = market.verified_reviewer().await;
     let dispute = async {
         market
             .disputed(scene(), 10_000, 40_000, [honest(), ResultBody::other()])
@@ -126,13 +121,9 @@ async fn review_in_the_console_decides_a_disputed_task() {
         return;
     }
     // Settled only when the test says so: it reads the unpaid earnings first.
-    let market = spawn_market_with(
-        Backend::Sqlite,
-        Options {
-            tweak: |c| c.settle_every = std::time::Duration::from_secs(3600),
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(Backend::Sqlite, |c| {
+        c.settle_every = std::time::Duration::from_secs(3600)
+    })
     .await;
     let shots = screenshots_dir();
 

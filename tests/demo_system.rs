@@ -10,6 +10,31 @@ use sha2::{Digest, Sha256};
 use tally::assets::{MODEL_FILE, MODEL_SHA256};
 use worker_process::{assets, skip};
 
+/// `tally demo ARGS` run from a directory with nothing beside it: its JSON.
+fn demo(args: &[&str]) -> serde_json::Value {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .arg("demo")
+        .args(args)
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("tally demo runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "demo {args:?} failed ({}): {stderr}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON document on stdout")
+}
+
+/// The labels a demo's JSON says it saw.
+fn labels(v: &serde_json::Value) -> Vec<&str> {
+    let labels = v["labels"].as_array().unwrap();
+    labels.iter().map(|l| l.as_str().unwrap()).collect()
+}
+
 #[test]
 fn the_demo_verifies_every_image_pays_only_honest_workers_and_passes_the_audit() {
     let Some(assets) = assets() else { return };
@@ -19,25 +44,11 @@ fn the_demo_verifies_every_image_pays_only_honest_workers_and_passes_the_audit()
     }
     // From a directory with nothing beside it: `TALLY_ASSETS`, when set, is
     // inherited and obeyed; unset, the demo finds the repository's assets.
-    let elsewhere = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["demo", "--workers", "4", "--faulty", "1", "--json"])
-        .current_dir(elsewhere.path())
-        .output()
-        .expect("tally demo runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "demo failed ({}): {stderr}", out.status);
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("one JSON document on stdout");
+    let v = demo(&["--workers", "4", "--faulty", "1", "--json"]);
     let images = std::fs::read_dir(assets.join("images")).unwrap().count() as u64;
     assert_eq!(v["tasks"], images);
     assert_eq!(v["verified"], images, "every sample image is verified");
-    let labels: Vec<&str> = v["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect();
+    let labels = labels(&v);
     for expected in ["dog", "person", "horse", "giraffe", "bicycle"] {
         assert!(
             labels.contains(&expected),
@@ -60,17 +71,8 @@ fn the_demo_verifies_every_image_pays_only_honest_workers_and_passes_the_audit()
 #[test]
 fn the_review_demo_decides_every_image_by_review() {
     let Some(assets) = assets() else { return };
-    let elsewhere = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["demo", "--review", "--json"])
-        .current_dir(elsewhere.path())
-        .output()
-        .expect("tally demo --review runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "demo --review failed: {stderr}");
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("one JSON document on stdout");
-    let images = std::fs::read_dir(assets.join("images")).unwrap().count() as i64;
+    let v = demo(&["--review", "--json"]);
+    let images = std::fs::read_dir(assets.join("images")).unwrap().count() as u64;
     assert_eq!(v["tasks"], images);
     assert_eq!(v["verified"], images, "every image verified");
     assert_eq!(v["reviewed"], images, "every image decided by review");
@@ -78,12 +80,7 @@ fn the_review_demo_decides_every_image_by_review() {
     // Two agreeing reviews per image at 4,000 stroops less the 2.5 % fee.
     assert_eq!(v["review_paid"], images * 2 * (4_000 - 100));
     assert_eq!(v["audit_ok"], true, "{}", v["findings"]);
-    let labels: Vec<&str> = v["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect();
+    let labels = labels(&v);
     assert!(
         labels.contains(&"dog"),
         "the honest answer was picked: {labels:?}"

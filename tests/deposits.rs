@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use common::*;
 use serde_json::{json, Value};
 use tally_protocol::wire::MarketEvent;
-use tally_protocol::{Client, Signer, Stroops};
+use tally_protocol::{Signer, Stroops};
 
 /// The stand-in: every record it knows, paged by cursor like Horizon, and
 /// (once, when asked) the same page again in place of the next one.
@@ -94,10 +94,6 @@ async fn follow(market: &TestMarket, url: &str) -> usize {
     tally_market::deposits::follow_once(&market.market, &http, url)
         .await
         .expect("a page is followed")
-}
-
-async fn balance(c: &Client) -> i64 {
-    c.account_me().await.unwrap().balance.0
 }
 
 async fn deposits_are_credited_once_or_refused_with_a_reason(backend: Backend) {
@@ -188,10 +184,11 @@ async fn deposits_are_credited_once_or_refused_with_a_reason(backend: Backend) {
     assert!(refused("5").await.contains("failed"));
     assert!(refused("6").await.contains("settles in native"));
     assert!(refused("9").await.contains("not a payment"));
-    let seen = tally_market::db::query("SELECT COUNT(*) AS n FROM deposits WHERE id = '3'")
-        .fetch_one(&market.market.db)
-        .await
-        .unwrap();
+    let seen = market
+        .read_one(tally_market::db::query(
+            "SELECT COUNT(*) AS n FROM deposits WHERE id = '3'",
+        ))
+        .await;
     assert_eq!(
         seen.try_get::<i64>("n").unwrap(),
         0,
@@ -225,11 +222,7 @@ async fn the_market_follows_deposits_by_itself(backend: Backend) {
     let url = stand_in(Arc::clone(&state)).await;
     let market = spawn_market(backend).await;
     // A second market process on the same database follows the stand-in.
-    let mut config = tally_market::Config::new(&market.db_url, market.operator.clone());
-    config.horizon = Some(url.clone());
-    config.deposit_poll = Duration::from_millis(20);
-    let follower = tally_market::Market::open(config).await.unwrap();
-    follower.spawn_jobs();
+    let follower = deposit_follower(&market, |c| c.horizon = Some(url.clone())).await;
     let client = market.client(&Signer::generate());
     let operator = market.operator.account().to_string();
     let sender = client.signer().unwrap().account().to_string();

@@ -22,7 +22,7 @@ use base64::Engine;
 use common::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tally_protocol::{Client, Signer};
+use tally_protocol::Signer;
 
 // --- XDR, by hand -----------------------------------------------------
 
@@ -242,15 +242,8 @@ async fn follow(market: &TestMarket, url: &str) -> usize {
         .expect("a page is followed")
 }
 
-async fn balance(c: &Client) -> i64 {
-    c.account_me().await.unwrap().balance.0
-}
-
 async fn count(market: &TestMarket, sql: &str) -> i64 {
-    let row = tally_market::db::query(sql)
-        .fetch_one(&market.market.db)
-        .await
-        .unwrap();
+    let row = market.read_one(tally_market::db::query(sql)).await;
     row.try_get::<i64>("n").unwrap()
 }
 
@@ -407,12 +400,11 @@ async fn a_horizon_cursor_is_not_followed_through_rpc(backend: Backend) {
         ..StandIn::default()
     }));
     let url = stand_in(state).await;
-    let mut tx = market.market.db.begin().await.unwrap();
-    tally_market::db::query("INSERT INTO deposit_cursor (id, cursor) VALUES (1, '12884905985')")
-        .execute(&mut tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    market
+        .write(tally_market::db::query(
+            "INSERT INTO deposit_cursor (id, cursor) VALUES (1, '12884905985')",
+        ))
+        .await;
     let http = reqwest::Client::new();
     let err = tally_market::deposits::follow_once_rpc(&market.market, &http, &url)
         .await
@@ -430,11 +422,7 @@ async fn the_market_follows_rpc_by_itself(backend: Backend) {
     }));
     let url = stand_in(Arc::clone(&state)).await;
     let market = spawn_market(backend).await;
-    let mut config = tally_market::Config::new(&market.db_url, market.operator.clone());
-    config.rpc = Some(url.clone());
-    config.deposit_poll = Duration::from_millis(20);
-    let follower = tally_market::Market::open(config).await.unwrap();
-    follower.spawn_jobs();
+    let follower = deposit_follower(&market, |c| c.rpc = Some(url.clone())).await;
     let client = market.client(&Signer::generate());
     let (op, sender) = (
         market.operator.account().to_string(),

@@ -196,17 +196,11 @@ async fn twenty_streams_of_60_mb_unsigned_uploads_neither_bloat_nor_stall_the_ma
 /// a byte of the body is sent; large bodies beyond the upload budget get
 /// 503 with JSON while it is full.
 async fn slow_oversized_and_crowding_bodies_are_refused_early(backend: Backend) {
-    let market = spawn_market_with(
-        backend,
-        Options {
-            tweak: |c| {
-                c.limits.body_grace = Duration::from_millis(300);
-                c.limits.upload_budget_bytes = 3 << 20;
-                c.limits.upload_wait = Duration::from_millis(200);
-            },
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(backend, |c| {
+        c.limits.body_grace = Duration::from_millis(300);
+        c.limits.upload_budget_bytes = 3 << 20;
+        c.limits.upload_wait = Duration::from_millis(200);
+    })
     .await;
     let addr = market.url.trim_start_matches("http://").to_string();
 
@@ -600,8 +594,7 @@ fn encoded(format: image::ImageFormat) -> Vec<u8> {
 /// the canonical encoding of their pixels: IHDR, IDAT, IEND, nothing else.
 async fn workers_get_only_canonical_inputs(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(100_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(100_000_000).await;
     let uploads = vec![
         jpeg_with_metadata(),
         with_comment(&png(8)),

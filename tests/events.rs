@@ -14,28 +14,25 @@ async fn read_events(stream: &mut reqwest::Response, n: usize) -> Vec<MarketEven
     let mut events = Vec::new();
     let mut buf = String::new();
     while events.len() < n {
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), stream.chunk())
-            .await
-            .expect("an event within 30 s")
-            .unwrap()
-            .expect("the stream stays open");
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            for line in frame.lines() {
-                if let Some(data) = line.strip_prefix("data:") {
-                    events.push(serde_json::from_str(data.trim()).unwrap());
-                }
-            }
+        for data in sse_data(stream, &mut buf).await {
+            events.push(serde_json::from_str(&data).unwrap());
         }
     }
     events
 }
 
+/// The event of `task` of `bid` verified.
+fn verified(bid: tally_protocol::BidId, task: tally_protocol::TaskId) -> MarketEvent {
+    MarketEvent::TaskDecided {
+        bid,
+        task,
+        status: TaskState::Verified,
+    }
+}
+
 async fn decisions_are_pushed(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     let req = BidRequest {
         replicas: Some(1),
         quorum: Some(1),
@@ -85,16 +82,8 @@ async fn decisions_are_pushed(backend: Backend) {
     assert_eq!(
         events,
         vec![
-            MarketEvent::TaskDecided {
-                bid: bid.bid,
-                task: got[0].task,
-                status: TaskState::Verified
-            },
-            MarketEvent::TaskDecided {
-                bid: bid.bid,
-                task: got[1].task,
-                status: TaskState::Verified
-            },
+            verified(bid.bid, got[0].task),
+            verified(bid.bid, got[1].task),
             MarketEvent::BidDone { bid: bid.bid },
         ]
     );
@@ -109,8 +98,7 @@ async fn another_process_hears_the_decisions() {
     let Some((first, second)) = two_markets_on_postgres().await else {
         return;
     };
-    let client = first.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = first.client_with_model(1_000_000).await;
     let req = BidRequest {
         replicas: Some(1),
         quorum: Some(1),
@@ -136,11 +124,7 @@ async fn another_process_hears_the_decisions() {
     assert_eq!(
         events,
         vec![
-            MarketEvent::TaskDecided {
-                bid: bid.bid,
-                task: got[0].task,
-                status: TaskState::Verified
-            },
+            verified(bid.bid, got[0].task),
             MarketEvent::BidDone { bid: bid.bid },
         ]
     );

@@ -22,18 +22,14 @@ async fn metrics(market: &TestMarket) -> String {
 async fn fifty_workers_claiming_at_once_never_share_a_slot(backend: Backend) {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let market = spawn_market(backend).await;
-    let client = market.funded_client(100_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(100_000_000).await;
     // 20 tasks x 3 replicas = 60 slots for 50 workers asking for 4 each.
     let images: Vec<Vec<u8>> = (0..20).map(|i| png(100 + i)).collect();
     let created = client
         .bid_images(bid_request(&model, 500), &images)
         .await
         .unwrap();
-    let mut workers = Vec::new();
-    for _ in 0..50 {
-        workers.push(market.worker(&model).await);
-    }
+    let workers = market.workers::<50>(&model).await;
     let claims = futures::future::join_all(workers.iter().map(|w| async move {
         let got = w.claim(4, 0).await.expect("claim");
         (w.signer().unwrap().account().clone(), got.assignments)
@@ -101,8 +97,7 @@ both!(fifty_workers_claiming_at_once_never_share_a_slot);
 /// A waiting claim is woken by a new bid; it does not wait out its timeout.
 async fn a_waiting_claim_is_woken_by_new_work(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     let w = market.worker(&model).await;
     let waiting = tokio::spawn(async move { w.claim(1, 60_000).await });
     // Post the bid once the market reports the claim waiting.
@@ -131,6 +126,21 @@ async fn until_waiting(market: &TestMarket, n: usize) {
     }
 }
 
+/// The market shuts down: each claim still `waiting` comes back empty; the
+/// market is finished.
+async fn shut_down(
+    market: TestMarket,
+    waiting: Vec<
+        tokio::task::JoinHandle<Result<tally_protocol::wire::Claimed, tally_protocol::Error>>,
+    >,
+) {
+    market.market.begin_shutdown();
+    for h in waiting {
+        assert!(h.await.unwrap().unwrap().assignments.is_empty());
+    }
+    market.finish().await;
+}
+
 /// `n` workers' claims for one task each, waiting (up to a minute) in the
 /// order they were made.
 async fn waiting_claims(
@@ -151,8 +161,7 @@ async fn waiting_claims(
 /// the others keep waiting (they are not all woken to find nothing).
 async fn one_slot_wakes_one_waiting_claim(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     let mut waiting = waiting_claims(&market, &model, 3).await;
     let req = BidRequest {
         replicas: Some(1),
@@ -168,11 +177,7 @@ async fn one_slot_wakes_one_waiting_claim(backend: Backend) {
     for h in &waiting {
         assert!(!h.is_finished());
     }
-    market.market.begin_shutdown();
-    for h in waiting {
-        assert!(h.await.unwrap().unwrap().assignments.is_empty());
-    }
-    market.finish().await;
+    shut_down(market, waiting).await;
 }
 both!(one_slot_wakes_one_waiting_claim);
 
@@ -180,8 +185,7 @@ both!(one_slot_wakes_one_waiting_claim);
 /// task) passes the wake-up on to the next waiting claim, which takes it.
 async fn a_woken_claim_that_cannot_take_the_slot_passes_it_on(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     let x = market.worker(&model).await;
     let y = market.worker(&model).await;
     let req = BidRequest {
@@ -213,9 +217,7 @@ async fn a_woken_claim_that_cannot_take_the_slot_passes_it_on(backend: Backend) 
     );
     assert_eq!(got.assignments.len(), 1, "Y was woken and took the slot");
     assert_eq!(got.assignments[0].task, bid.tasks[0]);
-    market.market.begin_shutdown();
-    assert!(x_waiting.await.unwrap().unwrap().assignments.is_empty());
-    market.finish().await;
+    shut_down(market, vec![x_waiting]).await;
 }
 both!(a_woken_claim_that_cannot_take_the_slot_passes_it_on);
 
@@ -225,8 +227,7 @@ both!(a_woken_claim_that_cannot_take_the_slot_passes_it_on);
 /// tasks they take in one order (on PostgreSQL, where the locks are rows).
 async fn batch_claims_racing_for_one_pool_never_fail(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(100_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(100_000_000).await;
     let mut images: Vec<Vec<u8>> = (0..200).map(|i| png(i as u8)).collect();
     for (i, img) in images.iter_mut().enumerate() {
         img.extend_from_slice(&(i as u32).to_le_bytes());
@@ -237,10 +238,7 @@ async fn batch_claims_racing_for_one_pool_never_fail(backend: Backend) {
             .await
             .unwrap();
     }
-    let mut workers = Vec::new();
-    for _ in 0..12 {
-        workers.push(market.worker(&model).await);
-    }
+    let workers = market.workers::<12>(&model).await;
     let answer = honest();
     let answer = &answer;
     let verified = || market.market.metrics.verified.load(Ordering::Relaxed);
@@ -272,8 +270,7 @@ both!(batch_claims_racing_for_one_pool_never_fail);
 /// slot taken and does not wake the next waiter to look for nothing.
 async fn a_wake_up_for_work_already_taken_goes_no_further(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     let looks = || market.market.metrics.claim_looks.load(Ordering::Relaxed);
     let mut waiting = waiting_claims(&market, &model, 4).await;
     // Each claim looked once when it came in.
@@ -315,11 +312,7 @@ async fn a_wake_up_for_work_already_taken_goes_no_further(backend: Backend) {
     // passed from waiter to waiter after the first found nothing.
     assert_eq!(looks(), 6, "{}", metrics(&market).await);
     assert!(metrics(&market).await.contains("tally_claim_looks_total 6"));
-    market.market.begin_shutdown();
-    for h in waiting {
-        assert!(h.await.unwrap().unwrap().assignments.is_empty());
-    }
-    market.finish().await;
+    shut_down(market, waiting).await;
 }
 both!(a_wake_up_for_work_already_taken_goes_no_further);
 
@@ -328,8 +321,7 @@ both!(a_wake_up_for_work_already_taken_goes_no_further);
 /// the bid and refund it: whichever decision ends second sees the first.
 async fn tasks_of_one_bid_failing_at_once_still_close_it(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(10_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(10_000_000).await;
     let (x, y) = (market.worker(&model).await, market.worker(&model).await);
     let req = BidRequest {
         replicas: Some(1),
@@ -380,8 +372,7 @@ async fn two_markets_on_one_postgres_database_never_share_a_slot() {
     let Some((first, second)) = two_markets_on_postgres().await else {
         return;
     };
-    let client = first.funded_client(100_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = first.client_with_model(100_000_000).await;
     let images: Vec<Vec<u8>> = (0..10).map(|i| png(200 + i)).collect();
     client
         .bid_images(bid_request(&model, 500), &images)
@@ -413,8 +404,7 @@ async fn work_placed_in_one_process_wakes_claims_waiting_in_another() {
     let Some((first, second)) = two_markets_on_postgres().await else {
         return;
     };
-    let client = first.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = first.client_with_model(1_000_000).await;
     let mut waiting = Vec::new();
     for _ in 0..3 {
         let w = second.worker(&model).await;

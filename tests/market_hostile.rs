@@ -56,6 +56,17 @@ async fn raw(
     (status, json)
 }
 
+/// `raw` with POST.
+async fn post(
+    market: &TestMarket,
+    signer: &Signer,
+    path: &str,
+    body: Vec<u8>,
+    tamper: Tamper,
+) -> (u16, Value) {
+    raw(market, signer, Method::POST, path, body, tamper).await
+}
+
 #[derive(Clone)]
 enum Tamper {
     None,
@@ -84,24 +95,13 @@ fn assert_refused(got: (u16, Value), status: u16, code: &str) {
 }
 
 async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend) {
-    let market = spawn_market_with(
-        backend,
-        Options {
-            tweak: |c| {
-                c.limits.max_bid_bytes = 2 << 20;
-                c.limits.max_image_bytes = 1 << 20;
-                c.limits.max_model_bytes = 1 << 20;
-            },
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(backend, |c| {
+        c.limits.max_bid_bytes = 2 << 20;
+        c.limits.max_image_bytes = 1 << 20;
+        c.limits.max_model_bytes = 1 << 20;
+    })
     .await;
-    let signer = Signer::generate();
-    market
-        .client(&market.operator)
-        .credit(signer.account(), Stroops(1_000_000))
-        .await
-        .unwrap();
+    let signer = market.funded_signer(1_000_000).await;
     let client = market.client(&signer);
     let model = model(&client).await;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
@@ -110,10 +110,9 @@ async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend
         let m = &market;
         let s = &signer;
         async move {
-            raw(
+            post(
                 m,
                 s,
-                Method::POST,
                 "/v1/bids",
                 serde_json::to_vec(&body).unwrap(),
                 Tamper::None,
@@ -189,10 +188,9 @@ async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend
         String::from_utf8(big).unwrap()
     );
     assert_refused(
-        raw(
+        post(
             &market,
             &signer,
-            Method::POST,
             "/v1/bids",
             big_image.into_bytes(),
             Tamper::None,
@@ -202,10 +200,9 @@ async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend
         "too_large",
     );
     assert_too_large(
-        raw(
+        post(
             &market,
             &signer,
-            Method::POST,
             "/v1/bids",
             vec![b' '; 3 << 20],
             Tamper::None,
@@ -213,10 +210,9 @@ async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend
         .await,
     );
     assert_too_large(
-        raw(
+        post(
             &market,
             &signer,
-            Method::POST,
             "/v1/models",
             vec![0u8; 2 << 20],
             Tamper::None,
@@ -226,79 +222,27 @@ async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend
 
     // Authentication: unsigned, bad signature, stale, replayed.
     let body = serde_json::to_vec(&good()).unwrap();
-    assert_refused(
-        raw(
-            &market,
-            &signer,
-            Method::POST,
-            "/v1/bids",
-            body.clone(),
-            Tamper::Unsigned,
-        )
-        .await,
-        401,
-        "unauthorized",
-    );
-    assert_refused(
-        raw(
-            &market,
-            &signer,
-            Method::POST,
-            "/v1/bids",
-            body.clone(),
-            Tamper::BadSignature,
-        )
-        .await,
-        401,
-        "unauthorized",
-    );
-    assert_refused(
-        raw(
-            &market,
-            &signer,
-            Method::POST,
-            "/v1/bids",
-            body.clone(),
-            Tamper::Stale,
-        )
-        .await,
-        401,
-        "unauthorized",
-    );
-    assert_refused(
-        raw(
-            &market,
-            &signer,
-            Method::POST,
-            "/v1/bids",
-            body.clone(),
-            Tamper::Nonce("xyz".into()),
-        )
-        .await,
-        401,
-        "unauthorized",
-    );
+    for tamper in [
+        Tamper::Unsigned,
+        Tamper::BadSignature,
+        Tamper::Stale,
+        Tamper::Nonce("xyz".into()),
+    ] {
+        let got = post(&market, &signer, "/v1/bids", body.clone(), tamper).await;
+        assert_refused(got, 401, "unauthorized");
+    }
     // Only the operator credits accounts.
     let credit = serde_json::to_vec(&json!({"account": signer.account(), "amount": 5})).unwrap();
     assert_refused(
-        raw(
-            &market,
-            &signer,
-            Method::POST,
-            "/v1/admin/credits",
-            credit,
-            Tamper::None,
-        )
-        .await,
+        post(&market, &signer, "/v1/admin/credits", credit, Tamper::None).await,
         403,
         "forbidden",
     );
     let credit = serde_json::to_vec(&json!({"account": signer.account(), "amount": -5})).unwrap();
     assert_refused(
-        raw(
+        post(
             &market,
             &market.operator,
-            Method::POST,
             "/v1/admin/credits",
             credit,
             Tamper::None,
@@ -316,10 +260,9 @@ async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend
 
     // A good bid goes through once; the same signed request replayed is refused.
     let nonce = signing::fresh_nonce();
-    let first = raw(
+    let first = post(
         &market,
         &signer,
-        Method::POST,
         "/v1/bids",
         body.clone(),
         Tamper::Nonce(nonce.clone()),
@@ -327,10 +270,9 @@ async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend
     .await;
     assert_eq!(first.0, 201, "{first:?}");
     assert_refused(
-        raw(
+        post(
             &market,
             &signer,
-            Method::POST,
             "/v1/bids",
             body.clone(),
             Tamper::Nonce(nonce),
@@ -347,76 +289,37 @@ async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend
     let a = w.claim(1, 1_000).await.unwrap().assignments.remove(0);
     let thief = market.worker(&model).await;
     assert_eq!(
-        thief
-            .submit_result(a.assignment, &honest())
-            .await
-            .unwrap_err()
-            .status()
-            .unwrap()
-            .as_u16(),
+        refused_status(thief.submit_result(a.assignment, &honest()).await),
         403
     );
     let path = format!("/v1/assignments/{}/result", a.assignment);
     let inverted = json!({"detections": [{"class_id": 1, "label": "x", "score": 0.5, "box": [10, 10, 0, 0]}], "elapsed_ms": 1});
-    assert_refused(
-        raw(
-            &market,
-            w.signer().unwrap(),
-            Method::POST,
+    let worker_refusals: [(&str, Vec<u8>, u16, &str); 4] = [
+        (
             &path,
             serde_json::to_vec(&inverted).unwrap(),
-            Tamper::None,
-        )
-        .await,
-        400,
-        "bad_result",
-    );
-    assert_refused(
-        raw(
-            &market,
-            w.signer().unwrap(),
-            Method::POST,
-            &path,
-            b"{not json".to_vec(),
-            Tamper::None,
-        )
-        .await,
-        400,
-        "bad_json",
-    );
-    assert_refused(
-        raw(
-            &market,
-            w.signer().unwrap(),
-            Method::POST,
-            "/v1/assignments/abc/result",
-            b"{}".to_vec(),
-            Tamper::None,
-        )
-        .await,
-        400,
-        "bad_id",
-    );
-    assert_refused(
-        raw(
-            &market,
-            w.signer().unwrap(),
-            Method::POST,
+            400,
+            "bad_result",
+        ),
+        (&path, b"{not json".to_vec(), 400, "bad_json"),
+        ("/v1/assignments/abc/result", b"{}".to_vec(), 400, "bad_id"),
+        (
             "/v1/claims",
             br#"{"max_tasks": 0}"#.to_vec(),
-            Tamper::None,
-        )
-        .await,
-        400,
-        "bad_claim",
-    );
+            400,
+            "bad_claim",
+        ),
+    ];
+    for (path, body, status, code) in worker_refusals {
+        let got = post(&market, w.signer().unwrap(), path, body, Tamper::None).await;
+        assert_refused(got, status, code);
+    }
     // Claiming without an offer.
     let stranger = Signer::generate();
     assert_refused(
-        raw(
+        post(
             &market,
             &stranger,
-            Method::POST,
             "/v1/claims",
             br#"{"max_tasks": 1}"#.to_vec(),
             Tamper::None,
@@ -441,22 +344,10 @@ async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend
         "forbidden",
     );
     // Unknown endpoints and bad hashes.
-    assert_eq!(
-        reqwest::get(format!("{}/v1/nope", market.url))
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        404
-    );
-    assert_eq!(
-        reqwest::get(format!("{}/v1/models/XYZ", market.url))
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        400
-    );
+    for (path, status) in [("/v1/nope", 404), ("/v1/models/XYZ", 400)] {
+        let got = reqwest::get(format!("{}{path}", market.url)).await.unwrap();
+        assert_eq!(got.status().as_u16(), status);
+    }
 
     // Still serving, and the assignment is still the worker's to finish.
     market.anonymous().healthz().await.unwrap();

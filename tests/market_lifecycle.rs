@@ -14,8 +14,7 @@ use tally_protocol::Stroops;
 /// the wrong one unpaid, the unused reservation refunded.
 async fn a_bid_is_verified_by_three_workers_and_the_wrong_one_is_not_paid(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     let price = 10_000;
     let created = client
         .bid_images(bid_request(&model, price), &[png(1)])
@@ -28,11 +27,7 @@ async fn a_bid_is_verified_by_three_workers_and_the_wrong_one_is_not_paid(backen
         Stroops(price * 5)
     );
 
-    let workers = [
-        market.worker(&model).await,
-        market.worker(&model).await,
-        market.worker(&model).await,
-    ];
+    let workers = market.workers::<3>(&model).await;
     let mut held = Vec::new();
     for w in &workers {
         let got = w.claim(4, 2_000).await.unwrap();
@@ -51,19 +46,10 @@ async fn a_bid_is_verified_by_three_workers_and_the_wrong_one_is_not_paid(backen
     let fourth = market.worker(&model).await;
     assert!(fourth.claim(1, 0).await.unwrap().assignments.is_empty());
 
-    let wrong_outcome = workers[2]
-        .submit_result(held[2].assignment, &wrong())
-        .await
-        .unwrap();
+    let wrong_outcome = submit(&workers[2], held[2].assignment, &wrong()).await;
     assert_eq!(wrong_outcome.task_status, TaskState::Running);
-    workers[0]
-        .submit_result(held[0].assignment, &honest())
-        .await
-        .unwrap();
-    let last = workers[1]
-        .submit_result(held[1].assignment, &honest_noisy())
-        .await
-        .unwrap();
+    submit(&workers[0], held[0].assignment, &honest()).await;
+    let last = submit(&workers[1], held[1].assignment, &honest_noisy()).await;
     assert_eq!(last.task_status, TaskState::Verified);
     assert_eq!(last.status, "agreed");
 
@@ -108,16 +94,8 @@ both!(a_bid_is_verified_by_three_workers_and_the_wrong_one_is_not_paid);
 /// A lease that runs out returns its slot; the next worker gets the task,
 /// and the worker that let it expire loses reputation.
 async fn an_expired_lease_is_reassigned(backend: Backend) {
-    let market = spawn_market_with(
-        backend,
-        Options {
-            lease: Duration::from_millis(400),
-            ..Options::default()
-        },
-    )
-    .await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let market = spawn_leased(backend, Duration::from_millis(400)).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     let mut req = bid_request(&model, 100);
     req.replicas = Some(1);
     req.quorum = Some(1);
@@ -136,10 +114,7 @@ async fn an_expired_lease_is_reassigned(backend: Backend) {
         .unwrap_err();
     assert_eq!(late.status().map(|s| s.as_u16()), Some(409), "{late}");
     assert_eq!(sleepy.account_me().await.unwrap().reputation.timed_out, 1);
-    let done = other
-        .submit_result(second[0].assignment, &honest())
-        .await
-        .unwrap();
+    let done = submit(&other, second[0].assignment, &honest()).await;
     assert_eq!(done.task_status, TaskState::Verified);
     market.finish().await;
 }
@@ -147,16 +122,8 @@ both!(an_expired_lease_is_reassigned);
 
 /// A heartbeat keeps a lease alive past its first expiry.
 async fn a_heartbeat_extends_the_lease(backend: Backend) {
-    let market = spawn_market_with(
-        backend,
-        Options {
-            lease: Duration::from_millis(1_500),
-            ..Options::default()
-        },
-    )
-    .await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let market = spawn_leased(backend, Duration::from_millis(1_500)).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     client
         .bid_images(bid_request(&model, 100), &[png(3)])
         .await
@@ -166,16 +133,7 @@ async fn a_heartbeat_extends_the_lease(backend: Backend) {
     let lease = w.heartbeat(a.assignment).await.unwrap();
     assert!(lease.lease_expires_at >= a.lease_expires_at);
     let other = market.worker(&model).await;
-    assert_eq!(
-        other
-            .heartbeat(a.assignment)
-            .await
-            .unwrap_err()
-            .status()
-            .unwrap()
-            .as_u16(),
-        403
-    );
+    assert_eq!(refused_status(other.heartbeat(a.assignment).await), 403);
     market.finish().await;
 }
 both!(a_heartbeat_extends_the_lease);
@@ -184,8 +142,7 @@ both!(a_heartbeat_extends_the_lease);
 /// then fails the task and refunds the whole reservation.
 async fn no_quorum_adds_replicas_then_fails_and_refunds(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     let mut req = bid_request(&model, 1_000);
     req.replicas = Some(2);
     req.quorum = Some(2);
@@ -222,43 +179,46 @@ async fn no_quorum_adds_replicas_then_fails_and_refunds(backend: Backend) {
 }
 both!(no_quorum_adds_replicas_then_fails_and_refunds);
 
-/// A result arriving after verification is judged against the consensus and
-/// paid when it agrees.
-async fn a_late_agreeing_result_is_paid(backend: Backend) {
-    let market = spawn_market(backend).await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+/// A bid on `image` at 2,000 stroops (default replicas), and three workers
+/// that each claimed one of its replicas: the bid, the workers, their
+/// assignments.
+async fn three_held(
+    market: &TestMarket,
+    client: &tally_protocol::Client,
+    model: &tally_protocol::Sha256Hex,
+    image: Vec<u8>,
+) -> (
+    tally_protocol::wire::BidCreated,
+    [tally_protocol::Client; 3],
+    Vec<tally_protocol::wire::Assignment>,
+) {
     let created = client
-        .bid_images(bid_request(&model, 2_000), &[png(5)])
+        .bid_images(bid_request(model, 2_000), &[image])
         .await
         .unwrap();
-    let ws = [
-        market.worker(&model).await,
-        market.worker(&model).await,
-        market.worker(&model).await,
-    ];
+    let ws = market.workers::<3>(model).await;
     let mut held = Vec::new();
     for w in &ws {
         held.push(w.claim(1, 2_000).await.unwrap().assignments.remove(0));
     }
-    ws[0]
-        .submit_result(held[0].assignment, &honest())
-        .await
-        .unwrap();
-    let v = ws[1]
-        .submit_result(held[1].assignment, &honest())
-        .await
-        .unwrap();
+    (created, ws, held)
+}
+
+/// A result arriving after verification is judged against the consensus and
+/// paid when it agrees.
+async fn a_late_agreeing_result_is_paid(backend: Backend) {
+    let market = spawn_market(backend).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
+    let (created, ws, held) = three_held(&market, &client, &model, png(5)).await;
+    submit(&ws[0], held[0].assignment, &honest()).await;
+    let v = submit(&ws[1], held[1].assignment, &honest()).await;
     assert_eq!(v.task_status, TaskState::Verified);
     assert_eq!(
         client.bid(created.bid).await.unwrap().status,
         BidState::Open,
         "a replica is still out"
     );
-    let late = ws[2]
-        .submit_result(held[2].assignment, &honest_noisy())
-        .await
-        .unwrap();
+    let late = submit(&ws[2], held[2].assignment, &honest_noisy()).await;
     assert_eq!(late.status, "agreed");
     assert_eq!(
         ws[2].account_me().await.unwrap().earned_unpaid,
@@ -325,26 +285,10 @@ both!(a_late_agreeing_result_is_paid);
 /// bid, which closes and refunds what it did not spend.
 async fn a_failure_on_the_last_replica_of_a_verified_task_closes_the_bid(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
-    let created = client
-        .bid_images(bid_request(&model, 2_000), &[png(6)])
-        .await
-        .unwrap();
-    let ws = [
-        market.worker(&model).await,
-        market.worker(&model).await,
-        market.worker(&model).await,
-    ];
-    let mut held = Vec::new();
-    for w in &ws {
-        held.push(w.claim(1, 2_000).await.unwrap().assignments.remove(0));
-    }
+    let (client, model) = market.client_with_model(1_000_000).await;
+    let (created, ws, held) = three_held(&market, &client, &model, png(6)).await;
     for i in 0..2 {
-        ws[i]
-            .submit_result(held[i].assignment, &honest())
-            .await
-            .unwrap();
+        submit(&ws[i], held[i].assignment, &honest()).await;
     }
     assert_eq!(
         client.bid(created.bid).await.unwrap().status,
@@ -367,8 +311,7 @@ both!(a_failure_on_the_last_replica_of_a_verified_task_closes_the_bid);
 /// A worker that cannot run its input reports a failure; the slot goes back.
 async fn a_reported_failure_returns_the_slot(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     let mut req = bid_request(&model, 10);
     req.replicas = Some(1);
     req.quorum = Some(1);
@@ -384,12 +327,7 @@ async fn a_reported_failure_returns_the_slot(backend: Backend) {
     assert_eq!(b.claim(1, 2_000).await.unwrap().assignments.len(), 1);
     // A failed assignment cannot then be submitted.
     assert_eq!(
-        a.submit_result(got.assignment, &honest())
-            .await
-            .unwrap_err()
-            .status()
-            .unwrap()
-            .as_u16(),
+        refused_status(a.submit_result(got.assignment, &honest()).await),
         409
     );
     market.finish().await;
@@ -403,18 +341,13 @@ async fn an_early_wrong_answer_cannot_fail_a_task_whose_last_replica_is_unclaime
     backend: Backend,
 ) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     let req = tally_protocol::wire::BidRequest {
         max_replicas: Some(3),
         ..bid_request(&model, 10_000)
     };
     let created = client.bid_images(req, &[png(7)]).await.unwrap();
-    let (liar, honest_a, honest_b) = (
-        market.worker(&model).await,
-        market.worker(&model).await,
-        market.worker(&model).await,
-    );
+    let [liar, honest_a, honest_b] = market.workers(&model).await;
     let a = liar.claim(1, 2_000).await.unwrap().assignments.remove(0);
     let b = honest_a
         .claim(1, 2_000)
@@ -423,10 +356,7 @@ async fn an_early_wrong_answer_cannot_fail_a_task_whose_last_replica_is_unclaime
         .assignments
         .remove(0);
     liar.submit_result(a.assignment, &wrong()).await.unwrap();
-    let second = honest_a
-        .submit_result(b.assignment, &honest())
-        .await
-        .unwrap();
+    let second = submit(&honest_a, b.assignment, &honest()).await;
     assert_eq!(second.status, "submitted", "judged before its peers spoke");
     assert_ne!(second.task_status, TaskState::Failed);
     // The replica asked for is still there for the taking.
@@ -437,10 +367,7 @@ async fn an_early_wrong_answer_cannot_fail_a_task_whose_last_replica_is_unclaime
         .assignments
         .remove(0);
     assert_eq!(c.task, created.tasks[0]);
-    let third = honest_b
-        .submit_result(c.assignment, &honest_noisy())
-        .await
-        .unwrap();
+    let third = submit(&honest_b, c.assignment, &honest_noisy()).await;
     assert_eq!(third.task_status, TaskState::Verified);
     assert_eq!(liar.account_me().await.unwrap().earned_unpaid, Stroops(0));
     assert!(honest_a.account_me().await.unwrap().earned_unpaid.0 > 0);

@@ -207,17 +207,13 @@ async fn a_model_stored_before_admission_is_not_served(backend: Backend) {
     let market = spawn_market(backend).await;
     let hostile = build::with_external_initializer("worker.key");
     let hash = Sha256Hex::of(&hostile);
-    let mut tx = market.market.db.begin().await.unwrap();
-    tally_market::db::query(
+    let legacy = tally_market::db::query(
         "INSERT INTO models (hash, bytes, size, uploaded_by, created_at) VALUES ($1, $2, $3, 'legacy', 0)",
     )
     .bind(hash.as_str())
     .bind(hostile.as_slice())
-    .bind(hostile.len() as i64)
-    .execute(&mut tx)
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    .bind(hostile.len() as i64);
+    market.write(legacy).await;
     let refused = market.anonymous().model(&hash).await.unwrap_err();
     assert_eq!(status(&refused), Some(422), "{refused}");
     assert!(refused.to_string().contains("external data"), "{refused}");

@@ -12,16 +12,11 @@ use common::*;
 use tally_protocol::wire::{BidState, TaskState};
 use tally_protocol::{Signer, Stroops};
 
-/// `signer`'s seed in `dir/name`, readable by its owner only.
-fn key_file(dir: &Path, name: &str, signer: &Signer) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, signer.secret()).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    path
+/// `signer`'s key (`client.key`) and `image` (`street.png`) in `dir`: their paths.
+fn client_files(dir: &Path, signer: &Signer, image: Vec<u8>) -> (PathBuf, PathBuf) {
+    let path = dir.join("street.png");
+    std::fs::write(&path, image).unwrap();
+    (key_file(dir, "client.key", signer), path)
 }
 
 fn tally() -> tokio::process::Command {
@@ -37,17 +32,10 @@ fn tally() -> tokio::process::Command {
 async fn bid_wait_returns_at_the_last_decision_with_a_replica_out(backend: Backend) {
     let market = spawn_market(backend).await;
     let dir = tempfile::tempdir().unwrap();
-    let signer = Signer::generate();
-    market
-        .client(&market.operator)
-        .credit(signer.account(), Stroops(1_000_000))
-        .await
-        .unwrap();
+    let signer = market.funded_signer(1_000_000).await;
     let client = market.client(&signer);
     let model = model(&client).await;
-    let key = key_file(dir.path(), "client.key", &signer);
-    let image = dir.path().join("street.png");
-    std::fs::write(&image, png(1)).unwrap();
+    let (key, image) = client_files(dir.path(), &signer, png(1));
 
     let bid = tally()
         .args(["bid", "--market", &market.url, "--key"])
@@ -67,11 +55,7 @@ async fn bid_wait_returns_at_the_last_decision_with_a_replica_out(backend: Backe
         .spawn()
         .unwrap();
 
-    let workers = [
-        market.worker(&model).await,
-        market.worker(&model).await,
-        market.worker(&model).await,
-    ];
+    let workers = market.workers::<3>(&model).await;
     let mut held = Vec::new();
     for w in &workers {
         // The first claim waits for the CLI to post its bid.
@@ -79,14 +63,8 @@ async fn bid_wait_returns_at_the_last_decision_with_a_replica_out(backend: Backe
         assert_eq!(got.assignments.len(), 1, "each worker gets a replica");
         held.push(got.assignments[0].clone());
     }
-    workers[0]
-        .submit_result(held[0].assignment, &honest())
-        .await
-        .unwrap();
-    let decided = workers[1]
-        .submit_result(held[1].assignment, &honest_noisy())
-        .await
-        .unwrap();
+    submit(&workers[0], held[0].assignment, &honest()).await;
+    let decided = submit(&workers[1], held[1].assignment, &honest_noisy()).await;
     assert_eq!(decided.task_status, TaskState::Verified);
 
     // The third replica is still out: the bid is decided but not done. The
@@ -119,10 +97,7 @@ async fn bid_wait_returns_at_the_last_decision_with_a_replica_out(backend: Backe
         let client = client.clone();
         tokio::spawn(async move { client.bid_wait(bid_id, 1, 30_000).await })
     };
-    workers[2]
-        .submit_result(held[2].assignment, &honest())
-        .await
-        .unwrap();
+    submit(&workers[2], held[2].assignment, &honest()).await;
     let status = waiting.await.unwrap().unwrap();
     assert_eq!(status.status, BidState::Done);
     market.finish().await;
@@ -137,8 +112,7 @@ fn decided_bid(report: &serde_json::Value) -> tally_protocol::BidId {
 /// settled: the records and `tally account` say not submitted, never paid.
 async fn without_a_chain_server_nothing_says_paid(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     let created = client
         .bid_images(bid_request(&model, 10_000), &[png(2)])
         .await
@@ -254,8 +228,7 @@ async fn into_closed_pipe(args: &[&str]) -> (std::process::ExitStatus, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_into_a_closed_pipe_ends_quietly() {
     let market = spawn_market(Backend::Sqlite).await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     client
         .bid_images(bid_request(&model, 10_000), &[png(3)])
         .await
@@ -391,31 +364,15 @@ async fn review_picks_only_what_was_shown(backend: Backend) {
         .disputed(png(7), 10_000, 4_000, [honest(), ResultBody::other()])
         .await;
     let task = d.bid.tasks[0];
-    let signer = Signer::generate();
-    market
-        .client(&market.operator)
-        .mark_reviewer(signer.account(), true)
-        .await
-        .unwrap();
+    let signer = market.verified_reviewer().await;
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path(), "reviewer.key", &signer);
     let review = |args: Vec<String>| {
         let key = key.clone();
         let url = market.url.clone();
         async move {
-            let out = tally()
-                .args(["review", "--market", &url, "--key"])
-                .arg(&key)
-                .args(&args)
-                .stdin(Stdio::null())
-                .output()
-                .await
-                .unwrap();
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
+            let review = ["review", "--market", &url, "--key"];
+            outcome(tally().args(review).arg(&key).args(&args)).await
         }
     };
 
@@ -479,12 +436,7 @@ async fn draw_folders_and_refused_images_are_named() {
     let market = spawn_market(Backend::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let signer = Signer::generate();
-    market
-        .client(&market.operator)
-        .credit(signer.account(), Stroops(1_000_000))
-        .await
-        .unwrap();
+    let signer = market.funded_signer(1_000_000).await;
     let model = model(&market.client(&signer)).await;
     let key = key_file(d, "client.key", &signer);
     let tiny = d.join("tiny.onnx");
@@ -562,16 +514,9 @@ async fn draw_folders_and_refused_images_are_named() {
 async fn bid_shows_a_task_decided_by_review(backend: Backend) {
     let market = spawn_market(backend).await;
     let dir = tempfile::tempdir().unwrap();
-    let signer = Signer::generate();
-    market
-        .client(&market.operator)
-        .credit(signer.account(), Stroops(100_000_000))
-        .await
-        .unwrap();
+    let signer = market.funded_signer(100_000_000).await;
     let model = model(&market.client(&signer)).await;
-    let key = key_file(dir.path(), "client.key", &signer);
-    let image = dir.path().join("street.png");
-    std::fs::write(&image, png(5)).unwrap();
+    let (key, image) = client_files(dir.path(), &signer, png(5));
     let bid = tally()
         .args(["bid", "--market", &market.url, "--key"])
         .arg(&key)
@@ -592,12 +537,7 @@ async fn bid_shows_a_task_decided_by_review(backend: Backend) {
     }
     // Two verified reviewers pick the same candidate.
     for _ in 0..2 {
-        let r = Signer::generate();
-        market
-            .client(&market.operator)
-            .mark_reviewer(r.account(), true)
-            .await
-            .unwrap();
+        let r = market.verified_reviewer().await;
         let r = market.client(&r);
         let t = r.next_review().await.unwrap().expect("a review waits");
         let detections = t.candidates[0].detections.clone();

@@ -37,25 +37,9 @@ async fn document_and_api_agree(backend: Backend) {
 
     // Admin: credit, with the operator's key only.
     let credit = json!({ "account": client.account(), "amount": 1_000_000 });
-    api.json(
-        Some(&operator),
-        "post",
-        "/v1/admin/credits",
-        "/v1/admin/credits",
-        Some(credit.clone()),
-        200,
-    )
-    .await;
-    let e = api
-        .json(
-            Some(&client),
-            "post",
-            "/v1/admin/credits",
-            "/v1/admin/credits",
-            Some(credit),
-            403,
-        )
+    api.post_to(&operator, "/v1/admin/credits", credit.clone(), 200)
         .await;
+    let e = api.post_to(&client, "/v1/admin/credits", credit, 403).await;
     assert_eq!(e["error"]["code"], "forbidden");
 
     // Models.
@@ -65,8 +49,7 @@ async fn document_and_api_agree(backend: Backend) {
         .await;
     assert_eq!(up.status, 200);
     let model = up.json()["model"].as_str().unwrap().to_string();
-    api.json(None, "get", "/v1/models", "/v1/models", None, 200)
-        .await;
+    api.get(None, "/v1/models", "/v1/models", 200).await;
     let got = api
         .call(
             None,
@@ -85,15 +68,8 @@ async fn document_and_api_agree(backend: Backend) {
     // Offers, a bid, the event stream opened before anything is decided.
     for w in [&w1, &w2, &w3] {
         let offer = json!({ "models": [model], "min_price": 0, "capacity": 8 });
-        api.json(
-            Some(w),
-            "post",
-            "/v1/offers",
-            "/v1/offers",
-            Some(offer),
-            200,
-        )
-        .await;
+        api.post(w, "/v1/offers", "/v1/offers", Some(offer), 200)
+            .await;
     }
     let mut sse = api
         .http
@@ -107,78 +83,29 @@ async fn document_and_api_agree(backend: Backend) {
         .collect();
     let bid_req =
         json!({ "model": model, "price": 1000, "replicas": 2, "quorum": 2, "inputs": inputs });
-    let bid = api
-        .json(
-            Some(&client),
-            "post",
-            "/v1/bids",
-            "/v1/bids",
-            Some(bid_req.clone()),
-            201,
-        )
-        .await;
+    let bid = api.post_to(&client, "/v1/bids", bid_req.clone(), 201).await;
     let bid_id = bid["bid"].as_i64().unwrap();
     let mut wrong = bid_req.clone();
     wrong["colour"] = json!("blue");
-    let e = api
-        .json(
-            Some(&client),
-            "post",
-            "/v1/bids",
-            "/v1/bids",
-            Some(wrong),
-            400,
-        )
-        .await;
+    let e = api.post_to(&client, "/v1/bids", wrong, 400).await;
     assert_eq!(e["error"]["code"], "bad_json");
-    let e = api
-        .json(
-            Some(&w1),
-            "post",
-            "/v1/bids",
-            "/v1/bids",
-            Some(bid_req),
-            402,
-        )
-        .await;
+    let e = api.post_to(&w1, "/v1/bids", bid_req, 402).await;
     assert_eq!(e["error"]["code"], "insufficient_funds");
     let bid_path = format!("/v1/bids/{bid_id}");
-    api.json(Some(&client), "get", "/v1/bids/{id}", &bid_path, None, 200)
+    api.get(Some(&client), "/v1/bids/{id}", &bid_path, 200)
         .await;
-    api.json(
-        Some(&client),
-        "get",
-        "/v1/bids/{id}",
-        "/v1/bids/abc",
-        None,
-        400,
-    )
-    .await;
-    api.json(
-        Some(&client),
-        "get",
-        "/v1/bids/{id}",
-        "/v1/bids/999999",
-        None,
-        404,
-    )
-    .await;
-    api.json(Some(&w1), "get", "/v1/bids/{id}", &bid_path, None, 403)
+    api.get(Some(&client), "/v1/bids/{id}", "/v1/bids/abc", 400)
         .await;
+    api.get(Some(&client), "/v1/bids/{id}", "/v1/bids/999999", 404)
+        .await;
+    api.get(Some(&w1), "/v1/bids/{id}", &bid_path, 403).await;
 
     // Claims, an input, a heartbeat, results and a failure.
     let claim = json!({ "max_tasks": 2, "wait_ms": 5000 });
     let mut claimed = Vec::new();
     for w in [&w1, &w2] {
         let c = api
-            .json(
-                Some(w),
-                "post",
-                "/v1/claims",
-                "/v1/claims",
-                Some(claim.clone()),
-                200,
-            )
+            .post(w, "/v1/claims", "/v1/claims", Some(claim.clone()), 200)
             .await;
         let got: Claimed = serde_json::from_value(c).unwrap();
         assert_eq!(got.assignments.len(), 2);
@@ -200,9 +127,8 @@ async fn document_and_api_agree(backend: Backend) {
     );
     let hb = |a: &Assignment| format!("/v1/assignments/{}/heartbeat", a.assignment);
     let result = |a: &Assignment| format!("/v1/assignments/{}/result", a.assignment);
-    api.json(
-        Some(&w1),
-        "post",
+    api.post(
+        &w1,
         "/v1/assignments/{id}/heartbeat",
         &hb(&a1[0]),
         None,
@@ -221,89 +147,37 @@ async fn document_and_api_agree(backend: Backend) {
     };
     let (w1a, w2a) = (pick(&claimed[0], true), pick(&claimed[1], true));
     let (w1b, w2b) = (pick(&claimed[0], false), pick(&claimed[1], false));
-    api.json(
-        Some(&w1),
-        "post",
-        tmpl,
-        &result(&w1a),
-        Some(honest.clone()),
-        200,
-    )
-    .await;
+    api.post(&w1, tmpl, &result(&w1a), Some(honest.clone()), 200)
+        .await;
     let done = api
-        .json(
-            Some(&w2),
-            "post",
-            tmpl,
-            &result(&w2a),
-            Some(honest.clone()),
-            200,
-        )
+        .post(&w2, tmpl, &result(&w2a), Some(honest.clone()), 200)
         .await;
     assert_eq!(done["task_status"], "verified");
     let e = api
-        .json(
-            Some(&w2),
-            "post",
-            tmpl,
-            &result(&w2a),
-            Some(honest.clone()),
-            409,
-        )
+        .post(&w2, tmpl, &result(&w2a), Some(honest.clone()), 409)
         .await;
     assert_eq!(e["error"]["code"], "already_finished");
-    api.json(
-        Some(&w2),
-        "post",
-        "/v1/assignments/{id}/heartbeat",
-        &hb(&w1b),
-        None,
-        403,
-    )
-    .await;
+    api.post(&w2, "/v1/assignments/{id}/heartbeat", &hb(&w1b), None, 403)
+        .await;
     let failure = format!("/v1/assignments/{}/failure", w1b.assignment);
     let why = json!({ "reason": "out of memory" });
-    api.json(
-        Some(&w1),
-        "post",
+    api.post(
+        &w1,
         "/v1/assignments/{id}/failure",
         &failure,
         Some(why),
         200,
     )
     .await;
-    api.json(
-        Some(&w2),
-        "post",
-        tmpl,
-        &result(&w2b),
-        Some(honest.clone()),
-        200,
-    )
-    .await;
-    let c = api
-        .json(
-            Some(&w3),
-            "post",
-            "/v1/claims",
-            "/v1/claims",
-            Some(claim),
-            200,
-        )
+    api.post(&w2, tmpl, &result(&w2b), Some(honest.clone()), 200)
         .await;
+    let c = api.post_to(&w3, "/v1/claims", claim, 200).await;
     let got: Claimed = serde_json::from_value(c).unwrap();
     assert_eq!(got.assignments.len(), 1);
-    api.json(
-        Some(&w3),
-        "post",
-        tmpl,
-        &result(&got.assignments[0]),
-        Some(honest),
-        200,
-    )
-    .await;
+    api.post(&w3, tmpl, &result(&got.assignments[0]), Some(honest), 200)
+        .await;
     let status: BidStatus = serde_json::from_value(
-        api.json(Some(&client), "get", "/v1/bids/{id}", &bid_path, None, 200)
+        api.get(Some(&client), "/v1/bids/{id}", &bid_path, 200)
             .await,
     )
     .unwrap();
@@ -312,74 +186,41 @@ async fn document_and_api_agree(backend: Backend) {
     // Evidence, accounts, withdrawals, a settlement record.
     for t in &status.tasks {
         let path = format!("/v1/tasks/{}/evidence", t.task);
-        api.json(None, "get", "/v1/tasks/{id}/evidence", &path, None, 200)
-            .await;
+        api.get(None, "/v1/tasks/{id}/evidence", &path, 200).await;
     }
-    api.json(
+    api.get(
         None,
-        "get",
         "/v1/tasks/{id}/evidence",
         "/v1/tasks/999999/evidence",
-        None,
         404,
     )
     .await;
     for who in [&client, &w1] {
-        api.json(
-            Some(who),
-            "get",
-            "/v1/accounts/me",
-            "/v1/accounts/me",
-            None,
-            200,
-        )
-        .await;
-        api.json(Some(who), "get", "/v1/deposits", "/v1/deposits", None, 200)
+        api.get(Some(who), "/v1/accounts/me", "/v1/accounts/me", 200)
+            .await;
+        api.get(Some(who), "/v1/deposits", "/v1/deposits", 200)
             .await;
     }
     let w = api
-        .json(
-            Some(&client),
-            "post",
-            "/v1/withdrawals",
-            "/v1/withdrawals",
-            Some(json!({ "amount": 5000 })),
-            200,
-        )
+        .post_to(&client, "/v1/withdrawals", json!({ "amount": 5000 }), 200)
         .await;
     let e = api
-        .json(
-            Some(&client),
-            "post",
-            "/v1/withdrawals",
-            "/v1/withdrawals",
-            Some(json!({ "amount": 0 })),
-            400,
-        )
+        .post_to(&client, "/v1/withdrawals", json!({ "amount": 0 }), 400)
         .await;
     assert_eq!(e["error"]["code"], "bad_amount");
-    api.json(
-        Some(&client),
-        "get",
-        "/v1/withdrawals",
-        "/v1/withdrawals",
-        None,
-        200,
-    )
-    .await;
+    api.get(Some(&client), "/v1/withdrawals", "/v1/withdrawals", 200)
+        .await;
     let ev = format!("/v1/withdrawals/{}/evidence", w["id"]);
-    api.json(None, "get", "/v1/withdrawals/{id}/evidence", &ev, None, 200)
+    api.get(None, "/v1/withdrawals/{id}/evidence", &ev, 200)
         .await;
     tally_market::settle::settle_now(&market.market)
         .await
         .expect("settles");
     let page = api
-        .json(
+        .get(
             None,
-            "get",
             "/v1/settlements",
             "/v1/settlements?after=0&limit=10",
-            None,
             200,
         )
         .await;
@@ -387,42 +228,22 @@ async fn document_and_api_agree(backend: Backend) {
         !page["records"].as_array().unwrap().is_empty(),
         "a record to check"
     );
-    api.json(
-        None,
-        "get",
-        "/v1/settlements",
-        "/v1/settlements?after=x",
-        None,
-        400,
-    )
-    .await;
-    api.json(None, "get", "/v1/market", "/v1/market", None, 200)
+    api.get(None, "/v1/settlements", "/v1/settlements?after=x", 400)
         .await;
+    api.get(None, "/v1/market", "/v1/market", 200).await;
     let record = format!("/v1/workers/{}", w1.account());
-    api.json(None, "get", "/v1/workers/{account}", &record, None, 200)
+    api.get(None, "/v1/workers/{account}", &record, 200).await;
+    api.get(None, "/v1/workers/{account}", "/v1/workers/GNOPE", 400)
         .await;
-    api.json(
-        None,
-        "get",
-        "/v1/workers/{account}",
-        "/v1/workers/GNOPE",
-        None,
-        400,
-    )
-    .await;
     // The market's own audit: 404 until it has run, then its report (the
     // real checks of `tally audit`, run here as `tally serve` runs them).
-    api.json(None, "get", "/v1/audit", "/v1/audit", None, 404)
-        .await;
+    api.get(None, "/v1/audit", "/v1/audit", 404).await;
     let report = tally::audit::audit(&market.anonymous()).await.unwrap();
     *market.market.audit.lock().unwrap() = Some(report.to_wire());
-    api.json(None, "get", "/v1/audit", "/v1/audit", None, 200)
-        .await;
+    api.get(None, "/v1/audit", "/v1/audit", 200).await;
     for admin in ["/v1/admin/accounts", "/v1/admin/workers", "/v1/admin/bids"] {
-        api.json(Some(&operator), "get", admin, admin, None, 200)
-            .await;
-        api.json(Some(&client), "get", admin, admin, None, 403)
-            .await;
+        api.get(Some(&operator), admin, admin, 200).await;
+        api.get(Some(&client), admin, admin, 403).await;
     }
 
     // A replayed request is refused with the documented 409.
@@ -454,19 +275,10 @@ async fn document_and_api_agree(backend: Backend) {
     let mut kinds = BTreeSet::new();
     let mut buf = String::new();
     while !kinds.contains("settlement_written") {
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), sse.chunk())
-            .await
-            .expect("an event within 30 s")
-            .unwrap()
-            .expect("the stream stays open");
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            for data in frame.lines().filter_map(|l| l.strip_prefix("data:")) {
-                let event: Value = serde_json::from_str(data.trim()).unwrap();
-                api.validate(&item, &event, "an event of GET /v1/events");
-                kinds.insert(event["type"].as_str().unwrap().to_string());
-            }
+        for data in sse_data(&mut sse, &mut buf).await {
+            let event: Value = serde_json::from_str(&data).unwrap();
+            api.validate(&item, &event, "an event of GET /v1/events");
+            kinds.insert(event["type"].as_str().unwrap().to_string());
         }
     }
     assert!(

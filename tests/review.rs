@@ -6,9 +6,10 @@
 mod common;
 
 use common::*;
+use tally_market::db::query;
 use tally_protocol::review::MAX_REVIEWS;
 use tally_protocol::wire::{ResultRequest, ReviewRequest, TaskState};
-use tally_protocol::{Client, Signer, Stroops, TaskId};
+use tally_protocol::{AssignmentId, Client, Signer, Stroops, TaskId};
 
 const PRICE: i64 = 1_000;
 const REVIEW_PRICE: i64 = 40_000;
@@ -39,6 +40,22 @@ async fn reviewer(market: &TestMarket) -> Client {
     mark.verify(&market.domain())
         .expect("the mark verifies against the operator's key");
     market.client(&signer)
+}
+
+/// `r` answers review `id` with `detections` and is refused with `status`
+/// (`why` says why it must be).
+async fn review_refused(
+    r: &Client,
+    id: AssignmentId,
+    detections: Vec<tally_protocol::Detection>,
+    status: u16,
+    why: &str,
+) {
+    let e = r
+        .submit_review(id, &ReviewRequest { detections })
+        .await
+        .expect_err(why);
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(status), "{e}");
 }
 
 async fn task_state(client: &Client, bid: tally_protocol::BidId) -> TaskState {
@@ -238,16 +255,7 @@ async fn who_may_review_is_on_record(backend: Backend) {
     let t = r.next_review().await.expect("next").expect("a ticket");
     assert_eq!(t.task, task);
     operator.mark_reviewer(&who, false).await.expect("unmark");
-    let refused = r
-        .submit_review(
-            t.review,
-            &ReviewRequest {
-                detections: honest().detections,
-            },
-        )
-        .await
-        .expect_err("no longer verified");
-    assert_eq!(refused.status().map(|s| s.as_u16()), Some(403), "{refused}");
+    review_refused(&r, t.review, honest().detections, 403, "no longer verified").await;
     assert!(r.next_review().await.is_err());
 
     // Bad answers are refused with a reason and change nothing.
@@ -255,37 +263,19 @@ async fn who_may_review_is_on_record(backend: Backend) {
         .mark_reviewer(&who, true)
         .await
         .expect("mark again");
-    let bad = r
-        .submit_review(
+    for (id, detections, status, why) in [
+        (
             t.review,
-            &ReviewRequest {
-                detections: vec![det(1, 1.5, [0.0, 0.0, 1.0, 1.0])],
-            },
-        )
-        .await
-        .expect_err("a score above 1");
-    assert_eq!(bad.status().map(|s| s.as_u16()), Some(400), "{bad}");
-    let unknown = r
-        .submit_review(
-            tally_protocol::AssignmentId(999_999),
-            &ReviewRequest { detections: vec![] },
-        )
-        .await
-        .expect_err("no such review");
-    assert_eq!(unknown.status().map(|s| s.as_u16()), Some(404), "{unknown}");
-    // A result's id is no review.
-    let not_review = r
-        .submit_review(
-            tally_protocol::AssignmentId(1),
-            &ReviewRequest { detections: vec![] },
-        )
-        .await
-        .expect_err("a result is not a review");
-    assert_eq!(
-        not_review.status().map(|s| s.as_u16()),
-        Some(404),
-        "{not_review}"
-    );
+            vec![det(1, 1.5, [0.0, 0.0, 1.0, 1.0])],
+            400,
+            "a score above 1",
+        ),
+        (AssignmentId(999_999), vec![], 404, "no such review"),
+        // A result's id is no review.
+        (AssignmentId(1), vec![], 404, "a result is not a review"),
+    ] {
+        review_refused(&r, id, detections, status, why).await;
+    }
 
     // The marks are public, signed by the operator, in order.
     let marks = market
@@ -394,9 +384,7 @@ async fn reviews_across_two_markets_on_postgres() {
     assert_eq!(t1.task, d.bid.tasks[0]);
     let t2 = r2.next_review().await.expect("next").expect("a ticket");
     assert_ne!(t1.review, t2.review);
-    let pick = ReviewRequest {
-        detections: honest().detections,
-    };
+    let pick = honest_review();
     let (a, b) = tokio::join!(
         r1.submit_review(t1.review, &pick),
         r2.submit_review(t2.review, &pick)
@@ -434,13 +422,9 @@ async fn a_task_in_review_ends_at_its_bids_deadline(backend: Backend) {
     let r = reviewer(&market).await;
     let t = r.next_review().await.expect("next").expect("a ticket");
     // The bid's deadline passes while the task waits for reviewers.
-    let mut tx = market.market.db.begin().await.unwrap();
-    tally_market::db::query("UPDATE bids SET deadline_at = 0 WHERE id = $1")
-        .bind(bid.0)
-        .execute(&mut tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    market
+        .write(query("UPDATE bids SET deadline_at = 0 WHERE id = $1").bind(bid.0))
+        .await;
     tally_market::sweep::expire_deadlines(&market.market)
         .await
         .expect("sweep");
@@ -453,16 +437,7 @@ async fn a_task_in_review_ends_at_its_bids_deadline(backend: Backend) {
         (FUNDS, 0),
         "everything refunded"
     );
-    let late = r
-        .submit_review(
-            t.review,
-            &ReviewRequest {
-                detections: honest().detections,
-            },
-        )
-        .await
-        .expect_err("the task is over");
-    assert_eq!(late.status().map(|s| s.as_u16()), Some(409), "{late}");
+    review_refused(&r, t.review, honest().detections, 409, "the task is over").await;
     assert_eq!(
         market
             .anonymous()
@@ -492,13 +467,12 @@ async fn a_review_left_unanswered_goes_to_another_reviewer(backend: Backend) {
         "two reviewers are enough at first"
     );
     // Reviewer 1's lease runs out: the task wants another reviewer.
-    let mut tx = market.market.db.begin().await.unwrap();
-    tally_market::db::query("UPDATE assignments SET lease_expires_at = 0 WHERE id = $1")
-        .bind(t1.review.0)
-        .execute(&mut tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    market
+        .write(
+            tally_market::db::query("UPDATE assignments SET lease_expires_at = 0 WHERE id = $1")
+                .bind(t1.review.0),
+        )
+        .await;
     let t3 = r3
         .next_review()
         .await
@@ -506,9 +480,7 @@ async fn a_review_left_unanswered_goes_to_another_reviewer(backend: Backend) {
         .expect("the lapsed review's slot");
     assert_eq!(t3.task, task);
     // A late answer still counts while the task is undecided.
-    let pick = ReviewRequest {
-        detections: honest().detections,
-    };
+    let pick = honest_review();
     let late = r1
         .submit_review(t1.review, &pick)
         .await

@@ -12,54 +12,29 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tally_protocol::wire::{BidRequest, OfferRequest, ReviewRequest, TaskState};
-use tally_protocol::{Client, Signer, Stroops};
+use tally_protocol::wire::TaskState;
+use tally_protocol::{Client, Signer};
 
-async fn serve(dir: &std::path::Path, db: &str, addr: &str) -> tokio::process::Child {
-    serve_process(dir, db, addr, "serve", &["--settle-every", "50ms"]).await
+async fn serve(at: &ServeDir) -> tokio::process::Child {
+    at.serve(&["--settle-every", "50ms"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_market_killed_while_reviewers_answer_loses_nothing_and_pays_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("market.db").display());
-    let operator = Signer::generate();
-    std::fs::write(dir.path().join("operator.key"), operator.secret()).unwrap();
-    let addr = free_addr();
-    let url = format!("http://{addr}");
-    let mut child = serve(dir.path(), &db, &addr).await;
+    let at = ServeDir::new();
+    let url = at.url.clone();
+    let mut child = serve(&at).await;
     let anon = Client::new(&url, None);
-    let operator = Client::new(&url, Some(operator));
-    let client = Client::new(&url, Some(Signer::generate()));
-    operator
-        .credit(client.signer().unwrap().account(), Stroops(100_000_000))
-        .await
-        .unwrap();
-    let model = model(&client).await;
+    let operator = Client::new(&url, Some(at.operator.clone()));
+    let (client, model) = at.client_with_model(100_000_000).await;
     let tasks = 8u8;
     let images: Vec<Vec<u8>> = (0..tasks).map(png).collect();
     let bid = client
-        .bid_images(
-            BidRequest {
-                replicas: Some(2),
-                quorum: Some(2),
-                max_replicas: Some(2),
-                review_price: Some(Stroops(30_000)),
-                ..bid_request(&model, 1_000)
-            },
-            &images,
-        )
+        .bid_images(review_bid(&model, 1_000, 30_000), &images)
         .await
         .unwrap();
     for answer in [honest(), wrong()] {
-        let w = Client::new(&url, Some(Signer::generate()));
-        w.post_offer(&OfferRequest {
-            models: vec![model.clone()],
-            min_price: Stroops(0),
-            capacity: 64,
-        })
-        .await
-        .unwrap();
+        let w = at.worker(&model).await;
         let got = w.claim(u32::from(tasks), 5_000).await.unwrap().assignments;
         assert_eq!(got.len(), usize::from(tasks));
         for a in got {
@@ -75,9 +50,7 @@ async fn a_market_killed_while_reviewers_answer_loses_nothing_and_pays_once() {
             .await
             .unwrap();
     }
-    let pick = ReviewRequest {
-        detections: honest().detections,
-    };
+    let pick = honest_review();
     let (mut applied_before_kill, mut applied_after) = (0, 0);
     for round in 0..tasks {
         let first = reviewers[0].next_review().await.unwrap().expect("a ticket");
@@ -96,7 +69,7 @@ async fn a_market_killed_while_reviewers_answer_loses_nothing_and_pays_once() {
         tokio::time::sleep(Duration::from_micros(u64::from(round) * 700)).await;
         child.kill().await.unwrap();
         let first_try = sent.await.unwrap();
-        child = serve(dir.path(), &db, &addr).await;
+        child = serve(&at).await;
         match reviewers[1].submit_review(second.review, &pick).await {
             Ok(o) => {
                 assert_eq!(o.task_status, TaskState::Verified);
@@ -120,7 +93,7 @@ async fn a_market_killed_while_reviewers_answer_loses_nothing_and_pays_once() {
     let records = records_paying(&anon, due, Duration::from_secs(30)).await;
     audit_cli_passes(&url).await;
     child.kill().await.unwrap();
-    let store = tally_market::db::Db::connect(&db).await.unwrap();
+    let store = tally_market::db::Db::connect(&at.db).await.unwrap();
     assert_eq!(assert_paid_exactly_once(&store, &records).await, due);
     store.close().await;
 }

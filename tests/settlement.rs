@@ -10,13 +10,12 @@ mod stand_in;
 mod submission;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
 use tally_market::settle::settle_now;
-use tally_protocol::wire::{OfferRequest, SettlementRecord};
-use tally_protocol::{AccountId, Client, Signer, Stroops};
+use tally_protocol::wire::SettlementRecord;
+use tally_protocol::{AccountId, Client, Stroops};
 use tally_settlement::GENESIS_PREV_HASH;
 
 /// Workers claim a few tasks each in turn, then answer honestly, until no
@@ -49,20 +48,9 @@ fn quiet(c: &mut tally_market::Config) {
 }
 
 async fn earnings_settle_into_chained_records_with_one_payout_per_worker(backend: Backend) {
-    let market = spawn_market_with(
-        backend,
-        Options {
-            tweak: quiet,
-            ..Options::default()
-        },
-    )
-    .await;
-    let client = market.funded_client(1_000_000_000).await;
-    let model = model(&client).await;
-    let mut workers = Vec::new();
-    for _ in 0..5 {
-        workers.push(market.worker(&model).await);
-    }
+    let market = spawn_tweaked(backend, quiet).await;
+    let (client, model) = market.client_with_model(1_000_000_000).await;
+    let workers = market.workers::<5>(&model).await;
     let price = 10_000;
     let images: Vec<Vec<u8>> = (0..30).map(png).collect();
     client
@@ -134,20 +122,12 @@ both!(earnings_settle_into_chained_records_with_one_payout_per_worker);
 /// of 5 operations, 500 stroops of fee, 1 stroop per verified task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn netting_keeps_the_network_fee_at_one_stroop_per_verified_task() {
-    let market = spawn_market_with(
-        Backend::Sqlite,
-        Options {
-            tweak: |c| c.settle_every = Duration::from_secs(3600),
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(Backend::Sqlite, |c| {
+        c.settle_every = Duration::from_secs(3600)
+    })
     .await;
-    let client = market.funded_client(1_000_000_000).await;
-    let model = model(&client).await;
-    let mut workers = Vec::new();
-    for _ in 0..5 {
-        workers.push(market.worker(&model).await);
-    }
+    let (client, model) = market.client_with_model(1_000_000_000).await;
+    let workers = market.workers::<5>(&model).await;
     let tasks = 500;
     for half in 0..2 {
         let images: Vec<Vec<u8>> = (0..tasks / 2).map(|i| png((i + half) as u8)).collect();
@@ -181,15 +161,9 @@ async fn netting_keeps_the_network_fee_at_one_stroop_per_verified_task() {
 }
 
 /// `tally serve` as a child process, settling every 50 ms, 2 payouts per record.
-async fn serve(dir: &Path, db: &str, addr: &str) -> tokio::process::Child {
-    serve_process(
-        dir,
-        db,
-        addr,
-        "serve",
-        &["--settle-every", "50ms", "--settle-max-ops", "2"],
-    )
-    .await
+async fn serve(at: &ServeDir) -> tokio::process::Child {
+    at.serve(&["--settle-every", "50ms", "--settle-max-ops", "2"])
+        .await
 }
 
 /// SIGKILL `tally serve` again and again while it settles (right after a
@@ -198,31 +172,14 @@ async fn serve(dir: &Path, db: &str, addr: &str) -> tokio::process::Child {
 /// the ledger balances.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_market_killed_while_settling_pays_every_agreeing_result_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("market.db").display());
-    let operator = Signer::generate();
-    std::fs::write(dir.path().join("operator.key"), operator.secret()).unwrap();
-    let addr = free_addr();
-    let url = format!("http://{addr}");
-    let mut child = serve(dir.path(), &db, &addr).await;
+    let at = ServeDir::new();
+    let url = at.url.clone();
+    let mut child = serve(&at).await;
     let anon = Client::new(&url, None);
-    let client = Client::new(&url, Some(Signer::generate()));
-    Client::new(&url, Some(operator))
-        .credit(client.signer().unwrap().account(), Stroops(1_000_000_000))
-        .await
-        .unwrap();
-    let model = model(&client).await;
+    let (client, model) = at.client_with_model(1_000_000_000).await;
     let mut workers = Vec::new();
     for _ in 0..5 {
-        let w = Client::new(&url, Some(Signer::generate()));
-        w.post_offer(&OfferRequest {
-            models: vec![model.clone()],
-            min_price: Stroops(0),
-            capacity: 64,
-        })
-        .await
-        .unwrap();
-        workers.push(w);
+        workers.push(at.worker(&model).await);
     }
     let rounds = 8u8;
     let per_round = 12u8;
@@ -244,13 +201,13 @@ async fn a_market_killed_while_settling_pays_every_agreeing_result_exactly_once(
             tokio::time::sleep(Duration::from_millis(u64::from(round) * 13 % 60)).await;
         }
         child.kill().await.unwrap();
-        child = serve(dir.path(), &db, &addr).await;
+        child = serve(&at).await;
     }
     let records = records_paying(&anon, results, Duration::from_secs(30)).await;
 
     audit_cli_passes(&url).await;
     child.kill().await.unwrap();
-    let store = tally_market::db::Db::connect(&db).await.unwrap();
+    let store = tally_market::db::Db::connect(&at.db).await.unwrap();
     assert_eq!(assert_paid_exactly_once(&store, &records).await, results);
     println!("{} records after {rounds} kills", records.len());
     store.close().await;

@@ -33,10 +33,7 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
         Options {
             fee_bps: 5_000,
             tweak: |c| {
-                with_checks(c);
-                c.check_rates.first = 1.0;
-                c.check_rates.new = 1.0;
-                c.check_rates.trusted = 1.0;
+                with_check_rates(c, 1.0, 1.0, 1.0);
                 // No probation: what is earned settles at once.
                 c.holdback = std::time::Duration::ZERO;
             },
@@ -92,20 +89,14 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
         checks_ready(&market, &model, 1).await;
         let a = claim_one(&other).await;
         let bytes = other.input(&a.input).await.unwrap();
-        other
-            .submit_result(a.assignment, &answer_for(&bytes).unwrap())
-            .await
-            .unwrap();
+        submit(&other, a.assignment, &answer_for(&bytes).unwrap()).await;
         bytes
     };
     assert_ne!(second_variant, input, "no two checks share their bytes");
     // While it runs, its evidence is not public (nor is any running task's).
     assert!(market.anonymous().evidence(check.task).await.is_err());
     let answer = answer_for(&input).unwrap();
-    let outcome = honest
-        .submit_result(check.assignment, &answer)
-        .await
-        .unwrap();
+    let outcome = submit(&honest, check.assignment, &answer).await;
     // The answer says what it says to every result: nothing of the judgement.
     assert_eq!(
         (outcome.status.as_str(), outcome.task_status),
@@ -126,10 +117,7 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
     checks_ready(&market, &model, 1).await;
     let check = claim_one(&liar).await;
     assert!(!bid.tasks.contains(&check.task));
-    let outcome = liar
-        .submit_result(check.assignment, &wrong())
-        .await
-        .unwrap();
+    let outcome = submit(&liar, check.assignment, &wrong()).await;
     assert_eq!(
         (outcome.status.as_str(), outcome.task_status),
         ("submitted", TaskState::Running)
@@ -198,11 +186,7 @@ async fn a_check_is_paid_when_right_and_catches_a_liar(backend: Backend) {
     let status = client.bid(bid.bid).await.unwrap();
     assert!(status.tasks.iter().all(|t| t.consensus.is_none()));
 
-    tally_market::settle::settle_now(&market.market)
-        .await
-        .unwrap();
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(report.ok, "{}", report.summary());
+    let report = market.settle_and_audit_ok().await;
     assert!(report.payouts >= 1, "{}", report.summary());
     market.finish().await;
 }
@@ -213,22 +197,12 @@ both!(a_check_is_paid_when_right_and_catches_a_liar);
 /// audit re-runs them); two new identities agreeing do not, however many
 /// they are; a rewritten weight makes the audit fail.
 async fn verdicts_weigh_results_by_credibility(backend: Backend) {
-    let market = spawn_market_with(
-        backend,
-        Options {
-            tweak: |c| {
-                with_checks(c);
-                c.check_rates.first = 0.0;
-                c.check_rates.new = 0.0;
-                c.check_rates.trusted = 0.0;
-                c.holdback = std::time::Duration::ZERO;
-            },
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(backend, |c| {
+        with_check_rates(c, 0.0, 0.0, 0.0);
+        c.holdback = std::time::Duration::ZERO;
+    })
     .await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     let req = BidRequest {
         replicas: Some(2),
         quorum: Some(2),
@@ -278,37 +252,24 @@ async fn verdicts_weigh_results_by_credibility(backend: Backend) {
         assert_eq!(w.account_me().await.unwrap().earned_unpaid, Stroops(0));
     }
 
-    tally_market::settle::settle_now(&market.market)
-        .await
-        .unwrap();
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(report.ok, "{}", report.summary());
+    market.settle_and_audit_ok().await;
 
     // Rewrite one weight in the stored verdict: the audit names it.
     let task = ev.task;
-    let row = tally_market::db::query("SELECT verdict FROM tasks WHERE id = $1")
-        .bind(task.0)
-        .fetch_one(&market.market.db)
-        .await
-        .unwrap();
+    let row = market
+        .read_one(tally_market::db::query("SELECT verdict FROM tasks WHERE id = $1").bind(task.0))
+        .await;
     let mut verdict: serde_json::Value =
         serde_json::from_str(&row.try_get::<String>("verdict").unwrap()).unwrap();
     verdict["weights"][0]["credibility"] = serde_json::json!(0.99999);
-    let mut tx = market.market.db.begin().await.unwrap();
-    tally_market::db::query("UPDATE tasks SET verdict = $1 WHERE id = $2")
-        .bind(verdict.to_string())
-        .bind(task.0)
-        .execute(&mut tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(!report.ok);
-    assert!(
-        report.findings.iter().any(|f| f.kind == "bad_weight"),
-        "{}",
-        report.summary()
-    );
+    market
+        .write(
+            tally_market::db::query("UPDATE tasks SET verdict = $1 WHERE id = $2")
+                .bind(verdict.to_string())
+                .bind(task.0),
+        )
+        .await;
+    market.audit_finds("bad_weight").await;
     market.finish().await;
 }
 both!(verdicts_weigh_results_by_credibility);
@@ -317,19 +278,10 @@ both!(verdicts_weigh_results_by_credibility);
 /// per worker from check prices in a day: past it, its claims get client
 /// work, whatever the bids would fund.
 async fn checks_stop_at_the_budget_per_worker(backend: Backend) {
-    let market = spawn_market_with(
-        backend,
-        Options {
-            tweak: |c| {
-                with_checks(c);
-                c.check_rates.first = 1.0;
-                c.check_rates.new = 1.0;
-                c.check_rates.trusted = 1.0;
-                c.check_budget = Stroops(5_000);
-            },
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(backend, |c| {
+        with_check_rates(c, 1.0, 1.0, 1.0);
+        c.check_budget = Stroops(5_000);
+    })
     .await;
     let client = market.funded_client(1_000_000).await;
     let sample = std::fs::read(golden_dir().join("models/yolox_nano.onnx")).unwrap();

@@ -23,17 +23,11 @@ use tally_protocol::{AccountId, BidId, Client, Detection, Sha256Hex, Stroops, Ta
 /// A market with spot checks, decisions published in batches of a second,
 /// probation of an hour, and nobody crediting the operator.
 async fn checked_market(backend: Backend) -> TestMarket {
-    spawn_market_with(
-        backend,
-        Options {
-            tweak: |c| {
-                with_checks(c);
-                c.publish_every = Duration::from_secs(1);
-                c.holdback = Duration::from_secs(3600);
-            },
-            ..Options::default()
-        },
-    )
+    spawn_tweaked(backend, |c| {
+        with_checks(c);
+        c.publish_every = Duration::from_secs(1);
+        c.holdback = Duration::from_secs(3600);
+    })
     .await
 }
 
@@ -324,8 +318,7 @@ async fn run_ring(backend: Backend, aware: usize, honest_workers: usize) {
         }
     }
     assert_eq!(paid_to_saboteurs, 0);
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(report.ok, "{}", report.summary());
+    market.audit_ok().await;
     market.finish().await;
 }
 
@@ -345,17 +338,12 @@ both!(a_ring_of_four_in_ten_that_recognises_what_it_can_is_caught);
 /// pay waits for it; once its own result is in, the evidence is public.
 async fn copied_answers_are_never_paid(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(10_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(10_000_000).await;
     let bid = client
         .bid_images(bid_request(&model, 10_000), &[png(9)])
         .await
         .unwrap();
-    let (a, b, copier) = (
-        market.worker(&model).await,
-        market.worker(&model).await,
-        market.worker(&model).await,
-    );
+    let [a, b, copier] = market.workers(&model).await;
     let (la, lb, lc) = (
         claim_one(&a).await,
         claim_one(&b).await,
@@ -389,8 +377,7 @@ async fn copied_answers_are_never_paid(backend: Backend) {
     assert!(a.account_me().await.unwrap().paid_total.0 > 0);
     let me = copier.account_me().await.unwrap();
     assert_eq!((me.earned_unpaid.0, me.paid_total.0), (0, 0));
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(report.ok, "{}", report.summary());
+    market.audit_ok().await;
     market.finish().await;
 }
 both!(copied_answers_are_never_paid);
@@ -400,19 +387,13 @@ both!(copied_answers_are_never_paid);
 /// priced at the cap, and paid by the bait bid itself; the operator's
 /// money is untouched and the attacker nets nothing.
 async fn a_bait_bid_drains_no_one_but_its_client(backend: Backend) {
-    let market = spawn_market_with(
-        backend,
-        Options {
-            tweak: |c| {
-                with_checks(c);
-                c.check_rates.new = 1.0;
-                c.check_rates.trusted = 1.0;
-                c.holdback = Duration::ZERO;
-                c.check_price_cap = Stroops(1_000_000);
-            },
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(backend, |c| {
+        with_checks(c);
+        c.check_rates.new = 1.0;
+        c.check_rates.trusted = 1.0;
+        c.holdback = Duration::ZERO;
+        c.check_price_cap = Stroops(1_000_000);
+    })
     .await;
     let operator = market.client(&market.operator);
     let op = market.operator.account().clone();

@@ -104,6 +104,11 @@ fn spawn_worker(
     })
 }
 
+/// The `n` a `SELECT COUNT(*) AS n ...` query counts.
+async fn count(store: &tally_market::db::Db, sql: &str) -> i64 {
+    let row = tally_market::db::query(sql).fetch_one(store).await.unwrap();
+    row.try_get::<i64>("n").unwrap()
+}
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_markets_on_one_database_one_killed_mid_load_lose_nothing_and_pay_once() {
     if postgres_url().is_none() {
@@ -451,22 +456,16 @@ async fn a_market_killed_five_times_under_load_never_answers_5xx_and_loses_nothi
     // but could not acknowledge included), every bid done.
     let store = tally_market::db::Db::connect(&db).await.unwrap();
     loop {
-        let open = tally_market::db::query(
+        let open = count(
+            &store,
             "SELECT COUNT(*) AS n FROM tasks WHERE status NOT IN ('verified', 'failed')",
         )
-        .fetch_one(&store)
-        .await
-        .unwrap()
-        .try_get::<i64>("n")
-        .unwrap();
-        let bids_open = tally_market::db::query(
+        .await;
+        let bids_open = count(
+            &store,
             "SELECT COUNT(*) AS n FROM bids WHERE status <> 'done' AND kind = 'client'",
         )
-        .fetch_one(&store)
-        .await
-        .unwrap()
-        .try_get::<i64>("n")
-        .unwrap();
+        .await;
         if open == 0 && bids_open == 0 {
             break;
         }

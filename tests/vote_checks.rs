@@ -24,21 +24,11 @@ async fn voting_market(backend: Backend, rerun: bool) -> TestMarket {
     } else {
         no_golden_draws
     };
-    spawn_market_with(
-        backend,
-        Options {
-            tweak,
-            ..Options::default()
-        },
-    )
-    .await
+    spawn_tweaked(backend, tweak).await
 }
 
 fn no_golden_draws(c: &mut tally_market::Config) {
-    with_checks(c);
-    c.check_rates.first = 0.0;
-    c.check_rates.new = 0.0;
-    c.check_rates.trusted = 0.0;
+    with_check_rates(c, 0.0, 0.0, 0.0);
     c.check_rates.rerun = 0.0;
     c.holdback = std::time::Duration::ZERO;
 }
@@ -51,6 +41,23 @@ async fn workers(market: &TestMarket, model: &Sha256Hex, n: usize, passed: i64) 
         v.push(w);
     }
     v
+}
+
+/// A trusted liar, then two trusted honest workers (30 checks each), and a
+/// client's bid for one replica at 1,000 stroops on `image`.
+async fn liar_and_honest_ones(
+    market: &TestMarket,
+    client: &Client,
+    model: &Sha256Hex,
+    image: Vec<u8>,
+) -> (Client, Vec<Client>, tally_protocol::wire::BidCreated) {
+    let liar = workers(market, model, 1, 30).await.remove(0);
+    let honest_ones = workers(market, model, 2, 30).await;
+    let bid = client
+        .bid_images(BidRequest::new(model.clone(), Stroops(1_000)), &[image])
+        .await
+        .unwrap();
+    (liar, honest_ones, bid)
 }
 
 async fn record(market: &TestMarket, w: &Client) -> tally_protocol::wire::WorkerRecord {
@@ -79,16 +86,10 @@ fn assert_honest(consensus: &[tally_protocol::Detection]) {
 /// out-voting task as the proof (and refuses a revision pointing elsewhere).
 async fn a_worker_out_voted_by_a_credible_majority_is_caught(backend: Backend) {
     let market = voting_market(backend, false).await;
-    let client = market.funded_client(10_000_000).await;
-    let model = model(&client).await;
-    let liar = workers(&market, &model, 1, 30).await.remove(0);
-    let honest_ones = workers(&market, &model, 2, 30).await;
+    let (client, model) = market.client_with_model(10_000_000).await;
+    let (liar, honest_ones, first) = liar_and_honest_ones(&market, &client, &model, png(1)).await;
 
     // 30 checks: the liar's lone result verifies (0.99934 >= 0.999).
-    let first = client
-        .bid_images(BidRequest::new(model.clone(), Stroops(1_000)), &[png(1)])
-        .await
-        .unwrap();
     let a = claim_one(&liar).await;
     liar.submit_result(a.assignment, &wrong()).await.unwrap();
     let ev = market.anonymous().evidence(first.tasks[0]).await.unwrap();
@@ -138,40 +139,23 @@ async fn a_worker_out_voted_by_a_credible_majority_is_caught(backend: Backend) {
     assert_eq!(revised.revisions[0].caught_by, Some(second.tasks[0]));
     let a = claim_one(&honest_ones[0]).await;
     assert_eq!(a.task, first.tasks[0]);
-    honest_ones[0]
-        .submit_result(a.assignment, &honest())
-        .await
-        .unwrap();
+    submit(&honest_ones[0], a.assignment, &honest()).await;
     let status = client.bid(first.bid).await.unwrap();
     assert_eq!(status.tasks[0].status, TaskState::Verified);
     assert_honest(status.tasks[0].consensus.as_ref().unwrap());
 
-    tally_market::settle::settle_now(&market.market)
-        .await
-        .unwrap();
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(report.ok, "{}", report.summary());
+    market.settle_and_audit_ok().await;
 
     // The operator names the lie's own task as what caught the liar: the
     // audit finds that it shows nothing of the kind.
-    let mut tx = market.market.db.begin().await.unwrap();
-    tally_market::db::query("UPDATE workers SET caught_by = $1 WHERE account = $2")
-        .bind(first.tasks[0].0)
-        .bind(liar.signer().unwrap().account().as_str())
-        .execute(&mut tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(!report.ok);
-    assert!(
-        report
-            .findings
-            .iter()
-            .any(|f| f.kind == "unproven_revision"),
-        "{}",
-        report.summary()
-    );
+    market
+        .write(
+            tally_market::db::query("UPDATE workers SET caught_by = $1 WHERE account = $2")
+                .bind(first.tasks[0].0)
+                .bind(liar.signer().unwrap().account().as_str()),
+        )
+        .await;
+    market.audit_finds("unproven_revision").await;
     market.finish().await;
 }
 both!(a_worker_out_voted_by_a_credible_majority_is_caught);
@@ -181,14 +165,8 @@ both!(a_worker_out_voted_by_a_credible_majority_is_caught);
 /// the dispute grows to a third replica, and the liar is out-voted.
 async fn a_trusted_liar_meets_a_re_run_it_cannot_tell_apart(backend: Backend) {
     let market = voting_market(backend, true).await;
-    let client = market.funded_client(10_000_000).await;
-    let model = model(&client).await;
-    let liar = workers(&market, &model, 1, 30).await.remove(0);
-    let honest_ones = workers(&market, &model, 2, 30).await;
-    let bid = client
-        .bid_images(BidRequest::new(model.clone(), Stroops(1_000)), &[png(3)])
-        .await
-        .unwrap();
+    let (client, model) = market.client_with_model(10_000_000).await;
+    let (liar, honest_ones, bid) = liar_and_honest_ones(&market, &client, &model, png(3)).await;
     let lied = claim_one(&liar).await;
     let answer = liar.submit_result(lied.assignment, &wrong()).await.unwrap();
     // What the liar reads: its task still running, nothing decided.
@@ -200,26 +178,16 @@ async fn a_trusted_liar_meets_a_re_run_it_cannot_tell_apart(backend: Backend) {
         (&replica.input, &replica.model, replica.price),
         (&lied.input, &lied.model, lied.price)
     );
-    honest_ones[0]
-        .submit_result(replica.assignment, &honest())
-        .await
-        .unwrap();
+    submit(&honest_ones[0], replica.assignment, &honest()).await;
     let third = claim_one(&honest_ones[1]).await;
     assert_eq!(third.task, lied.task);
-    honest_ones[1]
-        .submit_result(third.assignment, &honest())
-        .await
-        .unwrap();
+    submit(&honest_ones[1], third.assignment, &honest()).await;
     let status = client.bid(bid.bid).await.unwrap();
     assert_eq!(status.tasks[0].status, TaskState::Verified);
     assert_honest(status.tasks[0].consensus.as_ref().unwrap());
     assert!(record(&market, &liar).await.caught);
     assert_eq!(liar.account_me().await.unwrap().earned_unpaid, Stroops(0));
-    tally_market::settle::settle_now(&market.market)
-        .await
-        .unwrap();
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(report.ok, "{}", report.summary());
+    market.settle_and_audit_ok().await;
     market.finish().await;
 }
 both!(a_trusted_liar_meets_a_re_run_it_cannot_tell_apart);
@@ -228,8 +196,7 @@ both!(a_trusted_liar_meets_a_re_run_it_cannot_tell_apart);
 /// verdict they alone make is never credible, so neither gains a check.
 async fn colluders_agreeing_with_each_other_farm_nothing(backend: Backend) {
     let market = voting_market(backend, false).await;
-    let client = market.funded_client(10_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(10_000_000).await;
     let ring = workers(&market, &model, 2, 1).await;
     let req = BidRequest {
         replicas: Some(2),
@@ -260,8 +227,7 @@ both!(colluders_agreeing_with_each_other_farm_nothing);
 /// replica, late too, out-votes the liar, which is caught then.
 async fn a_late_liar_is_voted_on_again_and_out_voted(backend: Backend) {
     let market = voting_market(backend, false).await;
-    let client = market.funded_client(10_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(10_000_000).await;
     let honest_ones = workers(&market, &model, 2, 30).await;
     let liar = workers(&market, &model, 1, 30).await.remove(0);
     let req = BidRequest {
@@ -273,10 +239,7 @@ async fn a_late_liar_is_voted_on_again_and_out_voted(backend: Backend) {
     let late = claim_one(&liar).await;
     let third = claim_one(&honest_ones[1]).await;
     assert!(first.task == late.task && late.task == third.task);
-    honest_ones[0]
-        .submit_result(first.assignment, &honest())
-        .await
-        .unwrap();
+    submit(&honest_ones[0], first.assignment, &honest()).await;
     assert_eq!(
         client.bid(bid.bid).await.unwrap().tasks[0].status,
         TaskState::Verified,
@@ -287,10 +250,7 @@ async fn a_late_liar_is_voted_on_again_and_out_voted(backend: Backend) {
         !record(&market, &liar).await.caught,
         "one against one proves nothing"
     );
-    honest_ones[1]
-        .submit_result(third.assignment, &honest())
-        .await
-        .unwrap();
+    submit(&honest_ones[1], third.assignment, &honest()).await;
     let r = record(&market, &liar).await;
     assert!(r.caught, "{r:?}");
     assert_eq!(liar.account_me().await.unwrap().earned_unpaid, Stroops(0));
@@ -305,11 +265,7 @@ async fn a_late_liar_is_voted_on_again_and_out_voted(backend: Backend) {
             .as_ref()
             .unwrap(),
     );
-    tally_market::settle::settle_now(&market.market)
-        .await
-        .unwrap();
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(report.ok, "{}", report.summary());
+    market.settle_and_audit_ok().await;
     market.finish().await;
 }
 both!(a_late_liar_is_voted_on_again_and_out_voted);

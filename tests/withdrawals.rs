@@ -22,8 +22,7 @@ use tally_protocol::Stroops;
 
 async fn withdrawals_leave_only_what_is_available_and_are_audited(backend: Backend) {
     let market = spawn_market(backend).await;
-    let client = market.funded_client(1_000_000).await;
-    let model = model(&client).await;
+    let (client, model) = market.client_with_model(1_000_000).await;
     // A bid reserves 10,000 x 5 replicas.
     client
         .bid_images(bid_request(&model, 10_000), &[png(1)])
@@ -78,8 +77,7 @@ async fn withdrawals_leave_only_what_is_available_and_are_audited(backend: Backe
     let ev = market.anonymous().withdrawal_evidence(w.id).await.unwrap();
     ev.verify(&market.domain()).unwrap();
     assert_eq!(ev.payout_seq, Some(records[0].seq));
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(report.ok, "{}", report.summary());
+    let report = market.audit_ok().await;
     assert_eq!(report.withdrawals, 1);
 
     // Settled once: the next settlement has nothing to pay.
@@ -91,28 +89,20 @@ async fn withdrawals_leave_only_what_is_available_and_are_audited(backend: Backe
     );
     // A withdrawal rewritten in the database no longer matches what its
     // account signed: the audit names it.
-    let mut tx = market.market.db.begin().await.unwrap();
-    tally_market::db::query("UPDATE withdrawals SET amount = 899999 WHERE id = $1")
-        .bind(w.id)
-        .execute(&mut tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(!report.ok);
-    assert!(
-        report.findings.iter().any(|f| f.kind == "bad_withdrawal"),
-        "{}",
-        report.summary()
-    );
+    market
+        .write(
+            tally_market::db::query("UPDATE withdrawals SET amount = 899999 WHERE id = $1")
+                .bind(w.id),
+        )
+        .await;
+    market.audit_finds("bad_withdrawal").await;
     // Put back for the ledger check at the end.
-    let mut tx = market.market.db.begin().await.unwrap();
-    tally_market::db::query("UPDATE withdrawals SET amount = 900000 WHERE id = $1")
-        .bind(w.id)
-        .execute(&mut tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    market
+        .write(
+            tally_market::db::query("UPDATE withdrawals SET amount = 900000 WHERE id = $1")
+                .bind(w.id),
+        )
+        .await;
     market.finish().await;
 }
 both!(withdrawals_leave_only_what_is_available_and_are_audited);
@@ -190,8 +180,7 @@ async fn each_payout_goes_out_as_the_payees_account_allows(backend: Backend) {
     assert_eq!(op_of(&newcomer), PayoutKind::CreateAccount);
     assert_eq!(op_of(&small), PayoutKind::ClaimableBalance);
     // The signed transaction carries those ops, and the audit agrees.
-    let report = tally::audit::audit(&market.anonymous()).await.unwrap();
-    assert!(report.ok, "{}", report.summary());
+    market.audit_ok().await;
     market.finish().await;
 }
 both!(each_payout_goes_out_as_the_payees_account_allows);

@@ -21,17 +21,45 @@ use tally_protocol::wire::{BidState, TaskState};
 use tally_protocol::{Detection, Sha256Hex, Stroops};
 use worker_process::*;
 
-/// `tally work` called `name` on an engine: `[backend, how it gets the
-/// model: "--offer" HASH (from the market) or "--model" FILE]`, and `common`.
-async fn on_engine(
-    url: &str,
+/// `tally work` processes called `names`, each with a capacity of 2 and
+/// stopping after `max_results`: an
+/// `ort...` one on ONNX Runtime, offering `model` (fetched from the market),
+/// a `tract` one on tract with the model from `file`.
+async fn on_engines(
+    market: &TestMarket,
     dir: &Path,
-    name: &str,
-    engine: [&str; 3],
-    common: &[&str],
-) -> Worker {
-    let args = [&["--backend", engine[0], engine[1], engine[2]][..], common].concat();
-    Worker::start(url, dir, name, &args).await
+    (model, file): (&Sha256Hex, &str),
+    names: &[&str],
+    max_results: &str,
+) -> Vec<Worker> {
+    let common = ["--capacity", "2", "--max-results", max_results];
+    let mut workers = Vec::new();
+    for name in names {
+        let engine = match *name {
+            "tract" => ["tract", "--model", file],
+            _ => ["onnxruntime", "--offer", model.as_str()],
+        };
+        let args = [&["--backend", engine[0], engine[1], engine[2]][..], &common].concat();
+        workers.push(Worker::start(&market.url, dir, name, &args).await);
+    }
+    workers
+}
+
+/// A folder for the workers, a client credited `funds`, and the sample
+/// model it uploaded (its hash and file).
+async fn sample_client(
+    market: &TestMarket,
+    assets: &Path,
+    funds: i64,
+) -> (
+    tempfile::TempDir,
+    tally_protocol::Client,
+    (Sha256Hex, std::path::PathBuf),
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let client = market.funded_client(funds).await;
+    let model = upload_sample_model(&client, assets).await;
+    (dir, client, model)
 }
 
 /// Two ONNX Runtime workers and a tract worker run every sample image; all
@@ -44,40 +72,13 @@ async fn three_workers_on_two_backends_agree_on_every_sample_image_and_are_paid(
         return;
     }
     let market = spawn_market(Backend::Sqlite).await;
-    let dir = tempfile::tempdir().unwrap();
-    let client = market.funded_client(10_000_000).await;
-    let (model, model_file) = upload_sample_model(&client, &assets).await;
+    let (dir, client, (model, model_file)) = sample_client(&market, &assets, 10_000_000).await;
     let images = tally::assets::images(&assets).expect("sample images");
     assert!(images.len() >= 3, "too few sample images: {images:?}");
     let n = images.len().to_string();
     let model_file = model_file.to_str().unwrap();
-    let common = ["--capacity", "2", "--max-results", &n];
-    let mut workers = vec![
-        on_engine(
-            &market.url,
-            dir.path(),
-            "ort-1",
-            ["onnxruntime", "--offer", model.as_str()],
-            &common,
-        )
-        .await,
-        on_engine(
-            &market.url,
-            dir.path(),
-            "ort-2",
-            ["onnxruntime", "--offer", model.as_str()],
-            &common,
-        )
-        .await,
-        on_engine(
-            &market.url,
-            dir.path(),
-            "tract",
-            ["tract", "--model", model_file],
-            &common,
-        )
-        .await,
-    ];
+    let names = ["ort-1", "ort-2", "tract"];
+    let mut workers = on_engines(&market, dir.path(), (&model, model_file), &names, &n).await;
 
     let price = 1_000;
     let bytes: Vec<Vec<u8>> = images.iter().map(|p| std::fs::read(p).unwrap()).collect();
@@ -180,17 +181,8 @@ async fn three_workers_on_two_backends_agree_on_every_sample_image_and_are_paid(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_task_loses_it_after_the_lease_and_others_verify_it() {
     let Some(assets) = assets() else { return };
-    let market = spawn_market_with(
-        Backend::Sqlite,
-        Options {
-            lease: Duration::from_secs(2),
-            ..Options::default()
-        },
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let client = market.funded_client(1_000_000).await;
-    let (model, _) = upload_sample_model(&client, &assets).await;
+    let market = spawn_leased(Backend::Sqlite, Duration::from_secs(2)).await;
+    let (dir, client, (model, _)) = sample_client(&market, &assets, 1_000_000).await;
     let offer = ["--offer", model.as_str(), "--capacity", "1"];
 
     // The first worker claims the task and holds it far longer than the lease.
@@ -266,9 +258,7 @@ async fn a_worker_killed_mid_task_loses_it_after_the_lease_and_others_verify_it(
 async fn a_stopped_worker_finishes_its_task_or_hands_it_back_after_the_grace_period() {
     let Some(assets) = assets() else { return };
     let market = spawn_market(Backend::Sqlite).await;
-    let dir = tempfile::tempdir().unwrap();
-    let client = market.funded_client(1_000_000).await;
-    let (model, _) = upload_sample_model(&client, &assets).await;
+    let (dir, client, (model, _)) = sample_client(&market, &assets, 1_000_000).await;
     let dog = std::fs::read(assets.join("images/dog.jpg")).unwrap();
     let mut request = bid_request(&model, 1_000);
     request.replicas = Some(1);
@@ -320,9 +310,7 @@ async fn a_stopped_worker_finishes_its_task_or_hands_it_back_after_the_grace_per
 async fn a_faulty_worker_is_outvoted_and_not_paid() {
     let Some(assets) = assets() else { return };
     let market = spawn_market(Backend::Sqlite).await;
-    let dir = tempfile::tempdir().unwrap();
-    let client = market.funded_client(1_000_000).await;
-    let (model, _) = upload_sample_model(&client, &assets).await;
+    let (dir, client, (model, _)) = sample_client(&market, &assets, 1_000_000).await;
     let offer = ["--offer", model.as_str(), "--max-results", "1"];
     let dog = std::fs::read(assets.join("images/dog.jpg")).unwrap();
     let created = client
@@ -490,31 +478,12 @@ async fn an_onnxruntime_and_a_tract_worker_vote_together_and_the_audits_are_clea
     }
     let started = Instant::now();
     let market = spawn_market(Backend::Sqlite).await;
-    let dir = tempfile::tempdir().unwrap();
-    let client = market.funded_client(100_000_000).await;
-    let (model, model_file) = upload_sample_model(&client, &assets).await;
+    let (dir, client, (model, model_file)) = sample_client(&market, &assets, 100_000_000).await;
     let model_file = model_file.to_str().unwrap();
     let tasks = 100;
     let n = tasks.to_string();
-    let common = ["--capacity", "2", "--max-results", n.as_str()];
-    let mut workers = vec![
-        on_engine(
-            &market.url,
-            dir.path(),
-            "ort",
-            ["onnxruntime", "--offer", model.as_str()],
-            &common,
-        )
-        .await,
-        on_engine(
-            &market.url,
-            dir.path(),
-            "tract",
-            ["tract", "--model", model_file],
-            &common,
-        )
-        .await,
-    ];
+    let names = ["ort", "tract"];
+    let mut workers = on_engines(&market, dir.path(), (&model, model_file), &names, &n).await;
 
     // The sample images, made small (the model sees 416 x 416 whatever the
     // size), repeated up to 100 inputs.

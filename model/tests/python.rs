@@ -13,8 +13,9 @@ use std::process::Command;
 use tally_model::build::{self, TINY_CLASS};
 use tally_model::{admit, Policy};
 
-/// Whether `python3` can import `modules`; skips (or fails in CI) if not.
-fn python_with(modules: &str) -> bool {
+/// A scratch folder for a test that needs `python3` to import `modules`;
+/// `None` (the test skips, or fails in CI) if it cannot.
+fn python_with(modules: &str) -> Option<tempfile::TempDir> {
     let ok = Command::new("python3")
         .args(["-c", &format!("import {modules}")])
         .output()
@@ -25,8 +26,9 @@ fn python_with(modules: &str) -> bool {
             panic!("CI must run the Python cross-checks: {why}");
         }
         eprintln!("skipping: {why}");
+        return None;
     }
-    ok
+    Some(tempfile::tempdir().unwrap())
 }
 
 /// Runs `script` with `args`, returns its stdout; panics with its stderr.
@@ -60,10 +62,9 @@ print(" ".join(repr(float(v)) for v in out.ravel()))
 
 #[test]
 fn onnxruntime_runs_the_tiny_model() {
-    if !python_with("numpy, onnx, onnxruntime") {
+    let Some(dir) = python_with("numpy, onnx, onnxruntime") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    };
     let path = dir.path().join("tiny.onnx");
     std::fs::write(&path, build::tiny_yolox("python")).unwrap();
     let out = python(RUN_TINY, &[&path]);
@@ -134,10 +135,9 @@ for path, model in [
 
 #[test]
 fn models_written_by_the_onnx_package_are_judged_the_same() {
-    if !python_with("numpy, onnx") {
+    let Some(dir) = python_with("numpy, onnx") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    };
     let paths = ["clean.onnx", "external.onnx", "subgraph.onnx"].map(|n| dir.path().join(n));
     python(WRITE_MODELS, &[&paths[0], &paths[1], &paths[2]]);
     let read = |i: usize| std::fs::read(&paths[i]).unwrap();

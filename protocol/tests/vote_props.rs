@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use tally_protocol::labels::label;
-use tally_protocol::vote::{vote, Ballot, VoteParams};
+use tally_protocol::vote::{vote, Ballot, Verdict, VoteParams};
 use tally_protocol::{AssignmentId, Detection};
 
 /// One object of a base scene; `near` ones score in `[min_score, min_score + margin)`.
@@ -140,6 +140,15 @@ fn bits(v: &[Detection]) -> Vec<(u32, String, u64, [u64; 4])> {
         .collect()
 }
 
+/// The honest ballots of `s` with `n` all agree and verify: the verdict.
+fn all_agree(s: &[Object], n: &[Noise]) -> Result<Verdict, TestCaseError> {
+    let p = VoteParams::default();
+    let v = vote(&p, &honest(s, n));
+    prop_assert!(v.disagree.is_empty(), "{:?}", v);
+    prop_assert!(v.is_verified(&p));
+    Ok(v)
+}
+
 proptest! {
     #[test]
     fn the_verdict_does_not_depend_on_ballot_order(
@@ -156,10 +165,7 @@ proptest! {
 
     #[test]
     fn honest_ballots_with_float_noise_all_agree(s in scene(0..9, 0), n in noise(2..7)) {
-        let p = VoteParams::default();
-        let v = vote(&p, &honest(&s, &n));
-        prop_assert!(v.disagree.is_empty(), "{:?}", v);
-        prop_assert!(v.is_verified(&p));
+        let v = all_agree(&s, &n)?;
         prop_assert_eq!(v.consensus.len(), s.len());
     }
 
@@ -189,9 +195,6 @@ proptest! {
 
     #[test]
     fn near_threshold_detections_are_optional(s in scene(0..6, 4), n in noise(2..7)) {
-        let p = VoteParams::default();
-        let v = vote(&p, &honest(&s, &n));
-        prop_assert!(v.disagree.is_empty(), "{:?}", v);
-        prop_assert!(v.is_verified(&p));
+        all_agree(&s, &n)?;
     }
 }

@@ -2,10 +2,9 @@
 //! on the grid, and evidence written before it by the float rule.
 
 use super::*;
-use crate::audit::review::tests::{domain, result};
+use crate::audit::review::tests::{domain, result, task_evidence};
 use tally_protocol::vote::{Numbers, Verdict, VoteParams};
-use tally_protocol::wire::TaskState;
-use tally_protocol::{BidId, Detection, Sha256Hex, Signer, Stroops, TaskId};
+use tally_protocol::{Detection, Signer};
 
 /// A dog as an ONNX Runtime worker and a tract worker saw it: f32 values a
 /// few units in the last place apart, whose float mean is written with 17
@@ -46,29 +45,7 @@ fn evidence(numbers: Numbers) -> Evidence {
     let decided = vote::vote_as(numbers, &params, &ballots);
     let stored = serde_json::to_string(&decided).unwrap();
     let published: Verdict = serde_json::from_str(&stored).unwrap();
-    Evidence {
-        task: TaskId(7),
-        bid: BidId(1),
-        status: TaskState::Verified,
-        model: Sha256Hex::of(b"model"),
-        input: Sha256Hex::of(b"image"),
-        price: Stroops(10_000),
-        fee_bps: 250,
-        params,
-        results,
-        voted: vec![AssignmentId(1), AssignmentId(2)],
-        verdict: Some(published),
-        weights: vec![],
-        credibility: None,
-        withheld: false,
-        check: false,
-        published_at: None,
-        excluded: vec![],
-        revisions: vec![],
-        review_price: None,
-        reviews: vec![],
-        review: None,
-    }
+    task_evidence(params, results, published)
 }
 
 fn kinds(findings: &[Finding]) -> Vec<&str> {

@@ -106,6 +106,39 @@ fn mark(operator: &Signer, id: i64, account: &Signer, verified: bool, at: i64) -
     }
 }
 
+/// Verified task 7 of bid 1 (10,000 stroops at a 2.5 % fee) whose results
+/// 1 and 2 were voted on with `params` and decided `verdict`; no weights,
+/// revisions or reviews (the evidence tests use it too).
+pub(in crate::audit) fn task_evidence(
+    params: VoteParams,
+    results: Vec<SignedResult>,
+    verdict: Verdict,
+) -> Evidence {
+    Evidence {
+        task: TaskId(7),
+        bid: BidId(1),
+        status: TaskState::Verified,
+        model: Sha256Hex::of(b"model"),
+        input: Sha256Hex::of(b"image"),
+        price: Stroops(10_000),
+        fee_bps: 250,
+        params,
+        results,
+        voted: vec![AssignmentId(1), AssignmentId(2)],
+        verdict: Some(verdict),
+        weights: vec![],
+        credibility: None,
+        withheld: false,
+        check: false,
+        published_at: None,
+        excluded: vec![],
+        revisions: vec![],
+        review_price: None,
+        reviews: vec![],
+        review: None,
+    }
+}
+
 /// A task whose two workers disagreed (results 1 honest, 2 wrong), decided
 /// by reviews 3 and 4 (both picking the honest answer) against review 5
 /// (the wrong one).
@@ -132,36 +165,21 @@ fn case() -> Case {
         .collect();
     let verdict = review::review_vote(&params, &ballots);
     assert_eq!(verdict.agree, vec![AssignmentId(3), AssignmentId(4)]);
+    let results = vec![result(&w1, 1, honest()), result(&w2, 2, wrong())];
+    let workers_verdict = Verdict {
+        consensus: verdict.consensus.clone(),
+        agree: vec![AssignmentId(1)],
+        disagree: vec![AssignmentId(2)],
+        numbers: verdict.numbers,
+    };
     let ev = Evidence {
-        task: TaskId(7),
-        bid: BidId(1),
-        status: TaskState::Verified,
-        model: Sha256Hex::of(b"model"),
-        input: Sha256Hex::of(b"image"),
-        price: Stroops(10_000),
-        fee_bps: 250,
-        params,
-        results: vec![result(&w1, 1, honest()), result(&w2, 2, wrong())],
-        voted: vec![AssignmentId(1), AssignmentId(2)],
-        verdict: Some(Verdict {
-            consensus: verdict.consensus.clone(),
-            agree: vec![AssignmentId(1)],
-            disagree: vec![AssignmentId(2)],
-            numbers: verdict.numbers,
-        }),
-        weights: vec![],
-        credibility: None,
-        withheld: false,
-        check: false,
-        published_at: None,
-        excluded: vec![],
-        revisions: vec![],
         review_price: Some(Stroops(4_000)),
         reviews,
         review: Some(ReviewVerdict {
             voted: vec![AssignmentId(3), AssignmentId(4), AssignmentId(5)],
             verdict,
         }),
+        ..task_evidence(params, results, workers_verdict)
     };
     Case { ev, reviewers }
 }

@@ -4,8 +4,6 @@
 //! `--detections`), the task is decided by their reviews, and `tally
 //! audit` checks the paid reviews.
 
-use std::path::{Path, PathBuf};
-
 use serde_json::Value;
 use tally_protocol::Signer;
 
@@ -13,28 +11,9 @@ use crate::common::*;
 
 const TALLY: &str = env!("CARGO_BIN_EXE_tally");
 
-/// Write `signer`'s seed to `dir/name` (mode 0600); its path.
-fn key_file(dir: &Path, name: &str, signer: &Signer) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join(name);
-    std::fs::write(&path, signer.secret()).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
-
 /// Run `tally args...`: exit status, stdout, stderr.
 async fn tally(args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new(TALLY)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    outcome(tokio::process::Command::new(TALLY).args(args)).await
 }
 
 /// `tally args...` must succeed; its stdout.
@@ -70,6 +49,7 @@ async fn reviewers_decide_through_the_cli_and_the_audit_checks_them() {
     let dir = tempfile::tempdir().unwrap();
     let op = key_file(dir.path(), "operator.key", &market.operator);
     let op = op.to_str().unwrap();
+    let as_operator = ["--market", url.as_str(), "--key", op];
     let reviewers = [Signer::generate(), Signer::generate(), Signer::generate()];
     let keys: Vec<String> = reviewers
         .iter()
@@ -90,18 +70,7 @@ async fn reviewers_decide_through_the_cli_and_the_audit_checks_them() {
     assert!(stderr.contains("is not a verified reviewer"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 
-    let added = ok(&[
-        "admin",
-        "reviewers",
-        "add",
-        r0,
-        r1,
-        "--market",
-        &url,
-        "--key",
-        op,
-    ])
-    .await;
+    let added = ok(&[&["admin", "reviewers", "add", r0, r1][..], &as_operator].concat()).await;
     assert_eq!(added.matches("verified to review").count(), 2, "{added}");
     assert!(
         added.contains(market.operator.account().as_str()),
@@ -187,17 +156,7 @@ async fn reviewers_decide_through_the_cli_and_the_audit_checks_them() {
     let listed = ok(&["admin", "reviewers", "list", "--market", &url]).await;
     assert_eq!(listed.matches("verified since").count(), 3, "{listed}");
     assert!(!listed.contains("BAD:"), "{listed}");
-    let removed = ok(&[
-        "admin",
-        "reviewers",
-        "remove",
-        r1,
-        "--market",
-        &url,
-        "--key",
-        op,
-    ])
-    .await;
+    let removed = ok(&[&["admin", "reviewers", "remove", r1][..], &as_operator].concat()).await;
     assert!(
         removed.contains("no longer verified to review"),
         "{removed}"

@@ -98,6 +98,15 @@ pub fn with_checks(c: &mut tally_market::Config) {
     c.publish_every = std::time::Duration::ZERO;
 }
 
+/// [`with_checks`], with the rates checks are drawn at for a worker's first
+/// results, for new workers and for trusted ones.
+pub fn with_check_rates(c: &mut tally_market::Config, first: f64, new: f64, trusted: f64) {
+    with_checks(c);
+    c.check_rates.first = first;
+    c.check_rates.new = new;
+    c.check_rates.trusted = trusted;
+}
+
 /// Waits until the market has `n` checks of `model` made ahead.
 pub async fn checks_ready(market: &TestMarket, model: &Sha256Hex, n: usize) {
     market.market.check_pool.wait_ready(model, n).await;

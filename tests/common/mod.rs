@@ -116,6 +116,18 @@ pub async fn spawn_second_market(first: &TestMarket) -> TestMarket {
     start(config, first.db_url.clone(), first.operator.clone(), dir).await
 }
 
+/// A second market process on `first`'s database following deposits (every
+/// 20 ms) at the chain server `set` names in its configuration; its jobs
+/// run, no server of its own.
+pub async fn deposit_follower(first: &TestMarket, set: impl FnOnce(&mut Config)) -> Arc<Market> {
+    let mut config = Config::new(&first.db_url, first.operator.clone());
+    set(&mut config);
+    config.deposit_poll = Duration::from_millis(20);
+    let follower = Market::open(config).await.unwrap();
+    follower.spawn_jobs();
+    follower
+}
+
 /// Two market processes' worth of markets on one fresh PostgreSQL database,
 /// the second already hearing the first's notifications; `None` (skipped,
 /// with a message) without `TALLY_TEST_POSTGRES_URL`.
@@ -129,6 +141,22 @@ pub async fn two_markets_on_postgres() -> Option<(TestMarket, TestMarket)> {
 
 pub async fn spawn_market(backend: Backend) -> TestMarket {
     spawn_market_with(backend, Options::default()).await
+}
+
+/// [`spawn_market_with`] the default options but for `tweak`.
+pub async fn spawn_tweaked(backend: Backend, tweak: fn(&mut Config)) -> TestMarket {
+    let mut opts = Options::default();
+    opts.tweak = tweak;
+    spawn_market_with(backend, opts).await
+}
+
+/// [`spawn_market_with`] the default options but for a `lease`.
+pub async fn spawn_leased(backend: Backend, lease: Duration) -> TestMarket {
+    let opts = Options {
+        lease,
+        ..Options::default()
+    };
+    spawn_market_with(backend, opts).await
 }
 
 pub async fn spawn_market_with(backend: Backend, opts: Options) -> TestMarket {
@@ -191,13 +219,74 @@ impl TestMarket {
         Client::new(&self.url, None)
     }
 
-    /// A client account credited with `amount`.
-    pub async fn funded_client(&self, amount: i64) -> Client {
+    /// Runs `q` on the market's database in a transaction of its own, as an
+    /// operator editing the database behind the market's back would.
+    pub async fn write(&self, q: tally_market::db::Query<'_>) {
+        let mut tx = self.market.db.begin().await.unwrap();
+        q.execute(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// The one row `q` reads from the market's database.
+    pub async fn read_one(&self, q: tally_market::db::Query<'_>) -> tally_market::db::Row {
+        q.fetch_one(&self.market.db).await.unwrap()
+    }
+
+    /// `tally audit` of this market, asserted clean.
+    pub async fn audit_ok(&self) -> tally::audit::Report {
+        let report = tally::audit::audit(&self.anonymous()).await.unwrap();
+        assert!(report.ok, "{}", report.summary());
+        report
+    }
+
+    /// Settles what is due now, then [`TestMarket::audit_ok`].
+    pub async fn settle_and_audit_ok(&self) -> tally::audit::Report {
+        tally_market::settle::settle_now(&self.market)
+            .await
+            .unwrap();
+        self.audit_ok().await
+    }
+
+    /// `tally audit` of this market fails with a finding of `kind`.
+    pub async fn audit_finds(&self, kind: &str) -> tally::audit::Report {
+        let report = tally::audit::audit(&self.anonymous()).await.unwrap();
+        assert!(!report.ok);
+        assert!(
+            report.findings.iter().any(|f| f.kind == kind),
+            "{}",
+            report.summary()
+        );
+        report
+    }
+
+    /// A new account's key, the account marked verified to review by the operator.
+    pub async fn verified_reviewer(&self) -> Signer {
         let signer = Signer::generate();
         self.client(&self.operator)
-            .credit(signer.account(), Stroops(amount))
+            .mark_reviewer(signer.account(), true)
+            .await
+            .expect("mark");
+        signer
+    }
+
+    /// The operator credits `account` with `amount`.
+    pub async fn credit(&self, account: &tally_protocol::AccountId, amount: i64) {
+        self.client(&self.operator)
+            .credit(account, Stroops(amount))
             .await
             .expect("credit");
+    }
+
+    /// A new account's key, the account credited with `amount`.
+    pub async fn funded_signer(&self, amount: i64) -> Signer {
+        let signer = Signer::generate();
+        self.credit(signer.account(), amount).await;
+        signer
+    }
+
+    /// A client account credited with `amount`.
+    pub async fn funded_client(&self, amount: i64) -> Client {
+        let signer = self.funded_signer(amount).await;
         self.client(&signer)
     }
 
@@ -212,6 +301,21 @@ impl TestMarket {
         .await
         .expect("offer");
         c
+    }
+
+    /// A client account credited with `amount`, and the tiny YOLOX model
+    /// it uploaded ([`model`]).
+    pub async fn client_with_model(&self, amount: i64) -> (Client, Sha256Hex) {
+        with_model(self.funded_client(amount).await).await
+    }
+
+    /// `N` workers that have offered `model`, made one after another.
+    pub async fn workers<const N: usize>(&self, model: &Sha256Hex) -> [Client; N] {
+        let mut out = Vec::with_capacity(N);
+        for _ in 0..N {
+            out.push(self.worker(model).await);
+        }
+        out.try_into().map_err(|_| ()).expect("N workers")
     }
 
     /// Assert the ledger's invariants, then stop the market.
@@ -300,6 +404,18 @@ pub fn bid_request(model: &Sha256Hex, price: i64) -> BidRequest {
     }
 }
 
+/// A bid at `price` whose tasks want two replicas that must both agree,
+/// and go to review at `review_price` when they do not.
+pub fn review_bid(model: &Sha256Hex, price: i64, review_price: i64) -> BidRequest {
+    BidRequest {
+        replicas: Some(2),
+        quorum: Some(2),
+        max_replicas: Some(2),
+        review_price: Some(Stroops(review_price)),
+        ..bid_request(model, price)
+    }
+}
+
 pub fn det(class_id: u32, score: f64, bbox: [f64; 4]) -> Detection {
     Detection {
         class_id,
@@ -309,34 +425,61 @@ pub fn det(class_id: u32, score: f64, bbox: [f64; 4]) -> Detection {
     }
 }
 
+/// `c`'s balance, in stroops.
+pub async fn balance(c: &Client) -> i64 {
+    c.account_me().await.unwrap().balance.0
+}
+
+/// `w` submits `result` for assignment `id`, accepted: the market's answer.
+pub async fn submit(
+    w: &Client,
+    id: tally_protocol::AssignmentId,
+    result: &ResultRequest,
+) -> tally_protocol::wire::AssignmentOutcome {
+    w.submit_result(id, result).await.expect("result accepted")
+}
+
+/// The HTTP status the market refused `r` with (panics if it was not refused).
+pub fn refused_status<T: std::fmt::Debug>(r: Result<T, tally_protocol::Error>) -> u16 {
+    r.unwrap_err().status().expect("an HTTP status").as_u16()
+}
+
+/// A result of `detections` that took `elapsed_ms`.
+fn answer(detections: Vec<Detection>, elapsed_ms: f64) -> ResultRequest {
+    ResultRequest {
+        detections,
+        elapsed_ms,
+    }
+}
+
 /// The honest answer every test worker agrees on.
 pub fn honest() -> ResultRequest {
-    ResultRequest {
-        detections: vec![
-            det(16, 0.83, [133.0, 207.0, 324.0, 542.0]),
-            det(2, 0.81, [466.0, 78.0, 691.0, 171.0]),
-        ],
-        elapsed_ms: 12.0,
-    }
+    let dog = det(16, 0.83, [133.0, 207.0, 324.0, 542.0]);
+    answer(vec![dog, det(2, 0.81, [466.0, 78.0, 691.0, 171.0])], 12.0)
 }
 
 /// The honest answer with float noise, as another backend would give it.
 pub fn honest_noisy() -> ResultRequest {
-    ResultRequest {
-        detections: vec![
-            det(16, 0.825, [133.4, 206.6, 324.3, 542.2]),
-            det(2, 0.812, [466.2, 78.4, 690.8, 171.3]),
-        ],
-        elapsed_ms: 110.0,
+    let dog = det(16, 0.825, [133.4, 206.6, 324.3, 542.2]);
+    answer(vec![dog, det(2, 0.812, [466.2, 78.4, 690.8, 171.3])], 110.0)
+}
+
+/// A review picking [`honest`]'s detections.
+pub fn honest_review() -> tally_protocol::wire::ReviewRequest {
+    tally_protocol::wire::ReviewRequest {
+        detections: honest().detections,
     }
 }
 
 /// A wrong answer.
 pub fn wrong() -> ResultRequest {
-    ResultRequest {
-        detections: vec![det(0, 0.9, [10.0, 10.0, 50.0, 90.0])],
-        elapsed_ms: 1.0,
-    }
+    answer(vec![det(0, 0.9, [10.0, 10.0, 50.0, 90.0])], 1.0)
+}
+
+/// `client`, and the tiny YOLOX model it uploaded ([`model`]).
+pub async fn with_model(client: Client) -> (Client, Sha256Hex) {
+    let model = model(&client).await;
+    (client, model)
 }
 
 /// Upload the tiny YOLOX model (the market admits only real detectors).
@@ -354,17 +497,122 @@ pub struct ResultBody;
 impl ResultBody {
     /// A third, different answer (a cat where others saw a dog).
     pub fn other() -> ResultRequest {
-        ResultRequest {
-            detections: vec![det(15, 0.7, [300.0, 300.0, 400.0, 420.0])],
-            elapsed_ms: 3.0,
-        }
+        answer(vec![det(15, 0.7, [300.0, 300.0, 400.0, 420.0])], 3.0)
     }
+}
+
+/// The data of the server-sent events completed by the next chunk of
+/// `stream` (which must come within 30 s), trimmed; `buf` keeps what is
+/// left of a frame for the next call.
+pub async fn sse_data(stream: &mut reqwest::Response, buf: &mut String) -> Vec<String> {
+    let chunk = tokio::time::timeout(Duration::from_secs(30), stream.chunk())
+        .await
+        .expect("an event within 30 s")
+        .unwrap()
+        .expect("the stream stays open");
+    buf.push_str(&String::from_utf8_lossy(&chunk));
+    let mut data = Vec::new();
+    while let Some(end) = buf.find("\n\n") {
+        let frame: String = buf.drain(..end + 2).collect();
+        let lines = frame.lines().filter_map(|l| l.strip_prefix("data:"));
+        data.extend(lines.map(|d| d.trim().to_string()));
+    }
+    data
+}
+
+/// `signer`'s seed in `dir/name`, readable by its owner only; its path.
+pub fn key_file(dir: &std::path::Path, name: &str, signer: &Signer) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, signer.secret()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path
+}
+
+/// Runs `cmd`, its stdin closed, to its end: whether it succeeded, its
+/// stdout and its stderr.
+pub async fn outcome(cmd: &mut tokio::process::Command) -> (bool, String, String) {
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A free local address to listen on.
 pub fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().to_string()
+}
+
+/// A folder for `tally serve` child processes: the SQLite file `db` in it,
+/// the operator's key written to `operator.key`, a free address to listen
+/// on and the market's URL there.
+pub struct ServeDir {
+    pub dir: tempfile::TempDir,
+    pub db: String,
+    pub operator: Signer,
+    pub addr: String,
+    pub url: String,
+}
+
+impl ServeDir {
+    pub fn new() -> ServeDir {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("market.db").display());
+        let operator = Signer::generate();
+        std::fs::write(dir.path().join("operator.key"), operator.secret()).unwrap();
+        let addr = free_addr();
+        let url = format!("http://{addr}");
+        ServeDir {
+            dir,
+            db,
+            operator,
+            addr,
+            url,
+        }
+    }
+
+    /// [`serve_process`] here, named `serve`, with `extra` flags.
+    pub async fn serve(&self, extra: &[&str]) -> tokio::process::Child {
+        serve_process(self.dir.path(), &self.db, &self.addr, "serve", extra).await
+    }
+
+    /// A client of the market served here, `amount` credited by its operator.
+    pub async fn funded_client(&self, amount: i64) -> Client {
+        let client = Client::new(&self.url, Some(Signer::generate()));
+        Client::new(&self.url, Some(self.operator.clone()))
+            .credit(client.signer().unwrap().account(), Stroops(amount))
+            .await
+            .unwrap();
+        client
+    }
+
+    /// [`ServeDir::funded_client`], and the tiny YOLOX model it uploaded.
+    pub async fn client_with_model(&self, amount: i64) -> (Client, Sha256Hex) {
+        with_model(self.funded_client(amount).await).await
+    }
+
+    /// A worker of the market served here that offers `model`, 64 tasks at once.
+    pub async fn worker(&self, model: &Sha256Hex) -> Client {
+        let w = Client::new(&self.url, Some(Signer::generate()));
+        w.post_offer(&OfferRequest {
+            models: vec![model.clone()],
+            min_price: Stroops(0),
+            capacity: 64,
+        })
+        .await
+        .unwrap();
+        w
+    }
 }
 
 /// `tally serve` as a child process on `db` at `addr`, with the operator
@@ -526,19 +774,9 @@ impl TestMarket {
         review_price: i64,
         answers: [ResultRequest; 2],
     ) -> Disputed {
-        let client = self.funded_client(100_000_000).await;
-        let model = model(&client).await;
+        let (client, model) = self.client_with_model(100_000_000).await;
         let bid = client
-            .bid_images(
-                BidRequest {
-                    replicas: Some(2),
-                    quorum: Some(2),
-                    max_replicas: Some(2),
-                    review_price: Some(Stroops(review_price)),
-                    ..bid_request(&model, price)
-                },
-                &[image],
-            )
+            .bid_images(review_bid(&model, price, review_price), &[image])
             .await
             .expect("bid");
         let mut workers = Vec::new();

@@ -127,6 +127,35 @@ impl Api {
         a.json()
     }
 
+    /// [`Api::json`] for a POST by `who`.
+    pub async fn post(
+        &mut self,
+        who: &Signer,
+        template: &str,
+        path: &str,
+        body: Option<Value>,
+        status: u16,
+    ) -> Value {
+        self.json(Some(who), "post", template, path, body, status)
+            .await
+    }
+
+    /// [`Api::post`] of `body` to a path without parameters.
+    pub async fn post_to(&mut self, who: &Signer, path: &str, body: Value, status: u16) -> Value {
+        self.post(who, path, path, Some(body), status).await
+    }
+
+    /// [`Api::json`] for a GET without a body.
+    pub async fn get(
+        &mut self,
+        who: Option<&Signer>,
+        template: &str,
+        path: &str,
+        status: u16,
+    ) -> Value {
+        self.json(who, "get", template, path, None, status).await
+    }
+
     /// The answer is one the document gives for this operation.
     pub fn check(&mut self, method: &str, template: &str, a: &Answer) {
         let op = &self.doc["paths"][template][method];

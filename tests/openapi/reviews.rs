@@ -17,73 +17,40 @@ pub async fn exercise_reviews(api: &mut Api, market: &TestMarket) {
 
     let reviewer = Signer::generate();
     let e = api
-        .json(
-            Some(&reviewer),
-            "get",
-            "/v1/reviews/next",
-            "/v1/reviews/next",
-            None,
-            403,
-        )
+        .get(Some(&reviewer), "/v1/reviews/next", "/v1/reviews/next", 403)
         .await;
     assert_eq!(e["error"]["code"], "not_a_reviewer");
     let mark = json!({ "account": reviewer.account(), "verified": true });
     let e = api
-        .json(
-            Some(&reviewer),
-            "post",
-            "/v1/admin/reviewers",
-            "/v1/admin/reviewers",
-            Some(mark.clone()),
-            403,
-        )
+        .post_to(&reviewer, "/v1/admin/reviewers", mark.clone(), 403)
         .await;
     assert_eq!(e["error"]["code"], "forbidden");
-    api.json(
-        Some(&operator),
-        "post",
+    api.post_to(
+        &operator,
         "/v1/admin/reviewers",
-        "/v1/admin/reviewers",
-        Some(json!({ "account": reviewer.account(), "verified": "yes" })),
+        json!({ "account": reviewer.account(), "verified": "yes" }),
         400,
     )
     .await;
-    api.json(
-        Some(&operator),
-        "post",
-        "/v1/admin/reviewers",
-        "/v1/admin/reviewers",
-        Some(mark),
-        200,
-    )
-    .await;
-    api.json(None, "get", "/v1/reviewers", "/v1/reviewers", None, 200)
+    api.post_to(&operator, "/v1/admin/reviewers", mark, 200)
         .await;
+    api.get(None, "/v1/reviewers", "/v1/reviewers", 200).await;
 
     let ticket = api
-        .json(
-            Some(&reviewer),
-            "get",
-            "/v1/reviews/next",
-            "/v1/reviews/next",
-            None,
-            200,
-        )
+        .get(Some(&reviewer), "/v1/reviews/next", "/v1/reviews/next", 200)
         .await;
     let path = format!("/v1/reviews/{}", ticket["review"]);
     let pick = ticket["candidates"][0]["detections"].clone();
-    api.json(
-        Some(&reviewer),
-        "post",
+    api.post(
+        &reviewer,
         "/v1/reviews/{id}",
         &path,
         Some(json!({ "detections": pick, "extra": 1 })),
         400,
     )
     .await;
-    api.json(
-        Some(&reviewer),
-        "post",
+    api.post(
+        &reviewer,
         "/v1/reviews/{id}",
         "/v1/reviews/999999",
         Some(json!({ "detections": [] })),
@@ -91,9 +58,8 @@ pub async fn exercise_reviews(api: &mut Api, market: &TestMarket) {
     )
     .await;
     let outcome = api
-        .json(
-            Some(&reviewer),
-            "post",
+        .post(
+            &reviewer,
             "/v1/reviews/{id}",
             &path,
             Some(json!({ "detections": pick })),
@@ -101,9 +67,8 @@ pub async fn exercise_reviews(api: &mut Api, market: &TestMarket) {
         )
         .await;
     assert_eq!(outcome["task_status"], "review");
-    api.json(
-        Some(&reviewer),
-        "post",
+    api.post(
+        &reviewer,
         "/v1/reviews/{id}",
         &path,
         Some(json!({ "detections": pick })),

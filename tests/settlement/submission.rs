@@ -80,31 +80,21 @@ fn now_secs() -> u64 {
 /// A market without a server of its own (the test drives submission), and
 /// three workers who each earned one agreeing result.
 async fn paid_work(backend: Backend) -> (TestMarket, Vec<Client>) {
-    let market = spawn_market_with(
-        backend,
-        Options {
-            tweak: |c| {
-                c.settle_every = Duration::from_secs(3600);
-                // A market that submits (the tests hand it their own
-                // Horizon): its records read pending until sent.
-                c.horizon = Some("http://127.0.0.1:9".into());
-            },
-            ..Options::default()
-        },
-    )
+    let market = spawn_tweaked(backend, |c| {
+        c.settle_every = Duration::from_secs(3600);
+        // A market that submits (the tests hand it their own
+        // Horizon): its records read pending until sent.
+        c.horizon = Some("http://127.0.0.1:9".into());
+    })
     .await;
-    let client = market.funded_client(10_000_000).await;
-    let model = model(&client).await;
-    let mut workers = Vec::new();
-    for _ in 0..3 {
-        workers.push(market.worker(&model).await);
-    }
+    let (client, model) = market.client_with_model(10_000_000).await;
+    let workers = market.workers::<3>(&model).await;
     client
         .bid_images(bid_request(&model, 10_000), &[png(7)])
         .await
         .unwrap();
     assert_eq!(work_all(&workers).await, 3);
-    (market, workers)
+    (market, workers.into())
 }
 
 async fn record(market: &TestMarket, seq: u64) -> SettlementRecord {

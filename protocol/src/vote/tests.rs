@@ -28,6 +28,11 @@ fn scene(dx: f64, ds: f64) -> Vec<Detection> {
     ]
 }
 
+/// Ballots 1 (`a`) and 2 (`b`) voted on with the default parameters.
+fn vote_pair(a: Vec<Detection>, b: Vec<Detection>) -> Verdict {
+    vote(&VoteParams::default(), &[ballot(1, a), ballot(2, b)])
+}
+
 /// Assignment ids from plain numbers.
 fn ids(v: &[i64]) -> Vec<AssignmentId> {
     v.iter().copied().map(AssignmentId).collect()
@@ -53,10 +58,7 @@ fn three_honest_ballots_agree_and_the_consensus_is_their_median() {
 #[test]
 fn an_even_group_takes_the_mean_of_the_two_middle_values_on_the_grid() {
     let p = VoteParams::default();
-    let v = vote(
-        &p,
-        &[ballot(1, scene(0.0, 0.0)), ballot(2, scene(2.0, 0.02))],
-    );
+    let v = vote_pair(scene(0.0, 0.0), scene(2.0, 0.02));
     assert_eq!(v.consensus[1].bbox, [11.0, 10.0, 111.0, 90.0]);
     assert_eq!(v.consensus[1].score, 0.91);
     assert!(v.is_verified(&p));
@@ -64,13 +66,13 @@ fn an_even_group_takes_the_mean_of_the_two_middle_values_on_the_grid() {
     let mut a = scene(0.0, 0.0);
     a[0].bbox[0] = 10.01;
     a[0].score = 0.9001;
-    let v = vote(&p, &[ballot(1, a), ballot(2, scene(0.0, 0.0))]);
+    let v = vote_pair(a, scene(0.0, 0.0));
     assert_eq!((v.consensus[1].bbox[0], v.consensus[1].score), (10.0, 0.9));
     let mut a = scene(0.0, 0.0);
     a[0].bbox[0] = -0.01;
     let mut b = scene(0.0, 0.0);
     b[0].bbox[0] = 0.0;
-    let v = vote(&p, &[ballot(1, a), ballot(2, b)]);
+    let v = vote_pair(a, b);
     assert_eq!(v.consensus[1].bbox[0], -0.01);
 }
 
@@ -80,14 +82,14 @@ fn scores_and_coordinates_are_snapped_to_the_grid_before_the_vote() {
     let mut a = scene(0.0, 0.0);
     a[0].bbox = [10.004, 9.996, 110.00499, 90.0];
     a[0].score = 0.90004;
-    let v = vote(&p, &[ballot(1, a.clone()), ballot(2, a)]);
+    let v = vote_pair(a.clone(), a);
     assert_eq!(v.consensus[1].bbox, [10.0, 10.0, 110.0, 90.0]);
     assert_eq!(v.consensus[1].score, 0.9);
     assert_eq!(v.numbers, Numbers::Grid);
     // Beyond the grid's range a result is garbage.
     let mut far = scene(0.0, 0.0);
     far[0].bbox[2] = 2.0e9;
-    let v = vote(&p, &[ballot(1, far.clone()), ballot(2, far)]);
+    let v = vote_pair(far.clone(), far);
     assert_eq!(v.disagree, ids(&[1, 2]));
     assert!(!agrees(&p, &[], &[det(1, 0.9, [0.0, 0.0, 2e9, 1.0])]));
 }
@@ -330,10 +332,7 @@ fn all_empty_ballots_verify_with_an_empty_consensus() {
 #[test]
 fn two_disagreeing_ballots_with_quorum_two_do_not_verify() {
     let p = VoteParams::default();
-    let v = vote(
-        &p,
-        &[ballot(1, scene(0.0, 0.0)), ballot(2, scene(80.0, 0.0))],
-    );
+    let v = vote_pair(scene(0.0, 0.0), scene(80.0, 0.0));
     assert!(v.consensus.is_empty() && v.agree.is_empty() && !v.is_verified(&p));
 }
 
@@ -398,10 +397,7 @@ fn a_near_threshold_detection_is_optional_on_both_sides() {
 #[test]
 fn a_late_result_is_judged_against_the_consensus() {
     let p = VoteParams::default();
-    let v = vote(
-        &p,
-        &[ballot(1, scene(0.0, 0.0)), ballot(2, scene(0.0, 0.0))],
-    );
+    let v = vote_pair(scene(0.0, 0.0), scene(0.0, 0.0));
     assert!(agrees(&p, &v.consensus, &scene(0.5, -0.01)));
     assert!(!agrees(&p, &v.consensus, &scene(70.0, 0.0)));
     assert!(!agrees(&p, &v.consensus, &[]));
