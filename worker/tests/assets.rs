@@ -9,10 +9,12 @@
 //! a child process of its own: the test binary re-runs itself filtered to
 //! that one test (see `in_own_process`).
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 use std::sync::Arc;
 
+use common::assets;
 use tally_protocol::{iou, Detection};
 use tally_worker::backend::{self, locate_onnxruntime};
 use tally_worker::{Backend, BackendChoice, Detector, DetectorOptions, Error};
@@ -37,24 +39,6 @@ fn in_own_process(name: &str, body: impl FnOnce()) {
         String::from_utf8_lossy(&out.stdout).contains("1 passed"),
         "{name} did not run in its child process"
     );
-}
-
-/// `TALLY_ASSETS` when set, else the repository's own `assets/`.
-fn assets() -> Option<PathBuf> {
-    let dir = std::env::var_os("TALLY_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets"));
-    if dir.join("models/yolox_nano.onnx").is_file() {
-        Some(dir)
-    } else {
-        let why = format!("assets not found at {} (set TALLY_ASSETS)", dir.display());
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-            "CI must run the asset tests, but {why}"
-        );
-        println!("skipping: {why}");
-        None
-    }
 }
 
 /// Whether this run must not skip the ONNX Runtime tests.

@@ -7,9 +7,12 @@
 //! hands its detections over as JSON, the form a worker sends them in.
 //! Skips like the asset tests without the assets or ONNX Runtime.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::assets;
 use tally_protocol::vote::{self, Ballot, Numbers, Verdict, VoteParams};
 use tally_protocol::{AssignmentId, Detection};
 use tally_worker::backend::locate_onnxruntime;
@@ -17,22 +20,6 @@ use tally_worker::{BackendChoice, Detector};
 
 const CHILD_ENV: &str = "TALLY_TEST_CHILD";
 const OUT_ENV: &str = "TALLY_TEST_DETECTIONS";
-
-fn assets() -> Option<PathBuf> {
-    let dir = std::env::var_os("TALLY_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets"));
-    if dir.join("models/yolox_nano.onnx").is_file() {
-        return Some(dir);
-    }
-    let why = format!("assets not found at {} (set TALLY_ASSETS)", dir.display());
-    assert!(
-        std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-        "CI must run this test, but {why}"
-    );
-    println!("skipping: {why}");
-    None
-}
 
 /// The sample images, by name.
 fn images(assets: &Path) -> Vec<PathBuf> {
