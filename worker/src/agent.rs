@@ -307,7 +307,8 @@ impl Claimer {
         } else {
             DISCOVER_EVERY
         };
-        if !self.shared.models.discovers() || self.discovered_at.is_some_and(|t| t.elapsed() < every)
+        if !self.shared.models.discovers()
+            || self.discovered_at.is_some_and(|t| t.elapsed() < every)
         {
             return Ok(());
         }
@@ -316,7 +317,9 @@ impl Claimer {
                 self.discovered_at = Some(Instant::now());
                 Ok(())
             }
-            Err(e) if is_transient(&e) => Err(self.back_off("listing the market's models", &e).await),
+            Err(e) if is_transient(&e) => {
+                Err(self.back_off("listing the market's models", &e).await)
+            }
             Err(source) => Err(Halt::Fatal(AgentError::Market {
                 what: "listing the market's models",
                 source,
@@ -355,7 +358,11 @@ impl Claimer {
             return Ok(());
         }
         let client = &self.client;
-        match retry("posting the offer", &self.stop, || client.post_offer(&offer)).await {
+        match retry("posting the offer", &self.stop, || {
+            client.post_offer(&offer)
+        })
+        .await
+        {
             Ok(Some(_)) => {}
             Ok(None) => return Err(Halt::Stop),
             Err(source) => {
@@ -381,8 +388,9 @@ impl Claimer {
     /// a job to finish (`Again`), or stops once all are in.
     async fn budget(&mut self) -> Result<u64, Halt> {
         let budget = match self.agent.max_results {
-            Some(max) => max
-                .saturating_sub(self.shared.results.load(Ordering::SeqCst) + self.jobs.len() as u64),
+            Some(max) => max.saturating_sub(
+                self.shared.results.load(Ordering::SeqCst) + self.jobs.len() as u64,
+            ),
             None => u64::MAX,
         };
         if budget > 0 {

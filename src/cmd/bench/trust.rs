@@ -29,7 +29,7 @@ mod images;
 mod rng;
 mod tally;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -138,7 +138,11 @@ impl Plan {
 }
 
 /// The simulated workers, each with its kind, client and claim loop.
-type Fleet = Vec<(Kind, tally_protocol::Client, tokio::task::JoinHandle<fleet::WorkerLog>)>;
+type Fleet = Vec<(
+    Kind,
+    tally_protocol::Client,
+    tokio::task::JoinHandle<fleet::WorkerLog>,
+)>;
 
 /// The client's bids and its inputs by the address the market gave each
 /// (the sha256 of its canonical encoding).
@@ -350,24 +354,10 @@ fn report(
     let saboteurs = plan.saboteurs;
     let checks = plan.checks;
     let ratio = |n: f64, d: f64| if d > 0.0 { n / d } else { 0.0 };
-    let by_kind: serde_json::Map<String, serde_json::Value> = f
+    let by_kind: BTreeMap<&str, &tally::PerKind> = f
         .per_kind
         .iter()
-        .map(|(kind, k)| {
-            (
-                kind.name().to_string(),
-                json!({
-                    "workers": k.workers,
-                    "results": k.results,
-                    "agreed": k.agreed,
-                    "disagreed": k.disagreed,
-                    "paid": k.paid,
-                    "checks_passed": k.checks_passed,
-                    "checks_failed": k.checks_failed,
-                    "caught": k.caught,
-                }),
-            )
-        })
+        .map(|(kind, k)| (kind.name(), k))
         .collect();
     json!({
         "bench": "trust",
