@@ -73,13 +73,7 @@ pub(crate) async fn fresh_postgres(base: &str) -> anyhow::Result<String> {
         "tally_bench_{}",
         &hex::encode(Signer::generate().seed())[..12]
     );
-    let admin = sqlx::PgPool::connect(base)
-        .await
-        .context("connecting to PostgreSQL")?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
+    admin_execute(base, &format!("CREATE DATABASE {name}")).await?;
     let mut url = url::Url::parse(base)?;
     url.set_path(&name);
     Ok(url.to_string())
@@ -96,12 +90,19 @@ pub(crate) async fn drop_postgres(base: &str, url: &str) -> anyhow::Result<()> {
         name.starts_with("tally_bench_"),
         "refusing to drop {name}: not a benchmark database"
     );
+    admin_execute(
+        base,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await
+}
+
+/// Run one statement on the PostgreSQL server of `base`, as its admin.
+async fn admin_execute(base: &str, sql: &str) -> anyhow::Result<()> {
     let admin = sqlx::PgPool::connect(base)
         .await
         .context("connecting to PostgreSQL")?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await?;
+    sqlx::query(sql).execute(&admin).await?;
     admin.close().await;
     Ok(())
 }

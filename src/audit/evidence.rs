@@ -255,6 +255,61 @@ pub(crate) fn check_evidence(ev: &Evidence, domain: &Domain) -> (TaskFacts, Vec<
             format!("{at} is {}", ev.status.as_str()),
         ));
     }
+    let (ballots, late) = read_results(ev, domain, &at, &mut facts, &mut findings);
+    if reopened {
+        // Re-opened by backtracking and running again: what it paid before
+        // agreed with a verdict since undone (checked above); nothing new
+        // is paid until it is decided again.
+        return (facts, findings);
+    }
+    let Some(published) = ev.verdict.clone() else {
+        findings.push(Finding::new(
+            "unverified_task",
+            format!("{at} has no verdict"),
+        ));
+        return (facts, findings);
+    };
+    let decided = Decided {
+        ev,
+        at: &at,
+        published: &published,
+        ballots: &ballots,
+        late: &late,
+    };
+    if ev.check {
+        facts.agree = decided.judge_check(&mut findings);
+        return (facts, findings);
+    }
+    if let Some(rv) = &ev.review {
+        // Decided by review: the reviews' vote decides, and every result
+        // is judged against its consensus (the workers' vote did not decide).
+        let results: Vec<Ballot> = ballots.into_iter().chain(late).collect();
+        let (reviews, agree, found) =
+            review::check_reviewed(&at, domain, ev, rv, &published, &results);
+        findings.extend(found);
+        facts.reviews = reviews;
+        facts.agree = agree;
+        return (facts, findings);
+    }
+    if !ev.reviews.is_empty() {
+        let (reviews, found) = review::undecided_reviews(&at, domain, ev);
+        findings.extend(found);
+        facts.reviews = reviews;
+    }
+    facts.agree = decided.rerun_vote(&mut findings);
+    (facts, findings)
+}
+
+/// The task's signed results whose signatures verify, recorded in `facts`
+/// (worker, signed time); the ballots that voted and the later ones (a
+/// worker's excluded before the decision in neither).
+fn read_results(
+    ev: &Evidence,
+    domain: &Domain,
+    at: &str,
+    facts: &mut TaskFacts,
+    findings: &mut Vec<Finding>,
+) -> (Vec<Ballot>, Vec<Ballot>) {
     let mut ballots = Vec::new();
     let mut late = Vec::new();
     for r in &ev.results {
@@ -294,24 +349,28 @@ pub(crate) fn check_evidence(ev: &Evidence, domain: &Domain) -> (TaskFacts, Vec<
             late.push(ballot);
         }
     }
-    if reopened {
-        // Re-opened by backtracking and running again: what it paid before
-        // agreed with a verdict since undone (checked above); nothing new
-        // is paid until it is decided again.
-        return (facts, findings);
-    }
-    let Some(published) = ev.verdict.clone() else {
-        findings.push(Finding::new(
-            "unverified_task",
-            format!("{at} has no verdict"),
-        ));
-        return (facts, findings);
-    };
-    if ev.check {
-        // A spot check: its one result judged against the market's answer.
+    (ballots, late)
+}
+
+/// A decided task's evidence under check: where it is (for findings), its
+/// published verdict, and its valid results (voted, and later ones).
+#[derive(Clone, Copy)]
+struct Decided<'a> {
+    ev: &'a Evidence,
+    at: &'a str,
+    published: &'a vote::Verdict,
+    ballots: &'a [Ballot],
+    late: &'a [Ballot],
+}
+
+impl Decided<'_> {
+    /// A spot check: its one result judged against the market's answer; the
+    /// agreeing results.
+    fn judge_check(&self, findings: &mut Vec<Finding>) -> HashSet<AssignmentId> {
+        let (ev, at) = (self.ev, self.at);
         let (mut agree, mut disagree) = (Vec::new(), Vec::new());
-        for b in ballots.iter().chain(&late) {
-            if vote::agrees(&ev.params, &published.consensus, &b.detections) {
+        for b in self.ballots.iter().chain(self.late) {
+            if vote::agrees(&ev.params, &self.published.consensus, &b.detections) {
                 agree.push(b.assignment);
             } else {
                 disagree.push(b.assignment);
@@ -319,7 +378,7 @@ pub(crate) fn check_evidence(ev: &Evidence, domain: &Domain) -> (TaskFacts, Vec<
         }
         agree.sort();
         disagree.sort();
-        if agree != published.agree || disagree != published.disagree {
+        if agree != self.published.agree || disagree != self.published.disagree {
             findings.push(Finding::new(
                 "verdict_mismatch",
                 format!(
@@ -327,83 +386,71 @@ pub(crate) fn check_evidence(ev: &Evidence, domain: &Domain) -> (TaskFacts, Vec<
                 ),
             ));
         }
-        facts.agree = agree.into_iter().collect();
-        return (facts, findings);
+        agree.into_iter().collect()
     }
-    if let Some(rv) = &ev.review {
-        // Decided by review: the reviews' vote decides, and every result
-        // is judged against its consensus (the workers' vote did not decide).
-        let results: Vec<Ballot> = ballots.into_iter().chain(late).collect();
-        let (reviews, agree, found) =
-            review::check_reviewed(&at, domain, ev, rv, &published, &results);
-        findings.extend(found);
-        facts.reviews = reviews;
-        facts.agree = agree;
-        return (facts, findings);
-    }
-    if !ev.reviews.is_empty() {
-        let (reviews, found) = review::undecided_reviews(&at, domain, ev);
-        findings.extend(found);
-        facts.reviews = reviews;
-    }
-    if ballots.len() != ev.voted.len() {
-        findings.push(Finding::new(
-            "verdict_mismatch",
-            format!(
-                "{at}: {} results voted but {} valid ones are published",
-                ev.voted.len(),
-                ballots.len()
-            ),
-        ));
-    }
-    // The market's rule, re-run: the vote on `voted`, later results judged
-    // against its consensus alone.
-    // By the number rule the verdict says it was formed by: the grid, or
-    // (evidence written before it) floats, compared as written.
-    let mut rerun = vote::vote_as(published.numbers, &ev.params, &ballots);
-    as_published(&mut rerun);
-    if let Some(confidence) = ev.params.confidence {
-        findings.extend(check_weights(
-            &at,
-            confidence,
-            &rerun,
-            &ev.weights,
-            ev.credibility,
-        ));
-    }
-    for b in &late {
-        if vote::agrees_as(rerun.numbers, &ev.params, &rerun.consensus, &b.detections) {
-            rerun.agree.push(b.assignment);
-        } else {
-            rerun.disagree.push(b.assignment);
-        }
-    }
-    rerun.agree.sort();
-    rerun.disagree.sort();
-    if !rerun.is_verified(&ev.params) {
-        findings.push(Finding::new(
-            "unverified_task",
-            format!(
-                "{at}: the re-run vote has {} agreeing results, quorum {}",
-                rerun.agree.len(),
-                ev.params.quorum
-            ),
-        ));
-    }
-    for (what, same) in [
-        ("consensus", rerun.consensus == published.consensus),
-        ("agree list", rerun.agree == published.agree),
-        ("disagree list", rerun.disagree == published.disagree),
-    ] {
-        if !same {
+
+    /// The market's rule, re-run: the vote on the voted `ballots`, the `late`
+    /// results judged against its consensus alone, compared with the published
+    /// verdict (and the weights, where the bid bought a confidence); the
+    /// agreeing results.
+    fn rerun_vote(&self, findings: &mut Vec<Finding>) -> HashSet<AssignmentId> {
+        let (ev, at) = (self.ev, self.at);
+        if self.ballots.len() != ev.voted.len() {
             findings.push(Finding::new(
                 "verdict_mismatch",
-                format!("{at}: the published {what} is not what the vote gives"),
+                format!(
+                    "{at}: {} results voted but {} valid ones are published",
+                    ev.voted.len(),
+                    self.ballots.len()
+                ),
             ));
         }
+        // By the number rule the verdict says it was formed by: the grid, or
+        // (evidence written before it) floats, compared as written.
+        let mut rerun = vote::vote_as(self.published.numbers, &ev.params, self.ballots);
+        as_published(&mut rerun);
+        if let Some(confidence) = ev.params.confidence {
+            findings.extend(check_weights(
+                at,
+                confidence,
+                &rerun,
+                &ev.weights,
+                ev.credibility,
+            ));
+        }
+        for b in self.late {
+            if vote::agrees_as(rerun.numbers, &ev.params, &rerun.consensus, &b.detections) {
+                rerun.agree.push(b.assignment);
+            } else {
+                rerun.disagree.push(b.assignment);
+            }
+        }
+        rerun.agree.sort();
+        rerun.disagree.sort();
+        if !rerun.is_verified(&ev.params) {
+            findings.push(Finding::new(
+                "unverified_task",
+                format!(
+                    "{at}: the re-run vote has {} agreeing results, quorum {}",
+                    rerun.agree.len(),
+                    ev.params.quorum
+                ),
+            ));
+        }
+        for (what, same) in [
+            ("consensus", rerun.consensus == self.published.consensus),
+            ("agree list", rerun.agree == self.published.agree),
+            ("disagree list", rerun.disagree == self.published.disagree),
+        ] {
+            if !same {
+                findings.push(Finding::new(
+                    "verdict_mismatch",
+                    format!("{at}: the published {what} is not what the vote gives"),
+                ));
+            }
+        }
+        rerun.agree.into_iter().collect()
     }
-    facts.agree = rerun.agree.into_iter().collect();
-    (facts, findings)
 }
 
 #[cfg(test)]

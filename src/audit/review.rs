@@ -75,23 +75,7 @@ pub(crate) fn check_reviewed(
         .iter()
         .map(|(id, (f, _))| (*id, f.clone()))
         .collect();
-    let mut voted = Vec::new();
-    for id in &rv.voted {
-        match reviews.get(id) {
-            Some((_, Some(detections))) => voted.push(Ballot {
-                assignment: *id,
-                detections: detections.clone(),
-            }),
-            Some((_, None)) => findings.push(Finding::new(
-                "review_vote",
-                format!("{at}: voted review {id} has no valid signed review"),
-            )),
-            None => findings.push(Finding::new(
-                "review_vote",
-                format!("{at}: voted review {id} is not among the published reviews"),
-            )),
-        }
-    }
+    let voted = voted_reviews(at, rv, &reviews, &mut findings);
     let mut rerun = review::review_vote_as(rv.verdict.numbers, &ev.params, &voted);
     super::evidence::as_published(&mut rerun);
     for (what, same) in [
@@ -116,8 +100,49 @@ pub(crate) fn check_reviewed(
             ),
         ));
     }
-    // The task's verdict: the reviews' consensus, every result judged
-    // against it alone.
+    let agree = judge_results(at, ev, published, &rerun, results, &mut findings);
+    facts.agree = rerun.agree.into_iter().collect();
+    (facts, agree, findings)
+}
+
+/// The ballots of the reviews the review verdict says voted; a voted review
+/// that is not published, or not validly signed, is a finding.
+fn voted_reviews(
+    at: &str,
+    rv: &ReviewVerdict,
+    reviews: &ReadReviews,
+    findings: &mut Vec<Finding>,
+) -> Vec<Ballot> {
+    let mut voted = Vec::new();
+    for id in &rv.voted {
+        match reviews.get(id) {
+            Some((_, Some(detections))) => voted.push(Ballot {
+                assignment: *id,
+                detections: detections.clone(),
+            }),
+            Some((_, None)) => findings.push(Finding::new(
+                "review_vote",
+                format!("{at}: voted review {id} has no valid signed review"),
+            )),
+            None => findings.push(Finding::new(
+                "review_vote",
+                format!("{at}: voted review {id} is not among the published reviews"),
+            )),
+        }
+    }
+    voted
+}
+
+/// The task's verdict: the reviews' consensus, every result judged against
+/// it alone and compared with the published verdict; the agreeing results.
+fn judge_results(
+    at: &str,
+    ev: &Evidence,
+    published: &Verdict,
+    rerun: &Verdict,
+    results: &[Ballot],
+    findings: &mut Vec<Finding>,
+) -> HashSet<AssignmentId> {
     let mut agree = Vec::new();
     let mut disagree = Vec::new();
     for b in results {
@@ -143,8 +168,7 @@ pub(crate) fn check_reviewed(
             ));
         }
     }
-    facts.agree = rerun.agree.into_iter().collect();
-    (facts, agree.into_iter().collect(), findings)
+    agree.into_iter().collect()
 }
 
 /// Reviews published without a review verdict: known (so a paid one is

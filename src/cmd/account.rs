@@ -96,122 +96,32 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn operator_client(args: &AdminListArgs) -> anyhow::Result<Client> {
-    args.to.client()
-}
-
 fn short(account: &str) -> String {
     account.chars().take(8).collect::<String>() + "…"
 }
 
+/// `tally admin ...`: the operator's listings, reviewer marks and credits.
 pub async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AdminCommand::Reviewers(cmd) => super::review::reviewers(cmd).await,
         AdminCommand::Accounts(args) => {
-            let all = operator_client(&args)?
-                .admin_accounts()
-                .await
-                .context("asking the market")?;
-            if args.json {
-                return print_json(&all);
-            }
-            println!(
-                "{:<58} {:>14} {:>12} {:>12} {:>12} {:>14} {:>12}",
-                "account", "available", "reserved", "earned", "withdrawing", "paid", "fees"
-            );
-            for a in &all.accounts {
-                println!(
-                    "{:<58} {:>14} {:>12} {:>12} {:>12} {:>14} {:>12}",
-                    a.account,
-                    a.available.0,
-                    a.reserved.0,
-                    a.earned.0,
-                    a.withdrawing.0,
-                    a.paid.0,
-                    a.fees.0
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+            list(
+                &args,
+                |c| async move { c.admin_accounts().await },
+                print_accounts,
+            )
+            .await
         }
         AdminCommand::Workers(args) => {
-            let all = operator_client(&args)?
-                .admin_workers()
-                .await
-                .context("asking the market")?;
-            if args.json {
-                return print_json(&all);
-            }
-            println!(
-                "{:<10} {:>11} {:>7} {:>7} {:>9} {:>9} {:>12} {:>12}  status",
-                "worker",
-                "credibility",
-                "checks",
-                "failed",
-                "agreed",
-                "disagreed",
-                "unpaid",
-                "paid"
-            );
-            for w in &all.workers {
-                let status = match w.caught_at {
-                    Some(t) => format!("CAUGHT {}", t.format("%Y-%m-%d %H:%M")),
-                    None => format!("seen {}", w.last_seen.format("%Y-%m-%d %H:%M:%S")),
-                };
-                println!(
-                    "{:<10} {:>11.6} {:>7} {:>7} {:>9} {:>9} {:>12} {:>12}  {status}",
-                    short(w.account.as_str()),
-                    w.credibility,
-                    w.checks.passed,
-                    w.checks.failed,
-                    w.reputation.agreed,
-                    w.reputation.disagreed,
-                    w.earned_unpaid.0,
-                    w.paid.0
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+            list(
+                &args,
+                |c| async move { c.admin_workers().await },
+                print_workers,
+            )
+            .await
         }
         AdminCommand::Bids(args) => {
-            let all = operator_client(&args)?
-                .admin_bids()
-                .await
-                .context("asking the market")?;
-            if args.json {
-                return print_json(&all);
-            }
-            println!(
-                "{:>6} {:<10} {:<6} {:>9} {:<5} {:>6} {:>8} {:>6} {:>12} {:>12}",
-                "bid",
-                "client",
-                "kind",
-                "price",
-                "state",
-                "tasks",
-                "verified",
-                "failed",
-                "reserved",
-                "spent"
-            );
-            for b in &all.bids {
-                println!(
-                    "{:>6} {:<10} {:<6} {:>9} {:<5} {:>6} {:>8} {:>6} {:>12} {:>12}",
-                    b.bid.0,
-                    short(b.client.as_str()),
-                    b.kind,
-                    b.price.0,
-                    if b.status == tally_protocol::wire::BidState::Done {
-                        "done"
-                    } else {
-                        "open"
-                    },
-                    b.tasks,
-                    b.verified,
-                    b.failed,
-                    b.reserved.0,
-                    b.spent.0
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+            list(&args, |c| async move { c.admin_bids().await }, print_bids).await
         }
         AdminCommand::Credit {
             to,
@@ -234,5 +144,100 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// One of the operator's listings: asked with the operator's key, printed
+/// as JSON (`--json`) or as a `table`.
+async fn list<T, F>(
+    args: &AdminListArgs,
+    ask: impl FnOnce(Client) -> F,
+    table: fn(&T),
+) -> anyhow::Result<ExitCode>
+where
+    T: serde::Serialize,
+    F: std::future::Future<Output = Result<T, tally_protocol::Error>>,
+{
+    let all = ask(args.to.client()?).await.context("asking the market")?;
+    if args.json {
+        return print_json(&all);
+    }
+    table(&all);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every account's balances, a line each.
+fn print_accounts(all: &tally_protocol::wire::AdminAccounts) {
+    println!(
+        "{:<58} {:>14} {:>12} {:>12} {:>12} {:>14} {:>12}",
+        "account", "available", "reserved", "earned", "withdrawing", "paid", "fees"
+    );
+    for a in &all.accounts {
+        println!(
+            "{:<58} {:>14} {:>12} {:>12} {:>12} {:>14} {:>12}",
+            a.account, a.available.0, a.reserved.0, a.earned.0, a.withdrawing.0, a.paid.0, a.fees.0
+        );
+    }
+}
+
+/// Every worker's credibility, record, pay and status, a line each.
+fn print_workers(all: &tally_protocol::wire::AdminWorkers) {
+    println!(
+        "{:<10} {:>11} {:>7} {:>7} {:>9} {:>9} {:>12} {:>12}  status",
+        "worker", "credibility", "checks", "failed", "agreed", "disagreed", "unpaid", "paid"
+    );
+    for w in &all.workers {
+        let status = match w.caught_at {
+            Some(t) => format!("CAUGHT {}", t.format("%Y-%m-%d %H:%M")),
+            None => format!("seen {}", w.last_seen.format("%Y-%m-%d %H:%M:%S")),
+        };
+        println!(
+            "{:<10} {:>11.6} {:>7} {:>7} {:>9} {:>9} {:>12} {:>12}  {status}",
+            short(w.account.as_str()),
+            w.credibility,
+            w.checks.passed,
+            w.checks.failed,
+            w.reputation.agreed,
+            w.reputation.disagreed,
+            w.earned_unpaid.0,
+            w.paid.0
+        );
+    }
+}
+
+/// Every bid's client, price, state and tasks, a line each.
+fn print_bids(all: &tally_protocol::wire::AdminBids) {
+    println!(
+        "{:>6} {:<10} {:<6} {:>9} {:<5} {:>6} {:>8} {:>6} {:>12} {:>12}",
+        "bid",
+        "client",
+        "kind",
+        "price",
+        "state",
+        "tasks",
+        "verified",
+        "failed",
+        "reserved",
+        "spent"
+    );
+    for b in &all.bids {
+        let state = if b.status == tally_protocol::wire::BidState::Done {
+            "done"
+        } else {
+            "open"
+        };
+        println!(
+            "{:>6} {:<10} {:<6} {:>9} {:<5} {:>6} {:>8} {:>6} {:>12} {:>12}",
+            b.bid.0,
+            short(b.client.as_str()),
+            b.kind,
+            b.price.0,
+            state,
+            b.tasks,
+            b.verified,
+            b.failed,
+            b.reserved.0,
+            b.spent.0
+        );
     }
 }

@@ -173,25 +173,7 @@ async fn market(db: &str, tasks: usize, workers: usize) -> anyhow::Result<serde_
     let verified_before = lm.market.metrics.verified.load(Ordering::Relaxed);
     let statements_before = tally_market::db::statements();
     let started = Instant::now();
-    let per_bid = 100.min(tasks);
-    let mut posted = 0;
-    let mut bids = Vec::new();
-    while posted < tasks {
-        let n = per_bid.min(tasks - posted);
-        let req = BidRequest {
-            max_replicas: Some(5),
-            ..BidRequest::new(model.clone(), Stroops(price))
-        };
-        let c = client.clone();
-        let images = vec![png.clone(); n];
-        bids.push(tokio::spawn(
-            async move { c.bid_images(req, &images).await },
-        ));
-        posted += n;
-    }
-    for b in bids {
-        b.await?.context("bid")?;
-    }
+    post_bids(std::slice::from_ref(&client), &model, price, tasks, &png).await?;
     while lm.market.metrics.verified.load(Ordering::Relaxed) - verified_before < tasks as u64 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -217,6 +199,37 @@ async fn market(db: &str, tasks: usize, workers: usize) -> anyhow::Result<serde_
         "settlement_records": settled,
         "statements_per_task": statements as f64 / tasks as f64,
     }))
+}
+
+/// Bid `tasks` copies of `png` at `price`, at most 100 to a bid, the bids
+/// posted at once from the `clients` in turn; waits until all are accepted.
+async fn post_bids(
+    clients: &[Client],
+    model: &Sha256Hex,
+    price: i64,
+    tasks: usize,
+    png: &[u8],
+) -> anyhow::Result<()> {
+    let per_bid = 100.min(tasks);
+    let mut posted = 0;
+    let mut bids = Vec::new();
+    while posted < tasks {
+        let n = per_bid.min(tasks - posted);
+        let req = BidRequest {
+            max_replicas: Some(5),
+            ..BidRequest::new(model.clone(), Stroops(price))
+        };
+        let c = clients[bids.len() % clients.len()].clone();
+        let images = vec![png.to_vec(); n];
+        bids.push(tokio::spawn(
+            async move { c.bid_images(req, &images).await },
+        ));
+        posted += n;
+    }
+    for b in bids {
+        b.await?.context("bid")?;
+    }
+    Ok(())
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {

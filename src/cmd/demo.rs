@@ -25,21 +25,21 @@ mod review;
 const PRICE: i64 = 10_000;
 
 /// The sample model and images the demo bids on.
-struct Sample {
+pub(crate) struct Sample {
     assets: std::path::PathBuf,
-    model_bytes: Vec<u8>,
+    pub(crate) model_bytes: Vec<u8>,
     paths: Vec<std::path::PathBuf>,
-    images: Vec<Vec<u8>>,
+    pub(crate) images: Vec<Vec<u8>>,
     backend: tally_worker::BackendChoice,
 }
 
 impl Sample {
-    fn load(args: &DemoArgs) -> anyhow::Result<Sample> {
+    /// The sample assets, run on `backend` (the `--backend` flag).
+    pub(crate) fn load(backend: &str) -> anyhow::Result<Sample> {
         let Some(assets) = crate::assets::find() else {
             anyhow::bail!(crate::assets::missing_message());
         };
-        let backend: tally_worker::BackendChoice = args
-            .backend
+        let backend: tally_worker::BackendChoice = backend
             .parse()
             .map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
         let model_bytes = std::fs::read(assets.join(crate::assets::MODEL_FILE))
@@ -92,6 +92,109 @@ fn spawn_worker(
     Ok((signer, handle))
 }
 
+/// Workers running on the local market until [`Workers::stop`], each with
+/// its key and whether it answers wrong.
+pub(crate) struct Workers {
+    list: Vec<(Signer, bool, WorkerHandle)>,
+    stop: tokio::sync::watch::Sender<bool>,
+    /// Their model caches.
+    _dirs: tempfile::TempDir,
+}
+
+impl Workers {
+    /// One worker per entry of `faulty` (whether it answers wrong).
+    pub(crate) fn start(
+        lm: &LocalMarket,
+        model: &tally_protocol::Sha256Hex,
+        sample: &Sample,
+        faulty: impl IntoIterator<Item = bool>,
+    ) -> anyhow::Result<Workers> {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let dirs = tempfile::tempdir()?;
+        let mut list = Vec::new();
+        for (i, faulty) in faulty.into_iter().enumerate() {
+            let dir = dirs.path().join(format!("worker-{i}"));
+            let (signer, handle) = spawn_worker(lm, model, sample, dir, faulty, stop_rx.clone())?;
+            list.push((signer, faulty, handle));
+        }
+        Ok(Workers {
+            list,
+            stop,
+            _dirs: dirs,
+        })
+    }
+
+    /// What says stop to the workers, for others to stop with them.
+    fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Tell the workers to stop and wait for them.
+    pub(crate) async fn stop(&mut self) {
+        self.stop.send_replace(true);
+        for (_, _, h) in self.list.iter_mut() {
+            let _ = h.await;
+        }
+    }
+
+    /// Whether `account` is a faulty worker's.
+    fn is_faulty(&self, account: &tally_protocol::AccountId) -> bool {
+        self.list
+            .iter()
+            .any(|(s, f, _)| *f && s.account() == account)
+    }
+}
+
+/// A new client credited with `stroops` by the operator, and the sample
+/// model it uploaded.
+pub(crate) async fn funded_client(
+    lm: &LocalMarket,
+    stroops: i64,
+    model_bytes: &[u8],
+) -> anyhow::Result<(Client, tally_protocol::Sha256Hex)> {
+    let operator = lm.client(lm.operator.clone());
+    let client = lm.client(Signer::generate());
+    operator
+        .credit(client.signer().unwrap().account(), Stroops(stroops))
+        .await?;
+    let model = client.upload_model(model_bytes.to_vec()).await?.model;
+    Ok((client, model))
+}
+
+/// What the settlement records paid: payouts, stroops in all, and stroops
+/// to the faulty workers.
+#[derive(Debug, Default)]
+struct Paid {
+    payouts: usize,
+    paid: i64,
+    faulty_paid: i64,
+}
+
+impl Paid {
+    /// Count the payouts of `records`.
+    fn count(records: &[tally_protocol::wire::SettlementRecord], workers: &Workers) -> Paid {
+        let mut p = Paid::default();
+        for payout in records.iter().flat_map(|r| &r.payouts) {
+            p.payouts += 1;
+            p.paid += payout.amount.0;
+            if workers.is_faulty(&payout.account) {
+                p.faulty_paid += payout.amount.0;
+            }
+        }
+        p
+    }
+}
+
+/// Success when `ok`, else failure.
+fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The plain demo: checks catch the faulty workers, the vote decides.
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     if args.review {
@@ -105,15 +208,64 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         args.faulty <= args.workers.saturating_sub(2),
         "--faulty must leave at least 2 honest workers, so the vote can reach its quorum"
     );
-    let sample = Sample::load(&args)?;
-    let (assets, images) = (&sample.assets, &sample.images);
+    let sample = Sample::load(&args.backend)?;
+    let lm = start_market(&sample).await?;
+    // The client's deposit covers five replicas and the verification share
+    // (two executions per image) that pays for the spot checks: nobody
+    // credits the operator.
+    let stroops = PRICE * 7 * sample.images.len() as i64;
+    let (client, model) = funded_client(&lm, stroops, &sample.model_bytes).await?;
 
-    // Spot checks from the sample images' reference answers: every worker's
-    // first claim is a check, so the faulty one is caught at once.
-    let golden = tally_market::checks::load_golden(assets)
+    // Workers: real inference, in this process, over loopback HTTP.
+    let faulty = (0..args.workers).map(|i| i >= args.workers - args.faulty);
+    let mut workers = Workers::start(&lm, &model, &sample, faulty)?;
+
+    // Workers that have passed one check each (credibility 0.917): two
+    // agreeing reach 0.99, one alone does not reach 0.95; a market that has
+    // run for a while trusts single results at 0.999.
+    let req = BidRequest {
+        max_replicas: Some(5),
+        deadline_secs: 600,
+        confidence: Some(0.95),
+        ..BidRequest::new(model, Stroops(PRICE))
+    };
+    let created = client
+        .bid_images(req, &sample.images)
+        .await
+        .context("posting the bid")?;
+    let status = progress(&lm, &client, created.bid, !args.json).await?;
+    workers.stop().await;
+    // Earnings settle once their tasks are public (at most two periods).
+    tokio::time::sleep(lm.market.config.publish_every * 2).await;
+    tally_market::settle::settle_now(&lm.market).await?;
+    let report = crate::audit::audit(&lm.client(Signer::generate())).await?;
+    let records = client.settlements(0).await?.records;
+
+    let paid = Paid::count(&records, &workers);
+    let mut accounts = Vec::with_capacity(workers.list.len());
+    for (s, _, _) in &workers.list {
+        accounts.push(lm.client(s.clone()).account_me().await?);
+    }
+    let out = Outcome {
+        status: &status,
+        records: &records,
+        report: &report,
+        paid,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let ok = show(&out, &sample, &workers, &accounts, args.json);
+    lm.finish().await?;
+    Ok(exit_code(ok))
+}
+
+/// The market for the plain demo, with spot checks from the sample images'
+/// reference answers: every worker's first claim is a check, so the faulty
+/// one is caught at once.
+async fn start_market(sample: &Sample) -> anyhow::Result<LocalMarket> {
+    let golden = tally_market::checks::load_golden(&sample.assets)
         .map_err(|e| anyhow::anyhow!("the sample assets as a golden set: {e}"))?;
     let oracle = crate::oracle::SandboxOracle::start(sample.backend).await?;
-    let lm = LocalMarket::start("sqlite", |c| {
+    LocalMarket::start("sqlite", |c| {
         c.settle_every = Duration::from_secs(1);
         c.lease = Duration::from_secs(60);
         c.golden = golden;
@@ -128,144 +280,98 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         // The demo is short: decisions are public, and earnings settle, within seconds.
         c.publish_every = Duration::from_secs(1);
     })
-    .await?;
-    let operator = lm.client(lm.operator.clone());
-    // The client's deposit covers five replicas and the verification share
-    // (two executions per image) that pays for the spot checks: nobody
-    // credits the operator.
-    let client = lm.client(Signer::generate());
-    operator
-        .credit(
-            client.signer().unwrap().account(),
-            Stroops(PRICE * 7 * images.len() as i64),
-        )
-        .await?;
-    let model = client.upload_model(sample.model_bytes.clone()).await?.model;
+    .await
+}
 
-    // Workers: real inference, in this process, over loopback HTTP.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let dirs = tempfile::tempdir()?;
-    let mut workers = Vec::new();
-    for i in 0..args.workers {
-        let faulty = i >= args.workers - args.faulty;
-        let dir = dirs.path().join(format!("worker-{i}"));
-        let (signer, handle) = spawn_worker(&lm, &model, &sample, dir, faulty, stop_rx.clone())?;
-        workers.push((signer, faulty, handle));
-    }
+/// How a demo's bid ended: its tasks, the settlements, the audit, the pay.
+struct Outcome<'a> {
+    status: &'a tally_protocol::wire::BidStatus,
+    records: &'a [tally_protocol::wire::SettlementRecord],
+    report: &'a crate::audit::Report,
+    paid: Paid,
+    seconds: f64,
+}
 
-    // Workers that have passed one check each (credibility 0.917): two
-    // agreeing reach 0.99, one alone does not reach 0.95; a market that has
-    // run for a while trusts single results at 0.999.
-    let req = BidRequest {
-        max_replicas: Some(5),
-        deadline_secs: 600,
-        confidence: Some(0.95),
-        ..BidRequest::new(model, Stroops(PRICE))
-    };
-    let created = client
-        .bid_images(req, images)
-        .await
-        .context("posting the bid")?;
-    let status = progress(&lm, &client, created.bid, !args.json).await?;
-    stop_tx.send_replace(true);
-    for (_, _, h) in workers.iter_mut() {
-        let _ = h.await;
-    }
-    // Earnings settle once their tasks are public (at most two periods).
-    tokio::time::sleep(lm.market.config.publish_every * 2).await;
-    tally_market::settle::settle_now(&lm.market).await?;
-    let report = crate::audit::audit(&lm.client(Signer::generate())).await?;
-    let records = client.settlements(0).await?.records;
-
-    let (verified, labels) = verified_labels(&status);
-    let mut paid = 0i64;
-    let mut faulty_paid = 0i64;
-    let mut payouts = 0usize;
-    for r in &records {
-        for p in &r.payouts {
-            payouts += 1;
-            paid += p.amount.0;
-            if workers
-                .iter()
-                .any(|(s, f, _)| *f && s.account() == &p.account)
-            {
-                faulty_paid += p.amount.0;
-            }
-        }
-    }
-    let mut accounts = Vec::with_capacity(workers.len());
-    for (s, _, _) in &workers {
-        accounts.push(lm.client(s.clone()).account_me().await?);
-    }
+/// Print the plain demo's outcome (JSON or text); whether it went as it
+/// should: everything verified and audited, the faulty workers caught and
+/// unpaid, no honest one caught.
+fn show(
+    out: &Outcome,
+    sample: &Sample,
+    workers: &Workers,
+    accounts: &[tally_protocol::wire::AccountView],
+    json: bool,
+) -> bool {
+    let (verified, labels) = verified_labels(out.status);
     let faulty_caught = workers
+        .list
         .iter()
-        .zip(&accounts)
+        .zip(accounts)
         .filter(|((_, f, _), _)| *f)
         .all(|(_, me)| me.checks.failed > 0);
     let honest_caught = workers
+        .list
         .iter()
-        .zip(&accounts)
+        .zip(accounts)
         .any(|((_, f, _), me)| !*f && me.checks.failed > 0);
-    let seconds = started.elapsed().as_secs_f64();
-    if args.json {
+    if json {
         println!(
             "{}",
             json!({
-                "tasks": status.tasks.len(), "verified": verified, "labels": labels,
-                "payouts": payouts, "paid": paid, "faulty_paid": faulty_paid,
-                "audit_ok": report.ok, "seconds": seconds,
+                "tasks": out.status.tasks.len(), "verified": verified, "labels": labels,
+                "payouts": out.paid.payouts, "paid": out.paid.paid, "faulty_paid": out.paid.faulty_paid,
+                "audit_ok": out.report.ok, "seconds": out.seconds,
                 "faulty_caught": faulty_caught, "honest_caught": honest_caught,
                 "credibility": accounts.iter().map(|me| me.credibility).collect::<Vec<_>>(),
-                "tx_hashes": records.iter().map(|r| r.tx_hash.clone()).collect::<Vec<_>>(),
+                "tx_hashes": out.records.iter().map(|r| r.tx_hash.clone()).collect::<Vec<_>>(),
             })
         );
     } else {
-        println!(
-            "\nVerified detections ({verified}/{} tasks verified):",
-            status.tasks.len()
-        );
-        for (i, t) in status.tasks.iter().enumerate() {
-            let name = sample.name(i);
-            let found: Vec<String> = t
-                .consensus
-                .iter()
-                .flatten()
-                .map(|d| format!("{} {:.2}", d.label, d.score))
-                .collect();
-            println!("  {name:<12} {:<9} {}", t.status.as_str(), found.join(", "));
-        }
-        println!("\nWorkers:");
-        for (s, faulty, me) in workers
-            .iter()
-            .zip(&accounts)
-            .map(|((s, f, _), me)| (s, f, me))
-        {
-            println!(
-                "  {}…  {:<7} agreed {:>2}  disagreed {:>2}  checks {}/{}  credibility {:.3}{}  earned {:>7} stroops",
-                &s.account().as_str()[..8],
-                if *faulty { "faulty" } else { "honest" },
-                me.reputation.agreed,
-                me.reputation.disagreed,
-                me.checks.passed,
-                me.checks.passed + me.checks.failed,
-                me.credibility,
-                if me.checks.failed > 0 { " CAUGHT by a spot check" } else { "" },
-                me.paid_total.0 + me.earned_unpaid.0
-            );
-        }
-        print_ending(&records, &report, seconds);
+        print_verified(out.status, sample, verified);
+        print_workers(workers, accounts);
+        print_ending(out.records, out.report, out.seconds);
     }
-    lm.finish().await?;
-    let ok = report.ok
-        && verified == status.tasks.len()
-        && faulty_paid == 0
+    out.report.ok
+        && verified == out.status.tasks.len()
+        && out.paid.faulty_paid == 0
         && faulty_caught
-        && !honest_caught;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+        && !honest_caught
+}
+
+/// Each image's verdict and verified detections.
+fn print_verified(status: &tally_protocol::wire::BidStatus, sample: &Sample, verified: usize) {
+    println!(
+        "\nVerified detections ({verified}/{} tasks verified):",
+        status.tasks.len()
+    );
+    for (i, t) in status.tasks.iter().enumerate() {
+        let found = labels_of(t.consensus.as_deref().unwrap_or_default());
+        println!("  {:<12} {:<9} {found}", sample.name(i), t.status.as_str());
+    }
+}
+
+/// Each worker's reputation, checks and earnings.
+fn print_workers(workers: &Workers, accounts: &[tally_protocol::wire::AccountView]) {
+    println!("\nWorkers:");
+    for (s, faulty, me) in workers
+        .list
+        .iter()
+        .zip(accounts)
+        .map(|((s, f, _), me)| (s, f, me))
+    {
+        println!(
+            "  {}…  {:<7} agreed {:>2}  disagreed {:>2}  checks {}/{}  credibility {:.3}{}  earned {:>7} stroops",
+            &s.account().as_str()[..8],
+            if *faulty { "faulty" } else { "honest" },
+            me.reputation.agreed,
+            me.reputation.disagreed,
+            me.checks.passed,
+            me.checks.passed + me.checks.failed,
+            me.credibility,
+            if me.checks.failed > 0 { " CAUGHT by a spot check" } else { "" },
+            me.paid_total.0 + me.earned_unpaid.0
+        );
+    }
 }
 
 /// Show tasks being claimed, voted and paid until the bid is done.
@@ -312,6 +418,14 @@ async fn progress(
     }
     bar.finish();
     Ok(status)
+}
+
+/// `dog 0.83, person 0.71`
+fn labels_of(dets: &[tally_protocol::Detection]) -> String {
+    dets.iter()
+        .map(|d| format!("{} {:.2}", d.label, d.score))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The demo's last lines: the settlement transactions, the audit, the time.

@@ -13,9 +13,50 @@ use tally_protocol::{AccountId, Client, Detection, Domain, Error, Signer};
 
 use crate::cli::{ReviewArgs, ReviewerListArgs, ReviewerMarkArgs, ReviewersCommand};
 
+/// Take the next review, show it, and answer it from `--pick`,
+/// `--detections` or the terminal (or leave it in the reviewer's hands).
 pub async fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     let signer = Signer::load(&args.to.key).context("--key")?;
     let me = signer.account().clone();
+    let from_file = check_args(&args)?;
+    let client = Client::new(&args.to.market, Some(signer));
+    let ticket = match client.next_review_wait(args.wait * 1000).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            if args.json {
+                println!("{}", json!({ "ticket": null, "outcome": null }));
+            } else {
+                println!("nothing to review");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(explain(&e, &me, None)),
+    };
+    if let Some(dir) = &args.draw {
+        draw(&client, &ticket, dir).await?;
+    }
+    let Some(detections) = answer_of(&args, &ticket, from_file)? else {
+        show_unanswered(&args, &ticket);
+        return Ok(ExitCode::SUCCESS);
+    };
+    let outcome = client
+        .submit_review(ticket.review, &ReviewRequest { detections })
+        .await
+        .map_err(|e| explain(&e, &me, Some(&ticket)))?;
+    if args.json {
+        println!("{}", json!({ "ticket": ticket, "outcome": outcome }));
+    } else {
+        if args.pick.is_some() || args.detections.is_some() {
+            print!("{}", describe(&ticket));
+        }
+        println!("{}", answered(&outcome));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuse flags that cannot work before a review is taken; the answer file's
+/// detections, read first so a bad file fails before a review is taken.
+fn check_args(args: &ReviewArgs) -> anyhow::Result<Option<Vec<Detection>>> {
     if let Some(dir) = &args.draw {
         anyhow::ensure!(
             !dir.is_file(),
@@ -33,31 +74,24 @@ pub async fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
              answer with --task ID --pick N"
         );
     }
-    // Read the answer file first: a bad file fails before a review is taken.
-    let from_file = match &args.detections {
-        Some(path) => Some(read_detections(path)?),
-        None => None,
-    };
-    let client = Client::new(&args.to.market, Some(signer));
-    let ticket = match client.next_review_wait(args.wait * 1000).await {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            if args.json {
-                println!("{}", json!({ "ticket": null, "outcome": null }));
-            } else {
-                println!("nothing to review");
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
-        Err(e) => return Err(explain(&e, &me, None)),
-    };
-    if let Some(dir) = &args.draw {
-        draw(&client, &ticket, dir).await?;
+    match &args.detections {
+        Some(path) => Ok(Some(read_detections(path)?)),
+        None => Ok(None),
     }
+}
+
+/// The answer to `ticket`: the candidate picked, the file's detections, or
+/// what the reviewer types at a terminal; `None` to leave it unanswered.
+/// An answer meant for another task is refused.
+fn answer_of(
+    args: &ReviewArgs,
+    ticket: &ReviewTicket,
+    from_file: Option<Vec<Detection>>,
+) -> anyhow::Result<Option<Vec<Detection>>> {
     if let Some(task) = args.task {
         if ticket.task.0 != task {
             if !args.json {
-                print!("{}", describe(&ticket));
+                print!("{}", describe(ticket));
             }
             anyhow::bail!(
                 "not answered: the review in your hands is of task {}, not task {task}; \
@@ -67,44 +101,32 @@ pub async fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let answer = match (args.pick, from_file) {
-        (Some(n), _) => Some(pick(&ticket, n)?),
+    Ok(match (args.pick, from_file) {
+        (Some(n), _) => Some(pick(ticket, n)?),
         (None, Some(dets)) => Some(dets),
         (None, None) if !args.json && std::io::stdin().is_terminal() => {
-            print!("{}", describe(&ticket));
-            ask(&ticket)?
+            print!("{}", describe(ticket));
+            ask(ticket)?
         }
         (None, None) => None,
-    };
-    let Some(detections) = answer else {
-        if args.json {
-            println!("{}", json!({ "ticket": ticket, "outcome": null }));
-        } else {
-            print!("{}", describe(&ticket));
-            println!(
-                "\nnot answered: the review stays yours until {} UTC. Answer with\n  \
-                 tally review --market {} --key {} --task {} --pick N\nor --detections FILE.json (a JSON array of detections).",
-                ticket.lease_expires_at.format("%Y-%m-%d %H:%M:%S"),
-                args.to.market,
-                args.to.key,
-                ticket.task
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
-    };
-    let outcome = client
-        .submit_review(ticket.review, &ReviewRequest { detections })
-        .await
-        .map_err(|e| explain(&e, &me, Some(&ticket)))?;
+    })
+}
+
+/// A review left unanswered: the ticket, and how to answer it later.
+fn show_unanswered(args: &ReviewArgs, ticket: &ReviewTicket) {
     if args.json {
-        println!("{}", json!({ "ticket": ticket, "outcome": outcome }));
+        println!("{}", json!({ "ticket": ticket, "outcome": null }));
     } else {
-        if args.pick.is_some() || args.detections.is_some() {
-            print!("{}", describe(&ticket));
-        }
-        println!("{}", answered(&outcome));
+        print!("{}", describe(ticket));
+        println!(
+            "\nnot answered: the review stays yours until {} UTC. Answer with\n  \
+             tally review --market {} --key {} --task {} --pick N\nor --detections FILE.json (a JSON array of detections).",
+            ticket.lease_expires_at.format("%Y-%m-%d %H:%M:%S"),
+            args.to.market,
+            args.to.key,
+            ticket.task
+        );
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The ticket as a person reads it.

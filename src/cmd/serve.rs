@@ -9,7 +9,32 @@ use tally_protocol::Signer;
 
 use crate::cli::ServeArgs;
 
+/// Serve the market the flags describe until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = config(&args).await?;
+    let market = Market::open(config)
+        .await
+        .with_context(|| format!("opening the database {}", args.db))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        db = market.db.engine(),
+        operator = %market.config.operator.account(),
+        fee_bps = market.config.fee_bps,
+        "market serving"
+    );
+    spawn_self_audit(&market, addr, Duration::from_secs(args.audit_every_secs));
+    tally_market::serve(listener, market, super::shutdown_signal()).await?;
+    tracing::info!("market stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The market's configuration from the flags, each checked, with what the
+/// operator should know about it logged.
+async fn config(args: &ServeArgs) -> anyhow::Result<Config> {
     let operator = Signer::load(&args.operator_key).context("--operator-key")?;
     let mut config = Config::new(&args.db, operator);
     config.network = super::network_passphrase(&args.network);
@@ -43,6 +68,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     config.check_budget = tally_protocol::Stroops(args.check_budget);
     config.publish_every = Duration::from_secs(args.publish_every_secs);
+    spot_checks(args, &mut config).await?;
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.check_rate),
+        "--check-rate must be between 0 and 1"
+    );
+    config.check_rates = tally_market::checks::CheckRates::scaled(args.check_rate);
+    config.holdback = std::time::Duration::from_secs(args.holdback_secs);
+    Ok(config)
+}
+
+/// The golden set and the oracle that answers its variants, with `--golden`;
+/// without, a warning that plain voting decides.
+async fn spot_checks(args: &ServeArgs, config: &mut Config) -> anyhow::Result<()> {
     if let Some(dir) = &args.golden {
         config.golden =
             tally_market::checks::load_golden(dir).map_err(|e| anyhow::anyhow!("--golden: {e}"))?;
@@ -70,30 +108,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
              Run with --golden DIR (private images) to weigh results by checked credibility"
         );
     }
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&args.check_rate),
-        "--check-rate must be between 0 and 1"
-    );
-    config.check_rates = tally_market::checks::CheckRates::scaled(args.check_rate);
-    config.holdback = std::time::Duration::from_secs(args.holdback_secs);
-    let market = Market::open(config)
-        .await
-        .with_context(|| format!("opening the database {}", args.db))?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(
-        %addr,
-        db = market.db.engine(),
-        operator = %market.config.operator.account(),
-        fee_bps = market.config.fee_bps,
-        "market serving"
-    );
-    spawn_self_audit(&market, addr, Duration::from_secs(args.audit_every_secs));
-    tally_market::serve(listener, market, super::shutdown_signal()).await?;
-    tracing::info!("market stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Every `every` (the first time soon after start), run the same checks as

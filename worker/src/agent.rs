@@ -1,7 +1,7 @@
 //! The claim loop: offer, claim, fetch, infer, heartbeat, submit, get paid.
 //!
 //! [`run`] posts the worker's offer and long-polls claims for as many tasks
-//! as it has free slots (`capacity` inferences at once, a [`Semaphore`]).
+//! as it has free slots (`capacity` inferences at once, a [`Semaphore`](tokio::sync::Semaphore)).
 //! Each assignment runs as a task of its own: fetch the model (first use
 //! only, admitted before use) and the input, run the model in a confined
 //! child process ([`crate::sandbox`]; this process holds the key and never
@@ -25,16 +25,17 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tally_protocol::wire::{AccountView, OfferRequest};
+use tally_protocol::wire::AccountView;
 use tally_protocol::{Client, Sha256Hex, Stroops};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cache::{CacheError, ModelCache};
 use crate::sandbox::{Sandbox, SandboxConfig};
 
+mod claimer;
 mod job;
 mod models;
 mod retry;
@@ -42,7 +43,8 @@ mod retry;
 pub use job::sabotage;
 pub use retry::is_transient;
 
-use job::{work_on, Shared};
+use claimer::Claimer;
+use job::Shared;
 use models::Models;
 use retry::{retry, Backoff};
 
@@ -153,12 +155,42 @@ pub async fn run(
     body.await
 }
 
+/// Starts the sandbox, publishes and prefetches the models, then claims
+/// until stopped; lets the tasks in hand finish and reports.
 async fn run_until_stopped(
     client: Client,
     agent: Agent,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<AgentReport, AgentError> {
-    let capacity = agent.capacity.max(1);
+    let Some(shared) = start(&client, &agent, &stop).await? else {
+        return Ok(AgentReport::default());
+    };
+    let (abort_tx, abort) = watch::channel(false);
+    let mut claimer = Claimer::new(client.clone(), agent, Arc::clone(&shared), stop, abort);
+    let fatal = claimer.run().await;
+    drain(&mut claimer.jobs, claimer.agent.grace, &abort_tx).await;
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    let earned = match tokio::time::timeout(Duration::from_secs(5), client.account_me()).await {
+        Ok(Ok(me)) => total_earned(&me),
+        _ => Stroops(shared.earned.load(Ordering::SeqCst)),
+    };
+    Ok(AgentReport {
+        results: shared.results.load(Ordering::SeqCst),
+        failures: shared.failures.load(Ordering::SeqCst),
+        earned,
+    })
+}
+
+/// Starts the inference sandbox, uploads the models to publish and, for
+/// named models, fetches them; what the jobs share, or `None` when stopped
+/// first.
+async fn start(
+    client: &Client,
+    agent: &Agent,
+    stop: &watch::Receiver<bool>,
+) -> Result<Option<Arc<Shared>>, AgentError> {
     let cache = ModelCache::new(&agent.models_dir);
     let sandbox = Sandbox::start(agent.sandbox.clone())
         .await
@@ -172,14 +204,14 @@ async fn run_until_stopped(
             tracing::info!("sandbox: {line}");
         }
     }
-    if publish(&client, &agent, &cache, &stop).await?.is_none() {
-        return Ok(AgentReport::default());
+    if publish(client, agent, &cache, stop).await?.is_none() {
+        return Ok(None);
     }
     let models = Models::new(cache, agent.models.clone(), agent.max_model_bytes);
-    if !models.discovers() && prefetch(&client, &models, &stop).await.is_none() {
-        return Ok(AgentReport::default());
+    if !models.discovers() && prefetch(client, &models, stop).await.is_none() {
+        return Ok(None);
     }
-    let shared = Arc::new(Shared {
+    Ok(Some(Arc::new(Shared {
         client: client.clone(),
         models,
         sandbox,
@@ -188,184 +220,7 @@ async fn run_until_stopped(
         results: AtomicU64::new(0),
         failures: AtomicU64::new(0),
         earned: AtomicI64::new(0),
-    });
-    let (abort_tx, abort) = watch::channel(false);
-    let slots = Arc::new(Semaphore::new(capacity as usize));
-    let mut jobs = JoinSet::new();
-    let mut backoff = Backoff::new();
-    let mut fatal = None;
-    // What the market was last told we offer; `None`: nothing posted yet.
-    let mut posted: Option<Vec<Sha256Hex>> = None;
-    let mut discovered_at: Option<Instant> = None;
-    loop {
-        while let Some(done) = jobs.try_join_next() {
-            log_panic(done);
-        }
-        if *stop.borrow() {
-            break;
-        }
-        // Nothing offered yet: look more often, so a first model is picked up soon.
-        let every = if posted.as_ref().is_some_and(|p| p.is_empty()) {
-            DISCOVER_IDLE_EVERY
-        } else {
-            DISCOVER_EVERY
-        };
-        if shared.models.discovers() && discovered_at.is_none_or(|t| t.elapsed() >= every) {
-            match shared.models.refresh(&client).await {
-                Ok(()) => discovered_at = Some(Instant::now()),
-                Err(e) if is_transient(&e) => {
-                    tokio::select! {
-                        () = backoff.wait("listing the market's models", &e) => {}
-                        _ = stop.wait_for(|s| *s) => break,
-                    }
-                    continue;
-                }
-                Err(source) => {
-                    fatal = Some(AgentError::Market {
-                        what: "listing the market's models",
-                        source,
-                    });
-                    break;
-                }
-            }
-        }
-        let offer = OfferRequest {
-            models: shared.models.offer(),
-            min_price: agent.min_price,
-            capacity,
-        };
-        if offer.models.is_empty() {
-            if !shared.models.discovers() {
-                fatal = Some(AgentError::NothingToOffer);
-                break;
-            }
-            if posted.is_none() {
-                tracing::info!(
-                    "the market hosts no model this worker can run yet; looking again every {} s",
-                    DISCOVER_IDLE_EVERY.as_secs()
-                );
-                posted = Some(Vec::new());
-            }
-            let wait = DISCOVER_IDLE_EVERY
-                .saturating_sub(discovered_at.map_or(Duration::ZERO, |t| t.elapsed()));
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
-            continue;
-        }
-        if posted.as_ref() != Some(&offer.models) {
-            match retry("posting the offer", &stop, || client.post_offer(&offer)).await {
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(source) => {
-                    fatal = Some(AgentError::Market {
-                        what: "posting the offer",
-                        source,
-                    });
-                    break;
-                }
-            }
-            tracing::info!(
-                worker = %client.signer().map(|s| s.account().to_string()).unwrap_or_default(),
-                models = offer.models.len(),
-                min_price = agent.min_price.0,
-                capacity,
-                faulty = agent.faulty,
-                "offer posted; waiting for tasks"
-            );
-            posted = Some(offer.models.clone());
-        }
-        let budget = match agent.max_results {
-            Some(max) => {
-                max.saturating_sub(shared.results.load(Ordering::SeqCst) + jobs.len() as u64)
-            }
-            None => u64::MAX,
-        };
-        if budget == 0 {
-            if jobs.is_empty() {
-                tracing::info!("reached --max-results; stopping");
-                break;
-            }
-            tokio::select! {
-                Some(done) = jobs.join_next() => log_panic(done),
-                _ = stop.wait_for(|s| *s) => {}
-            }
-            continue;
-        }
-        let first = tokio::select! {
-            permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        let free = 1 + slots.available_permits() as u64;
-        let want = free.min(budget).min(u64::from(MAX_CLAIM)) as u32;
-        // A discovering worker comes back in time to look for new models.
-        let wait_ms = if shared.models.discovers() {
-            CLAIM_WAIT_MS.min(DISCOVER_EVERY.as_millis() as u64)
-        } else {
-            CLAIM_WAIT_MS
-        };
-        let claimed = tokio::select! {
-            r = client.claim(want, wait_ms) => r,
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        let assignments = match claimed {
-            Ok(c) => {
-                backoff.reset();
-                c.assignments
-            }
-            Err(e) if is_transient(&e) => {
-                drop(first);
-                tokio::select! {
-                    () = backoff.wait("claiming", &e) => {}
-                    _ = stop.wait_for(|s| *s) => break,
-                }
-                continue;
-            }
-            Err(e) if api_code(&e) == Some("no_offer") => {
-                // The market forgot our offer (a fresh database, say): post it again.
-                tracing::warn!("the market has no offer from us ({e}); posting it again");
-                posted = None;
-                continue;
-            }
-            Err(source) => {
-                fatal = Some(AgentError::Market {
-                    what: "claiming",
-                    source,
-                });
-                break;
-            }
-        };
-        let mut permit = Some(first);
-        for a in assignments {
-            let permit = match permit.take() {
-                Some(p) => p,
-                None => Arc::clone(&slots)
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed"),
-            };
-            let (shared, abort) = (Arc::clone(&shared), abort.clone());
-            jobs.spawn(async move {
-                work_on(&shared, a, abort).await;
-                drop(permit);
-            });
-        }
-    }
-
-    drain(&mut jobs, agent.grace, &abort_tx).await;
-    if let Some(e) = fatal {
-        return Err(e);
-    }
-    let earned = match tokio::time::timeout(Duration::from_secs(5), client.account_me()).await {
-        Ok(Ok(me)) => total_earned(&me),
-        _ => Stroops(shared.earned.load(Ordering::SeqCst)),
-    };
-    Ok(AgentReport {
-        results: shared.results.load(Ordering::SeqCst),
-        failures: shared.failures.load(Ordering::SeqCst),
-        earned,
-    })
+    })))
 }
 
 /// Lets the tasks in hand finish within `grace`, then has the rest report

@@ -7,13 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use serde_json::json;
 use tally_protocol::wire::{BidRequest, TaskState};
-use tally_protocol::{Signer, Stroops};
-use tally_worker::agent::{self, Agent};
-use tally_worker::sandbox::SandboxConfig;
+use tally_protocol::Stroops;
 
+use crate::cmd::demo::{funded_client, Sample, Workers};
 use crate::local::LocalMarket;
 
 const PRICE: i64 = 10_000;
@@ -22,55 +20,28 @@ const PRICE: i64 = 10_000;
 pub async fn run(workers: usize, bids: usize, backend: &str) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(workers >= 2, "--workers must be at least 2 (a quorum of 2)");
     anyhow::ensure!(bids >= 1, "--bids must be at least 1");
-    let Some(assets) = crate::assets::find() else {
-        anyhow::bail!(crate::assets::missing_message());
-    };
-    let choice: tally_worker::BackendChoice = backend
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
-    let model_bytes = std::fs::read(assets.join(crate::assets::MODEL_FILE))
-        .context("reading the sample model")?;
-    let images: Vec<Vec<u8>> = crate::assets::images(&assets)?
-        .iter()
-        .map(std::fs::read)
-        .collect::<Result<_, _>>()?;
-
+    let sample = Sample::load(backend)?;
     let lm = LocalMarket::start("sqlite", |c| {
         c.settle_every = Duration::from_secs(3600);
     })
     .await?;
-    let operator = lm.client(lm.operator.clone());
-    let client = lm.client(Signer::generate());
-    operator
-        .credit(
-            client.signer().unwrap().account(),
-            Stroops(PRICE * 8 * (bids as i64 + 1)),
-        )
-        .await?;
-    let model = client.upload_model(model_bytes).await?.model;
+    let stroops = PRICE * 8 * (bids as i64 + 1);
+    let (client, model) = funded_client(&lm, stroops, &sample.model_bytes).await?;
+    let mut fleet = Workers::start(&lm, &model, &sample, std::iter::repeat_n(false, workers))?;
+    let samples = time_bids(&client, &model, &sample.images, bids).await?;
+    fleet.stop().await;
+    lm.finish().await?;
+    Ok(report(samples, workers, bids, backend))
+}
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let dirs = tempfile::tempdir()?;
-    let exe = std::env::current_exe().context("finding this program")?;
-    let mut handles = Vec::new();
-    for i in 0..workers {
-        let mut sandbox = SandboxConfig::new(exe.clone(), &["__infer"]);
-        sandbox.backend = choice;
-        let a = Agent::new(
-            vec![model.clone()],
-            dirs.path().join(format!("worker-{i}")),
-            sandbox,
-        );
-        let c = lm.client(Signer::generate());
-        let mut stop = stop_rx.clone();
-        handles.push(tokio::spawn(async move {
-            agent::run(c, a, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-        }));
-    }
-
+/// Bid one image at a time, `bids` times after a first that warms up; each
+/// counted bid's time to its verified answer, in milliseconds.
+async fn time_bids(
+    client: &tally_protocol::Client,
+    model: &tally_protocol::Sha256Hex,
+    images: &[Vec<u8>],
+    bids: usize,
+) -> anyhow::Result<Vec<f64>> {
     let mut samples = Vec::with_capacity(bids);
     for i in 0..=bids {
         let image = &images[i % images.len()];
@@ -92,15 +63,14 @@ pub async fn run(workers: usize, bids: usize, backend: &str) -> anyhow::Result<s
             samples.push(elapsed.as_secs_f64() * 1000.0);
         }
     }
-    stop_tx.send_replace(true);
-    for h in handles {
-        let _ = h.await;
-    }
-    lm.finish().await?;
+    Ok(samples)
+}
 
+/// The latencies' percentiles, and the run's parameters.
+fn report(mut samples: Vec<f64>, workers: usize, bids: usize, backend: &str) -> serde_json::Value {
     samples.sort_by(f64::total_cmp);
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    Ok(json!({
+    json!({
         "bench": "latency",
         "p50_ms": at(0.5),
         "p99_ms": at(0.99),
@@ -112,5 +82,5 @@ pub async fn run(workers: usize, bids: usize, backend: &str) -> anyhow::Result<s
         "backend": backend,
         "replicas": 3,
         "quorum": 2,
-    }))
+    })
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::json;
-use tally_protocol::wire::{BidRequest, OfferRequest};
+use tally_protocol::wire::OfferRequest;
 use tally_protocol::{Client, Signer, Stroops};
 
 use super::tiny_png;
@@ -140,6 +140,9 @@ impl Fleet {
     }
 }
 
+/// `tally bench market --markets N`: verified tasks per second with the
+/// workers and the bids spread over N `tally serve` processes on one
+/// database.
 pub async fn run(
     db: &str,
     tasks: usize,
@@ -147,62 +150,18 @@ pub async fn run(
     markets: usize,
 ) -> anyhow::Result<serde_json::Value> {
     let fleet = Fleet::start(db, markets).await?;
-    let urls = fleet.urls.clone();
     let store = tally_market::db::Db::connect(&fleet.url).await?;
 
     let price = 100;
     let (clients, model) = fleet.client(price * 5 * tasks as i64).await?;
     let done = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
-    for i in 0..workers {
-        let w = Client::new(&urls[i % markets], Some(Signer::generate()));
-        w.post_offer(&OfferRequest {
-            models: vec![model.clone()],
-            min_price: Stroops(0),
-            capacity: 64,
-        })
-        .await?;
+    for w in offering_workers(&fleet.urls, workers, &model, 64).await? {
         handles.push(tokio::spawn(super::throughput_worker(w, Arc::clone(&done))));
     }
-    let verified = || async {
-        tally_market::db::query("SELECT COUNT(*) AS n FROM tasks WHERE status = 'verified'")
-            .fetch_one(&store)
-            .await
-            .and_then(|r| tally_market::db::int(&r, "n"))
-    };
     let started = Instant::now();
-    let png = tiny_png();
-    let per_bid = 100.min(tasks);
-    let mut posted = 0;
-    let mut bids = Vec::new();
-    let mut k = 0;
-    while posted < tasks {
-        let n = per_bid.min(tasks - posted);
-        let req = BidRequest {
-            max_replicas: Some(5),
-            ..BidRequest::new(model.clone(), Stroops(price))
-        };
-        let c = clients[k % markets].clone();
-        k += 1;
-        let images = vec![png.clone(); n];
-        bids.push(tokio::spawn(
-            async move { c.bid_images(req, &images).await },
-        ));
-        posted += n;
-    }
-    for b in bids {
-        b.await?.context("bid")?;
-    }
-    // Sampled from the database every 5 ms: decisions of every process.
-    while (verified().await? as usize) < tasks {
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!(
-                "only {} of {tasks} tasks verified after 10 minutes",
-                verified().await?
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    super::post_bids(&clients, &model, price, tasks, &tiny_png()).await?;
+    wait_verified(&store, tasks, started).await?;
     let secs = started.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     for h in handles {
@@ -221,6 +180,53 @@ pub async fn run(
         "seconds": secs,
         "processes": true,
     }))
+}
+
+/// One worker client per `workers`, on the markets in turn, each offering
+/// `model` for `capacity` tasks at once.
+async fn offering_workers(
+    urls: &[String],
+    workers: usize,
+    model: &tally_protocol::Sha256Hex,
+    capacity: u32,
+) -> anyhow::Result<Vec<Client>> {
+    let mut out = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let w = Client::new(&urls[i % urls.len()], Some(Signer::generate()));
+        w.post_offer(&OfferRequest {
+            models: vec![model.clone()],
+            min_price: Stroops(0),
+            capacity,
+        })
+        .await?;
+        out.push(w);
+    }
+    Ok(out)
+}
+
+/// Wait until `tasks` tasks are verified, sampled from the database every
+/// 5 ms (decisions of every process); 10 minutes at most.
+async fn wait_verified(
+    store: &tally_market::db::Db,
+    tasks: usize,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let verified = || async {
+        tally_market::db::query("SELECT COUNT(*) AS n FROM tasks WHERE status = 'verified'")
+            .fetch_one(store)
+            .await
+            .and_then(|r| tally_market::db::int(&r, "n"))
+    };
+    while (verified().await? as usize) < tasks {
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!(
+                "only {} of {tasks} tasks verified after 10 minutes",
+                verified().await?
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
 }
 
 /// Claims waiting in one market, from its `/metrics`.
@@ -252,14 +258,7 @@ pub async fn claims(
     let (clients, model) = fleet.client(1_000_000_000).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tally_protocol::TaskId, Instant)>();
     let done = Arc::new(AtomicBool::new(false));
-    for i in 0..workers {
-        let w = Client::new(&urls[i % markets], Some(Signer::generate()));
-        w.post_offer(&OfferRequest {
-            models: vec![model.clone()],
-            min_price: Stroops(0),
-            capacity: 4,
-        })
-        .await?;
+    for w in offering_workers(&urls, workers, &model, 4).await? {
         tokio::spawn(super::claims_worker(w, tx.clone(), Arc::clone(&done)));
     }
     let http = reqwest::Client::new();

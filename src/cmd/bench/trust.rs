@@ -29,7 +29,7 @@ mod images;
 mod rng;
 mod tally;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,59 +78,84 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 /// deadline (the market fails what is left at the deadline).
 const GIVE_UP_AFTER_DEADLINE: Duration = Duration::from_secs(60);
 
+/// Who the fleet is, from the flags: the saboteur kinds and count, whether
+/// spot checks run, and each worker's kind in fleet order.
+struct Plan {
+    mix: Vec<Kind>,
+    saboteurs: usize,
+    checks: bool,
+    kinds: Vec<Kind>,
+}
+
+impl Plan {
+    /// Check the flags and draw the fleet's roles (seeded).
+    fn new(args: &TrustArgs) -> anyhow::Result<Plan> {
+        if args.tasks == 0 || args.workers == 0 {
+            bail!("--tasks and --workers must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&args.saboteurs) {
+            bail!("--saboteurs is a fraction of the workers, between 0 and 1");
+        }
+        let mix: Vec<Kind> = args
+            .mix
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| Kind::parse(s))
+            .collect::<anyhow::Result<_>>()?;
+        let saboteurs = (args.saboteurs * args.workers as f64).round() as usize;
+        if saboteurs > 0 && mix.is_empty() {
+            bail!("--mix names no saboteur kind");
+        }
+        if args.deadline_secs == 0 {
+            bail!("--deadline must be at least 1 second");
+        }
+        if !(0.0..=1.0).contains(&args.check_rate) {
+            bail!("--check-rate is a probability, between 0 and 1");
+        }
+        let checks = args.checks && args.check_rate > 0.0;
+        // Who is who: saboteurs get the kinds round-robin, then the roles are
+        // shuffled (seeded) so neither side always starts waiting first.
+        let mut kinds: Vec<Kind> = (0..args.workers)
+            .map(|i| {
+                if i < saboteurs {
+                    mix[i % mix.len()]
+                } else {
+                    Kind::Honest
+                }
+            })
+            .collect();
+        let mut r = Rng::new(&[args.seed, 0x5eed]);
+        for i in (1..kinds.len()).rev() {
+            kinds.swap(i, r.below(i as u64 + 1) as usize);
+        }
+        Ok(Plan {
+            mix,
+            saboteurs,
+            checks,
+            kinds,
+        })
+    }
+}
+
+/// The simulated workers, each with its kind, client and claim loop.
+type Fleet = Vec<(
+    Kind,
+    tally_protocol::Client,
+    tokio::task::JoinHandle<fleet::WorkerLog>,
+)>;
+
+/// The client's bids and its inputs by the address the market gave each
+/// (the sha256 of its canonical encoding).
+struct Bids {
+    ids: Vec<tally_protocol::BidId>,
+    by_hash: HashMap<Sha256Hex, usize>,
+}
+
 /// Run the bench; the JSON report.
 pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
-    if args.tasks == 0 || args.workers == 0 {
-        bail!("--tasks and --workers must be at least 1");
-    }
-    if !(0.0..=1.0).contains(&args.saboteurs) {
-        bail!("--saboteurs is a fraction of the workers, between 0 and 1");
-    }
-    let mix: Vec<Kind> = args
-        .mix
-        .iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| Kind::parse(s))
-        .collect::<anyhow::Result<_>>()?;
-    let saboteurs = (args.saboteurs * args.workers as f64).round() as usize;
-    if saboteurs > 0 && mix.is_empty() {
-        bail!("--mix names no saboteur kind");
-    }
-    if args.deadline_secs == 0 {
-        bail!("--deadline must be at least 1 second");
-    }
-    if !(0.0..=1.0).contains(&args.check_rate) {
-        bail!("--check-rate is a probability, between 0 and 1");
-    }
-    let checks = args.checks && args.check_rate > 0.0;
-    // Who is who: saboteurs get the kinds round-robin, then the roles are
-    // shuffled (seeded) so neither side always starts waiting first.
-    let mut kinds: Vec<Kind> = (0..args.workers)
-        .map(|i| {
-            if i < saboteurs {
-                mix[i % mix.len()]
-            } else {
-                Kind::Honest
-            }
-        })
-        .collect();
-    let mut r = Rng::new(&[args.seed, 0x5eed]);
-    for i in (1..kinds.len()).rev() {
-        kinds.swap(i, r.below(i as u64 + 1) as usize);
-    }
-
+    let plan = Plan::new(&args)?;
     let model_bytes = tally_model::build::tiny_yolox("trust");
-    let lm = LocalMarket::start("sqlite", |c| {
-        c.settle_every = Duration::from_millis(500);
-        c.sweep_every = Duration::from_millis(500);
-        if checks {
-            c.golden = golden(args.seed, &model_bytes);
-            c.oracle = Some(images::oracle());
-            c.publish_every = PUBLISH_EVERY;
-            c.check_rates = tally_market::checks::CheckRates::scaled(args.check_rate);
-        }
-    })
-    .await?;
+    let lm = start_market(&args, plan.checks, &model_bytes).await?;
     let client = lm.client(Signer::generate());
     let operator = lm.client(lm.operator.clone());
     operator
@@ -145,20 +170,90 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
 
     // The client's inputs, by address.
     let images: Vec<Vec<u8>> = (0..args.tasks).map(|i| input_png(args.seed, i)).collect();
-    if checks {
-        // A golden image showing what a client image shows would let a
-        // check's answer be learnt from client work, and the reverse.
-        let client_pixels: std::collections::HashSet<u64> =
-            images.iter().map(|b| pixels_key(b)).collect();
-        if lm.market.config.golden.items.iter().any(|i| {
-            client_pixels.contains(&pixels_key(&tally_market::canonical::encode_rgb(&i.pixels)))
-        }) {
-            bail!("a golden image has the pixels of a client input");
-        }
+    if plan.checks {
+        golden_apart_from(&lm, &images)?;
     }
 
     let started = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
+    let fleet = spawn_fleet(&lm, &plan.kinds, &model, &args, &done, started).await?;
+    let bids = post_bids(&client, &model, &args, &images).await?;
+    wait_all_done(&client, &bids.ids, &args, started).await?;
+    let decided_secs = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let mut logs = Vec::new();
+    for (kind, w, handle) in fleet {
+        logs.push((kind, w, handle.await?));
+    }
+    // Earnings settle once their tasks are public: wait out the batch.
+    if plan.checks {
+        tokio::time::sleep(PUBLISH_EVERY * 2).await;
+    }
+    tally_market::settle::settle_now(&lm.market).await?;
+    // The verdicts as they stand once the fleet has stopped (a result in
+    // flight at the end may have caught a worker and undone a verdict).
+    let mut statuses = Vec::with_capacity(bids.ids.len());
+    for id in &bids.ids {
+        statuses.push(client.bid(*id).await?);
+    }
+
+    // The verdicts against the truth; results, pay and reputation per kind.
+    let v = tally::verdicts(&statuses, &images, &bids.by_hash)?;
+    let f = tally::fleet(&logs, &bids.by_hash).await?;
+    let metrics = &lm.market.metrics;
+    let counters = Counters {
+        checks_issued: metrics.checks.load(Ordering::Relaxed),
+        revised: metrics.revised.load(Ordering::Relaxed),
+        decided_secs,
+        secs: started.elapsed().as_secs_f64(),
+    };
+    lm.finish().await?;
+    Ok(report(&args, &plan, &v, &f, &counters))
+}
+
+/// The in-process market, with spot checks from the bench's golden set when
+/// `checks`.
+async fn start_market(
+    args: &TrustArgs,
+    checks: bool,
+    model_bytes: &[u8],
+) -> anyhow::Result<LocalMarket> {
+    LocalMarket::start("sqlite", |c| {
+        c.settle_every = Duration::from_millis(500);
+        c.sweep_every = Duration::from_millis(500);
+        if checks {
+            c.golden = golden(args.seed, model_bytes);
+            c.oracle = Some(images::oracle());
+            c.publish_every = PUBLISH_EVERY;
+            c.check_rates = tally_market::checks::CheckRates::scaled(args.check_rate);
+        }
+    })
+    .await
+}
+
+/// Refuse a golden image showing what a client image shows: it would let a
+/// check's answer be learnt from client work, and the reverse.
+fn golden_apart_from(lm: &LocalMarket, images: &[Vec<u8>]) -> anyhow::Result<()> {
+    let client_pixels: std::collections::HashSet<u64> =
+        images.iter().map(|b| pixels_key(b)).collect();
+    if lm.market.config.golden.items.iter().any(|i| {
+        client_pixels.contains(&pixels_key(&tally_market::canonical::encode_rgb(&i.pixels)))
+    }) {
+        bail!("a golden image has the pixels of a client input");
+    }
+    Ok(())
+}
+
+/// Offer the model from one new account per worker and start each one's
+/// claim loop.
+async fn spawn_fleet(
+    lm: &LocalMarket,
+    kinds: &[Kind],
+    model: &Sha256Hex,
+    args: &TrustArgs,
+    done: &Arc<AtomicBool>,
+    started: Instant,
+) -> anyhow::Result<Fleet> {
     let ring: fleet::Ring = Default::default();
     let mut fleet = Vec::new();
     for (index, &kind) in kinds.iter().enumerate() {
@@ -175,14 +270,21 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
             seed: args.seed,
             ring: std::sync::Arc::clone(&ring),
         };
-        let handle = tokio::spawn(sim.run(w.clone(), Arc::clone(&done), started));
+        let handle = tokio::spawn(sim.run(w.clone(), Arc::clone(done), started));
         fleet.push((kind, w, handle));
     }
+    Ok(fleet)
+}
 
-    // The client's inputs by the address the market gave each (the sha256
-    // of its canonical encoding).
+/// Bid the client's images, [`PER_BID`] to a bid.
+async fn post_bids(
+    client: &tally_protocol::Client,
+    model: &Sha256Hex,
+    args: &TrustArgs,
+    images: &[Vec<u8>],
+) -> anyhow::Result<Bids> {
     let mut by_hash: HashMap<Sha256Hex, usize> = HashMap::with_capacity(images.len());
-    let mut bids = Vec::new();
+    let mut ids = Vec::new();
     for (c, chunk) in images.chunks(PER_BID).enumerate() {
         let mut req = BidRequest::new(model.clone(), Stroops(PRICE));
         req.deadline_secs = args.deadline_secs;
@@ -195,23 +297,31 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
         for (j, input) in created.inputs.into_iter().enumerate() {
             by_hash.insert(input, c * PER_BID + j);
         }
-        bids.push(created.bid);
+        ids.push(created.bid);
     }
     if by_hash.len() != images.len() {
         bail!("two generated inputs have the same pixels");
     }
+    Ok(Bids { ids, by_hash })
+}
 
-    // Wait until every bid is done at once (backtracking may re-open a
-    // bid that was done).
+/// Wait until every bid is done at once (backtracking may re-open a bid
+/// that was done), giving up [`GIVE_UP_AFTER_DEADLINE`] past the deadline.
+async fn wait_all_done(
+    client: &tally_protocol::Client,
+    bids: &[tally_protocol::BidId],
+    args: &TrustArgs,
+    started: Instant,
+) -> anyhow::Result<()> {
     loop {
         let mut open = 0;
-        for id in &bids {
+        for id in bids {
             if client.bid(*id).await?.status != BidState::Done {
                 open += 1;
             }
         }
         if open == 0 {
-            break;
+            return Ok(());
         }
         let give_up = Duration::from_secs(args.deadline_secs) + GIVE_UP_AFTER_DEADLINE;
         if started.elapsed() > give_up {
@@ -223,60 +333,39 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let decided_secs = started.elapsed().as_secs_f64();
-    done.store(true, Ordering::Relaxed);
-    let mut logs = Vec::new();
-    for (kind, w, handle) in fleet {
-        logs.push((kind, w, handle.await?));
-    }
-    // Earnings settle once their tasks are public: wait out the batch.
-    if checks {
-        tokio::time::sleep(PUBLISH_EVERY * 2).await;
-    }
-    tally_market::settle::settle_now(&lm.market).await?;
-    // The verdicts as they stand once the fleet has stopped (a result in
-    // flight at the end may have caught a worker and undone a verdict).
-    let mut statuses = Vec::with_capacity(bids.len());
-    for id in &bids {
-        statuses.push(client.bid(*id).await?);
-    }
+}
 
-    // The verdicts against the truth; results, pay and reputation per kind.
-    let v = tally::verdicts(&statuses, &images, &by_hash)?;
-    let f = tally::fleet(&logs, &by_hash).await?;
-    let metrics = &lm.market.metrics;
-    let checks_issued = metrics.checks.load(Ordering::Relaxed);
-    let revised = metrics.revised.load(Ordering::Relaxed);
-    let secs = started.elapsed().as_secs_f64();
-    lm.finish().await?;
+/// The market's counters and the run's times, read before it stops.
+struct Counters {
+    checks_issued: u64,
+    revised: u64,
+    decided_secs: f64,
+    secs: f64,
+}
 
+/// The JSON report of a run.
+fn report(
+    args: &TrustArgs,
+    plan: &Plan,
+    v: &tally::Verdicts,
+    f: &tally::FleetTally,
+    c: &Counters,
+) -> serde_json::Value {
+    let saboteurs = plan.saboteurs;
+    let checks = plan.checks;
     let ratio = |n: f64, d: f64| if d > 0.0 { n / d } else { 0.0 };
-    let by_kind: serde_json::Map<String, serde_json::Value> = f
+    let by_kind: BTreeMap<&str, &tally::PerKind> = f
         .per_kind
         .iter()
-        .map(|(kind, k)| {
-            (
-                kind.name().to_string(),
-                json!({
-                    "workers": k.workers,
-                    "results": k.results,
-                    "agreed": k.agreed,
-                    "disagreed": k.disagreed,
-                    "paid": k.paid,
-                    "checks_passed": k.checks_passed,
-                    "checks_failed": k.checks_failed,
-                    "caught": k.caught,
-                }),
-            )
-        })
+        .map(|(kind, k)| (kind.name(), k))
         .collect();
-    Ok(json!({
+    json!({
         "bench": "trust",
         "tasks": args.tasks,
         "workers": args.workers,
         "saboteurs": saboteurs,
         "saboteur_fraction": ratio(saboteurs as f64, args.workers as f64),
-        "mix": mix.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        "mix": plan.mix.iter().map(|k| k.name()).collect::<Vec<_>>(),
         "seed": args.seed,
         "replicas": args.replicas,
         "quorum": args.quorum,
@@ -294,11 +383,11 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
         "saboteur_settled_share": ratio(f.settled_saboteurs as f64, f.settled_all as f64),
         "settled": f.settled_all,
         "held": f.held_all,
-        "revised": revised,
+        "revised": c.revised,
         "results": f.results,
         "results_per_verified": ratio(f.results as f64, v.verified as f64),
         "spot_check_share": ratio(f.off_client as f64, f.results as f64),
-        "checks_issued": checks_issued,
+        "checks_issued": c.checks_issued,
         "caught": f.caught,
         "honest_caught": f.honest_caught,
         "caught_seconds": f.caught_seconds,
@@ -310,7 +399,7 @@ pub async fn run(args: TrustArgs) -> anyhow::Result<serde_json::Value> {
         "claim_errors": f.claim_errors,
         "first_error": f.first_error,
         "by_kind": by_kind,
-        "decided_seconds": decided_secs,
-        "seconds": secs,
-    }))
+        "decided_seconds": c.decided_secs,
+        "seconds": c.secs,
+    })
 }

@@ -82,6 +82,7 @@ pub(super) async fn work_on(shared: &Shared, a: Assignment, abort: watch::Receiv
     }
 }
 
+/// One try at an assignment: fetch the model and the input, infer, submit.
 async fn attempt(shared: &Shared, a: &Assignment, abort: watch::Receiver<bool>) -> Done {
     let client = &shared.client;
     let id = a.assignment;
@@ -104,33 +105,62 @@ async fn attempt(shared: &Shared, a: &Assignment, abort: watch::Receiver<bool>) 
             return Done::Dropped;
         }
     };
+    match infer(shared, a, &model, &input, &abort).await {
+        Ok(output) => submit(shared, a, output, &abort).await,
+        Err(done) => done,
+    }
+}
+
+/// Run the model on the input in a sandbox child and check what it says:
+/// the image's size as read here, sane detections.
+async fn infer(
+    shared: &Shared,
+    a: &Assignment,
+    model: &std::sync::Arc<Vec<u8>>,
+    input: &[u8],
+    abort: &watch::Receiver<bool>,
+) -> Result<crate::sandbox::Detected, Done> {
     // The image's size, read here from its header: the child's word is not taken for it.
-    let Some((width, height)) = image_size(&input) else {
-        return Done::Failed("undecodable image: cannot read its size".into());
+    let Some((width, height)) = image_size(input) else {
+        return Err(Done::Failed(
+            "undecodable image: cannot read its size".into(),
+        ));
     };
     let mut abort_wait = abort.clone();
     let output = tokio::select! {
-        r = shared.sandbox.detect(&a.model, &model, &input) => r,
-        _ = abort_wait.wait_for(|s| *s) => return Done::Aborted,
+        r = shared.sandbox.detect(&a.model, model, input) => r,
+        _ = abort_wait.wait_for(|s| *s) => return Err(Done::Aborted),
     };
     let output = match output {
         Ok(out) => out,
         Err(InferError::Model(why)) => {
             shared.models.refuse(&a.model, &why);
-            return Done::Failed(format!("model error: {why}"));
+            return Err(Done::Failed(format!("model error: {why}")));
         }
-        Err(InferError::Input(why)) => return Done::Failed(why),
-        Err(InferError::Child(why)) => return Done::Failed(why),
+        Err(InferError::Input(why)) => return Err(Done::Failed(why)),
+        Err(InferError::Child(why)) => return Err(Done::Failed(why)),
     };
     if (output.width, output.height) != (width, height) {
-        return Done::Failed(format!(
+        return Err(Done::Failed(format!(
             "the inference child reported a {}x{} image for a {width}x{height} one",
             output.width, output.height
-        ));
+        )));
     }
     if let Err(insane) = crate::sanity::check(&output.detections, width, height) {
-        return Done::Failed(format!("unusable model output: {insane}"));
+        return Err(Done::Failed(format!("unusable model output: {insane}")));
     }
+    Ok(output)
+}
+
+/// Submit the signed result (sabotaged when the worker is faulty) and log
+/// what it earned.
+async fn submit(
+    shared: &Shared,
+    a: &Assignment,
+    output: crate::sandbox::Detected,
+    abort: &watch::Receiver<bool>,
+) -> Done {
+    let (client, id) = (&shared.client, a.assignment);
     let detections = if shared.faulty {
         sabotage(output.detections)
     } else {
@@ -140,7 +170,7 @@ async fn attempt(shared: &Shared, a: &Assignment, abort: watch::Receiver<bool>) 
         detections,
         elapsed_ms: output.elapsed_ms,
     };
-    let outcome = match retry("submitting a result", &abort, || {
+    let outcome = match retry("submitting a result", abort, || {
         client.submit_result(id, &body)
     })
     .await

@@ -71,8 +71,8 @@ pub(super) fn verdicts(
     Ok(v)
 }
 
-/// Results, pay and reputation of one kind of worker.
-#[derive(Debug, Default)]
+/// Results, pay and reputation of one kind of worker (as the report shows it).
+#[derive(Debug, Default, serde::Serialize)]
 pub(super) struct PerKind {
     pub(super) workers: u64,
     pub(super) results: u64,
