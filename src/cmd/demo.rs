@@ -124,6 +124,25 @@ impl Workers {
         })
     }
 
+    /// Wait until every worker has a claim waiting at the market, so the
+    /// bid that follows reaches them all (a worker slow to start would
+    /// otherwise find the work done, and a faulty one never be checked).
+    pub(crate) async fn ready(&mut self, lm: &LocalMarket) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while lm.market.waiters.len() < self.list.len() {
+            if let Some((_, _, h)) = self.list.iter_mut().find(|(_, _, h)| h.is_finished()) {
+                let outcome = h.await;
+                anyhow::bail!("a worker stopped before it claimed any work: {outcome:?}");
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the workers did not all claim work within 120 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
     /// What says stop to the workers, for others to stop with them.
     fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
         self.stop.subscribe()
@@ -219,6 +238,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // Workers: real inference, in this process, over loopback HTTP.
     let faulty = (0..args.workers).map(|i| i >= args.workers - args.faulty);
     let mut workers = Workers::start(&lm, &model, &sample, faulty)?;
+    workers.ready(&lm).await?;
 
     // Workers that have passed one check each (credibility 0.917): two
     // agreeing reach 0.99, one alone does not reach 0.95; a market that has

@@ -41,6 +41,7 @@ pub(super) async fn run(args: DemoArgs, started: Instant) -> anyhow::Result<Exit
     let per_task = PRICE * 2 + REVIEW_PRICE * i64::from(tally_protocol::review::MAX_REVIEWS);
     let (client, model) = funded_client(&lm, per_task * n, &sample.model_bytes).await?;
     let mut workers = Workers::start(&lm, &model, &sample, [false, true])?;
+    workers.ready(&lm).await?;
     let reviewers = [Signer::generate(), Signer::generate()];
     let reviewing = start_reviewers(&lm, &sample, &reviewers, workers.stopping()).await?;
 
