@@ -14,13 +14,14 @@ use anyhow::Context;
 use serde_json::json;
 use tally_protocol::wire::{BidRequest, TaskState};
 use tally_protocol::{Client, Signer, Stroops};
-use tally_worker::agent::{self, Agent};
-use tally_worker::sandbox::SandboxConfig;
 
 use crate::cli::DemoArgs;
 use crate::local::LocalMarket;
 
 mod review;
+mod workers;
+
+pub(crate) use workers::Workers;
 
 const PRICE: i64 = 10_000;
 
@@ -61,106 +62,6 @@ impl Sample {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("?")
-    }
-}
-
-type WorkerHandle = tokio::task::JoinHandle<Result<agent::AgentReport, agent::AgentError>>;
-
-/// A worker running real inference in this process's confined children,
-/// over loopback HTTP, until `stop` says so; `faulty` answers wrong.
-fn spawn_worker(
-    lm: &LocalMarket,
-    model: &tally_protocol::Sha256Hex,
-    sample: &Sample,
-    dir: std::path::PathBuf,
-    faulty: bool,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<(Signer, WorkerHandle)> {
-    let signer = Signer::generate();
-    let exe = std::env::current_exe().context("finding this program")?;
-    let mut sandbox = SandboxConfig::new(exe, &["__infer"]);
-    sandbox.backend = sample.backend;
-    let mut a = Agent::new(vec![model.clone()], dir, sandbox);
-    a.faulty = faulty;
-    let c = lm.client(signer.clone());
-    let handle = tokio::spawn(async move {
-        agent::run(c, a, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
-    });
-    Ok((signer, handle))
-}
-
-/// Workers running on the local market until [`Workers::stop`], each with
-/// its key and whether it answers wrong.
-pub(crate) struct Workers {
-    list: Vec<(Signer, bool, WorkerHandle)>,
-    stop: tokio::sync::watch::Sender<bool>,
-    /// Their model caches.
-    _dirs: tempfile::TempDir,
-}
-
-impl Workers {
-    /// One worker per entry of `faulty` (whether it answers wrong).
-    pub(crate) fn start(
-        lm: &LocalMarket,
-        model: &tally_protocol::Sha256Hex,
-        sample: &Sample,
-        faulty: impl IntoIterator<Item = bool>,
-    ) -> anyhow::Result<Workers> {
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let dirs = tempfile::tempdir()?;
-        let mut list = Vec::new();
-        for (i, faulty) in faulty.into_iter().enumerate() {
-            let dir = dirs.path().join(format!("worker-{i}"));
-            let (signer, handle) = spawn_worker(lm, model, sample, dir, faulty, stop_rx.clone())?;
-            list.push((signer, faulty, handle));
-        }
-        Ok(Workers {
-            list,
-            stop,
-            _dirs: dirs,
-        })
-    }
-
-    /// Wait until every worker has a claim waiting at the market, so the
-    /// bid that follows reaches them all (a worker slow to start would
-    /// otherwise find the work done, and a faulty one never be checked).
-    pub(crate) async fn ready(&mut self, lm: &LocalMarket) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        while lm.market.waiters.len() < self.list.len() {
-            if let Some((_, _, h)) = self.list.iter_mut().find(|(_, _, h)| h.is_finished()) {
-                let outcome = h.await;
-                anyhow::bail!("a worker stopped before it claimed any work: {outcome:?}");
-            }
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "the workers did not all claim work within 120 s"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(())
-    }
-
-    /// What says stop to the workers, for others to stop with them.
-    fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.stop.subscribe()
-    }
-
-    /// Tell the workers to stop and wait for them.
-    pub(crate) async fn stop(&mut self) {
-        self.stop.send_replace(true);
-        for (_, _, h) in self.list.iter_mut() {
-            let _ = h.await;
-        }
-    }
-
-    /// Whether `account` is a faulty worker's.
-    fn is_faulty(&self, account: &tally_protocol::AccountId) -> bool {
-        self.list
-            .iter()
-            .any(|(s, f, _)| *f && s.account() == account)
     }
 }
 
@@ -214,6 +115,25 @@ fn exit_code(ok: bool) -> ExitCode {
 }
 
 /// The plain demo: checks catch the faulty workers, the vote decides.
+/// Post `req` on the sample images, follow it until every task is decided
+/// (a progress bar when `show`), then stop the workers.
+pub(crate) async fn bid_until_done(
+    lm: &LocalMarket,
+    client: &tally_protocol::Client,
+    req: BidRequest,
+    sample: &Sample,
+    show: bool,
+    workers: &mut Workers,
+) -> anyhow::Result<tally_protocol::wire::BidStatus> {
+    let created = client
+        .bid_images(req, &sample.images)
+        .await
+        .context("posting the bid")?;
+    let status = progress(lm, client, created.bid, show).await?;
+    workers.stop().await;
+    Ok(status)
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     if args.review {
@@ -249,12 +169,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         confidence: Some(0.95),
         ..BidRequest::new(model, Stroops(PRICE))
     };
-    let created = client
-        .bid_images(req, &sample.images)
-        .await
-        .context("posting the bid")?;
-    let status = progress(&lm, &client, created.bid, !args.json).await?;
-    workers.stop().await;
+    let status = bid_until_done(&lm, &client, req, &sample, !args.json, &mut workers).await?;
     // Earnings settle once their tasks are public (at most two periods).
     tokio::time::sleep(lm.market.config.publish_every * 2).await;
     tally_market::settle::settle_now(&lm.market).await?;

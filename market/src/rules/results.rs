@@ -131,19 +131,29 @@ pub async fn submit_result(
     req: &ResultRequest,
 ) -> Result<AssignmentOutcome> {
     validate_result(m, req)?;
-    m.db.retrying("result", || submit_once(m, signed, id, body, req))
+    let submission = Submission {
+        signed,
+        id,
+        body,
+        req,
+    };
+    m.db.retrying("result", || submit_once(m, &submission))
         .await
 }
 
-async fn submit_once(
-    m: &Market,
-    signed: &SignedHeaders,
+/// A signed result as it arrived: its headers, its assignment, the body as
+/// signed and as read.
+struct Submission<'a> {
+    signed: &'a SignedHeaders,
     id: AssignmentId,
-    body: &[u8],
-    req: &ResultRequest,
-) -> Result<AssignmentOutcome> {
-    let mut tx = begin_signed(m, signed).await?;
-    let (task, locked) = store_result(&mut tx, signed, id, body, req).await?;
+    body: &'a [u8],
+    req: &'a ResultRequest,
+}
+
+async fn submit_once(m: &Market, s: &Submission<'_>) -> Result<AssignmentOutcome> {
+    let id = s.id;
+    let mut tx = begin_signed(m, s.signed).await?;
+    let (task, locked) = store_result(&mut tx, s).await?;
     m.metrics.results.fetch_add(1, Ordering::Relaxed);
     let outcome = match locked {
         Some(row) => decide_loaded(m, &mut tx, row).await?,
@@ -189,11 +199,14 @@ async fn submit_once(
 /// lock (which every write to its assignments takes first).
 async fn store_result(
     tx: &mut WriteTx<'_>,
-    signed: &SignedHeaders,
-    id: AssignmentId,
-    body: &[u8],
-    req: &ResultRequest,
+    s: &Submission<'_>,
 ) -> Result<(TaskId, Option<TaskRow>)> {
+    let Submission {
+        signed,
+        id,
+        body,
+        req,
+    } = *s;
     let locked = if tx.is_postgres() {
         // The update below re-checks the lease under the lock; a stale
         // first read costs only the explanation at the end.

@@ -19,7 +19,9 @@ use tally_protocol::{AccountId, AssignmentId, Client, Signer, Stroops, TaskId};
 use tally_worker::Detector;
 use tokio::sync::watch;
 
-use super::{exit_code, funded_client, labels_of, progress, Outcome, Paid, Sample, Workers, PRICE};
+use super::{
+    bid_until_done, exit_code, funded_client, labels_of, Outcome, Paid, Sample, Workers, PRICE,
+};
 use crate::cli::DemoArgs;
 use crate::local::LocalMarket;
 
@@ -53,12 +55,7 @@ pub(super) async fn run(args: DemoArgs, started: Instant) -> anyhow::Result<Exit
         review_price: Some(Stroops(REVIEW_PRICE)),
         ..BidRequest::new(model, Stroops(PRICE))
     };
-    let created = client
-        .bid_images(req, &sample.images)
-        .await
-        .context("posting the bid")?;
-    let status = progress(&lm, &client, created.bid, !args.json).await?;
-    workers.stop().await;
+    let status = bid_until_done(&lm, &client, req, &sample, !args.json, &mut workers).await?;
     let mut answered = 0usize;
     for h in reviewing {
         answered += h.await.context("a reviewer crashed")??;
