@@ -73,6 +73,23 @@ pub struct Waiters {
 struct Inner {
     next_id: u64,
     queue: VecDeque<Waiter>,
+    /// Trusted workers' claims still long-polling, woken or not: between
+    /// two looks a claim is out of the queue but still waits for work.
+    trusted_claims: Vec<(u64, Arc<[Sha256Hex]>)>,
+}
+
+/// A trusted worker's claim, counted as waiting until dropped (see
+/// [`Waiters::trusted_claim`]).
+pub struct TrustedClaim<'a> {
+    waiters: &'a Waiters,
+    id: u64,
+}
+
+impl Drop for TrustedClaim<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.waiters.inner.lock().expect("waiters");
+        inner.trusted_claims.retain(|(id, _)| *id != self.id);
+    }
 }
 
 impl Waiters {
@@ -110,13 +127,23 @@ impl Waiters {
         }
     }
 
-    /// Whether a trusted worker's claim waits for work of any of `models`.
+    /// Count a trusted worker's claim on `models` as waiting for as long
+    /// as it long-polls, including the moments between its looks.
+    pub fn trusted_claim(&self, models: Arc<[Sha256Hex]>) -> TrustedClaim<'_> {
+        let mut inner = self.inner.lock().expect("waiters");
+        inner.next_id += 1;
+        let id = inner.next_id;
+        inner.trusted_claims.push((id, models));
+        TrustedClaim { waiters: self, id }
+    }
+
+    /// Whether a trusted worker's claim waits for work of any of `models`:
+    /// registered, or long-polling between two looks.
     pub fn trusted_waiting(&self, models: &[Sha256Hex]) -> bool {
         let inner = self.inner.lock().expect("waiters");
-        inner
-            .queue
-            .iter()
-            .any(|w| w.trusted && w.models.iter().any(|m| models.contains(m)))
+        let covers = |ms: &Arc<[Sha256Hex]>| ms.iter().any(|m| models.contains(m));
+        inner.queue.iter().any(|w| w.trusted && covers(&w.models))
+            || inner.trusted_claims.iter().any(|(_, ms)| covers(ms))
     }
 
     /// How many claims are waiting.
@@ -378,5 +405,20 @@ mod tests {
         assert!(ws.is_empty());
         assert!(is_woken(a).is_some());
         assert!(is_woken(b).is_some());
+    }
+
+    #[test]
+    fn a_trusted_claim_between_two_looks_still_waits() {
+        let ws = Waiters::default();
+        let claim = ws.trusted_claim(models(1));
+        let first = ws.register_as(models(1), 0, true);
+        ws.wake_all();
+        assert!(is_woken(first).is_some());
+        // Woken and out of the queue, the claim still long-polls.
+        assert!(ws.is_empty());
+        assert!(ws.trusted_waiting(&models(1)));
+        assert!(!ws.trusted_waiting(&models(2)));
+        drop(claim);
+        assert!(!ws.trusted_waiting(&models(1)));
     }
 }

@@ -123,6 +123,10 @@ pub async fn claim(m: &Market, worker: &AccountId, req: ClaimRequest) -> Result<
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms);
     let mut shutdown = m.shutdown_signal();
     let models: Arc<[Sha256Hex]> = Arc::from(offer.models.clone());
+    // A trusted claim counts as waiting for its whole long poll (rule 7).
+    let _trusted = standing
+        .trusted
+        .then(|| m.waiters.trusted_claim(Arc::clone(&models)));
     let mut woken: Option<WakeUp<'_>> = None;
     loop {
         // Register before looking: work that arrives after the look wakes us.
