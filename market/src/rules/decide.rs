@@ -157,7 +157,7 @@ async fn verify(
     m.metrics.verified.fetch_add(1, Ordering::Relaxed);
     close_bid_unless_out(m, tx, case).await?;
     let mut decision = Decision::moved(task, TaskState::Verified, judged);
-    if checks_voters(m, task, &stored, &voters) {
+    if checks_voters(m, task, &stored) {
         let of = |agreed: bool| -> Vec<&AccountId> {
             voters
                 .iter()

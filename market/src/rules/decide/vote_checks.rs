@@ -31,16 +31,10 @@ pub(super) fn rerun_due(m: &Market, task: &TaskRow, vote: &Vote, r: Replicas) ->
 
 /// Whether a verdict on client work counts as a check of the workers who
 /// voted in it (voting as spot-checking): voted by workers on a market with
-/// spot checks, credible at the bid's confidence, agreed by at least two
-/// results, so no worker checks itself, and anchored (see [`anchored`]).
-pub(super) fn checks_voters(
-    m: &Market,
-    task: &TaskRow,
-    stored: &StoredVerdict,
-    voters: &[&Submitted],
-) -> bool {
-    anchored(m, &stored.verdict.agree, voters)
-        && !m.config.golden.items.is_empty()
+/// spot checks, credible at the bid's confidence, and agreed by at least
+/// two results, so no worker checks itself.
+pub(super) fn checks_voters(m: &Market, task: &TaskRow, stored: &StoredVerdict) -> bool {
+    !m.config.golden.items.is_empty()
         && !task.is_check
         && stored.review.is_none()
         && stored.verdict.agree.len() >= 2
@@ -48,15 +42,6 @@ pub(super) fn checks_voters(
             (task.params.confidence, stored.credibility),
             (Some(c), Some(p)) if p >= c
         )
-}
-
-/// Whether the agreeing group holds a worker trusted by the checks it had
-/// passed when it submitted: without one, workers who agree only with each
-/// other (a ring) would pass one another's checks and farm trust.
-fn anchored(m: &Market, agree: &[tally_protocol::AssignmentId], voters: &[&Submitted]) -> bool {
-    voters
-        .iter()
-        .any(|s| agree.contains(&s.id) && s.checks.passed >= m.config.check_rates.trusted_after)
 }
 
 /// Count a credible verdict on client work in its voters' check records:
@@ -113,7 +98,7 @@ pub(super) async fn vote_again(
         // replica still out, or the next check, decides about its worker.
         return Ok((Vec::new(), Vec::new()));
     };
-    if verdict.agree.len() < 2 || !anchored(m, &verdict.agree, &voters) {
+    if verdict.agree.len() < 2 {
         return Ok((Vec::new(), Vec::new()));
     }
     let agrees = |s: &Submitted| verdict.agree.contains(&s.id);
