@@ -159,7 +159,17 @@ pub async fn spawn_leased(backend: Backend, lease: Duration) -> TestMarket {
     spawn_market_with(backend, opts).await
 }
 
+/// The market's errors (an internal error's cause above all) in the test's
+/// output: shown with a failing test, captured with a passing one.
+fn log_errors() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("error"))
+        .with_test_writer()
+        .try_init();
+}
+
 pub async fn spawn_market_with(backend: Backend, opts: Options) -> TestMarket {
+    log_errors();
     let dir = tempfile::tempdir().expect("tempdir");
     let db_url = fresh_db(backend, &dir).await;
     let operator = Signer::generate();
